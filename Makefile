@@ -1,0 +1,100 @@
+# nvsgen - build, test and install.
+#
+#   make          build the Lua module in-tree (build/nvsgen/core.so)
+#   make demo     build, then write a partition image from examples/
+#   make test     run every spec under Lua 5.4; ends with "N passed, N failed"
+#   make asan     the same specs against an AddressSanitizer + UBSan build
+#   make lint     luacheck and cppcheck
+#   make bench    the throughput benchmark (figures on stdout)
+#   make fuzz     libFuzzer targets for a bounded time (FUZZ_SECONDS each)
+#   make install  install module and scripts under PREFIX (or use luarocks make)
+#
+# Every target that runs something first installs missing Debian packages
+# (scripts/ensure-deps: apt-get as root, otherwise it prints the command).
+
+LUA ?= lua5.4
+LUA_VERSION = 5.4
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+BINDIR ?= $(PREFIX)/bin
+
+LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags zlib libcrypto 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs zlib libcrypto 2>/dev/null || echo -lz -lcrypto)
+
+WARNINGS = -Wall -Wextra -Werror -pedantic -Wshadow -Wmissing-prototypes \
+           -Wstrict-prototypes -Wpointer-arith -Wcast-qual
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
+             $(LUA_CFLAGS) $(DEP_CFLAGS)
+
+CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c
+BINDING_SRC = csrc/lnvsgen.c
+HEADERS = $(wildcard csrc/*.h)
+MODULE = build/nvsgen/core.so
+ASAN_MODULE = build/asan/nvsgen/core.so
+
+BUSTED = busted --lua=$(LUA)
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LUA_MODULES = $(wildcard lua/nvsgen/*.lua lua/nvsgen/*/*.lua)
+SCRIPTS = $(wildcard bin/*.lua)
+
+.PHONY: all deps demo test asan lint bench fuzz install uninstall clean
+
+all: $(MODULE)
+
+deps:
+	@scripts/ensure-deps
+
+$(MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS)
+
+$(ASAN_MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SANITIZE) -shared -o $@ $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA) examples/demo.lua
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	$(BUSTED)
+
+# The interpreter is not instrumented, so the sanitizer runtime is preloaded.
+asan: deps
+	@$(MAKE) --no-print-directory $(ASAN_MODULE)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	NVSGEN_CPATH=build/asan/?.so $(BUSTED)
+
+lint: deps
+	@scripts/ensure-deps lua-check cppcheck
+	luacheck lua bin spec examples gen.lua
+	cppcheck --quiet --enable=warning,style,performance,portability --std=c99 \
+	    --error-exitcode=1 --inline-suppr $(LUA_CFLAGS) -Icsrc csrc
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA) bench/run.lua
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen/cli $(DESTDIR)$(BINDIR)
+	install -m755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nvsgen/core.so
+	for f in $(LUA_MODULES); do \
+	    install -m644 $$f $(DESTDIR)$(LUA_SHAREDIR)/$${f#lua/}; done
+	for f in $(SCRIPTS); do \
+	    install -m755 $$f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen
+	for f in $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
+
+clean:
+	rm -rf build

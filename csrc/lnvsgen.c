@@ -1,0 +1,446 @@
+/*
+ * lnvsgen.c - the Lua binding: makes the C core the module `nvsgen.core`.
+ *
+ * Thin by design: argument checking, converting Lua values to what the core
+ * takes, and turning core status codes into messages that name the key and
+ * the limit.  Bad data comes back as `nil, message` (the Lua layer decides
+ * whether that is the caller's mistake and raises at the caller's level).
+ * No heap memory is held across a call that can raise: the encoder lives in
+ * a userdata whose __gc releases it, and results go through luaL_Buffer.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "nvs_codec.h"
+#include "nvs_encoder.h"
+#include "nvs_file.h"
+
+#define ENCODER_MT "nvsgen.encoder"
+
+/* ---- value kinds ---------------------------------------------------------- */
+
+/* The names the Lua layer uses for item kinds, with their NVS type codes. */
+static const char *const kind_names[] = {"u8",  "i8",    "u16",    "i16",    "u32",  "i32",
+                                         "u64", "i64",   "float",  "double", "string", "blob",
+                                         NULL};
+static const unsigned kind_types[] = {NVS_TYPE_U8,  NVS_TYPE_I8,    NVS_TYPE_U16,   NVS_TYPE_I16,
+                                      NVS_TYPE_U32, NVS_TYPE_I32,   NVS_TYPE_U64,   NVS_TYPE_I64,
+                                      NVS_TYPE_FLOAT, NVS_TYPE_DOUBLE, NVS_TYPE_STR, NVS_TYPE_BLOB};
+
+/* Inclusive ranges of the integer kinds, as text for messages. */
+static const char *int_range_text(unsigned type)
+{
+    switch (type) {
+    case NVS_TYPE_U8: return "0 to 255";
+    case NVS_TYPE_I8: return "-128 to 127";
+    case NVS_TYPE_U16: return "0 to 65535";
+    case NVS_TYPE_I16: return "-32768 to 32767";
+    case NVS_TYPE_U32: return "0 to 4294967295";
+    case NVS_TYPE_I32: return "-2147483648 to 2147483647";
+    case NVS_TYPE_U64: return "0 to 18446744073709551615";
+    default: return "-9223372036854775808 to 9223372036854775807";
+    }
+}
+
+/* ---- the encoder class ---------------------------------------------------- */
+
+static nvs_encoder *check_encoder(lua_State *L)
+{
+    nvs_encoder *e = (nvs_encoder *)luaL_checkudata(L, 1, ENCODER_MT);
+    luaL_argcheck(L, e->image != NULL, 1, "encoder is closed");
+    return e;
+}
+
+/* core.encoder(size, version) -> encoder | nil, message */
+static int l_encoder_new(lua_State *L)
+{
+    lua_Integer size = luaL_checkinteger(L, 1);
+    lua_Integer version = luaL_optinteger(L, 2, 2);
+    nvs_encoder *e = (nvs_encoder *)lua_newuserdatauv(L, sizeof *e, 0);
+    int rc;
+    memset(e, 0, sizeof *e);
+    if (size <= 0 || (uint64_t)size > SIZE_MAX || version < 1 || version > 2)
+        rc = size <= 0 || (uint64_t)size > SIZE_MAX ? NVS_ERR_SIZE : NVS_ERR_VERSION;
+    else
+        rc = nvs_encoder_init(e, (size_t)size, (unsigned)version);
+    if (rc != NVS_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_encoder_strerror(rc));
+        return 2;
+    }
+    /* Only a fully made encoder gets the metatable, so __gc never sees a
+     * half-made one. */
+    luaL_setmetatable(L, ENCODER_MT);
+    return 1;
+}
+
+static int l_encoder_gc(lua_State *L)
+{
+    nvs_encoder *e = (nvs_encoder *)luaL_checkudata(L, 1, ENCODER_MT);
+    nvs_encoder_free(e);
+    return 0;
+}
+
+static int l_encoder_tostring(lua_State *L)
+{
+    nvs_encoder *e = (nvs_encoder *)luaL_checkudata(L, 1, ENCODER_MT);
+    if (e->image == NULL)
+        lua_pushliteral(L, "nvsgen.encoder (closed)");
+    else
+        lua_pushfstring(L, "nvsgen.encoder (size 0x%I, version %d)", (lua_Integer)e->size,
+                        (int)e->version);
+    return 1;
+}
+
+/* Pushes fail and a message naming `key` for core status `rc`. */
+static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, const char *kind,
+                          const char *key, size_t klen, int value_index)
+{
+    /* The value's text goes below the two results, which are the top two. */
+    const char *value = luaL_tolstring(L, value_index, NULL);
+    luaL_pushfail(L);
+    switch (rc) {
+    case NVS_ERR_KEY_EMPTY:
+        lua_pushliteral(L, "empty key");
+        break;
+    case NVS_ERR_KEY_TOO_LONG:
+        lua_pushfstring(L, "key '%s' is %d bytes long, at most 15 are allowed", key, (int)klen);
+        break;
+    case NVS_ERR_KEY_NUL:
+        lua_pushliteral(L, "key contains a NUL byte");
+        break;
+    case NVS_ERR_NO_NAMESPACE:
+        lua_pushfstring(L, "key '%s': no namespace selected before it", key);
+        break;
+    case NVS_ERR_DUPLICATE_KEY:
+        lua_pushfstring(L, "key '%s' is already set in namespace '%s'", key,
+                        e->ns_names[e->ns_current - 1]);
+        break;
+    case NVS_ERR_RANGE:
+        if (strcmp(kind, "float") == 0)
+            lua_pushfstring(L, "key '%s': %s out of range for float", key, value);
+        else
+            lua_pushfstring(L, "key '%s': %s out of range for %s (%s)", key, value, kind,
+                            int_range_text(kind_types[luaL_checkoption(L, 2, NULL, kind_names)]));
+        break;
+    case NVS_ERR_NAN:
+        lua_pushfstring(L, "key '%s': NaN is not allowed for %s", key, kind);
+        break;
+    case NVS_ERR_TOO_LONG:
+        lua_pushfstring(L, "key '%s': %s of %I bytes%s exceeds the limit of %I bytes%s", key, kind,
+                        (lua_Integer)e->detail_value,
+                        strcmp(kind, "string") == 0 ? " (NUL included)" : "",
+                        (lua_Integer)e->detail_limit,
+                        e->version == 1 ? " in version 1" : "");
+        break;
+    case NVS_ERR_FULL: {
+        char size_hex[32];
+        snprintf(size_hex, sizeof size_hex, "0x%zX", e->size);
+        lua_pushfstring(L, "key '%s': does not fit, partition of %s bytes is full", key,
+                        size_hex);
+        break;
+    }
+    case NVS_ERR_TOO_MANY_CHUNKS:
+        lua_pushfstring(L, "key '%s': blob needs more than %d chunks", key, NVS_BLOB_CHUNKS_MAX);
+        break;
+    default:
+        lua_pushfstring(L, "key '%s': %s", key, nvs_encoder_strerror(rc));
+        break;
+    }
+    return 2;
+}
+
+/* Reads an integer argument as sign and magnitude: a Lua integer, a float
+ * with an integral value, or a decimal string (for u64 above 2^63 - 1).
+ * Returns 0 if the value is not an integer at all. */
+static int get_integer(lua_State *L, int idx, int *negative, uint64_t *magnitude)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t len, i = 0;
+        const char *s = lua_tolstring(L, idx, &len);
+        uint64_t m = 0;
+        *negative = 0;
+        if (len > 0 && (s[0] == '-' || s[0] == '+')) {
+            *negative = s[0] == '-';
+            i = 1;
+        }
+        if (i == len)
+            return 0;
+        for (; i < len; i++) {
+            unsigned d = (unsigned char)s[i] - '0';
+            if (d > 9)
+                return 0;
+            if (m > (UINT64_MAX - d) / 10) {
+                m = UINT64_MAX; /* saturate: out of range for every type */
+                continue;
+            }
+            m = m * 10 + d;
+        }
+        *magnitude = m;
+        return 1;
+    } else {
+        int isint;
+        lua_Integer v = lua_tointegerx(L, idx, &isint);
+        if (!isint || lua_type(L, idx) != LUA_TNUMBER)
+            return 0;
+        *negative = v < 0;
+        *magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        return 1;
+    }
+}
+
+/* Maps sign and magnitude to the 64-bit pattern of `type`, range checked. */
+static int integer_bits(unsigned type, int negative, uint64_t magnitude, int64_t *bits)
+{
+    unsigned size = nvs_fixed_type_size(type);
+    int is_signed = (type & 0x10) != 0;
+    uint64_t max = size == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1;
+    if (is_signed)
+        max >>= 1; /* the largest positive value */
+    if (magnitude == UINT64_MAX && size < 8)
+        return 0;
+    if (negative && magnitude != 0) {
+        if (!is_signed || magnitude > max + 1)
+            return 0;
+        *bits = (int64_t)(0 - magnitude); /* two's complement */
+        return 1;
+    }
+    if (magnitude > max)
+        return 0;
+    *bits = (int64_t)magnitude;
+    return 1;
+}
+
+/* encoder:put(kind, key, value) -> true | nil, message */
+static int l_encoder_put(lua_State *L)
+{
+    nvs_encoder *e = check_encoder(L);
+    int k = luaL_checkoption(L, 2, NULL, kind_names);
+    size_t klen;
+    const char *key = luaL_checklstring(L, 3, &klen);
+    unsigned type = kind_types[k];
+    int rc;
+    if (type == NVS_TYPE_STR || type == NVS_TYPE_BLOB) {
+        size_t len;
+        const uint8_t *data = (const uint8_t *)luaL_checklstring(L, 4, &len);
+        rc = type == NVS_TYPE_STR ? nvs_encoder_put_str(e, key, klen, data, len)
+                                  : nvs_encoder_put_blob(e, key, klen, data, len);
+    } else if (type == NVS_TYPE_FLOAT || type == NVS_TYPE_DOUBLE) {
+        luaL_argexpected(L, lua_type(L, 4) == LUA_TNUMBER, 4, "number");
+        rc = nvs_encoder_put_real(e, key, klen, type, lua_tonumber(L, 4));
+    } else {
+        int negative;
+        uint64_t magnitude;
+        int64_t bits;
+        if (!get_integer(L, 4, &negative, &magnitude)) {
+            const char *value = luaL_tolstring(L, 4, NULL);
+            luaL_pushfail(L);
+            lua_pushfstring(L, "key '%s': %s is not an integer", key, value);
+            return 2;
+        }
+        rc = integer_bits(type, negative, magnitude, &bits)
+                 ? nvs_encoder_put_int(e, key, klen, type, bits)
+                 : NVS_ERR_RANGE;
+    }
+    if (rc != NVS_OK)
+        return push_put_error(L, e, rc, kind_names[k], key, klen, 4);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* encoder:namespace(name) -> true | nil, message */
+static int l_encoder_namespace(lua_State *L)
+{
+    nvs_encoder *e = check_encoder(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    int rc = nvs_encoder_namespace(e, name, len);
+    if (rc == NVS_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    luaL_pushfail(L);
+    switch (rc) {
+    case NVS_ERR_KEY_TOO_LONG:
+        lua_pushfstring(L, "namespace '%s' is %d bytes long, at most 15 are allowed", name,
+                        (int)len);
+        break;
+    case NVS_ERR_TOO_MANY_NAMESPACES:
+        lua_pushfstring(L, "namespace '%s': more than %d namespaces", name, NVS_NAMESPACE_MAX);
+        break;
+    case NVS_ERR_FULL: {
+        char size_hex[32];
+        snprintf(size_hex, sizeof size_hex, "0x%zX", e->size);
+        lua_pushfstring(L, "namespace '%s': does not fit, partition of %s bytes is full", name,
+                        size_hex);
+        break;
+    }
+    default:
+        lua_pushfstring(L, "namespace '%s': %s", name, nvs_encoder_strerror(rc));
+        break;
+    }
+    return 2;
+}
+
+/* encoder:image() -> string: the output file's bytes */
+static int l_encoder_image(lua_State *L)
+{
+    nvs_encoder *e = check_encoder(L);
+    size_t len;
+    const uint8_t *image = nvs_encoder_image(e, &len);
+    lua_pushlstring(L, (const char *)image, len);
+    return 1;
+}
+
+/* encoder:reset(): empty again, ready for the next unit */
+static int l_encoder_reset(lua_State *L)
+{
+    nvs_encoder_reset(check_encoder(L));
+    return 0;
+}
+
+/* encoder:info() -> size, version */
+static int l_encoder_info(lua_State *L)
+{
+    nvs_encoder *e = check_encoder(L);
+    lua_pushinteger(L, (lua_Integer)e->size);
+    lua_pushinteger(L, (lua_Integer)e->version);
+    return 2;
+}
+
+/* ---- codecs ----------------------------------------------------------------- */
+
+/* core.hex_decode(text) -> bytes | nil, message */
+static int l_hex_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, len / 2 + 1);
+    int rc = nvs_hex_decode(s, len, out);
+    if (rc != NVS_CODEC_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_codec_strerror(rc));
+        return 2;
+    }
+    luaL_pushresultsize(&b, len / 2);
+    return 1;
+}
+
+/* core.hex_encode(bytes) -> text */
+static int l_hex_encode(lua_State *L)
+{
+    size_t len;
+    const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, 2 * len + 1);
+    nvs_hex_encode(s, len, out);
+    luaL_pushresultsize(&b, 2 * len);
+    return 1;
+}
+
+/* core.base64_decode(text) -> bytes | nil, message */
+static int l_base64_decode(lua_State *L)
+{
+    size_t len, outlen = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    luaL_argcheck(L, len < 0x40000000u, 1, "text too long");
+    out = (uint8_t *)luaL_buffinitsize(L, &b, len / 4 * 3 + 3);
+    rc = nvs_base64_decode(s, len, out, &outlen);
+    if (rc != NVS_CODEC_OK) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_codec_strerror(rc));
+        return 2;
+    }
+    luaL_pushresultsize(&b, outlen);
+    return 1;
+}
+
+/* core.base64_encode(bytes) -> text */
+static int l_base64_encode(lua_State *L)
+{
+    size_t len;
+    const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    char *out;
+    luaL_argcheck(L, len < 0x40000000u, 1, "data too long");
+    out = luaL_buffinitsize(L, &b, 4 * ((len + 2) / 3) + 1);
+    luaL_pushresultsize(&b, nvs_base64_encode(s, len, out));
+    return 1;
+}
+
+/* core.crc32(bytes) -> integer, the NVS flavour (seeded with 0xFFFFFFFF) */
+static int l_crc32(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_pushinteger(L, (lua_Integer)nvs_crc32(s, len));
+    return 1;
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+/* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
+ * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
+static int l_write_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    lua_Integer mode = luaL_optinteger(L, 3, 0644);
+    int replace = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
+    int rc;
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "invalid mode");
+    rc = nvs_write_file(path, data, len, (mode_t)mode, replace);
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    luaL_pushfail(L);
+    if (rc == -EEXIST)
+        lua_pushfstring(L, "%s: already exists", path);
+    else
+        lua_pushfstring(L, "%s: %s", path, strerror(-rc));
+    lua_pushinteger(L, -rc);
+    return 3;
+}
+
+/* ---- module ----------------------------------------------------------------- */
+
+static const luaL_Reg encoder_methods[] = {
+    {"put", l_encoder_put},     {"namespace", l_encoder_namespace},
+    {"image", l_encoder_image}, {"reset", l_encoder_reset},
+    {"info", l_encoder_info},   {NULL, NULL}};
+
+static const luaL_Reg encoder_metamethods[] = {{"__gc", l_encoder_gc},
+                                               {"__close", l_encoder_gc},
+                                               {"__tostring", l_encoder_tostring},
+                                               {NULL, NULL}};
+
+static const luaL_Reg core_functions[] = {
+    {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
+    {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
+    {"base64_encode", l_base64_encode}, {"crc32", l_crc32},
+    {"write_file", l_write_file},
+    {NULL, NULL}};
+
+int luaopen_nvsgen_core(lua_State *L);
+
+int luaopen_nvsgen_core(lua_State *L)
+{
+    luaL_newmetatable(L, ENCODER_MT);
+    luaL_setfuncs(L, encoder_metamethods, 0);
+    luaL_newlib(L, encoder_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, core_functions);
+    return 1;
+}

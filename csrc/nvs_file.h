@@ -1,0 +1,19 @@
+/*
+ * nvs_file.h - writing output files so that none is ever seen half-written.
+ */
+#ifndef NVS_FILE_H
+#define NVS_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes `len` bytes to `path` through a temporary file in the same folder
+ * that is renamed into place once complete, so a reader (or a batch killed
+ * at any moment) sees either the old state or the whole new file.
+ * `mode` sets the permissions (0600 for secrets).  With `replace` == 0 an
+ * existing `path` is left alone and -EEXIST returned; the check and the
+ * creation are one atomic step (link), so two writers cannot both win.
+ * Returns 0 or a negative errno value. */
+int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace);
+
+#endif

@@ -1,0 +1,113 @@
+--- nvsgen.cli.common: what every command line shares: reporting, sizes,
+-- output paths in the reference tools' way.
+
+local lfs = require("lfs")
+
+local M = {}
+
+--- Exit statuses: 0 done, 1 bad input or I/O, 2 bad command line.
+M.EXIT_OK, M.EXIT_FAIL, M.EXIT_USAGE = 0, 1, 2
+
+--- Where the command lines write; specs swap these for buffers to run the
+-- commands in-process and check what they print.
+M.stdout, M.stderr = io.stdout, io.stderr
+
+--- Prints a line of progress or results on standard output.
+function M.say(...)
+  M.stdout:write(...)
+  M.stdout:write("\n")
+end
+
+--- Prints "prog: message" on stderr and returns the failure status.
+function M.fail(prog, message, status)
+  M.stderr:write(prog, ": ", message, "\n")
+  return status or M.EXIT_FAIL
+end
+
+--- Parses a size as Python's int(text, 0) does: decimal, 0x, 0o or 0b,
+-- underscores between digits. Returns an integer or nil.
+function M.parse_int(text)
+  local t = text:match("^%s*(.-)%s*$")
+  local sign, body = t:match("^([+-]?)(.*)$")
+  local base, digits = 10, body
+  local prefix = body:sub(1, 2):lower()
+  if prefix == "0x" then base, digits = 16, body:sub(3)
+  elseif prefix == "0o" then base, digits = 8, body:sub(3)
+  elseif prefix == "0b" then base, digits = 2, body:sub(3)
+  end
+  if base ~= 10 then digits = digits:gsub("^_", "") end
+  if digits == "" or digits:find("^_") or digits:find("_$") or digits:find("__") then return nil end
+  digits = digits:gsub("_", "")
+  -- Python refuses decimal numbers with leading zeros (other than zero).
+  if base == 10 and digits:find("^0") and digits:find("[^0]") then return nil end
+  local valid = ({ [16] = "^%x+$", [10] = "^%d+$", [8] = "^[0-7]+$", [2] = "^[01]+$" })[base]
+  if not digits:find(valid) or #digits > 15 then return nil end
+  local n = tonumber(digits, base)
+  return sign == "-" and -n or n
+end
+
+--- Checks a partition SIZE argument. Returns the size, or nil and a message.
+function M.partition_size(text)
+  local size = M.parse_int(text)
+  if not size then
+    return nil, ("size '%s' is not a number"):format(text)
+  end
+  if size % 4096 ~= 0 then
+    return nil, ("size %s is not a multiple of 4096"):format(text)
+  end
+  if size < 4096 then
+    return nil, ("size %s is too small: at least 0x1000 (read-only) or 0x3000 bytes"):format(text)
+  end
+  return size
+end
+
+local function is_dir(path)
+  return lfs.attributes(path, "mode") == "directory"
+end
+
+--- mkdir -p. Returns true, or nil and a message.
+function M.make_dirs(path)
+  if path == "" or is_dir(path) then return true end
+  local parent = path:match("^(.*)/[^/]+/?$")
+  if parent and parent ~= "" then
+    local ok, err = M.make_dirs(parent)
+    if not ok then return nil, err end
+  end
+  if lfs.attributes(path) and not is_dir(path) then
+    return nil, ("%s: exists and is not a directory"):format(path)
+  end
+  local ok, err = lfs.mkdir(path)
+  if not ok and not is_dir(path) then return nil, ("%s: %s"):format(path, err) end
+  return true
+end
+
+--- Joins `outdir` and `name` as Python's os.path.join: an absolute name
+-- stands alone.
+function M.join(outdir, name)
+  if name:sub(1, 1) == "/" or outdir == nil or outdir == "" or outdir == "." then return name end
+  return (outdir:gsub("/+$", "")) .. "/" .. name
+end
+
+--- An output file name as the reference accepts it: no extension gets
+-- ".bin", another extension is refused. Returns the name, or nil, message.
+function M.bin_name(name)
+  local ext = name:match("%.([^./]*)$")
+  if not ext then return name .. ".bin" end
+  if not ("." .. ext):find(".bin", 1, true) then
+    return nil, ("%s: only the .bin extension is allowed"):format(name)
+  end
+  return name
+end
+
+--- Prepares `outdir/name` for writing: folders made. Returns the path.
+function M.output_path(outdir, name)
+  local path = M.join(outdir, name)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir then
+    local ok, err = M.make_dirs(dir)
+    if not ok then return nil, err end
+  end
+  return path
+end
+
+return M

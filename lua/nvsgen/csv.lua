@@ -1,0 +1,391 @@
+-- nvsgen.csv: CSV reading and writing in the dialect of Python's csv module.
+--
+-- The reference tools open their CSV files as UTF-8 text with universal
+-- newlines, optionally drop physical lines starting with '#', and parse the
+-- rest with the default (non-strict) dialect. This module reproduces that
+-- behaviour, streaming the input in chunks so that large value tables are
+-- read in constant memory. Bad data is reported as `nil, "NAME:LINE: msg"`;
+-- mistakes in the calling code raise.
+
+local byte, find, sub, gsub, gmatch = string.byte, string.find, string.sub, string.gsub, string.gmatch
+local format = string.format
+local concat = table.concat
+local utf8len = utf8.len
+local io_open = io.open
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local setmetatable, getmetatable = setmetatable, getmetatable
+local math_type = math.type
+
+local M = {}
+
+local CHUNK_SIZE = 64 * 1024
+local QUOTE = byte('"')
+local COMMA = byte(",")
+local HASH = byte("#")
+local NEWLINE = byte("\n")
+local BOM = "\239\187\191"
+
+-- Raise a "bad argument" error at the caller of the public function.
+local function argerror(n, fname, msg)
+  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+end
+
+-- Check an option table against the names in `allowed` (name -> type).
+local function check_opts(opts, allowed, n, fname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    argerror(n, fname, "table expected, got " .. type(opts))
+  end
+  for k, v in pairs(opts) do
+    local want = allowed[k]
+    if not want then
+      argerror(n, fname, "unknown option '" .. tostring(k) .. "'")
+    elseif type(v) ~= want then
+      argerror(n, fname, format("option '%s' must be a %s", k, want))
+    end
+  end
+  return opts
+end
+
+---------------------------------------------------------------------------
+-- Record reader
+---------------------------------------------------------------------------
+
+local Reader = {}
+Reader.__index = Reader
+
+-- Universal newlines: "\r\n" and a lone "\r" both become "\n". A chunk that
+-- ends in "\r" keeps it back until the next chunk shows whether "\n" follows.
+local function normalize(self, data)
+  if self.held_cr then data = "\r" .. data end
+  self.held_cr = byte(data, -1) == 13
+  if self.held_cr then data = sub(data, 1, -2) end
+  return (gsub(data, "\r\n?", "\n"))
+end
+
+-- Append the next chunk of the file to the buffer. Returns true when data
+-- was added, false at end of file, or nil and a message on a read error.
+local function fill(self)
+  local data, msg = self.file:read(CHUNK_SIZE)
+  if data == nil then
+    if msg then return nil, msg end
+    if not self.held_cr then return false end
+    self.held_cr = false
+    data = "\n"
+  else
+    data = normalize(self, data)
+  end
+  self.buf = sub(self.buf, self.pos) .. data
+  self.pos = 1
+  return true
+end
+
+-- Next physical line, ending in "\n" unless it is the last line of the
+-- input; nil at the end; nil and a message on a read error.
+local function read_line(self)
+  while true do
+    local e = find(self.buf, "\n", self.pos, true)
+    if e then
+      local line = sub(self.buf, self.pos, e)
+      self.pos = e + 1
+      return line
+    end
+    if not self.file then break end
+    local more, msg = fill(self)
+    if more == nil then return nil, msg end
+    if not more then break end
+  end
+  if self.pos <= #self.buf then
+    local line = sub(self.buf, self.pos)
+    self.buf, self.pos = "", 1
+    return line
+  end
+  return nil
+end
+
+-- Record an error so that later calls of next() report it again.
+local function fail(self, msg)
+  self.err = msg
+  return nil, msg
+end
+
+-- Next physical line that the parser should see: counted, checked for
+-- UTF-8, comment lines dropped (the reference filters them before parsing,
+-- so even a line inside a quoted field goes).
+local function next_physical(self)
+  while true do
+    local line, msg = read_line(self)
+    if not line then
+      if msg then return fail(self, format("%s: cannot read (%s)", self.name, msg)) end
+      return nil
+    end
+    local n = self.lineno + 1
+    self.lineno = n
+    if n == 1 and sub(line, 1, 3) == BOM then line = sub(line, 4) end
+    if not utf8len(line) then
+      return fail(self, format("%s:%d: not valid UTF-8", self.name, n))
+    end
+    if not (self.comments and byte(line, 1) == HASH) then return line end
+  end
+end
+
+local function check_reader(self, fname)
+  if getmetatable(self) ~= Reader then
+    error(format("bad argument #1 to '%s' (csv reader expected)", fname), 3)
+  end
+  if self.closed then error("attempt to use a closed csv reader", 3) end
+end
+
+-- Parse the next record. Returns the list of fields and the physical line
+-- where the record starts, nil at the end, or nil and a message.
+function Reader:next()
+  check_reader(self, "next")
+  if self.err then return nil, self.err end
+  local line, msg
+  repeat -- an empty line is an empty row, which the reference skips
+    line, msg = next_physical(self)
+    if not line then return nil, msg end
+  until line ~= "\n"
+  local start = self.lineno
+  -- A newline can only be the last character of a line, so the text of
+  -- the line ends at `last` and separators are found with a plain search.
+  local last = #line
+  if byte(line, last) == NEWLINE then last = last - 1 end
+  local fields, n = {}, 0
+  if not find(line, '"', 1, true) then
+    -- No quotes: plain comma-separated text, the common case.
+    for field in gmatch(sub(line, 1, last), "[^,]*") do
+      n = n + 1
+      fields[n] = field
+    end
+    return fields, start
+  end
+  local pos = 1
+  while true do
+    local field
+    if byte(line, pos) == QUOTE then
+      -- Quoted part: runs to the next lone quote, possibly over several
+      -- lines; '""' stands for one quote.
+      local parts, np = {}, 0
+      pos = pos + 1
+      while true do
+        local q = find(line, '"', pos, true)
+        if q then
+          np = np + 1
+          parts[np] = sub(line, pos, q - 1)
+          if byte(line, q + 1) ~= QUOTE then
+            pos = q + 1
+            break
+          end
+          np = np + 1
+          parts[np] = '"'
+          pos = q + 2
+        else
+          np = np + 1
+          parts[np] = sub(line, pos)
+          line, msg = next_physical(self)
+          if not line then
+            return fail(self, msg or format("%s:%d: unterminated quoted field", self.name, start))
+          end
+          pos = 1
+          last = #line
+          if byte(line, last) == NEWLINE then last = last - 1 end
+        end
+      end
+      -- Python's non-strict dialect keeps whatever follows the closing
+      -- quote, up to the next separator, as plain text.
+      local e = find(line, ",", pos, true)
+      parts[np + 1] = sub(line, pos, (e or last + 1) - 1)
+      field = concat(parts)
+      pos = e
+    else
+      -- Plain field: quotes inside it are literal.
+      local e = find(line, ",", pos, true)
+      field = sub(line, pos, (e or last + 1) - 1)
+      pos = e
+    end
+    n = n + 1
+    fields[n] = field
+    if not pos then break end
+    pos = pos + 1
+  end
+  return fields, start
+end
+
+function Reader:close()
+  check_reader(self, "close")
+  self.closed = true
+  if self.file then self.file:close() end
+end
+
+function Reader:__close()
+  if not self.closed then self:close() end
+end
+
+Reader.__name = "nvsgen.csv.reader"
+
+local function new_reader(file, buf, name, comments)
+  return setmetatable({
+    file = file,          -- nil when reading from a string
+    buf = buf, pos = 1,   -- normalized text not yet split into lines
+    held_cr = false,
+    name = name,
+    comments = comments,
+    lineno = 0,
+    err = nil,
+    closed = false,
+  }, Reader)
+end
+
+local READER_OPTS = { comments = "boolean" }
+
+--- Open a CSV file for reading.
+-- opts.comments: drop physical lines starting with '#'.
+-- Returns a reader, or nil and "PATH: cannot open (reason)".
+function M.open(path, opts)
+  if type(path) ~= "string" then argerror(1, "open", "string expected, got " .. type(path)) end
+  opts = check_opts(opts, READER_OPTS, 2, "open")
+  local file, msg = io_open(path, "rb")
+  if not file then
+    local prefix = path .. ": "
+    if sub(msg, 1, #prefix) == prefix then msg = sub(msg, #prefix + 1) end
+    return nil, format("%s: cannot open (%s)", path, msg)
+  end
+  return new_reader(file, "", path, opts.comments or false)
+end
+
+--- A reader over an in-memory string; `name` is used in messages.
+function M.from_string(text, name, opts)
+  if type(text) ~= "string" then argerror(1, "from_string", "string expected, got " .. type(text)) end
+  if name ~= nil and type(name) ~= "string" then
+    argerror(2, "from_string", "string expected, got " .. type(name))
+  end
+  opts = check_opts(opts, READER_OPTS, 3, "from_string")
+  local r = new_reader(nil, "", name or "(string)", opts.comments or false)
+  r.buf = normalize(r, text)
+  if r.held_cr then r.buf, r.held_cr = r.buf .. "\n", false end
+  return r
+end
+
+---------------------------------------------------------------------------
+-- Dict reader: records keyed by the names in the header
+---------------------------------------------------------------------------
+
+local DictReader = {}
+DictReader.__index = DictReader
+DictReader.__name = "nvsgen.csv.dict_reader"
+
+local function check_dict(self, fname)
+  if getmetatable(self) ~= DictReader then
+    error(format("bad argument #1 to '%s' (csv dict reader expected)", fname), 3)
+  end
+end
+
+--- Next record as a table keyed by column name, and its line. As with
+-- Python's DictReader, missing trailing fields are nil and extra fields
+-- are ignored.
+function DictReader:next()
+  check_dict(self, "next")
+  local fields, line = self.reader:next()
+  if not fields then return nil, line end
+  local record = {}
+  for i, name in ipairs(self.header) do
+    record[name] = fields[i]
+  end
+  return record, line
+end
+
+function DictReader:close()
+  check_dict(self, "close")
+  self.reader:close()
+end
+
+function DictReader:__close()
+  if not self.reader.closed then self.reader:close() end
+end
+
+local DICT_OPTS = { comments = "boolean", required = "table" }
+
+-- Read the header of `reader` and check it has the required columns.
+local function new_dict(reader, required, n, fname)
+  for i, col in ipairs(required) do
+    if type(col) ~= "string" then
+      argerror(n, fname, format("required column %d is not a string", i))
+    end
+  end
+  local header, line = reader:next()
+  local msg
+  if not header then
+    msg = line or format("%s: no header line", reader.name)
+  else
+    local have = {}
+    for _, col in ipairs(header) do have[col] = true end
+    for _, col in ipairs(required) do
+      if not have[col] then
+        msg = format("%s:%d: header has no column '%s'", reader.name, line, col)
+        break
+      end
+    end
+  end
+  if msg then
+    reader:close()
+    return nil, msg
+  end
+  return setmetatable({
+    reader = reader,
+    header = header,
+    header_line = line,
+    name = reader.name,
+  }, DictReader)
+end
+
+--- Open a CSV file whose first non-blank record is a header.
+-- opts.required: column names that must be in the header;
+-- opts.comments: as for open(). Returns a dict reader, or nil and a message.
+function M.open_dict(path, opts)
+  if type(path) ~= "string" then argerror(1, "open_dict", "string expected, got " .. type(path)) end
+  opts = check_opts(opts, DICT_OPTS, 2, "open_dict")
+  local reader, msg = M.open(path, { comments = opts.comments })
+  if not reader then return nil, msg end
+  return new_dict(reader, opts.required or {}, 2, "open_dict")
+end
+
+--- The dict reader over an in-memory string.
+function M.dict_from_string(text, name, opts)
+  if type(text) ~= "string" then
+    argerror(1, "dict_from_string", "string expected, got " .. type(text))
+  end
+  opts = check_opts(opts, DICT_OPTS, 3, "dict_from_string")
+  local reader = M.from_string(text, name, { comments = opts.comments })
+  return new_dict(reader, opts.required or {}, 3, "dict_from_string")
+end
+
+---------------------------------------------------------------------------
+-- Writer
+---------------------------------------------------------------------------
+
+--- One record as Python's csv.writer writes it with the default dialect:
+-- a field is quoted only when it holds ',', '"', CR or LF, quotes are
+-- doubled, and the line ends in CRLF. Fields are strings or integers.
+function M.format_row(fields)
+  if type(fields) ~= "table" then argerror(1, "format_row", "table expected, got " .. type(fields)) end
+  local n = #fields
+  -- A lone empty field is quoted, or the line would read back as no record.
+  if n == 1 and fields[1] == "" then return '""\r\n' end
+  local out = {}
+  for i = 1, n do
+    local v = fields[i]
+    if math_type(v) == "integer" then
+      v = tostring(v)
+    elseif type(v) ~= "string" then
+      argerror(1, "format_row", format("field %d is a %s, not a string or integer",
+        i, math_type(v) or type(v)))
+    elseif find(v, '[,"\r\n]') then
+      v = '"' .. gsub(v, '"', '""') .. '"'
+    end
+    out[i] = v
+  end
+  return concat(out, ",") .. "\r\n"
+end
+
+return M

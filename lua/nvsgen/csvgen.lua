@@ -1,0 +1,138 @@
+--- nvsgen.csvgen: compiles rows of the reference CSV format into a partition.
+--
+-- A row is { key, type, encoding, value } as the reference's CSV names its
+-- columns. Types: `namespace` (select or create), `data` (the value text
+-- encoded as `encoding` says), `file` (the value names a file, relative to
+-- the working directory, whose content is encoded). Messages carry no place;
+-- `build` prefixes them with file:line.
+
+local csv = require("nvsgen.csv")
+local values = require("nvsgen.values")
+local wifi = require("nvsgen.wifi")
+
+local M = {}
+
+local INTEGER_ENCODINGS = {
+  u8 = true, i8 = true, u16 = true, i16 = true, u32 = true, i32 = true, u64 = true, i64 = true,
+}
+local REAL_ENCODINGS = { float = true, double = true }
+local BLOB_DECODERS = { hex2bin = values.hex, base64 = values.base64 }
+
+--- The columns a CSV input must have.
+M.COLUMNS = { "key", "type", "encoding", "value" }
+
+local Compiler = {}
+Compiler.__index = Compiler
+
+--- A compiler writing into `partition` (from nvsgen.partition). `pbkdf2` is
+-- the key derivation the Wi-Fi entries need (nvsgen.crypto's, by default).
+function M.compiler(partition, pbkdf2)
+  pbkdf2 = pbkdf2 or function(...) return require("nvsgen.crypto").pbkdf2_sha1(...) end
+  return setmetatable({ partition = partition, wifi = wifi.tracker(pbkdf2) }, Compiler)
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, ("cannot read file '%s': %s"):format(path, err:gsub("^.-: ", "")) end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+--- The item `encoding` makes of `value` (bytes): kind and value for put.
+local function encode(encoding, value, from_file)
+  if INTEGER_ENCODINGS[encoding] then
+    local v, err = values.integer(value)
+    return encoding, v, err
+  elseif REAL_ENCODINGS[encoding] then
+    local v, err = values.real(value)
+    return encoding, v, err
+  elseif encoding == "string" then
+    if from_file then
+      local text, err = values.utf8_text(value)
+      return "string", text, err and "file is " .. err
+    end
+    return "string", value
+  elseif BLOB_DECODERS[encoding] then
+    local v, err = BLOB_DECODERS[encoding](value)
+    return "blob", v, err
+  elseif encoding == "binary" then
+    return "blob", value
+  end
+  local fill, err = values.fill_spec(encoding)
+  if fill then
+    local v, fill_err = values.fill(fill, value)
+    return "blob", v, fill_err
+  elseif fill == false then
+    return nil, nil, err
+  end
+  return nil, nil, ("unknown encoding '%s'"):format(encoding)
+end
+
+function Compiler:put_all(entries)
+  for _, entry in ipairs(entries) do
+    local ok, err = self.partition:put("blob", entry[1], entry[2])
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- Adds one row. Returns true, or nil and a message.
+function Compiler:row(row)
+  local key, kind = row.key, row.type
+  if key == nil or key == "" then return nil, "empty key" end
+  if #key > 15 then
+    return nil, ("key '%s' is %d bytes long, at most 15 are allowed"):format(key, #key)
+  end
+  if kind == "namespace" then
+    return self.partition.encoder:namespace(key)
+  elseif kind ~= "data" and kind ~= "file" then
+    return nil, ("key '%s': unknown type '%s' (expected namespace, data or file)")
+      :format(key, tostring(kind or ""))
+  end
+  local text, encoding = row.value, row.encoding or ""
+  if text == nil then return nil, ("key '%s': no value"):format(key) end
+
+  local ok, err = self:put_all(self.wifi:before(key, text))
+  if not ok then return nil, err end
+
+  local value, from_file = text, kind == "file" and not wifi.takes_text(key)
+  if from_file then
+    value, err = read_file(text)
+    if not value then return nil, ("key '%s': %s"):format(key, err) end
+  end
+  local item, v
+  item, v, err = encode(encoding, value, from_file)
+  if not item or v == nil then
+    return nil, ("key '%s': %s"):format(key, err)
+  end
+  ok, err = self.partition:put(item, key, v)
+  if not ok then return nil, err end
+  return self:put_all(self.wifi:after(key))
+end
+
+--- Compiles every row of the CSV files at `paths`, in order, as one stream
+-- (each file with its own header). Returns true, or nil and "file:line: msg".
+function M.build(partition, paths, pbkdf2)
+  local compiler = M.compiler(partition, pbkdf2)
+  for _, path in ipairs(paths) do
+    local reader, err = csv.open_dict(path, { required = M.COLUMNS, comments = true })
+    if not reader then return nil, err end
+    while true do
+      local row, line = reader:next()
+      if not row then
+        reader:close()
+        if line then return nil, line end
+        break
+      end
+      local ok, row_err = compiler:row(row)
+      if not ok then
+        reader:close()
+        return nil, ("%s:%d: %s"):format(path, line, row_err)
+      end
+    end
+  end
+  return true
+end
+
+return M

@@ -1,0 +1,138 @@
+--- nvsgen: build ESP-IDF NVS partition images from Lua.
+--
+--     local nvsgen = require("nvsgen")
+--     local p = nvsgen.partition{ size = 0x6000, version = 2 }
+--     p:namespace("mass_prod")
+--     p:string("DeviceName", "unit-1000")
+--     p:u32("Serial", 1000)
+--     p:blob("MAC", "\x24\x0a\xc4\x00\x00\x01")
+--     assert(p:write("unit-1000.bin"))
+--
+-- Setters raise on a programming mistake (wrong type, value out of range,
+-- key too long, partition full), naming the key and the limit; `put` is the
+-- non-raising form for data-driven callers such as the CSV generator.
+
+local core = require("nvsgen.core")
+
+local M = {}
+
+--- The item kinds, in the order the CSV encodings name them.
+M.KINDS = { "u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64",
+        "float", "double", "string", "blob" }
+
+local BYTE_KINDS = { string = true, blob = true }
+local REAL_KINDS = { float = true, double = true }
+
+local Partition = {}
+Partition.__index = Partition
+
+--- Rejects option-table fields the function does not know, so a typo in a
+-- recipe fails loudly instead of being ignored.
+function M.check_options(opts, known, what, level)
+  if type(opts) ~= "table" then
+    error(("%s: options table expected, got %s"):format(what, type(opts)), level + 1)
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      error(("%s: unknown option '%s'"):format(what, tostring(k)), level + 1)
+    end
+  end
+end
+
+local PARTITION_OPTIONS = { size = true, version = true }
+
+--- Creates an empty partition: `opts.size` bytes (a multiple of 4096),
+-- `opts.version` 1 or 2 (default 2).
+function M.partition(opts)
+  M.check_options(opts, PARTITION_OPTIONS, "nvsgen.partition", 2)
+  local size, version = opts.size, opts.version or 2
+  if math.type(size) ~= "integer" then
+    error("nvsgen.partition: size must be an integer, got " .. tostring(size), 2)
+  end
+  if version ~= 1 and version ~= 2 then
+    error("nvsgen.partition: version must be 1 or 2, got " .. tostring(version), 2)
+  end
+  local enc, err = core.encoder(size, version)
+  if not enc then
+    error(("nvsgen.partition: size 0x%X: %s"):format(size, err), 2)
+  end
+  return setmetatable({ encoder = enc, size = size, version = version }, Partition)
+end
+
+--- Checks a value's Lua type for `kind`; returns a message or nil.
+local function type_problem(kind, key, value)
+  local t = type(value)
+  if BYTE_KINDS[kind] then
+    if t ~= "string" then
+      return ("key '%s': %s expects a string, got %s"):format(key, kind, t)
+    end
+  elseif REAL_KINDS[kind] then
+    if t ~= "number" then
+      return ("key '%s': %s expects a number, got %s"):format(key, kind, t)
+    end
+  elseif t ~= "number" and t ~= "string" then
+    return ("key '%s': %s expects an integer, got %s"):format(key, kind, t)
+  end
+end
+
+--- Adds an item without raising: returns true, or nil and a message.
+function Partition:put(kind, key, value)
+  if type(key) ~= "string" then
+    return nil, ("key must be a string, got %s"):format(type(key))
+  end
+  local problem = type_problem(kind, key, value)
+  if problem then return nil, problem end
+  return self.encoder:put(kind, key, value)
+end
+
+--- Selects (creating on first use) the namespace later items go to.
+function Partition:namespace(name)
+  if type(name) ~= "string" then
+    error(("namespace name must be a string, got %s"):format(type(name)), 2)
+  end
+  local ok, err = self.encoder:namespace(name)
+  if not ok then error(err, 2) end
+  return self
+end
+
+for _, kind in ipairs(M.KINDS) do
+  Partition[kind] = function(self, key, value)
+    local ok, err = Partition.put(self, kind, key, value)
+    if not ok then error(err, 2) end
+    return self
+  end
+end
+
+--- The image as a string: the whole partition (or, for a read-only
+-- partition below 0x3000 bytes, the pages used).
+function Partition:image()
+  return self.encoder:image()
+end
+
+--- Writes the image to `path` atomically. Returns true, or nil and a message.
+-- `opts.replace = false` refuses to overwrite an existing file.
+function Partition:write(path, opts)
+  opts = opts or {}
+  return core.write_file(path, self:image(), opts.mode or 420, opts.replace ~= false)
+end
+
+--- Empties the partition so the same object can build the next unit.
+function Partition:reset()
+  self.encoder:reset()
+  return self
+end
+
+function Partition:__tostring()
+  return ("nvsgen.partition (size 0x%X, version %d)"):format(self.size, self.version)
+end
+
+M.Partition = Partition
+
+-- Codecs and helpers the command lines and recipes share.
+M.hex_decode = core.hex_decode
+M.hex_encode = core.hex_encode
+M.base64_decode = core.base64_decode
+M.base64_encode = core.base64_encode
+M.write_file = core.write_file
+
+return M

@@ -1,0 +1,91 @@
+--- nvsgen.values: turning CSV value text into what the encoder takes.
+--
+-- Each parser reproduces how the reference generator (Python) reads the
+-- text, so that what it accepts gives the same bytes here. They return the
+-- value, or nil and a message without a place (the caller adds file:line).
+
+local core = require("nvsgen.core")
+
+local M = {}
+
+local function strip(s)
+  return (s:match("^%s*(.-)%s*$"))
+end
+
+--- Python's int(): surrounding white space, an optional sign, decimal
+-- digits with single underscores between them. Returns a canonical decimal
+-- string (the encoder range-checks it, u64 included).
+function M.integer(text)
+  local sign, digits = strip(text):match("^([+-]?)([%d_]+)$")
+  if not digits or digits:find("^_") or digits:find("_$") or digits:find("__") then
+    return nil, ("'%s' is not an integer"):format(text)
+  end
+  digits = digits:gsub("_", ""):gsub("^0+(%d)", "%1")
+  return (sign == "-" and "-" or "") .. digits
+end
+
+local SPECIAL_REALS = {
+  inf = math.huge, infinity = math.huge, nan = 0 / 0,
+}
+
+--- Python's float(): decimal notation with optional exponent, inf and nan.
+-- (The encoder refuses NaN, as the firmware does.)
+function M.real(text)
+  local t = strip(text)
+  local sign, word = t:match("^([+-]?)(%a+)$")
+  if word and SPECIAL_REALS[word:lower()] then
+    local v = SPECIAL_REALS[word:lower()]
+    return sign == "-" and -v or v
+  end
+  local plain = t:gsub("(%d)_(%d)", "%1%2")
+  if plain:match("^[+-]?%d*%.?%d*[eE]?[+-]?%d*$") and plain:find("%d") then
+    local v = tonumber(plain)
+    if v then return v + 0.0 end
+  end
+  return nil, ("'%s' is not a number"):format(text)
+end
+
+--- hex2bin: stripped, an even number of hex digits in either case.
+function M.hex(text)
+  local bytes, err = core.hex_decode(strip(text))
+  if not bytes then return nil, "invalid hex2bin value: " .. err end
+  return bytes
+end
+
+--- base64: decoded as Python's binascii does (non-alphabet bytes skipped).
+function M.base64(text)
+  local bytes, err = core.base64_decode(text)
+  if not bytes then return nil, err end
+  return bytes
+end
+
+--- blob_fill(N;0xPP) and blob_sz_fill(N;0xPP): the encoding names a size and
+-- a pad byte; the value's bytes are padded to N (never truncated), and the
+-- _sz_ form puts the value's length first as a little-endian u32.
+-- Returns nil when `encoding` is not of this family at all.
+function M.fill_spec(encoding)
+  local form = encoding:match("^blob_sz_fill") or encoding:match("^blob_fill")
+  if not form then return nil end
+  local n, pad = encoding:match("^" .. form .. "%((%d+);0x(%x%x)%)")
+  if not n then
+    return false, ("invalid encoding format '%s', expected %s(N;0xPP)"):format(encoding, form)
+  end
+  return { sized = form == "blob_sz_fill", size = tonumber(n), pad = tonumber(pad, 16) }
+end
+
+function M.fill(spec, text)
+  if #text > spec.size then
+    return nil, ("value of %d bytes is longer than the fill size %d"):format(#text, spec.size)
+  end
+  local padded = text .. string.char(spec.pad):rep(spec.size - #text)
+  if spec.sized then return string.pack("<I4", #text) .. padded end
+  return padded
+end
+
+--- Text that the reference would read as UTF-8 must be UTF-8.
+function M.utf8_text(bytes)
+  if utf8.len(bytes) then return bytes end
+  return nil, "not valid UTF-8"
+end
+
+return M

@@ -1,0 +1,104 @@
+--- Shared spec helpers: run a command line in-process, temporary folders,
+-- file contents.
+local lfs = require("lfs")
+local common = require("nvsgen.cli.common")
+
+local M = {}
+
+M.ROOT = lfs.currentdir()
+M.VECTORS = M.ROOT .. "/spec/fixtures/vectors"
+
+--- A buffer with a file handle's write method.
+local function buffer()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for i = 1, select("#", ...) do parts[#parts + 1] = tostring(select(i, ...)) end
+      return self
+    end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
+--- Runs `main(argv)` of a command-line module in folder `dir` (default:
+-- the checkout), capturing what it prints. Returns status, stdout, stderr.
+function M.run(module, argv, dir)
+  local out, err = buffer(), buffer()
+  local saved_out, saved_err = common.stdout, common.stderr
+  common.stdout, common.stderr = out, err
+  local here = lfs.currentdir()
+  if dir then assert(lfs.chdir(dir)) end
+  local ok, status = pcall(require(module).main, argv)
+  lfs.chdir(here)
+  common.stdout, common.stderr = saved_out, saved_err
+  if not ok then error(status, 0) end
+  return status, out:text(), err:text()
+end
+
+--- A new empty folder under /tmp, removed by M.cleanup.
+function M.tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(lfs.mkdir(path))
+  return path
+end
+
+function M.cleanup(path)
+  if not path or not lfs.attributes(path) then return end
+  if lfs.attributes(path, "mode") == "directory" then
+    for name in lfs.dir(path) do
+      if name ~= "." and name ~= ".." then M.cleanup(path .. "/" .. name) end
+    end
+    lfs.rmdir(path)
+  else
+    os.remove(path)
+  end
+end
+
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+function M.exists(path)
+  return lfs.attributes(path) ~= nil
+end
+
+--- The lines of a file, as a list.
+function M.lines(path)
+  local list = {}
+  for line in io.lines(path) do list[#list + 1] = line end
+  return list
+end
+
+--- The folders of the shared vector set whose command is `command`.
+function M.cases(command)
+  local found = {}
+  for _, group in ipairs({ "random", "idf-samples" }) do
+    local base = M.VECTORS .. "/" .. group
+    for name in lfs.dir(base) do
+      local dir = base .. "/" .. name
+      local args_path = dir .. "/args.txt"
+      if name:sub(1, 1) ~= "." and lfs.attributes(args_path) then
+        local argv = M.lines(args_path)
+        if argv[1] == command then
+          found[#found + 1] = { name = group .. "/" .. name, dir = dir, argv = argv,
+            ref_exit = tonumber(M.read(dir .. "/ref_exit.txt"):match("%d+")) }
+        end
+      end
+    end
+  end
+  table.sort(found, function(a, b) return a.name < b.name end)
+  return found
+end
+
+return M
