@@ -157,9 +157,11 @@ static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, const char
 
 /* Reads an integer argument as sign and magnitude: a Lua integer, a float
  * with an integral value, or a decimal string (for u64 above 2^63 - 1).
- * Returns 0 if the value is not an integer at all. */
-static int get_integer(lua_State *L, int idx, int *negative, uint64_t *magnitude)
+ * Returns 0 if the value is not an integer at all; *overflow is set when
+ * the magnitude does not fit 64 bits (out of range for every type). */
+static int get_integer(lua_State *L, int idx, int *negative, uint64_t *magnitude, int *overflow)
 {
+    *overflow = 0;
     if (lua_type(L, idx) == LUA_TSTRING) {
         size_t len, i = 0;
         const char *s = lua_tolstring(L, idx, &len);
@@ -176,7 +178,7 @@ static int get_integer(lua_State *L, int idx, int *negative, uint64_t *magnitude
             if (d > 9)
                 return 0;
             if (m > (UINT64_MAX - d) / 10) {
-                m = UINT64_MAX; /* saturate: out of range for every type */
+                *overflow = 1;
                 continue;
             }
             m = m * 10 + d;
@@ -234,16 +236,16 @@ static int l_encoder_put(lua_State *L)
         luaL_argexpected(L, lua_type(L, 4) == LUA_TNUMBER, 4, "number");
         rc = nvs_encoder_put_real(e, key, klen, type, lua_tonumber(L, 4));
     } else {
-        int negative;
+        int negative, overflow;
         uint64_t magnitude;
         int64_t bits;
-        if (!get_integer(L, 4, &negative, &magnitude)) {
+        if (!get_integer(L, 4, &negative, &magnitude, &overflow)) {
             const char *value = luaL_tolstring(L, 4, NULL);
             luaL_pushfail(L);
             lua_pushfstring(L, "key '%s': %s is not an integer", key, value);
             return 2;
         }
-        rc = integer_bits(type, negative, magnitude, &bits)
+        rc = !overflow && integer_bits(type, negative, magnitude, &bits)
                  ? nvs_encoder_put_int(e, key, klen, type, bits)
                  : NVS_ERR_RANGE;
     }

@@ -547,7 +547,7 @@ const char *nvs_encoder_strerror(int status)
     case NVS_ERR_TYPE:
         return "wrong type";
     case NVS_ERR_TOO_MANY_CHUNKS:
-        return "blob needs more than 127 chunks";
+        return "blob needs more than 128 chunks";
     default:
         return "unknown error";
     }

@@ -72,7 +72,10 @@ enum nvs_type {
 #define NVS_STR_MAX_V2 4000u    /* NUL included: 125 payload entries */
 #define NVS_BLOB_MAX_V1 1984u   /* also the string limit in version 1 */
 #define NVS_BLOB_MAX_V2 508000u /* the firmware rejects a larger blob index */
-#define NVS_BLOB_CHUNKS_MAX 127u
+/* Chunk indices of a blob written at version offset 0 stay below 0x80,
+ * where the firmware starts the other version's indices: 128 chunks, enough
+ * for 508000 bytes even when the first chunk starts mid-page. */
+#define NVS_BLOB_CHUNKS_MAX 128u
 
 /* Encryption: a keys partition holds the XTS key pair and its CRC. */
 #define NVS_XTS_KEY_SIZE 64u

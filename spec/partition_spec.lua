@@ -1,0 +1,158 @@
+--- The Lua API: nvsgen.partition and its setters.
+local nvsgen = require("nvsgen")
+local h = require("spec.support.helper")
+
+local LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n"
+  .. "Fusce quis risus justo.\nSuspendisse egestas in nisi sit amet auctor.\n"
+  .. "Pellentesque rhoncus dictum sodales.\nIn justo erat, viverra at interdum eget, interdum vel dui."
+
+local function fresh(size, version)
+  return nvsgen.partition{ size = size or 0x3000, version = version }:namespace("ns")
+end
+
+describe("nvsgen.partition", function()
+  it("builds the reference's read-only sample byte for byte", function()
+    local p = nvsgen.partition{ size = 0x2000 }
+    p:namespace("storage")
+    p:u8("u8_key", 255):i8("i8_key", -128):u16("u16_key", 65535)
+    p:u32("u32_key", 4294967295):i32("i32_key", -2147483648)
+    p:string("str_key", LOREM)
+    local expected = h.read(h.VECTORS .. "/idf-samples/multipage-v2-readonly-small/expected.bin")
+    assert.is_true(p:image() == expected)
+  end)
+
+  it("keeps the whole partition, reserved page included, from 0x3000 up", function()
+    local image = fresh(0x5000):image()
+    assert.are.equal(0x5000, #image)
+    assert.are.equal(("\255"):rep(0x4000), image:sub(0x1001))
+  end)
+
+  it("encodes every integer type little-endian, 0xFF-padded", function()
+    local p = fresh()
+    p:u8("a", 0x12):i16("b", -2):u64("c", "18446744073709551615"):i64("d", math.mininteger)
+    local image = p:image()
+    local function data(entry) return image:sub(64 + 32 * entry + 25, 64 + 32 * entry + 32) end
+    assert.are.equal("\x12\255\255\255\255\255\255\255", data(1))
+    assert.are.equal("\xfe\xff\255\255\255\255\255\255", data(2))
+    assert.are.equal(("\255"):rep(8), data(3))
+    assert.are.equal("\0\0\0\0\0\0\0\x80", data(4))
+  end)
+
+  it("writes a version-2 blob as chunks across pages plus an index", function()
+    local p = fresh(0x4000)
+    p:blob("big", ("b"):rep(5000))
+    local image = p:image()
+    -- Chunk 0 fills page 0 after the namespace entry: 124 entries of data.
+    assert.are.equal(0x42, image:byte(64 + 32 + 2))
+    assert.are.equal(0, image:byte(64 + 32 + 4))
+    assert.are.equal(124 * 32, string.unpack("<I2", image, 64 + 32 + 25))
+    -- Chunk 1 and the index on page 1.
+    assert.are.equal(0x42, image:byte(4096 + 64 + 2))
+    assert.are.equal(1, image:byte(4096 + 64 + 4))
+    assert.are.equal(5000 - 124 * 32, string.unpack("<I2", image, 4096 + 64 + 25))
+    local index = 4096 + 64 + 32 * (1 + 33) -- header + 1032 payload bytes
+    assert.are.equal(0x48, image:byte(index + 2))
+    assert.are.equal(5000, string.unpack("<I4", image, index + 25))
+    assert.are.equal(2, image:byte(index + 29))
+  end)
+
+  it("returns to an earlier namespace under its own index", function()
+    local p = nvsgen.partition{ size = 0x3000 }
+    p:namespace("one"):u8("a", 1):namespace("two"):u8("b", 2):namespace("one"):u8("c", 3)
+    local image = p:image()
+    assert.are.equal(1, image:byte(64 + 32 * 4 + 1))
+    assert.are.equal("c", image:sub(64 + 32 * 4 + 9, 64 + 32 * 4 + 9))
+  end)
+
+  it("can be reset and reused for the next unit", function()
+    local p = fresh():u8("a", 1)
+    local first = p:image()
+    p:reset():namespace("ns"):u8("a", 1)
+    assert.is_true(first == p:image())
+  end)
+
+  it("writes its image to a file", function()
+    local dir = h.tmpdir()
+    local p = fresh()
+    assert.is_true(p:write(dir .. "/x.bin"))
+    assert.is_true(h.read(dir .. "/x.bin") == p:image())
+    local ok, err = p:write(dir .. "/x.bin", { replace = false })
+    assert.is_nil(ok)
+    assert.are.equal(dir .. "/x.bin: already exists", err)
+    h.cleanup(dir)
+  end)
+
+  describe("raises on programming mistakes, naming key and limit", function()
+    local function raises(f, message)
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      assert.are.equal(message, (tostring(err):gsub("^[^:]+:%d+: ", "")))
+    end
+
+    it("unknown options and bad sizes", function()
+      raises(function() nvsgen.partition{ size = 0x3000, verison = 2 } end,
+        "nvsgen.partition: unknown option 'verison'")
+      raises(function() nvsgen.partition{ size = 0x3001 } end,
+        "nvsgen.partition: size 0x3001: partition size must be a multiple of 4096 and at least 4096")
+      raises(function() nvsgen.partition{ size = 0x3000, version = 3 } end,
+        "nvsgen.partition: version must be 1 or 2, got 3")
+    end)
+
+    it("wrong types", function()
+      raises(function() fresh():string("s", {}) end, "key 's': string expects a string, got table")
+      raises(function() fresh():u8("n", "x") end, "key 'n': x is not an integer")
+      raises(function() fresh():u8("n", 1.5) end, "key 'n': 1.5 is not an integer")
+      raises(function() fresh():double("d", "1") end, "key 'd': double expects a number, got string")
+    end)
+
+    it("out-of-range integers and NaN", function()
+      raises(function() fresh():u16("n", 65536) end, "key 'n': 65536 out of range for u16 (0 to 65535)")
+      raises(function() fresh():u64("n", -1) end,
+        "key 'n': -1 out of range for u64 (0 to 18446744073709551615)")
+      raises(function() fresh():float("f", 0 / 0) end, "key 'f': NaN is not allowed for float")
+      raises(function() fresh():float("f", 1e300) end, "key 'f': 1e+300 out of range for float")
+    end)
+
+    it("keys too long, empty, repeated, or before a namespace", function()
+      raises(function() fresh():u8("abcdefghijklmnop", 1) end,
+        "key 'abcdefghijklmnop' is 16 bytes long, at most 15 are allowed")
+      raises(function() fresh():u8("", 1) end, "empty key")
+      raises(function() fresh():u8("a", 1):u8("a", 2) end, "key 'a' is already set in namespace 'ns'")
+      raises(function() nvsgen.partition{ size = 0x3000 }:u8("a", 1) end,
+        "key 'a': no namespace selected before it")
+    end)
+
+    it("strings and blobs over their limits", function()
+      raises(function() fresh():string("s", ("x"):rep(4000)) end,
+        "key 's': string of 4001 bytes (NUL included) exceeds the limit of 4000 bytes")
+      raises(function() fresh(0x3000, 1):blob("b", ("x"):rep(1985)) end,
+        "key 'b': blob of 1985 bytes exceeds the limit of 1984 bytes in version 1")
+      raises(function() fresh(0x100000):blob("b", ("x"):rep(508001)) end,
+        "key 'b': blob of 508001 bytes exceeds the limit of 508000 bytes")
+    end)
+
+    it("a full partition", function()
+      raises(function() fresh():blob("b", ("x"):rep(9000)) end,
+        "key 'b': does not fit, partition of 0x3000 bytes is full")
+    end)
+
+    it("more than 254 namespaces", function()
+      local p = nvsgen.partition{ size = 0x100000 }
+      for i = 1, 254 do p:namespace("n" .. i) end
+      raises(function() p:namespace("n255") end, "namespace 'n255': more than 254 namespaces")
+    end)
+  end)
+
+  it("leaves the partition unchanged when an item is refused", function()
+    local p = fresh(0x3000):u8("a", 1)
+    local before = p:image()
+    assert.is_false(pcall(p.blob, p, "b", ("x"):rep(9000)))
+    assert.is_true(before == p:image())
+  end)
+
+  it("accepts a 508000-byte blob where the pages allow it", function()
+    local p = fresh(0x82000)
+    p:blob("b", ("x"):rep(508000))
+    assert.are.equal(0x82000, #p:image())
+  end)
+end)
