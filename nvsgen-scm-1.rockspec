@@ -34,6 +34,7 @@ build = {
     ["nvsgen.core"] = {
       sources = {
         "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
+        "csrc/nvs_crypto.c",
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -43,6 +44,7 @@ build = {
     },
     ["nvsgen"] = "lua/nvsgen/init.lua",
     ["nvsgen.csv"] = "lua/nvsgen/csv.lua",
+    ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",
     ["nvsgen.csvgen"] = "lua/nvsgen/csvgen.lua",
     ["nvsgen.values"] = "lua/nvsgen/values.lua",
     ["nvsgen.wifi"] = "lua/nvsgen/wifi.lua",

@@ -17,10 +17,12 @@
 #include <lua.h>
 
 #include "nvs_codec.h"
+#include "nvs_crypto.h"
 #include "nvs_encoder.h"
 #include "nvs_file.h"
 
 #define ENCODER_MT "nvsgen.encoder"
+#define XTS_MT "nvsgen.xts"
 
 /* ---- value kinds ---------------------------------------------------------- */
 
@@ -415,6 +417,277 @@ static int l_write_file(lua_State *L)
     return 3;
 }
 
+/* ---- cryptography ----------------------------------------------------------- */
+
+/* An XTS context: the keyed cipher for one 64-byte key, reused for every
+ * image encrypted with that key.  ctx is NULL only once closed. */
+typedef struct {
+    nvs_xts_ctx *ctx;
+} lxts;
+
+static lxts *check_xts(lua_State *L)
+{
+    lxts *x = (lxts *)luaL_checkudata(L, 1, XTS_MT);
+    luaL_argcheck(L, x->ctx != NULL, 1, "xts context is closed");
+    return x;
+}
+
+/* Pushes fail and the message for crypto status rc; returns 2. */
+static int push_crypto_error(lua_State *L, int rc)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, nvs_crypto_strerror(rc));
+    return 2;
+}
+
+/* Reads argument idx as a 64-byte XTS key; pushes fail, message and returns
+ * NULL if it has another length (data, not a programming mistake). */
+static const uint8_t *get_xts_key(lua_State *L, int idx)
+{
+    size_t len;
+    const char *key = luaL_checklstring(L, idx, &len);
+    if (len != NVS_XTS_KEY_SIZE) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "key is %I bytes long, 64 are needed", (lua_Integer)len);
+        return NULL;
+    }
+    return (const uint8_t *)key;
+}
+
+/* core.xts(key) -> xts | nil, message */
+static int l_xts_new(lua_State *L)
+{
+    const uint8_t *key = get_xts_key(L, 1);
+    lxts *x;
+    int rc;
+    if (key == NULL)
+        return 2;
+    /* The userdata first: making it may raise, and then nothing is held. */
+    x = (lxts *)lua_newuserdatauv(L, sizeof *x, 0);
+    x->ctx = nvs_xts_new(key, &rc);
+    if (x->ctx == NULL)
+        return push_crypto_error(L, rc);
+    luaL_setmetatable(L, XTS_MT);
+    return 1;
+}
+
+static int l_xts_gc(lua_State *L)
+{
+    lxts *x = (lxts *)luaL_checkudata(L, 1, XTS_MT);
+    nvs_xts_free(x->ctx);
+    x->ctx = NULL;
+    return 0;
+}
+
+static int l_xts_tostring(lua_State *L)
+{
+    lxts *x = (lxts *)luaL_checkudata(L, 1, XTS_MT);
+    lua_pushstring(L, x->ctx == NULL ? "nvsgen.xts (closed)" : "nvsgen.xts");
+    return 1;
+}
+
+/* The bytes of argument idx: a string, or an encoder's current image. */
+static const uint8_t *get_image(lua_State *L, int idx, size_t *len)
+{
+    nvs_encoder *e = (nvs_encoder *)luaL_testudata(L, idx, ENCODER_MT);
+    if (e != NULL) {
+        luaL_argcheck(L, e->image != NULL, idx, "encoder is closed");
+        return nvs_encoder_image(e, len);
+    }
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_typeerror(L, idx, "string or encoder");
+    return (const uint8_t *)lua_tolstring(L, idx, len);
+}
+
+/* Copies an image into a new string, encrypted or decrypted entry by entry
+ * as its bitmaps say.  ctx may be NULL: then key (64 bytes) keys a context
+ * for this call only, freed before anything can raise.  Pushes the result
+ * or fail and a message. */
+static int crypt_image(lua_State *L, nvs_xts_ctx *ctx, const uint8_t *key, int idx, int encrypt)
+{
+    size_t len;
+    const uint8_t *image = get_image(L, idx, &len);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    if (len % NVS_PAGE_SIZE != 0)
+        return push_crypto_error(L, NVS_CRYPTO_EIMAGE_SIZE);
+    out = (uint8_t *)luaL_buffinitsize(L, &b, len);
+    memcpy(out, image, len);
+    if (ctx != NULL) {
+        rc = nvs_xts_image(ctx, out, len, encrypt);
+    } else {
+        nvs_xts_ctx *once = nvs_xts_new(key, &rc);
+        if (once != NULL) {
+            rc = nvs_xts_image(once, out, len, encrypt);
+            nvs_xts_free(once);
+        }
+    }
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    luaL_pushresultsize(&b, len);
+    return 1;
+}
+
+/* xts:encrypt(image | encoder) -> encrypted image | nil, message */
+static int l_xts_encrypt(lua_State *L)
+{
+    return crypt_image(L, check_xts(L)->ctx, NULL, 2, 1);
+}
+
+/* xts:decrypt(image) -> plain image | nil, message */
+static int l_xts_decrypt(lua_State *L)
+{
+    return crypt_image(L, check_xts(L)->ctx, NULL, 2, 0);
+}
+
+/* core.encrypt_image(key, image | encoder) -> encrypted image | nil, message
+ * One call per unit for a batch with a new key per image. */
+static int l_encrypt_image(lua_State *L)
+{
+    const uint8_t *key = get_xts_key(L, 1);
+    if (key == NULL)
+        return 2;
+    return crypt_image(L, NULL, key, 2, 1);
+}
+
+/* core.decrypt_image(key, image) -> plain image | nil, message */
+static int l_decrypt_image(lua_State *L)
+{
+    const uint8_t *key = get_xts_key(L, 1);
+    if (key == NULL)
+        return 2;
+    return crypt_image(L, NULL, key, 2, 0);
+}
+
+/* core.keys_build(key) -> 4096-byte keys partition | nil, message */
+static int l_keys_build(lua_State *L)
+{
+    const uint8_t *key = get_xts_key(L, 1);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    if (key == NULL)
+        return 2;
+    out = (uint8_t *)luaL_buffinitsize(L, &b, NVS_KEYS_PARTITION_SIZE);
+    rc = nvs_keys_build(out, key);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    luaL_pushresultsize(&b, NVS_KEYS_PARTITION_SIZE);
+    return 1;
+}
+
+/* core.keys_parse(bytes) -> 64-byte key | nil, message */
+static int l_keys_parse(lua_State *L)
+{
+    size_t len;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    uint8_t key[NVS_XTS_KEY_SIZE];
+    int rc = nvs_keys_parse(buf, len, key);
+    if (rc == NVS_CRYPTO_EKEYS_SIZE) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "keys partition is %I bytes long, 4096 are needed", (lua_Integer)len);
+        return 2;
+    }
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    lua_pushlstring(L, (const char *)key, sizeof key);
+    return 1;
+}
+
+/* core.key_from_hmac(hmac_key) -> 64-byte key | nil, message */
+static int l_key_from_hmac(lua_State *L)
+{
+    size_t len;
+    const uint8_t *hmac = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    uint8_t key[NVS_XTS_KEY_SIZE];
+    int rc;
+    if (len != NVS_HMAC_KEY_SIZE) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "hmac key is %I bytes long, 32 are needed", (lua_Integer)len);
+        return 2;
+    }
+    rc = nvs_keys_from_hmac(key, hmac, len);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    lua_pushlstring(L, (const char *)key, sizeof key);
+    return 1;
+}
+
+/* core.generate_key() -> 64 random bytes whose halves differ | nil, message */
+static int l_generate_key(lua_State *L)
+{
+    uint8_t key[NVS_XTS_KEY_SIZE];
+    int rc = nvs_keys_generate(key);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    lua_pushlstring(L, (const char *)key, sizeof key);
+    return 1;
+}
+
+/* core.random_bytes(n) -> n bytes from the OS CSPRNG | nil, message */
+static int l_random_bytes(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    luaL_argcheck(L, n >= 0 && n <= 0x40000000, 1, "out of range");
+    out = (uint8_t *)luaL_buffinitsize(L, &b, (size_t)n);
+    rc = nvs_random_bytes(out, (size_t)n);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
+/* core.sha256(data [, hex]) -> 32 raw bytes, or 64 hex digits if hex */
+static int l_sha256(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    int hex = lua_toboolean(L, 2);
+    uint8_t digest[NVS_SHA256_SIZE];
+    int rc = nvs_sha256(data, len, digest);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    if (hex) {
+        char text[2 * NVS_SHA256_SIZE + 1];
+        nvs_hex_encode(digest, sizeof digest, text);
+        lua_pushlstring(L, text, 2 * NVS_SHA256_SIZE);
+    } else {
+        lua_pushlstring(L, (const char *)digest, sizeof digest);
+    }
+    return 1;
+}
+
+/* core.pbkdf2_sha1(password, salt, iterations, length) -> bytes | nil, message */
+static int l_pbkdf2_sha1(lua_State *L)
+{
+    size_t plen, slen;
+    const char *pass = luaL_checklstring(L, 1, &plen);
+    const char *salt = luaL_checklstring(L, 2, &slen);
+    lua_Integer iterations = luaL_checkinteger(L, 3);
+    lua_Integer length = luaL_checkinteger(L, 4);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    luaL_argcheck(L, iterations >= 1 && iterations <= 0x7fffffff, 3, "out of range");
+    luaL_argcheck(L, length >= 1 && length <= 0x100000, 4, "out of range");
+    out = (uint8_t *)luaL_buffinitsize(L, &b, (size_t)length);
+    rc = nvs_pbkdf2_sha1(pass, plen, salt, slen, (unsigned)iterations, out, (size_t)length);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    luaL_pushresultsize(&b, (size_t)length);
+    return 1;
+}
+
+static const luaL_Reg xts_methods[] = {
+    {"encrypt", l_xts_encrypt}, {"decrypt", l_xts_decrypt}, {NULL, NULL}};
+
+static const luaL_Reg xts_metamethods[] = {
+    {"__gc", l_xts_gc}, {"__close", l_xts_gc}, {"__tostring", l_xts_tostring}, {NULL, NULL}};
+
 /* ---- module ----------------------------------------------------------------- */
 
 static const luaL_Reg encoder_methods[] = {
@@ -432,6 +705,11 @@ static const luaL_Reg core_functions[] = {
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
     {"base64_encode", l_base64_encode}, {"crc32", l_crc32},
     {"write_file", l_write_file},
+    {"xts", l_xts_new},                 {"encrypt_image", l_encrypt_image},
+    {"decrypt_image", l_decrypt_image}, {"keys_build", l_keys_build},
+    {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
+    {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
+    {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
     {NULL, NULL}};
 
 int luaopen_nvsgen_core(lua_State *L);
@@ -441,6 +719,11 @@ int luaopen_nvsgen_core(lua_State *L)
     luaL_newmetatable(L, ENCODER_MT);
     luaL_setfuncs(L, encoder_metamethods, 0);
     luaL_newlib(L, encoder_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, XTS_MT);
+    luaL_setfuncs(L, xts_metamethods, 0);
+    luaL_newlib(L, xts_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, core_functions);

@@ -39,10 +39,19 @@ function M.check_options(opts, known, what, level)
   end
 end
 
-local PARTITION_OPTIONS = { size = true, version = true }
+local PARTITION_OPTIONS = { size = true, version = true, key = true, keyfile = true }
+
+--- Checks a 64-byte XTS key; returns a keyed context, or nil and a message.
+local function key_context(key)
+  if type(key) ~= "string" then
+    return nil, ("key must be a string, got %s"):format(type(key))
+  end
+  return core.xts(key)
+end
 
 --- Creates an empty partition: `opts.size` bytes (a multiple of 4096),
--- `opts.version` 1 or 2 (default 2).
+-- `opts.version` 1 or 2 (default 2). With `opts.key` (64 bytes) or
+-- `opts.keyfile` (a keys partition file) the image is encrypted.
 function M.partition(opts)
   M.check_options(opts, PARTITION_OPTIONS, "nvsgen.partition", 2)
   local size, version = opts.size, opts.version or 2
@@ -52,11 +61,40 @@ function M.partition(opts)
   if version ~= 1 and version ~= 2 then
     error("nvsgen.partition: version must be 1 or 2, got " .. tostring(version), 2)
   end
-  local enc, err = core.encoder(size, version)
+  local xts, err
+  if opts.key ~= nil and opts.keyfile ~= nil then
+    error("nvsgen.partition: key and keyfile are mutually exclusive", 2)
+  elseif opts.key ~= nil then
+    xts, err = key_context(opts.key)
+    if not xts then error("nvsgen.partition: " .. err, 2) end
+  elseif opts.keyfile ~= nil then
+    if type(opts.keyfile) ~= "string" then
+      error("nvsgen.partition: keyfile must be a string, got " .. type(opts.keyfile), 2)
+    end
+    local key
+    key, err = require("nvsgen.crypto").read_keys(opts.keyfile)
+    if not key then error("nvsgen.partition: " .. err, 2) end
+    xts = assert(core.xts(key))
+  end
+  local enc
+  enc, err = core.encoder(size, version)
   if not enc then
     error(("nvsgen.partition: size 0x%X: %s"):format(size, err), 2)
   end
-  return setmetatable({ encoder = enc, size = size, version = version }, Partition)
+  return setmetatable({ encoder = enc, size = size, version = version, xts = xts }, Partition)
+end
+
+--- Sets the 64-byte key the image is encrypted with, or with nil makes it
+-- plain again. A key that is not 64 bytes, or whose halves are equal, raises.
+function Partition:set_key(key)
+  if key == nil then
+    self.xts = nil
+    return self
+  end
+  local xts, err = key_context(key)
+  if not xts then error(err, 2) end
+  self.xts = xts
+  return self
 end
 
 --- Checks a value's Lua type for `kind`; returns a message or nil.
@@ -104,8 +142,10 @@ for _, kind in ipairs(M.KINDS) do
 end
 
 --- The image as a string: the whole partition (or, for a read-only
--- partition below 0x3000 bytes, the pages used).
+-- partition below 0x3000 bytes, the pages used), encrypted if a key is set.
 function Partition:image()
+  local xts = self.xts
+  if xts then return assert(xts:encrypt(self.encoder)) end
   return self.encoder:image()
 end
 
