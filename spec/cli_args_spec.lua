@@ -1,0 +1,67 @@
+--- nvsgen.cli.args and nvsgen.cli.common: argparse-compatible parsing,
+-- sizes and output names as the reference tools take them.
+local args = require("nvsgen.cli.args")
+local common = require("nvsgen.cli.common")
+
+local SPEC = {
+  prog = "tool generate",
+  positionals = { { name = "input", many = true }, { name = "output" }, { name = "size" } },
+  options = { { "--version", choices = { "1", "2" }, default = "2" }, { "--outdir", default = "." },
+              { "--keygen", flag = true } },
+}
+
+describe("nvsgen.cli.args", function()
+  it("fills a many-positional before fixed ones, options anywhere", function()
+    local o = assert(args.parse(SPEC, { "a.csv", "--version", "1", "b.csv", "out.bin", "0x3000", "--keygen" }))
+    assert.are.same({ "a.csv", "b.csv" }, o.input)
+    assert.are.equal("out.bin", o.output)
+    assert.are.equal("0x3000", o.size)
+    assert.are.equal("1", o.version)
+    assert.is_true(o.keygen)
+    assert.are.equal(".", o.outdir)
+  end)
+
+  it("accepts --opt=value and unique prefixes", function()
+    local o = assert(args.parse(SPEC, { "--outd=x", "--ver", "2", "a", "b", "c" }))
+    assert.are.equal("x", o.outdir)
+    assert.are.equal("2", o.version)
+  end)
+
+  it("reports mistakes as argparse words them", function()
+    assert.are.equal("argument --version: invalid choice: '3' (choose from 1, 2)",
+      select(2, args.parse(SPEC, { "--version", "3", "a", "b", "c" })))
+    assert.are.equal("the following arguments are required: input", select(2, args.parse(SPEC, { "b", "c" })))
+    assert.are.equal("unrecognized argument: --nope", select(2, args.parse(SPEC, { "--nope", "a", "b", "c" })))
+    assert.are.equal("argument --outdir: expected one argument", select(2, args.parse(SPEC, { "a", "b", "c", "--outdir" })))
+  end)
+
+  it("sets help for -h", function()
+    assert.is_true(args.parse(SPEC, { "-h" }).help)
+    assert.matches("^usage: tool generate %[%-h%]", args.help(SPEC))
+  end)
+end)
+
+describe("nvsgen.cli.common", function()
+  it("parses sizes as Python's int(text, 0)", function()
+    assert.are.equal(0x3000, common.parse_int("0x3000"))
+    assert.are.equal(12288, common.parse_int(" 12288 "))
+    assert.are.equal(0x3000, common.parse_int("0X3_000"))
+    assert.are.equal(8, common.parse_int("0o10"))
+    assert.is_nil(common.parse_int("012"))
+    assert.is_nil(common.parse_int("3000h"))
+    assert.are.equal(0, common.parse_int("00"))
+  end)
+
+  it("checks partition sizes", function()
+    assert.are.equal(0x1000, common.partition_size("4096"))
+    assert.are.equal("size 0x1800 is not a multiple of 4096", select(2, common.partition_size("0x1800")))
+  end)
+
+  it("names output files as the reference does", function()
+    assert.are.equal("out.bin", common.bin_name("out"))
+    assert.are.equal("out.bin", common.bin_name("out.bin"))
+    assert.are.equal("out.txt: only the .bin extension is allowed", select(2, common.bin_name("out.txt")))
+    assert.are.equal("dir/x.bin", common.join("dir/", "x.bin"))
+    assert.are.equal("/abs/x.bin", common.join("dir", "/abs/x.bin"))
+  end)
+end)
