@@ -32,7 +32,8 @@ describe("nvsgen.cli.args", function()
       select(2, args.parse(SPEC, { "--version", "3", "a", "b", "c" })))
     assert.are.equal("the following arguments are required: input", select(2, args.parse(SPEC, { "b", "c" })))
     assert.are.equal("unrecognized argument: --nope", select(2, args.parse(SPEC, { "--nope", "a", "b", "c" })))
-    assert.are.equal("argument --outdir: expected one argument", select(2, args.parse(SPEC, { "a", "b", "c", "--outdir" })))
+    assert.are.equal("argument --outdir: expected one argument",
+      select(2, args.parse(SPEC, { "a", "b", "c", "--outdir" })))
   end)
 
   it("sets help for -h", function()
