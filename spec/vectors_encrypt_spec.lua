@@ -143,7 +143,7 @@ describe("encrypt and decrypt round trip", function()
         local wrong = crypto.generate_key()
         local none, err = crypto.decrypt_image(encrypted, wrong)
         assert.is_nil(none)
-        assert.matches("^wrong key: %d+ of %d+ items fail their CRC check$", err)
+        assert.matches("^wrong key: %d+ of %d+ entries fail their CRC check$", err)
         p:set_key(nil)
         assert.is_true(p:image() == plain)
       end

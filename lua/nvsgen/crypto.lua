@@ -92,8 +92,10 @@ local function entry_state(page, offset, i)
   return (b >> (2 * (i & 3))) & 3
 end
 
---- Counts the items of a plain image whose header CRC is wrong: returns
--- failed, checked. An item header's CRC covers its bytes 0-3 and 8-31.
+--- Checks the item headers of a plain image: returns how many fail their
+-- CRC and how many written entries were checked as headers (an entry whose
+-- CRC fails is taken as a one-entry item). A header's CRC covers its bytes
+-- 0-3 and 8-31.
 function M.check_items(image)
   local failed, checked = 0, 0
   for offset = 0, #image - 4096, 4096 do
@@ -121,13 +123,13 @@ end
 
 --- Decrypts an encrypted image with its 64-byte key, entry by entry as the
 -- bitmaps say. A wrong key shows as item headers whose CRC fails: then nil
--- and "wrong key: N of M items fail their CRC check".
+-- and "wrong key: N of M entries fail their CRC check".
 function M.decrypt_image(image, key)
   local plain, err = core.decrypt_image(key, image)
   if not plain then return nil, err end
   local failed, checked = M.check_items(plain)
   if failed > 0 then
-    return nil, ("wrong key: %d of %d items fail their CRC check"):format(failed, checked)
+    return nil, ("wrong key: %d of %d entries fail their CRC check"):format(failed, checked)
   end
   return plain
 end
