@@ -206,8 +206,6 @@ static int integer_bits(unsigned type, int negative, uint64_t magnitude, int64_t
     uint64_t max = size == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1;
     if (is_signed)
         max >>= 1; /* the largest positive value */
-    if (magnitude == UINT64_MAX && size < 8)
-        return 0;
     if (negative && magnitude != 0) {
         if (!is_signed || magnitude > max + 1)
             return 0;
