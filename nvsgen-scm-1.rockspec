@@ -18,9 +18,11 @@ description = {
   license = "MIT",
 }
 
+-- Lua libraries come from Debian's packages (lua-filesystem, lua-term,
+-- lua-dkjson), which luarocks does not see: scripts/ensure-deps installs
+-- them, so only Lua itself is declared here.
 dependencies = {
   "lua >= 5.4",
-  "luafilesystem",
 }
 
 external_dependencies = {
