@@ -53,10 +53,12 @@ build = {
     ["nvsgen.cli.args"] = "lua/nvsgen/cli/args.lua",
     ["nvsgen.cli.common"] = "lua/nvsgen/cli/common.lua",
     ["nvsgen.cli.partition_gen"] = "lua/nvsgen/cli/partition_gen.lua",
+    ["nvsgen.cli.mfg_gen"] = "lua/nvsgen/cli/mfg_gen.lua",
   },
   install = {
     bin = {
       nvs_partition_gen = "bin/nvs_partition_gen.lua",
+      mfg_gen = "bin/mfg_gen.lua",
     },
   },
 }

@@ -1,0 +1,590 @@
+--- nvsgen.cli.mfg_gen: the command line of ESP-IDF's mass manufacturing
+-- tool, tools/mass_mfg/mfg_gen.py, writing the same files.
+--
+--   mfg_gen generate CONF.csv VALUES.csv PREFIX SIZE [--outdir DIR] [--fileid COLUMN]
+--       [--version 1|2] [--keygen | --inputkey KEYS.bin]
+--       [--key_protect_hmac (--kp_hmac_keygen [--kp_hmac_keyfile F] | --kp_hmac_inputkey H.bin)]
+--   mfg_gen generate-key [--keyfile F] [--outdir DIR] [--key_protect_hmac ...]
+--
+-- For each data row of VALUES it writes OUTDIR/csv/PREFIX-ID.csv (the
+-- config rows with that unit's values, as mfg_gen.py writes them) and
+-- OUTDIR/bin/PREFIX-ID.bin (the image nvs_partition_gen makes of that CSV),
+-- with --keygen also OUTDIR/keys/keys-PREFIX-ID.bin. The config and the
+-- whole values file are checked before anything is written; the values are
+-- then streamed, one partition reused for every unit, and each image is
+-- compiled from the rows directly (the unit CSV is written, never re-read).
+--
+-- Differences from mfg_gen.py: no `_tmp`/`_created` files beside the
+-- inputs; errors name the real file and line; a unit that fails leaves no
+-- file of its own; keys come from the OS CSPRNG, are written 0600 and never
+-- over an existing file; an --inputkey keys file is checked (size, CRC).
+
+local nvsgen = require("nvsgen")
+local args = require("nvsgen.cli.args")
+local common = require("nvsgen.cli.common")
+local csv = require("nvsgen.csv")
+local csvgen = require("nvsgen.csvgen")
+local lfs = require("lfs")
+
+local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+local tostring, tonumber, ipairs, error, pcall = tostring, tonumber, ipairs, error, pcall
+
+local M = {}
+
+local PROG = "mfg_gen"
+
+-- The encodings mfg_gen.py accepts in a config file (u64/i64 since
+-- ESP-IDF PR #14159); nvs_partition_gen itself knows more.
+local ENCODINGS = {
+  string = true, binary = true, hex2bin = true, base64 = true,
+  u8 = true, i8 = true, u16 = true, u32 = true, i32 = true, u64 = true, i64 = true,
+}
+local ENCODING_LIST = "string, binary, hex2bin, base64, u8, i8, u16, u32, i32, u64, i64"
+local TYPES = { data = true, file = true, namespace = true }
+
+local VERSION_BANNER = {
+  ["1"] = "Creating NVS binary with version: V1 - Multipage Blob Support Disabled",
+  ["2"] = "Creating NVS binary with version: V2 - Multipage Blob Support Enabled",
+}
+
+local HMAC_OPTIONS = {
+  { "--key_protect_hmac", flag = true,
+    help = "derive the encryption keys from an HMAC key (HMAC-based scheme)" },
+  { "--kp_hmac_keygen", flag = true, help = "generate the HMAC key" },
+  { "--kp_hmac_keyfile", help = "name of the generated HMAC key file, in OUTDIR/keys/" },
+  { "--kp_hmac_inputkey", help = "file holding the 32-byte HMAC key" },
+}
+
+M.GENERATE = {
+  prog = PROG .. " generate",
+  summary = "Write a CSV file and an NVS partition image per row of VALUES.csv:\n"
+    .. "OUTDIR/csv/PREFIX-ID.csv, OUTDIR/bin/PREFIX-ID.bin (and OUTDIR/keys/keys-PREFIX-ID.bin\n"
+    .. "with --keygen). ID counts rows from 1, or is the --fileid column's value.\n"
+    .. "Existing files are never overwritten: use a fresh OUTDIR. A unit that fails\n"
+    .. "leaves no file of its own, but the files of the units before it stay.",
+  positionals = {
+    { name = "conf", help = "config CSV: key,type,encoding rows (REPEAT as a 4th field)" },
+    { name = "values", help = "values CSV: a header naming the keys, then one row per unit" },
+    { name = "prefix", help = "name prefix of every file written" },
+    { name = "size", help = "partition size in bytes, a multiple of 4096 (decimal or 0x hex)" },
+  },
+  options = {
+    { "--fileid", help = "values column whose value names each unit's files (default: 1, 2, 3...)" },
+    { "--version", choices = { "1", "2" }, default = "2",
+      help = "NVS format version: 1 (blobs on one page) or 2 (multi-page blobs)" },
+    { "--keygen", flag = true, help = "encrypt, with a new key per unit (OUTDIR/keys/keys-PREFIX-ID.bin)" },
+    { "--inputkey", help = "encrypt every unit with the key of this keys partition file (.bin)" },
+    { "--outdir", metavar = "DIR", help = "folder for csv/, bin/ and keys/ (default: current folder)" },
+    HMAC_OPTIONS[1], HMAC_OPTIONS[2], HMAC_OPTIONS[3], HMAC_OPTIONS[4],
+    { "--keyfile", help = "accepted for compatibility and ignored (--keygen names the keys files)" },
+    { "--input", help = "accepted for compatibility and ignored" },
+    { "--output", help = "accepted for compatibility and ignored" },
+  },
+}
+
+M.GENERATE_KEY = {
+  prog = PROG .. " generate-key",
+  summary = "Write a new keys partition file to OUTDIR/keys/.",
+  options = {
+    { "--keyfile", help = "keys file name, in OUTDIR/keys/ (default keys-MM-DD_HH-MM.bin)" },
+    { "--outdir", metavar = "DIR", help = "folder for keys/ (default: current folder)" },
+    HMAC_OPTIONS[1], HMAC_OPTIONS[2], HMAC_OPTIONS[3], HMAC_OPTIONS[4],
+  },
+}
+
+-- Errors inside a command are raised as this table's instances and turned
+-- into one line on stderr by run(); anything else is a bug and propagates.
+local Failure = {}
+
+local function raise(message, status)
+  error(setmetatable({ message = message, status = status }, Failure), 0)
+end
+
+--- Joins as Python's os.path.join(a, b) does.
+local function pyjoin(a, b)
+  if byte(b, 1) == 47 or a == "" then return b end
+  if byte(a, -1) == 47 then return a .. b end
+  return a .. "/" .. b
+end
+
+local function has_field(fields, value)
+  for i = 1, #fields do
+    if fields[i] == value then return true end
+  end
+  return false
+end
+
+--- Next record of `reader`, skipping the lines mfg_gen.py drops (those of
+-- white space only). Returns fields and line, nil at the end; raises on
+-- unreadable input.
+local function next_row(reader)
+  while true do
+    local fields, line = reader:next()
+    if not fields then
+      if line then raise(line) end
+      return nil
+    end
+    if #fields > 1 or not find(fields[1], "^[ \t\f\v]*$") then return fields, line end
+  end
+end
+
+local function open_csv(path)
+  local reader, err = csv.open(path)
+  if not reader then raise(err) end
+  return reader
+end
+
+local function check_extension(path, what)
+  if not find(path, "[^/]%.csv$") then
+    raise(("%s: the %s file must have the .csv extension"):format(path, what))
+  end
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then raise(err) end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+-- ---- the config file ---------------------------------------------------------
+
+--- Reads and checks the config file against the values header, in the
+-- reference's order of checks. Returns the config as
+-- { rows = { { fields, line, namespace }... }, repeat_keys = {...} }.
+local function read_config(conf, values, header)
+  local reader = open_csv(conf)
+  local rows, keys, repeat_keys, repeat_set = {}, {}, {}, {}
+  while true do
+    local fields, line = next_row(reader)
+    if not fields then break end
+    local row = { fields = fields, line = line, namespace = has_field(fields, "namespace") }
+    rows[#rows + 1] = row
+    if not row.namespace then keys[fields[1]] = true end
+    if has_field(fields, "REPEAT") then
+      repeat_keys[#repeat_keys + 1] = fields[1]
+      repeat_set[fields[1]] = true
+    end
+  end
+  reader:close()
+  if #rows == 0 then raise(conf .. ": the config file is empty") end
+
+  local function where(row)
+    return ("%s:%d: key '%s'"):format(conf, row.line, row.fields[1])
+  end
+  for _, row in ipairs(rows) do
+    local n = #row.fields
+    if n ~= 3 and not repeat_set[row.fields[1]] then
+      raise(("%s: expected 3 fields key,type,encoding, got %d"):format(where(row), n))
+    end
+  end
+  for _, row in ipairs(rows) do
+    local f = row.fields
+    if not TYPES[f[2]] then
+      raise(("%s: unknown type '%s' (expected data, file or namespace)"):format(where(row), f[2] or ""))
+    end
+    if not row.namespace and not ENCODINGS[f[3]] then
+      raise(("%s: encoding '%s' is not one mfg_gen accepts (%s)")
+        :format(where(row), f[3] or "", ENCODING_LIST))
+    end
+  end
+
+  -- The config keys must be columns of the values file, in the same order
+  -- (other columns may come between them).
+  local columns, in_header = {}, {}
+  for _, col in ipairs(header) do
+    in_header[col] = true
+    if keys[col] then columns[#columns + 1] = col end
+  end
+  local next_col = 1
+  for _, row in ipairs(rows) do
+    if not row.namespace then
+      local key = row.fields[1]
+      if columns[next_col] ~= nil and key == columns[next_col] then
+        next_col = next_col + 1
+      elseif not in_header[key] then
+        local unknown = {}
+        for _, col in ipairs(header) do
+          if not keys[col] then unknown[#unknown + 1] = "'" .. col .. "'" end
+        end
+        raise(("%s: not in the header of %s%s"):format(where(row), values,
+          #unknown > 0 and " (its columns not in the config: " .. concat(unknown, ", ") .. ")" or ""))
+      else
+        raise(("%s: out of order in the header of %s (its columns must follow the config's order)")
+          :format(where(row), values))
+      end
+    end
+  end
+  return { rows = rows, repeat_keys = repeat_keys }
+end
+
+-- ---- units -------------------------------------------------------------------
+
+local COLUMN_NAMES = { "key", "type", "encoding", "value" }
+
+--- Prepares what every unit shares: for each config row, the fields of its
+-- unit CSV row but the value, already formatted, and the row the compiler
+-- takes. A data row's value is looked up in the values row per unit.
+local function unit_template(config)
+  local items = {}
+  for i, row in ipairs(config.rows) do
+    local fields = table.move(row.fields, 1, #row.fields, 1, {})
+    for k = 1, #fields do
+      if fields[k] == "REPEAT" then table.remove(fields, k); break end
+    end
+    local item = { key = fields[1], namespace = row.namespace }
+    local full = table.move(fields, 1, #fields, 1, {})
+    full[#full + 1] = ""
+    item.value_column = COLUMN_NAMES[#full] -- where the value goes, if anywhere
+    if row.namespace then
+      item.text = csv.format_row(full)
+    else
+      local text = csv.format_row(fields)
+      item.prefix = sub(text, 1, -3) .. ","
+    end
+    -- nvs_partition_gen skips the unit CSV's lines starting with '#'.
+    item.skip = byte(item.text or item.prefix, 1) == 35
+    item.row = { key = full[1], type = full[2], encoding = full[3], value = full[4] }
+    items[i] = item
+  end
+  return items
+end
+
+--- The columns a REPEAT fills in the rows after the first: mfg_gen.py
+-- walks the header and the REPEAT keys together, so only keys in the same
+-- relative order match.
+local function repeat_columns(header, repeat_keys)
+  local cols, r = {}, 1
+  for i, col in ipairs(header) do
+    if repeat_keys[r] == nil then break end
+    if col == repeat_keys[r] then
+      cols[#cols + 1] = i
+      r = r + 1
+    end
+  end
+  return cols
+end
+
+local function quote(value)
+  if value == "" then return "" end
+  if not find(value, '[,"\r\n]') then return value end
+  return sub(csv.format_row({ value }), 1, -3)
+end
+
+--- Builds one unit from its values row: the unit CSV text, with the image
+-- compiled into `partition`. Raises "file:line: key 'X': message".
+local function build_unit(job, fields, line)
+  local partition, header, items = job.partition, job.header, job.items
+  partition:reset()
+  local compiler = csvgen.compiler(partition)
+  local out = { "key,type,encoding,value\r\n" }
+  local ncols, p = #header, 1
+  for i, item in ipairs(items) do
+    local row = item.row
+    if item.namespace then
+      out[i + 1] = item.text
+    else
+      local key = item.key
+      while p <= ncols and header[p] ~= key and fields[p] ~= key do p = p + 1 end
+      if p > ncols then
+        raise(("%s:%d: key '%s': no value left for it in the row"):format(job.values, line, key))
+      end
+      local value = fields[p]
+      p = p + 1
+      out[i + 1] = item.prefix .. quote(value) .. "\r\n"
+      if item.value_column then row[item.value_column] = value end
+    end
+    if not item.skip then
+      local ok, err = compiler:row(row)
+      if not ok then
+        if sub(err, 1, 5) ~= "key '" then err = ("key '%s': %s"):format(tostring(row.key), err) end
+        raise(("%s:%d: %s"):format(job.values, line, err))
+      end
+    end
+  end
+  return concat(out)
+end
+
+local function write_new(path, data, mode)
+  local ok, err = nvsgen.write_file(path, data, mode or 420, false)
+  if ok then return true end
+  if find(err, ": already exists$") then
+    err = err .. " (mfg_gen never overwrites a file: remove it or use another --outdir)"
+  end
+  return nil, err
+end
+
+--- Writes one unit's files (removing those written if one fails) and says
+-- so. Raises "values:line: message" on failure.
+local function emit_unit(job, id, text, line)
+  local name = job.prefix .. "-" .. id
+  local csv_path = job.csv_dir .. name .. ".csv"
+  local bin_path = pyjoin(job.outdir, "bin/" .. name .. ".bin")
+  local key, keys_path, hmac, hmac_path
+  local crypto = job.crypto
+  if job.keygen then
+    keys_path = pyjoin(job.keys_dir, "keys-" .. name .. ".bin")
+    if job.hmac_per_unit then
+      hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
+      hmac_path = pyjoin(job.keys_dir, "hmac-keys-" .. name .. ".bin")
+      key = assert(crypto.key_from_hmac(hmac))
+    else
+      key = job.key or assert(crypto.generate_key())
+    end
+    job.partition:set_key(key)
+  end
+  local image = job.partition:image()
+
+  local written = {}
+  local function step(ok, err, path)
+    if ok then
+      written[#written + 1] = path
+      return
+    end
+    for i = #written, 1, -1 do os.remove(written[i]) end
+    raise(("%s:%d: %s"):format(job.values, line, err))
+  end
+  step(write_new(csv_path, text), nil, csv_path)
+  local out = { "\nCreated CSV file: ===> ", csv_path, "\n" }
+  if hmac then step(write_new(hmac_path, hmac, 384), nil, hmac_path) end
+  if keys_path then
+    local ok, err = crypto.write_keys(keys_path, key)
+    if not ok and find(err, ": already exists$") then
+      err = err .. " (mfg_gen never overwrites a file: remove it or use another --outdir)"
+    end
+    step(ok, err, keys_path)
+    out[#out + 1] = "\nCreated encryption keys: ===>  " .. keys_path .. "\n"
+  end
+  step(write_new(bin_path, image), nil, bin_path)
+  out[#out + 1] = "\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. bin_path .. "\n"
+  common.stdout:write(concat(out))
+end
+
+-- ---- keys --------------------------------------------------------------------
+
+local function make_dir(path)
+  local ok, err = common.make_dirs(path)
+  if not ok then raise(err) end
+end
+
+--- The 64-byte key an --key_protect_hmac command line gives, and the HMAC
+-- key when one is generated. Raises when neither source is named.
+local function hmac_key(crypto, opts)
+  if opts.kp_hmac_keygen then
+    local hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
+    return assert(crypto.key_from_hmac(hmac)), hmac
+  elseif opts.kp_hmac_inputkey then
+    local key, err = crypto.key_from_hmac(read_file(opts.kp_hmac_inputkey))
+    if not key then raise(opts.kp_hmac_inputkey .. ": " .. err) end
+    return key
+  end
+  raise("--key_protect_hmac needs --kp_hmac_keygen or --kp_hmac_inputkey", common.EXIT_USAGE)
+end
+
+local function bin_name(name)
+  local checked, err = common.bin_name(name)
+  if not checked then raise(err) end
+  return checked
+end
+
+--- Sets up encryption for `generate`: job.key (one key for every unit),
+-- job.keygen (a keys file per unit), job.hmac_per_unit.
+local function setup_encryption(job, opts)
+  if not opts.keygen and not opts.inputkey then return false end
+  if opts.keygen and opts.inputkey then
+    raise("--keygen and --inputkey are mutually exclusive", common.EXIT_USAGE)
+  end
+  local crypto = require("nvsgen.crypto")
+  job.crypto = crypto
+  if opts.inputkey then
+    if not find(opts.inputkey, "%.bin[^./]*$") then
+      raise(("%s: only the .bin extension is allowed"):format(opts.inputkey))
+    end
+    local key, err = crypto.read_keys(opts.inputkey)
+    if not key then raise(err) end
+    job.partition:set_key(key)
+    return true
+  end
+  job.keygen = true
+  job.keys_dir = pyjoin(job.outdir, "keys")
+  if opts.key_protect_hmac then
+    if opts.kp_hmac_keygen and not opts.kp_hmac_keyfile then
+      job.hmac_per_unit = true
+    else
+      -- One HMAC key named by --kp_hmac_keyfile (mfg_gen.py rewrites that
+      -- file for every unit, so only the last unit's key would survive):
+      -- here the whole batch shares it, as with --kp_hmac_inputkey.
+      local key, hmac = hmac_key(crypto, opts)
+      job.key = key
+      if hmac then job.batch_hmac = { hmac, pyjoin(job.keys_dir, bin_name(opts.kp_hmac_keyfile)) } end
+    end
+  end
+  return true
+end
+
+-- ---- commands ----------------------------------------------------------------
+
+local function parse(spec, argv)
+  local opts, err = args.parse(spec, argv)
+  if not opts then
+    common.stderr:write(args.usage(spec), "\n")
+    raise(err, common.EXIT_USAGE)
+  end
+  if opts.help then
+    common.stdout:write(args.help(spec))
+    return nil
+  end
+  opts.outdir = opts.outdir or lfs.currentdir()
+  return opts
+end
+
+local function generate(argv)
+  local opts = parse(M.GENERATE, argv)
+  if not opts then return common.EXIT_OK end
+  local conf, values = opts.conf, opts.values
+  check_extension(conf, "config")
+  check_extension(values, "values")
+  local size, err = common.partition_size(opts.size)
+  if not size then raise(err) end
+
+  -- Values header, then the config checked against it.
+  local reader = open_csv(values)
+  local header = next_row(reader)
+  reader:close()
+  if not header then raise(values .. ": the values file is empty") end
+  local fileid = opts.fileid
+  if fileid == "" then fileid = nil end
+  if fileid and not has_field(header, fileid) then
+    raise(("--fileid %s: no such column in the header of %s"):format(fileid, values), common.EXIT_USAGE)
+  end
+  local config = read_config(conf, values, header)
+
+  -- Every values row has as many fields as the header, before any unit is
+  -- made; the first row is kept for REPEAT.
+  local first
+  reader = open_csv(values)
+  next_row(reader)
+  while true do
+    local fields, line = next_row(reader)
+    if not fields then break end
+    if #fields ~= #header then
+      reader:close()
+      raise(("%s:%d: %d values for the %d columns of the header"):format(values, line, #fields, #header))
+    end
+    first = first or fields
+  end
+  reader:close()
+  if #config.repeat_keys > 0 and not first then
+    raise(("%s: no data row to take the REPEAT values (key '%s') from")
+      :format(values, config.repeat_keys[1]))
+  end
+
+  local job = {
+    values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
+    items = unit_template(config), banner = VERSION_BANNER[opts.version],
+    partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
+  }
+  if setup_encryption(job, opts) then
+    common.stdout:write("\nGenerating encrypted NVS binary images...\n")
+  end
+  job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
+  make_dir(pyjoin(opts.outdir, "csv"))
+  make_dir(pyjoin(opts.outdir, "bin"))
+  if job.keygen then make_dir(job.keys_dir) end
+  if job.batch_hmac then
+    local ok
+    ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
+    if not ok then raise(err) end
+  end
+
+  local fill = repeat_columns(header, config.repeat_keys)
+  local count = 0
+  reader = open_csv(values)
+  next_row(reader)
+  local row_number = 0
+  while true do
+    local fields, line = next_row(reader)
+    if not fields then break end
+    row_number = row_number + 1
+    if row_number > 1 then
+      for _, col in ipairs(fill) do fields[col] = first[col] end
+    end
+    local id
+    if fileid then
+      for i = 1, #header do
+        if header[i] == fileid or fields[i] == fileid then id = fields[i]; break end
+      end
+    else
+      count = count + 1
+      id = tostring(count)
+    end
+    emit_unit(job, id, build_unit(job, fields, line), line)
+  end
+  reader:close()
+  common.stdout:write("\nFiles generated in ", opts.outdir, " ...\n")
+  return common.EXIT_OK
+end
+
+local function generate_key(argv)
+  local opts = parse(M.GENERATE_KEY, argv)
+  if not opts then return common.EXIT_OK end
+  local crypto = require("nvsgen.crypto")
+  local keys_dir = pyjoin(opts.outdir, "keys")
+  local typed = opts.keyfile or os.date("keys-%m-%d_%H-%M.bin")
+  local keys_path = pyjoin(keys_dir, bin_name(typed))
+  local key, hmac, hmac_path
+  if opts.key_protect_hmac then
+    key, hmac = hmac_key(crypto, opts)
+    if hmac then hmac_path = pyjoin(keys_dir, bin_name(opts.kp_hmac_keyfile or "hmac-" .. typed)) end
+  else
+    key = assert(crypto.generate_key())
+  end
+  for _, path in ipairs({ hmac_path or keys_path, keys_path }) do
+    make_dir(path:match("^(.*)/[^/]*$") or ".")
+  end
+  if hmac then
+    local ok, err = write_new(hmac_path, hmac, 384)
+    if not ok then raise(err) end
+  end
+  local ok, err = crypto.write_keys(keys_path, key)
+  if not ok then
+    if hmac_path then os.remove(hmac_path) end
+    raise(err)
+  end
+  common.stdout:write("\nCreated encryption keys: ===>  ", keys_path, "\n")
+  return common.EXIT_OK
+end
+
+local COMMANDS = { generate = generate, ["generate-key"] = generate_key }
+
+local USAGE = ("usage: %s {generate,generate-key} ..."):format(PROG)
+
+--- Runs a command; a Failure becomes "mfg_gen: message" and its status.
+local function run(command, argv)
+  local ok, status = pcall(command, argv)
+  if ok then return status end
+  if getmetatable(status) ~= Failure then error(status, 0) end
+  return common.fail(PROG, status.message, status.status)
+end
+
+--- Entry point: runs the subcommand named by argv[1]; returns the exit status.
+function M.main(argv)
+  local command = argv[1]
+  local rest = table.move(argv, 2, #argv, 1, {})
+  if command == "-h" or command == "--help" then
+    common.stdout:write(USAGE, "\n\nESP-IDF mass manufacturing: an NVS image per unit from a config\n",
+      "and a values CSV file (nvsgen, compatible with mfg_gen.py).\n",
+      "Run '", PROG, " COMMAND -h' for a command's options.\n")
+    return common.EXIT_OK
+  end
+  local fn = COMMANDS[command]
+  if not fn then
+    common.stderr:write(USAGE, "\n")
+    return common.fail(PROG, command and ("unknown command '" .. command .. "'") or "a command is required",
+      common.EXIT_USAGE)
+  end
+  return run(fn, rest)
+end
+
+return M
