@@ -1,0 +1,490 @@
+--- nvsgen.batch: runs a recipe for every serial of a batch, safely.
+--
+-- For each unit the image is built in memory, written under a pending name
+-- (IMAGE.part), its keys file and CSV (if any) are written atomically, its
+-- manifest record is appended and flushed, and only then is the pending
+-- file renamed to IMAGE. So an image exists under its name only once it is
+-- complete and recorded, and a batch killed at any moment resumes where it
+-- stopped when the same command is run again:
+--
+--   * IMAGE exists and is recorded: done, skipped;
+--   * IMAGE.part exists and is recorded: killed before the rename, renamed;
+--   * otherwise the unit is built (a stale IMAGE.part is overwritten);
+--   * IMAGE exists but is not recorded (not ours): refused unless --force;
+--   * a manifest line cut short by the kill is dropped.
+--
+-- Memory stays flat in the number of units: serials are iterated, the
+-- values table is streamed, manifest records are appended as units are
+-- made. Only a resumed batch keeps a set of the serials already recorded.
+
+local lfs = require("lfs")
+local core = require("nvsgen.core")
+local nvsgen = require("nvsgen")
+local csv = require("nvsgen.csv")
+local recipe_mod = require("nvsgen.recipe")
+local common = require("nvsgen.cli.common")
+
+local format, concat = string.format, table.concat
+local tostring, type, pcall, ipairs = tostring, type, pcall, ipairs
+local attributes = lfs.attributes
+local io_open, os_rename, os_remove = io.open, os.rename, os.remove
+local format_row = csv.format_row
+local write_file = core.write_file
+
+local M = {}
+
+-- Wall-clock seconds (luasystem when present, else CPU time).
+do
+  local has_system, system = pcall(require, "system")
+  M.clock = has_system and system.monotime or os.clock
+end
+
+M.MANIFEST = "manifest.csv"
+M.COLUMNS = { "serial", "image", "size", "sha256", "keys" }
+
+---------------------------------------------------------------------------
+-- Serials
+---------------------------------------------------------------------------
+
+local Serials = {}
+Serials.__index = Serials
+
+--- Parses "A-B" (inclusive), "A,B,C", or a mix ("1-5,9"). Returns a
+-- serial set (never expanded into a list), or nil and a message.
+function M.serials(text)
+  if type(text) ~= "string" or text == "" then return nil, "serial range is empty" end
+  local ranges, count = {}, 0
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local a, b = item:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
+    if not a then a = item:match("^%s*(%d+)%s*$"); b = a end
+    if not a or #a > 15 or #b > 15 then
+      return nil, format("invalid serial range '%s': expected A-B or A,B,C", text)
+    end
+    a, b = tonumber(a), tonumber(b)
+    if b < a then return nil, format("invalid serial range '%s': %d is after %d", text, a, b) end
+    ranges[#ranges + 1] = { a, b }
+    count = count + (b - a + 1)
+  end
+  return setmetatable({ ranges = ranges, count = count, text = text }, Serials)
+end
+
+--- Iterates index, serial.
+function Serials:each()
+  local ranges, r, s, i = self.ranges, 1, self.ranges[1][1] - 1, 0
+  return function()
+    s = s + 1
+    if s > ranges[r][2] then
+      r = r + 1
+      if not ranges[r] then return nil end
+      s = ranges[r][1]
+    end
+    i = i + 1
+    return i, s
+  end
+end
+
+function Serials:contains(serial)
+  for _, r in ipairs(self.ranges) do
+    if serial >= r[1] and serial <= r[2] then return true end
+  end
+  return false
+end
+
+function Serials:first()
+  return self.ranges[1][1]
+end
+
+---------------------------------------------------------------------------
+-- The per-unit CSV that Espressif's nvs_partition_gen turns into the image
+---------------------------------------------------------------------------
+
+-- Keys for which the reference adds Wi-Fi entries of its own.
+local WIFI_KEYS = { ["sta.ssid"] = true, ["sta.pswd"] = true, ["ap.ssid"] = true,
+  ["ap.passwd"] = true, ["ap.authmode"] = true }
+
+--- The CSV text for the rows a unit recorded, or nil and a message.
+-- `command` is the command line that regenerates the image (a comment).
+function M.unit_csv(rows, command)
+  local out = { "# " .. command .. "\n", format_row({ "key", "type", "encoding", "value" }) }
+  for _, row in ipairs(rows) do
+    local key, kind, value = row[1], row[2], row[3]
+    if key:sub(1, 1) == "#" then
+      return nil, format("key '%s': a name starting with '#' reads as a comment in CSV", key)
+    end
+    if WIFI_KEYS[key] then
+      return nil, format("key '%s': nvs_partition_gen adds Wi-Fi entries for it, so --csv cannot"
+        .. " reproduce the image", key)
+    end
+    local fields
+    if kind == "namespace" then
+      fields = { key, "namespace", "", "" }
+    elseif kind == "string" then
+      -- The reference reads CSV as UTF-8 text with universal newlines and
+      -- drops lines starting with '#', even inside a quoted field.
+      if not utf8.len(value) then
+        return nil, format("key '%s': string is not valid UTF-8, CSV cannot hold it", key)
+      elseif value:find("\r", 1, true) then
+        return nil, format("key '%s': string holds a carriage return, CSV cannot keep it", key)
+      elseif value:find("\n#") then
+        return nil, format("key '%s': string has a line starting with '#', CSV would drop it", key)
+      end
+      fields = { key, "data", "string", value }
+    elseif kind == "blob" then
+      fields = { key, "data", "hex2bin", core.hex_encode(value) }
+    elseif kind == "float" or kind == "double" then
+      fields = { key, "data", kind, format("%.17g", value) }
+    else
+      fields = { key, "data", kind, tostring(math.tointeger(value) or value) }
+    end
+    out[#out + 1] = format_row(fields)
+  end
+  return concat(out)
+end
+
+---------------------------------------------------------------------------
+-- Manifest
+---------------------------------------------------------------------------
+
+-- Copies the complete lines of `path` for which keep(record) is true to a
+-- temporary file and renames it over `path`: drops a line cut short by a
+-- kill, or (with --force) the records the batch will make again.
+local function rewrite_manifest(path, keep)
+  local src = assert(io_open(path, "rb"))
+  local tmp = path .. ".rewrite"
+  local dst, err = io_open(tmp, "wb")
+  if not dst then src:close(); return nil, err end
+  local header_done = false
+  for line in src:lines("L") do
+    if line:sub(-1) ~= "\n" then break end -- the cut line
+    if not header_done then
+      header_done = true
+      dst:write(line)
+    else
+      local fields = csv.from_string(line, path):next()
+      if fields and keep(fields) then dst:write(line) end
+    end
+  end
+  src:close()
+  dst:close()
+  local ok, rerr = os_rename(tmp, path)
+  if not ok then return nil, rerr end
+  return true
+end
+
+--- Opens (creating or resuming) the manifest in `outdir`. Returns
+-- { file, columns, exports, recorded = set of serials } or nil, message.
+local function open_manifest(outdir, exports, serials, force)
+  local path = common.join(outdir, M.MANIFEST)
+  local m = { path = path, recorded = {}, exports = exports }
+  local f = io_open(path, "rb")
+  if f then
+    local size = f:seek("end")
+    local cut = false
+    if size > 0 then
+      f:seek("set", size - 1)
+      cut = f:read(1) ~= "\n"
+    end
+    f:close()
+    if cut or force then
+      local ok, err = rewrite_manifest(path, function(fields)
+        return not (force and serials:contains(tonumber(fields[1]) or -1))
+      end)
+      if not ok then return nil, format("%s: %s", path, err) end
+    end
+    local reader, err = csv.open(path)
+    if not reader then return nil, err end
+    local header = reader:next()
+    if header then
+      for i, col in ipairs(M.COLUMNS) do
+        if header[i] ~= col then
+          reader:close()
+          return nil, format("%s: not a manifest of nvsgen (column %d is not '%s')", path, i, col)
+        end
+      end
+      local have = {}
+      for i = #M.COLUMNS + 1, #header do have[#have + 1] = header[i] end
+      if #exports > 0 and concat(have, ",") ~= concat(exports, ",") then
+        reader:close()
+        return nil, format("%s: exported columns %s differ from the recipe's %s; use another --outdir",
+          path, concat(have, ","), concat(exports, ","))
+      end
+      m.exports = have
+      m.header_written = true
+      while true do
+        local fields = reader:next()
+        if not fields then break end
+        local serial = math.tointeger(tonumber(fields[1]))
+        if serial then m.recorded[serial] = true end
+      end
+    end
+    reader:close()
+  end
+  local file, err = io_open(path, "ab")
+  if not file then return nil, format("%s: cannot open (%s)", path, err) end
+  file:setvbuf("full", 8192)
+  m.file = file
+  return m
+end
+
+local function manifest_header(m)
+  local cols = {}
+  for i, c in ipairs(M.COLUMNS) do cols[i] = c end
+  for _, c in ipairs(m.exports) do cols[#cols + 1] = c end
+  m.file:write(format_row(cols))
+  m.header_written = true
+end
+
+---------------------------------------------------------------------------
+-- Running a batch
+---------------------------------------------------------------------------
+
+local OPTIONS = {
+  recipe = true, serials = true, outdir = true, size = true, version = true, name = true,
+  values = true, keygen = true, inputkey = true, csv = true, dry_run = true, force = true,
+  offset = true, progress = true, crypto = true,
+}
+
+--- The file name pattern, checked: it must give different names for
+-- different serials and stay in the output folder.
+local function check_name(pattern)
+  local ok1, a = pcall(format, pattern, 1)
+  local ok2, b = pcall(format, pattern, 2)
+  if not ok1 or not ok2 or a == b then
+    return nil, format("name pattern '%s' must hold one %%d (or %%05d, ...) for the serial", pattern)
+  end
+  if a:find("/", 1, true) then return nil, format("name pattern '%s' must not hold '/'", pattern) end
+  if not a:find("%.bin$") then return nil, format("name pattern '%s' must end in .bin", pattern) end
+  return true
+end
+
+-- Runs every unit function of the recipe on `u` (called through pcall).
+local function build_unit(units, u)
+  for i = 1, #units do units[i](u) end
+end
+
+-- A progress bar on `stream` (a terminal).
+local function progress_bar(stream, total)
+  local step = total > 200 and total // 200 or 1
+  return function(done, force)
+    if done % step ~= 0 and not force then return end
+    local width = 40
+    local filled = total > 0 and done * width // total or width
+    stream:write(format("\r[%s%s] %3d%% %d/%d", ("#"):rep(filled), (" "):rep(width - filled),
+      total > 0 and done * 100 // total or 100, done, total))
+    if force then stream:write("\n") end
+    stream:flush()
+  end
+end
+
+--- The values table reader: for each serial in order, its row. Rows must
+-- follow the batch's order; rows of other serials are passed over.
+local function values_source(path, column)
+  local reader, err = csv.open_dict(path, { required = { column }, comments = true })
+  if not reader then return nil, err end
+  local row, line
+  return function(serial)
+    while true do
+      if row and tonumber(row[column]) == serial then return row end
+      row, line = reader:next()
+      if not row then
+        if line then return nil, line end
+        return nil, format("%s: no row for serial %d (rows must follow the batch's order)", path, serial)
+      end
+    end
+  end, reader
+end
+
+--- Runs `opts.recipe` for `opts.serials`. Returns a summary table
+-- ({ total, written, skipped, finished, seconds, first, outdir, manifest }),
+-- or nil and a message (a recipe mistake names the unit).
+function M.run(opts)
+  nvsgen.check_options(opts, OPTIONS, "batch.run", 2)
+  local r = opts.recipe
+  local serials = opts.serials
+  local size = opts.size or r.size
+  local version = opts.version or r.version or 2
+  local name = opts.name or r.name or "unit-%d.bin"
+  local outdir = opts.outdir or "."
+  local dry = opts.dry_run
+  if not size then return nil, "no partition size: the recipe sets none, give --size" end
+  local ok, err = check_name(name)
+  if not ok then return nil, err end
+
+  local crypto = opts.crypto or require("nvsgen.crypto")
+  local partition = nvsgen.partition{ size = size, version = version }
+  local keygen, fixed_key, inputkey = opts.keygen, nil, opts.inputkey
+  if inputkey then
+    fixed_key, err = crypto.read_keys(inputkey)
+    if not fixed_key then return nil, err end
+    partition:set_key(fixed_key)
+  end
+  local encrypted = keygen or fixed_key ~= nil
+
+  local random = crypto.random_bytes
+  local u = recipe_mod.unit_context(r, partition, random)
+  local units = r.units
+  local exports = r.exports
+
+  local values_path = opts.values or (r.values and u:path(r.values))
+  local next_values, values_reader
+  if values_path then
+    next_values, err = values_source(values_path, r.key_column or "serial")
+    if not next_values then return nil, err end
+    values_reader = err
+  end
+
+  local m
+  if not dry then
+    ok, err = common.make_dirs(outdir)
+    if not ok then return nil, err end
+    -- Temporary files of an atomic write cut short by a kill.
+    for entry in lfs.dir(outdir) do
+      if entry:find("%.tmp%-%w%w%w%w%w%w$") then os_remove(common.join(outdir, entry)) end
+    end
+    m, err = open_manifest(outdir, exports, serials, opts.force)
+    if not m then return nil, err end
+  end
+
+  local sha256_hex = crypto.sha256_hex
+  local keys_partition, generate_key = crypto.keys_partition, crypto.generate_key
+  local want_csv = opts.csv
+  local force = opts.force
+  local prefix = outdir == "." and "" or (outdir:gsub("/+$", "")) .. "/"
+  local total = serials.count
+  local bar = opts.progress and progress_bar(opts.progress, total)
+  local written, skipped, finished = 0, 0, 0
+  local manifest_file = m and m.file
+  local recorded = m and m.recorded or {}
+  local columns = m and m.exports or exports
+  local row = {}
+  local failure
+  local clock = M.clock
+  local started = clock()
+
+  for index, serial in serials:each() do
+    local image_name = format(name, serial)
+    local image_path = prefix .. image_name
+    local pending = image_path .. ".part"
+    local stem = image_name:sub(1, -5)
+    local status = "build"
+    if not dry then
+      local done = recorded[serial]
+      if done and attributes(pending, "mode") then
+        status = "finish"
+      elseif attributes(image_path, "mode") then
+        if force then status = "build"
+        elseif done then status = "skip"
+        else
+          failure = format("unit %d: %s already exists and is not in %s; use --force to overwrite it",
+            serial, image_path, M.MANIFEST)
+          break
+        end
+      elseif done then
+        failure = format("unit %d: recorded in %s but %s is missing; use --force to build it again",
+          serial, M.MANIFEST, image_path)
+        break
+      end
+    end
+    if status == "skip" then
+      skipped = skipped + 1
+      if next_values then next_values(serial) end
+    elseif status == "finish" then
+      ok, err = os_rename(pending, image_path)
+      if not ok then failure = err; break end
+      finished = finished + 1
+      if next_values then next_values(serial) end
+    else
+      local vrow
+      if next_values then
+        vrow, err = next_values(serial)
+        if not vrow then failure = format("unit %d: %s", serial, err); break end
+      end
+      partition:reset()
+      local key
+      if keygen then
+        key = generate_key()
+        partition:set_key(key)
+      end
+      u:begin(serial, index, vrow, want_csv)
+      ok, err = pcall(build_unit, units, u)
+      if not ok then
+        failure = format("unit %d: %s", serial, tostring(err))
+        break
+      end
+      local image = partition:image()
+      if not dry then
+        local keys_name = ""
+        if keygen then
+          keys_name = stem .. "-keys.bin"
+          ok, err = write_file(prefix .. keys_name, keys_partition(key), 384, true)
+          if not ok then failure = err; break end
+        elseif inputkey then
+          keys_name = inputkey
+        end
+        if want_csv then
+          local command = encrypted
+            and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
+              stem, image_name, size, version, keygen and keys_name or inputkey)
+            or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d",
+              stem, image_name, size, version)
+          local text
+          text, err = M.unit_csv(u.rows, command)
+          if not text then failure = format("unit %d: %s", serial, err); break end
+          ok, err = write_file(prefix .. stem .. ".csv", text, 420, true)
+          if not ok then failure = err; break end
+        end
+        local f
+        f, err = io_open(pending, "wb")
+        if not f then failure = err; break end
+        ok, err = f:write(image)
+        local closed, cerr = f:close()
+        if not ok or not closed then failure = format("%s: %s", pending, err or cerr); break end
+        if not m.header_written then
+          if #columns == 0 then
+            for k in pairs(u.exported) do columns[#columns + 1] = k end
+            table.sort(columns)
+          end
+          manifest_header(m)
+        end
+        row[1], row[2], row[3], row[4], row[5] = serial, image_name, #image, sha256_hex(image), keys_name
+        local exported = u.exported
+        local n = #M.COLUMNS
+        for i = 1, #columns do
+          local v = exported[columns[i]]
+          row[n + i] = v == nil and "" or tostring(v)
+        end
+        for k in pairs(exported) do
+          local known = false
+          for i = 1, #columns do known = known or columns[i] == k end
+          if not known then
+            failure = format("unit %d: export '%s' is not a column of %s (columns: %s)",
+              serial, k, m.path, concat(columns, ","))
+            break
+          end
+        end
+        if failure then break end
+        manifest_file:write(format_row(row))
+        manifest_file:flush()
+        ok, err = os_rename(pending, image_path)
+        if not ok then failure = err; break end
+      elseif want_csv then
+        ok, err = M.unit_csv(u.rows, "dry run")
+        if not ok then failure = format("unit %d: %s", serial, err); break end
+      end
+      written = written + 1
+    end
+    if bar then bar(index) end
+  end
+  local seconds = clock() - started
+  if bar then bar(written + skipped + finished, true) end
+  if manifest_file then manifest_file:close() end
+  if values_reader then values_reader:close() end
+  if failure then return nil, failure end
+  return {
+    total = total, written = written, skipped = skipped, finished = finished,
+    seconds = seconds, outdir = outdir, first = prefix .. format(name, serials:first()),
+    manifest = m and m.path, size = size, version = version, encrypted = encrypted,
+  }
+end
+
+return M

@@ -1,0 +1,137 @@
+--- nvsgen.cli.recipe: the command line every recipe script shares.
+--
+--   lua5.4 gen.lua --serial-range 1000-1999 --outdir out [--size 0x6000]
+--       [--version 1|2] [--name unit-%d.bin] [--values values.csv]
+--       [--encrypt (--keygen | --inputkey KEYS.bin)] [--csv] [--dry-run]
+--       [--force] [--partition-table partitions.csv [--partition nvs]]
+--
+-- Prints a one-line summary on stdout, a progress bar on stderr when it is
+-- a terminal, and "prog: message" on stderr on failure (exit status 1; 2
+-- for a bad command line).
+
+local args = require("nvsgen.cli.args")
+local common = require("nvsgen.cli.common")
+local batch = require("nvsgen.batch")
+local partition_table = require("nvsgen.partition_table")
+
+local M = {}
+
+M.OPTIONS = {
+  { "--serial-range", metavar = "A-B|A,B,...",
+    help = "serials to make: an inclusive range A-B, or a list A,B,C (required)" },
+  { "--outdir", default = ".", help = "folder for the images, keys and manifest.csv" },
+  { "--size", help = "partition size (overrides the recipe's), e.g. 0x6000" },
+  { "--version", choices = { "1", "2" }, help = "NVS format version (default: the recipe's, or 2)" },
+  { "--name", metavar = "PATTERN", help = "image file name, %d is the serial (default: unit-%d.bin)" },
+  { "--values", metavar = "VALUES.csv", help = "per-unit values table (overrides the recipe's)" },
+  { "--encrypt", flag = true, help = "encrypt the images (with --keygen or --inputkey)" },
+  { "--keygen", flag = true, help = "a new key per unit, written beside its image (0600)" },
+  { "--inputkey", metavar = "KEYS.bin", help = "one keys partition file for every unit" },
+  { "--csv", flag = true, help = "also write each unit as an nvs_partition_gen CSV" },
+  { "--dry-run", flag = true, help = "build every unit but write nothing" },
+  { "--force", flag = true, help = "overwrite existing images (make the units again)" },
+  { "--partition-table", metavar = "PARTITIONS.csv", help = "ESP-IDF partition table for size and offset" },
+  { "--partition", metavar = "NAME", help = "partition in --partition-table (default: nvs)" },
+}
+
+--- The command-line spec for recipe `r` run as `prog`.
+function M.spec(r, prog)
+  return {
+    prog = prog,
+    summary = (r.description and r.description .. "\n\n" or "")
+      .. "Writes one NVS partition image per serial, and manifest.csv, in --outdir.",
+    options = M.OPTIONS,
+  }
+end
+
+--- Turns parsed options into batch.run options. Returns them, the
+-- partition (from the table) or nil; or nil and a message.
+function M.batch_options(r, opts)
+  if not opts.serial_range then return nil, "the following arguments are required: --serial-range" end
+  local serials, err = batch.serials(opts.serial_range)
+  if not serials then return nil, err end
+  local b = { recipe = r, serials = serials, outdir = opts.outdir, name = opts.name,
+    values = opts.values, csv = opts.csv, dry_run = opts.dry_run, force = opts.force }
+  if opts.size then
+    b.size, err = common.partition_size(opts.size)
+    if not b.size then return nil, err end
+  end
+  if opts.version then b.version = tonumber(opts.version) end
+  if opts.encrypt then
+    if opts.keygen == (opts.inputkey ~= nil) then
+      return nil, "--encrypt needs one of --keygen or --inputkey"
+    end
+    b.keygen, b.inputkey = opts.keygen or nil, opts.inputkey
+  elseif opts.keygen or opts.inputkey then
+    return nil, (opts.keygen and "--keygen" or "--inputkey") .. " needs --encrypt"
+  end
+  local part
+  if opts.partition_table then
+    local list
+    list, err = partition_table.read(opts.partition_table)
+    if not list then return nil, err end
+    part, err = partition_table.find(list, opts.partition or "nvs", opts.partition_table)
+    if not part then return nil, err end
+    if b.size and b.size ~= part.size then
+      return nil, ("--size 0x%X differs from partition '%s' (0x%X) in %s")
+        :format(b.size, part.name, part.size, opts.partition_table)
+    end
+    b.size = part.size
+  elseif opts.partition then
+    return nil, "--partition needs --partition-table"
+  end
+  return b, part
+end
+
+--- The one-line summary of a finished batch.
+function M.summary(prog, s, part)
+  local rate = s.seconds > 0 and ("%.0f units/s"):format(s.written / s.seconds) or "-"
+  local line
+  if s.dry_run then
+    line = ("%s: dry run: %d units built in %.2f s (%s), nothing written; first image would be %s")
+      :format(prog, s.written, s.seconds, rate, s.first)
+  else
+    line = ("%s: %d units: %d written, %d already done%s in %.2f s (%s); %s%s, manifest %s")
+      :format(prog, s.total, s.written, s.skipped + s.finished,
+        s.finished > 0 and (" (%d completed)"):format(s.finished) or "",
+        s.seconds, rate, s.encrypted and "encrypted images in " or "images in ", s.outdir, s.manifest)
+  end
+  if part then
+    line = line .. ("\nflash a unit: esptool.py write_flash 0x%X %s"):format(part.offset, s.first)
+  end
+  return line
+end
+
+local function stderr_is_terminal()
+  local has_term, term = pcall(require, "term")
+  return has_term and common.stderr == io.stderr and term.isatty(io.stderr)
+end
+
+--- Runs recipe `r` with the command line `argv`; returns the exit status.
+function M.main(r, argv, prog)
+  prog = prog or "recipe"
+  local spec = M.spec(r, prog)
+  local opts, err = args.parse(spec, argv)
+  if not opts then
+    common.stderr:write(args.usage(spec), "\n")
+    return common.fail(prog, err, common.EXIT_USAGE)
+  end
+  if opts.help then
+    common.stdout:write(args.help(spec))
+    return common.EXIT_OK
+  end
+  local b, part = M.batch_options(r, opts)
+  if not b then
+    common.stderr:write(args.usage(spec), "\n")
+    return common.fail(prog, part, common.EXIT_USAGE)
+  end
+  if stderr_is_terminal() then b.progress = io.stderr end
+  local s
+  s, err = batch.run(b)
+  if not s then return common.fail(prog, err) end
+  s.dry_run = b.dry_run
+  common.say(M.summary(prog, s, part))
+  return common.EXIT_OK
+end
+
+return M
