@@ -20,7 +20,6 @@ local M = {}
 
 local CHUNK_SIZE = 64 * 1024
 local QUOTE = byte('"')
-local COMMA = byte(",")
 local HASH = byte("#")
 local NEWLINE = byte("\n")
 local BOM = "\239\187\191"
@@ -166,42 +165,49 @@ function Reader:next()
     if byte(line, pos) == QUOTE then
       -- Quoted part: runs to the next lone quote, possibly over several
       -- lines; '""' stands for one quote.
-      local parts, np = {}, 0
       pos = pos + 1
-      while true do
-        local q = find(line, '"', pos, true)
-        if q then
-          np = np + 1
-          parts[np] = sub(line, pos, q - 1)
-          if byte(line, q + 1) ~= QUOTE then
-            pos = q + 1
-            break
+      local q = find(line, '"', pos, true)
+      if q and byte(line, q + 1) ~= QUOTE then
+        field = sub(line, pos, q - 1) -- the common case, no escapes
+        pos = q + 1
+      else
+        local parts, np = {}, 0
+        while true do
+          if q then
+            np = np + 1
+            parts[np] = sub(line, pos, q - 1)
+            if byte(line, q + 1) ~= QUOTE then
+              pos = q + 1
+              break
+            end
+            np = np + 1
+            parts[np] = '"'
+            pos = q + 2
+          else
+            np = np + 1
+            parts[np] = sub(line, pos)
+            line, msg = next_physical(self)
+            if not line then
+              return fail(self, msg or format("%s:%d: unterminated quoted field", self.name, start))
+            end
+            pos = 1
+            last = #line
+            if byte(line, last) == NEWLINE then last = last - 1 end
           end
-          np = np + 1
-          parts[np] = '"'
-          pos = q + 2
-        else
-          np = np + 1
-          parts[np] = sub(line, pos)
-          line, msg = next_physical(self)
-          if not line then
-            return fail(self, msg or format("%s:%d: unterminated quoted field", self.name, start))
-          end
-          pos = 1
-          last = #line
-          if byte(line, last) == NEWLINE then last = last - 1 end
+          q = find(line, '"', pos, true)
         end
+        field = concat(parts)
       end
       -- Python's non-strict dialect keeps whatever follows the closing
       -- quote, up to the next separator, as plain text.
       local e = find(line, ",", pos, true)
-      parts[np + 1] = sub(line, pos, (e or last + 1) - 1)
-      field = concat(parts)
+      local stop = e and e - 1 or last
+      if stop >= pos then field = field .. sub(line, pos, stop) end
       pos = e
     else
       -- Plain field: quotes inside it are literal.
       local e = find(line, ",", pos, true)
-      field = sub(line, pos, (e or last + 1) - 1)
+      field = sub(line, pos, e and e - 1 or last)
       pos = e
     end
     n = n + 1

@@ -1,0 +1,289 @@
+local csv = require("nvsgen.csv")
+
+local FIXTURES = "spec/fixtures/csv/"
+
+-- All records of a reader as {fields, line} pairs; on an error the last
+-- entry is {nil, message}.
+local function records(reader)
+  local out = {}
+  while true do
+    local fields, line = reader:next()
+    out[#out + 1] = { fields, line }
+    if not fields then break end
+  end
+  return out
+end
+
+local function parse(text, opts)
+  return records(csv.from_string(text, "t.csv", opts))
+end
+
+-- Only the fields of each record, for texts without errors.
+local function rows(text, opts)
+  local out = {}
+  for _, rec in ipairs(parse(text, opts)) do
+    if rec[1] then out[#out + 1] = rec[1] end
+  end
+  return out
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+describe("nvsgen.csv reader", function()
+  it("splits on commas without trimming", function()
+    assert.same({ { "key", "type", "encoding", "value" }, { " a ", "u8 ", "", "" } },
+      rows("key,type,encoding,value\n a ,u8 ,,\n"))
+    assert.same({ { "a", "" }, { "", "" }, { "a\tb" } }, rows("a,\n,\na\tb\n"))
+  end)
+
+  it("reads quoted fields with commas and escaped quotes", function()
+    assert.same({ { "a", "b,c", "d" } }, rows('a,"b,c",d\n'))
+    assert.same({ { 'x"y', '"', "" } }, rows('"x""y","""",""\n'))
+    assert.same({ { '"a"' } }, rows('"""a"""\n'))
+  end)
+
+  it("treats a quote inside an unquoted field as a character", function()
+    assert.same({ { 'a"b"c', 'd " e' } }, rows('a"b"c,d " e\n'))
+    assert.same({ { ' "a', 'b"' } }, rows(' "a,b"\n'))
+  end)
+
+  it("appends text after a closing quote, as Python's non-strict dialect does", function()
+    assert.same({ { "abcd", "e" } }, rows('"ab"cd,e\n'))
+    assert.same({ { 'ab "cd"', "e" } }, rows('"ab" "cd",e\n'))
+    assert.same({ { 'abc"d"' } }, rows('"ab"c"d"\n'))
+  end)
+
+  it("keeps newlines in quoted fields, each line ending becoming LF", function()
+    assert.same({ { "a\nb", "c" }, { "d" } }, rows('"a\nb",c\nd\n'))
+    assert.same({ { "a\nb", "c" }, { "d" } }, rows('"a\r\nb",c\r\nd\r\n'))
+    assert.same({ { "a\nb", "c" }, { "d" } }, rows('"a\rb",c\rd\r'))
+    assert.same({ { "a\n\nb" } }, rows('"a\n\nb"\n'))
+    assert.same({ { 'a"\n"' } }, rows('"a""\n"""\n'))
+  end)
+
+  it("reports the line where each record starts", function()
+    assert.same({ { { "a" }, 1 }, { { "b\nc\nd", "e" }, 2 }, { { "f" }, 6 }, { nil, nil } },
+      parse('a\n"b\nc\nd",e\n\nf\n'))
+  end)
+
+  it("skips blank lines but not lines of empty fields", function()
+    assert.same({ { { "a" }, 2 }, { { "" }, 4 }, { { "", "" }, 6 }, { { " " }, 7 }, { nil, nil } },
+      parse('\na\n\n""\n\r\n,\n \n\n'))
+  end)
+
+  it("accepts a last line without a newline", function()
+    assert.same({ { "a", "b" }, { "c", "" } }, rows("a,b\nc,"))
+    assert.same({ { "a", "b" } }, rows('a,"b"'))
+    assert.same({}, rows(""))
+  end)
+
+  it("drops comment lines when asked, even inside a quoted field", function()
+    local text = '# head\nk,v\n"a\n#dropped\nb",c\n# comment\nd,#e\n'
+    assert.same({ { { "k", "v" }, 2 }, { { "a\nb", "c" }, 3 }, { { "d", "#e" }, 7 }, { nil, nil } },
+      parse(text, { comments = true }))
+    assert.same({ { "# head" }, { "k", "v" }, { "a\n#dropped\nb", "c" }, { "# comment" }, { "d", "#e" } },
+      rows(text))
+    -- only '#' as the very first character marks a comment
+    assert.same({ { " #x" } }, rows(" #x\n", { comments = true }))
+  end)
+
+  it("counts lone CR and CRLF as one line each", function()
+    assert.same({ { { "a" }, 1 }, { { "b" }, 2 }, { { "c" }, 4 }, { nil, nil } },
+      parse("a\rb\r\n#x\rc", { comments = true }))
+  end)
+
+  it("skips a UTF-8 byte order mark at the start only", function()
+    assert.same({ { "key", "value" }, { "\239\187\191x" } }, rows("\239\187\191key,value\n\239\187\191x\n"))
+    assert.same({ { { "k" }, 2 }, { nil, nil } }, parse("\239\187\191#c\nk\n", { comments = true }))
+  end)
+
+  it("fails on an unterminated quoted field, at the line where its record starts", function()
+    assert.same({ { { "a" }, 1 }, { nil, "t.csv:2: unterminated quoted field" } },
+      parse('a\nb,"c\nd\n'))
+    assert.same({ { nil, "t.csv:1: unterminated quoted field" } }, parse('"abc""'))
+  end)
+
+  it("fails on text that is not UTF-8, at its line", function()
+    assert.same({ { { "a" }, 1 }, { nil, "t.csv:3: not valid UTF-8" } },
+      parse('a\n"b\n\233"\n'))
+    -- surrogates and overlong forms are refused as Python refuses them
+    assert.same({ { nil, "t.csv:1: not valid UTF-8" } }, parse("\237\160\128\n"))
+    assert.same({ { nil, "t.csv:1: not valid UTF-8" } }, parse("\192\128\n"))
+    -- comment lines are decoded too
+    assert.same({ { nil, "t.csv:1: not valid UTF-8" } }, parse("#\255\n", { comments = true }))
+    assert.same({ { "caf\195\169", "\240\159\152\128" } }, rows("caf\195\169,\240\159\152\128\n"))
+  end)
+
+  it("keeps reporting an error once it has happened", function()
+    local r = csv.from_string('"a', "t.csv")
+    assert.same({ nil, "t.csv:1: unterminated quoted field" }, { r:next() })
+    assert.same({ nil, "t.csv:1: unterminated quoted field" }, { r:next() })
+  end)
+
+  it("reads files, streaming", function()
+    local r = assert(csv.open(FIXTURES .. "values_crlf.csv", { comments = true }))
+    assert.same({
+      { { "key", "type", "encoding", "value" }, 2 },
+      { { "storage", "namespace", "", "" }, 3 },
+      { { "cert", "data", "string", "-----BEGIN-----\nMIIB\n-----END-----" }, 6 },
+      { { "port", "data", "u16", "8,080" }, 9 },
+      { nil, nil },
+    }, records(r))
+    r:close()
+  end)
+
+  it("handles line endings split between read chunks", function()
+    local path = os.tmpname()
+    for _, size in ipairs({ 65535, 65536, 65537 }) do
+      local pad = string.rep("x", size - 1)
+      write_file(path, pad .. "\r\n\"q\r\r\n\"\r")
+      local r = assert(csv.open(path))
+      assert.same({ { { pad }, 1 }, { { "q\n\n" }, 2 }, { nil, nil } }, records(r))
+      r:close()
+    end
+    os.remove(path)
+  end)
+
+  it("reports a file it cannot open or read", function()
+    assert.same({ nil, "spec/fixtures/csv/missing.csv: cannot open (No such file or directory)" },
+      { csv.open(FIXTURES .. "missing.csv") })
+    local r = assert(csv.open("spec/fixtures/csv"))
+    assert.same({ nil, "spec/fixtures/csv: cannot read (Is a directory)" }, { r:next() })
+    r:close()
+  end)
+
+  it("closes, also through <close>", function()
+    local r = csv.from_string("a\n", "t.csv")
+    r:close()
+    assert.has_error(function() r:next() end, "attempt to use a closed csv reader")
+    local kept
+    do
+      local r2 <close> = assert(csv.open(FIXTURES .. "values_crlf.csv"))
+      kept = r2
+    end
+    assert.has_error(function() kept:next() end, "attempt to use a closed csv reader")
+  end)
+
+  it("rejects unknown options and bad arguments", function()
+    assert.has_error(function() csv.from_string("", "t.csv", { comment = true }) end,
+      "bad argument #3 to 'from_string' (unknown option 'comment')")
+    assert.has_error(function() csv.open(FIXTURES .. "values_crlf.csv", { comments = 1 }) end,
+      "bad argument #2 to 'open' (option 'comments' must be a boolean)")
+    assert.has_error(function() csv.open(nil) end,
+      "bad argument #1 to 'open' (string expected, got nil)")
+  end)
+end)
+
+describe("nvsgen.csv dict reader", function()
+  local REQUIRED = { "key", "type", "encoding", "value" }
+
+  it("keys records by the header, missing fields nil, extra fields ignored", function()
+    local d = assert(csv.dict_from_string("\nkey,type,encoding,value\nns,namespace\nk,data,u8,1,extra\n",
+      "t.csv", { required = REQUIRED }))
+    assert.same({ "key", "type", "encoding", "value" }, d.header)
+    assert.equal(2, d.header_line)
+    assert.same({ { key = "ns", type = "namespace" }, 3 }, { d:next() })
+    assert.same({ { key = "k", type = "data", encoding = "u8", value = "1" }, 4 }, { d:next() })
+    assert.same({}, { d:next() })
+    d:close()
+  end)
+
+  it("reads a file with comments, a BOM and CRLF line endings", function()
+    local d = assert(csv.open_dict(FIXTURES .. "values_crlf.csv", { required = REQUIRED, comments = true }))
+    assert.same({ { key = "storage", type = "namespace", encoding = "", value = "" }, 3 }, { d:next() })
+    assert.same({ { key = "cert", type = "data", encoding = "string",
+      value = "-----BEGIN-----\nMIIB\n-----END-----" }, 6 }, { d:next() })
+    assert.same({ { key = "port", type = "data", encoding = "u16", value = "8,080" }, 9 }, { d:next() })
+    assert.same({}, { d:next() })
+    d:close()
+  end)
+
+  it("fails without a header line", function()
+    assert.same({ nil, "t.csv: no header line" }, { csv.dict_from_string("\n\r\n", "t.csv") })
+    assert.same({ nil, "t.csv: no header line" },
+      { csv.dict_from_string("# only comments\n", "t.csv", { comments = true }) })
+  end)
+
+  it("fails when a required column is missing", function()
+    assert.same({ nil, "t.csv:2: header has no column 'value'" },
+      { csv.dict_from_string("#\nkey,type,encoding,Value\n", "t.csv", { required = REQUIRED, comments = true }) })
+    assert.same({ nil, "t.csv:1: header has no column 'type'" },
+      { csv.dict_from_string("key, type,encoding,value\n", "t.csv", { required = REQUIRED }) })
+  end)
+
+  it("passes on errors from the header and the records", function()
+    assert.same({ nil, "t.csv:1: unterminated quoted field" },
+      { csv.dict_from_string('key,"value\n', "t.csv") })
+    local d = assert(csv.open_dict(FIXTURES .. "latin1.csv", { required = REQUIRED }))
+    assert.same({ { key = "ns", type = "namespace", encoding = "", value = "" }, 2 }, { d:next() })
+    assert.same({ nil, "spec/fixtures/csv/latin1.csv:3: not valid UTF-8" }, { d:next() })
+    d:close()
+    assert.same({ nil, "nope.csv: cannot open (No such file or directory)" }, { csv.open_dict("nope.csv") })
+  end)
+
+  it("rejects unknown options", function()
+    assert.has_error(function() csv.open_dict("x.csv", { require = REQUIRED }) end,
+      "bad argument #2 to 'open_dict' (unknown option 'require')")
+  end)
+end)
+
+describe("nvsgen.csv writer", function()
+  it("quotes only fields with a comma, quote, CR or LF, and ends lines with CRLF", function()
+    assert.equal("key,type,encoding,value\r\n", csv.format_row({ "key", "type", "encoding", "value" }))
+    assert.equal('"a,b","q""x","cr\rx","lf\nx",tab\tx, lead,#x\r\n',
+      csv.format_row({ "a,b", 'q"x', "cr\rx", "lf\nx", "tab\tx", " lead", "#x" }))
+    assert.equal("ns,namespace,,\r\n", csv.format_row({ "ns", "namespace", "", "" }))
+    assert.equal("n,-5,18446744073709551615\r\n", csv.format_row({ "n", -5, "18446744073709551615" }))
+  end)
+
+  it("quotes a lone empty field, as Python does", function()
+    assert.equal('""\r\n', csv.format_row({ "" }))
+    assert.equal(",\r\n", csv.format_row({ "", "" }))
+    assert.equal("\r\n", csv.format_row({}))
+  end)
+
+  it("refuses fields that are not strings or integers", function()
+    assert.has_error(function() csv.format_row({ "a", 1.5 }) end,
+      "bad argument #1 to 'format_row' (field 2 is a float, not a string or integer)")
+    assert.has_error(function() csv.format_row({ "a", true }) end,
+      "bad argument #1 to 'format_row' (field 2 is a boolean, not a string or integer)")
+  end)
+
+  it("writes what the reader reads back", function()
+    local input = {
+      { "key", "type", "encoding", "value" },
+      { "" },
+      { "a,b", 'say "hi"', "two\nlines", "", " x " },
+      { '"', '""', ",", "\n" },
+    }
+    local text = {}
+    for i, row in ipairs(input) do text[i] = csv.format_row(row) end
+    assert.same(input, rows(table.concat(text)))
+    -- universal newlines turn a CR in a field into LF, in Python too
+    assert.same({ { "a\nb" } }, rows(csv.format_row({ "a\rb" })))
+  end)
+
+  it("writes byte for byte what Python's csv.writer wrote", function()
+    -- python_written.csv was written by Python 3.11's csv.writer from these rows
+    local input = {
+      { "key", "type", "encoding", "value" },
+      { "ns", "namespace", "", "" },
+      { "cert", "data", "string", "line1\nline2" },
+      { "q", "data", "string", 'say "hi", twice' },
+      { "" },
+      { "", "" },
+      { "#k", "data", "u8", "1" },
+      { " sp ", "data", "string", "a\rb" },
+    }
+    local f = assert(io.open(FIXTURES .. "python_written.csv", "rb"))
+    local expected = f:read("a")
+    f:close()
+    local text = {}
+    for i, row in ipairs(input) do text[i] = csv.format_row(row) end
+    assert.equal(expected, table.concat(text))
+  end)
+end)
