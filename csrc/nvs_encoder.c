@@ -387,6 +387,18 @@ int nvs_encoder_put_str(nvs_encoder *e, const char *key, size_t klen,
 
 /* ---- version-2 blobs ---------------------------------------------------- */
 
+/* Moves the blob walk to the next page (really, when `write`); 0 if none is left. */
+static int blob_next_page(nvs_encoder *e, unsigned *page, unsigned *used, int write)
+{
+    if (*page + 1 >= e->data_pages)
+        return 0;
+    if (write)
+        next_page(e);
+    (*page)++;
+    *used = 0;
+    return 1;
+}
+
 /* Walks the chunking of a blob of `len` bytes from the current position.
  * With `write` == 0 it only checks that the pages and chunk indices suffice,
  * moving nothing; with `write` == 1 it writes the chunks and the index. */
@@ -395,14 +407,8 @@ static int blob_chunks(nvs_encoder *e, const uint8_t k[NVS_KEY_MAX + 1],
 {
     unsigned page = e->page, used = e->used, chunks = 0;
     size_t offset = 0, remaining = len;
-    if (used >= NVS_ENTRIES_PER_PAGE) {
-        if (page + 1 >= e->data_pages)
-            return NVS_ERR_FULL;
-        if (write)
-            next_page(e);
-        page++;
-        used = 0;
-    }
+    if (used >= NVS_ENTRIES_PER_PAGE && !blob_next_page(e, &page, &used, write))
+        return NVS_ERR_FULL;
     for (;;) {
         size_t room = (size_t)(NVS_ENTRIES_PER_PAGE - used - 1) * NVS_ENTRY_SIZE;
         size_t chunk = remaining < room ? remaining : room;
@@ -417,14 +423,9 @@ static int blob_chunks(nvs_encoder *e, const uint8_t k[NVS_KEY_MAX + 1],
         chunks++;
         remaining -= chunk;
         offset += chunk;
-        if (remaining > 0 || room - chunk < NVS_ENTRY_SIZE) {
-            if (page + 1 >= e->data_pages)
-                return NVS_ERR_FULL;
-            if (write)
-                next_page(e);
-            page++;
-            used = 0;
-        }
+        if ((remaining > 0 || room - chunk < NVS_ENTRY_SIZE) &&
+            !blob_next_page(e, &page, &used, write))
+            return NVS_ERR_FULL;
         if (remaining == 0)
             break;
     }
