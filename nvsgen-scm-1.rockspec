@@ -36,7 +36,7 @@ build = {
     ["nvsgen.core"] = {
       sources = {
         "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
-        "csrc/nvs_crypto.c",
+        "csrc/nvs_crypto.c", "csrc/nvs_reader.c",
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -47,6 +47,7 @@ build = {
     ["nvsgen"] = "lua/nvsgen/init.lua",
     ["nvsgen.csv"] = "lua/nvsgen/csv.lua",
     ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",
+    ["nvsgen.reader"] = "lua/nvsgen/reader.lua",
     ["nvsgen.csvgen"] = "lua/nvsgen/csvgen.lua",
     ["nvsgen.values"] = "lua/nvsgen/values.lua",
     ["nvsgen.wifi"] = "lua/nvsgen/wifi.lua",

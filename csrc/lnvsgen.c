@@ -20,6 +20,7 @@
 #include "nvs_crypto.h"
 #include "nvs_encoder.h"
 #include "nvs_file.h"
+#include "nvs_reader.h"
 
 #define ENCODER_MT "nvsgen.encoder"
 #define XTS_MT "nvsgen.xts"
@@ -686,6 +687,221 @@ static const luaL_Reg xts_methods[] = {
 static const luaL_Reg xts_metamethods[] = {
     {"__gc", l_xts_gc}, {"__close", l_xts_gc}, {"__tostring", l_xts_tostring}, {NULL, NULL}};
 
+/* ---- the image reader ------------------------------------------------------- */
+
+/* While nvs_read()'s result is turned into tables it lives in a userdata of
+ * this class: a memory error raised by Lua half-way then frees it through
+ * __gc instead of leaking it. */
+#define READ_RESULT_MT "nvsgen.read_result"
+
+static int l_read_result_gc(lua_State *L)
+{
+    nvs_read_free((nvs_read_result *)luaL_checkudata(L, 1, READ_RESULT_MT));
+    return 0;
+}
+
+/* t[name] = integer, t being on the top of the stack. */
+static void set_int(lua_State *L, const char *name, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, name);
+}
+
+static void set_bool(lua_State *L, const char *name, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, name);
+}
+
+static void set_str(lua_State *L, const char *name, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, name);
+}
+
+/* A u64 above 2^63 - 1 does not fit a Lua integer: its decimal text, the
+ * form encoder:put() accepts for it. */
+static void push_u64(lua_State *L, uint64_t u)
+{
+    if (u > (uint64_t)INT64_MAX) {
+        char text[24];
+        snprintf(text, sizeof text, "%" PRIu64, u);
+        lua_pushstring(L, text);
+    } else {
+        lua_pushinteger(L, (lua_Integer)u);
+    }
+}
+
+/* Pushes the table of one page. */
+static void push_page(lua_State *L, const nvs_read_page *p, size_t index)
+{
+    lua_createtable(L, 0, 16);
+    set_int(L, "index", (lua_Integer)index);
+    set_str(L, "state", nvs_read_page_state_name(p->state));
+    set_int(L, "state_word", (lua_Integer)p->state);
+    set_int(L, "seq", (lua_Integer)p->seq);
+    set_int(L, "version", p->version == NVS_VERSION1_BYTE   ? 1
+                          : p->version == NVS_VERSION2_BYTE ? 2
+                                                            : 0);
+    set_int(L, "version_byte", p->version);
+    set_bool(L, "blank", p->blank);
+    set_bool(L, "header_ok", p->header_ok);
+    set_bool(L, "loaded", p->loaded);
+    set_int(L, "crc_stored", (lua_Integer)p->crc_stored);
+    set_int(L, "crc_computed", (lua_Integer)p->crc_computed);
+    lua_createtable(L, 0, 4);
+    set_int(L, "empty", p->bitmap_empty);
+    set_int(L, "written", p->bitmap_written);
+    set_int(L, "erased", p->bitmap_erased);
+    set_int(L, "illegal", p->bitmap_illegal);
+    lua_setfield(L, -2, "bitmap");
+    set_int(L, "used", p->used);
+    set_int(L, "erased", p->erased);
+    set_int(L, "free", p->free);
+}
+
+/* Pushes the table of one item: where it lies, its names and its value. */
+static void push_item(lua_State *L, const nvs_read_result *r, const nvs_read_item *it)
+{
+    const char *kind = nvs_read_type_name(it->type);
+    lua_createtable(L, 0, 12);
+    set_int(L, "page", (lua_Integer)it->page);
+    set_int(L, "entry", (lua_Integer)it->entry);
+    set_int(L, "ns_index", it->ns_index);
+    set_str(L, "namespace", it->ns_name != NULL ? it->ns_name : "");
+    set_str(L, "key", it->key);
+    set_str(L, "nvs_type", kind);
+    set_int(L, "span", it->span);
+    switch (it->type) {
+    case NVS_TYPE_U64:
+        push_u64(L, it->u);
+        break;
+    case NVS_TYPE_FLOAT:
+    case NVS_TYPE_DOUBLE:
+        lua_pushnumber(L, (lua_Number)it->f);
+        break;
+    case NVS_TYPE_STR:
+        /* the stored size counts the NUL, the value does not */
+        lua_pushlstring(L, (const char *)it->data,
+                        it->size > 0 && it->data[it->size - 1] == 0 ? it->size - 1 : it->size);
+        break;
+    case NVS_TYPE_BLOB:
+    case NVS_TYPE_BLOB_IDX:
+        lua_pushlstring(L, (const char *)it->data, it->size);
+        break;
+    default:
+        lua_pushinteger(L, (lua_Integer)it->i);
+        break;
+    }
+    lua_setfield(L, -2, "value");
+    if (it->type == NVS_TYPE_STR || it->type == NVS_TYPE_BLOB || it->type == NVS_TYPE_BLOB_IDX)
+        set_int(L, "size", (lua_Integer)it->size);
+    if (it->type == NVS_TYPE_BLOB || it->type == NVS_TYPE_BLOB_IDX) {
+        /* the kind a recipe names, whichever format the blob is stored in */
+        kind = "blob";
+        set_int(L, "blob_version", it->type == NVS_TYPE_BLOB ? 1 : 2);
+    }
+    set_str(L, "type", kind);
+    if (it->type == NVS_TYPE_BLOB_IDX) {
+        size_t k;
+        set_int(L, "chunk_start", it->chunk_start);
+        lua_createtable(L, it->chunk_count, 0);
+        for (k = 0; k < it->chunk_count && it->first_chunk + k < r->n_chunks; k++) {
+            const nvs_read_chunk *ch = &r->chunks[it->first_chunk + k];
+            lua_createtable(L, 0, 4);
+            set_int(L, "page", (lua_Integer)ch->page);
+            set_int(L, "entry", (lua_Integer)ch->entry);
+            set_int(L, "chunk_index", ch->chunk_index);
+            set_int(L, "size", (lua_Integer)ch->size);
+            lua_rawseti(L, -2, (lua_Integer)k + 1);
+        }
+        lua_setfield(L, -2, "chunks");
+    }
+}
+
+/* Pushes the table of one problem; page and entry are left out where the
+ * problem concerns the whole image or the whole page. */
+static void push_problem(lua_State *L, const nvs_read_problem *pb)
+{
+    lua_createtable(L, 0, 5);
+    if (pb->page >= 0)
+        set_int(L, "page", pb->page);
+    if (pb->entry >= 0)
+        set_int(L, "entry", pb->entry);
+    set_str(L, "severity", pb->severity == NVS_SEVERITY_ERROR ? "error" : "warning");
+    set_int(L, "code", pb->code);
+    set_str(L, "reason", pb->reason);
+}
+
+/* core.read(image [, read_only]) -> table | nil, message
+ * The image is plain (decrypted).  Pages, entries and problems are numbered
+ * from 0 as in the image.  Stack: the result userdata sits below the table
+ * being built until the table is complete. */
+static int l_read(lua_State *L)
+{
+    size_t len, k;
+    const uint8_t *image = get_image(L, 1, &len);
+    unsigned flags = lua_toboolean(L, 2) ? NVS_READ_READ_ONLY : 0u;
+    nvs_read_result *r;
+    int rc;
+    /* zeroed and given its metatable before nvs_read() fills it: __gc may
+     * run on it at any point after */
+    r = (nvs_read_result *)lua_newuserdatauv(L, sizeof *r, 0);
+    memset(r, 0, sizeof *r);
+    luaL_setmetatable(L, READ_RESULT_MT);
+    rc = nvs_read(image, len, flags, r);
+    if (rc != NVS_READ_OK) {
+        nvs_read_free(r);
+        luaL_pushfail(L);
+        lua_pushstring(L, rc == NVS_READ_ENOMEM ? "not enough memory" : "invalid argument");
+        return 2;
+    }
+    lua_createtable(L, 0, 8);
+    lua_createtable(L, (int)r->n_pages, 0);
+    for (k = 0; k < r->n_pages; k++) {
+        push_page(L, &r->pages[k], k);
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    lua_setfield(L, -2, "pages");
+    lua_createtable(L, (int)r->n_namespaces, 0);
+    for (k = 0; k < r->n_namespaces; k++) {
+        const nvs_read_namespace *ns = &r->namespaces[k];
+        lua_createtable(L, 0, 4);
+        set_int(L, "index", ns->index);
+        set_str(L, "name", ns->name);
+        set_int(L, "page", (lua_Integer)ns->page);
+        set_int(L, "entry", (lua_Integer)ns->entry);
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    lua_setfield(L, -2, "namespaces");
+    lua_createtable(L, (int)r->n_items, 0);
+    for (k = 0; k < r->n_items; k++) {
+        push_item(L, r, &r->items[k]);
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    lua_setfield(L, -2, "items");
+    lua_createtable(L, (int)r->n_problems, 0);
+    for (k = 0; k < r->n_problems; k++) {
+        push_problem(L, &r->problems[k]);
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    lua_setfield(L, -2, "problems");
+    lua_createtable(L, 0, 5);
+    set_int(L, "used_entries", (lua_Integer)r->used_entries);
+    set_int(L, "free_entries", (lua_Integer)r->free_entries);
+    set_int(L, "total_entries", (lua_Integer)r->total_entries);
+    set_int(L, "available_entries", (lua_Integer)r->available_entries);
+    set_int(L, "namespace_count", (lua_Integer)r->namespace_count);
+    lua_setfield(L, -2, "stats");
+    set_int(L, "errors", (lua_Integer)r->n_errors);
+    set_int(L, "warnings", (lua_Integer)r->n_warnings);
+    set_bool(L, "read_only", r->read_only);
+    /* the tables hold copies of everything: release the C result now
+     * rather than at the next collection */
+    nvs_read_free(r);
+    return 1;
+}
+
 /* ---- module ----------------------------------------------------------------- */
 
 static const luaL_Reg encoder_methods[] = {
@@ -708,6 +924,7 @@ static const luaL_Reg core_functions[] = {
     {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
+    {"read", l_read},
     {NULL, NULL}};
 
 int luaopen_nvsgen_core(lua_State *L);
@@ -723,6 +940,10 @@ int luaopen_nvsgen_core(lua_State *L)
     luaL_setfuncs(L, xts_metamethods, 0);
     luaL_newlib(L, xts_methods);
     lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, READ_RESULT_MT);
+    lua_pushcfunction(L, l_read_result_gc);
+    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, core_functions);
     return 1;

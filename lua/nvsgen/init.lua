@@ -175,4 +175,10 @@ M.base64_decode = core.base64_decode
 M.base64_encode = core.base64_encode
 M.write_file = core.write_file
 
+--- Reads an image (bytes or path, with an optional key or keys file) back:
+-- namespaces, typed values and problems. See nvsgen.reader.
+function M.read(source, keys, opts)
+  return require("nvsgen.reader").read(source, keys, opts)
+end
+
 return M
