@@ -173,7 +173,7 @@ end
 
 --- Opens (creating or resuming) the manifest in `outdir`. Returns
 -- { file, columns, exports, recorded = set of serials } or nil, message.
-local function open_manifest(outdir, exports, serials, force)
+local function open_manifest(outdir, exports, serials, force, shared)
   local path = common.join(outdir, M.MANIFEST)
   local m = { path = path, recorded = {}, exports = exports }
   local f = io_open(path, "rb")
@@ -185,39 +185,41 @@ local function open_manifest(outdir, exports, serials, force)
       cut = f:read(1) ~= "\n"
     end
     f:close()
-    if cut or force then
+    if (cut or force) and not shared then
       local ok, err = rewrite_manifest(path, function(fields)
         return not (force and serials:contains(tonumber(fields[1]) or -1))
       end)
       if not ok then return nil, format("%s: %s", path, err) end
     end
-    local reader, err = csv.open(path)
-    if not reader then return nil, err end
-    local header = reader:next()
+    local src, err = io_open(path, "rb")
+    if not src then return nil, format("%s: cannot open (%s)", path, err) end
+    local first = src:read("L")
+    local header = first and first:sub(-1) == "\n" and csv.from_string(first, path):next()
     if header then
       for i, col in ipairs(M.COLUMNS) do
         if header[i] ~= col then
-          reader:close()
+          src:close()
           return nil, format("%s: not a manifest of nvsgen (column %d is not '%s')", path, i, col)
         end
       end
       local have = {}
       for i = #M.COLUMNS + 1, #header do have[#have + 1] = header[i] end
       if #exports > 0 and concat(have, ",") ~= concat(exports, ",") then
-        reader:close()
+        src:close()
         return nil, format("%s: exported columns %s differ from the recipe's %s; use another --outdir",
           path, concat(have, ","), concat(exports, ","))
       end
       m.exports = have
       m.header_written = true
-      while true do
-        local fields = reader:next()
-        if not fields then break end
-        local serial = math.tointeger(tonumber(fields[1]))
-        if serial then m.recorded[serial] = true end
+      -- Only complete lines count: another process of the batch may be
+      -- appending the last one.
+      local recorded = m.recorded
+      for line in src:lines("L") do
+        local serial = line:match("^(%d+),")
+        if serial and line:sub(-1) == "\n" then recorded[tonumber(serial)] = true end
       end
     end
-    reader:close()
+    src:close()
   end
   local file, err = io_open(path, "ab")
   if not file then return nil, format("%s: cannot open (%s)", path, err) end
@@ -241,7 +243,7 @@ end
 local OPTIONS = {
   recipe = true, serials = true, outdir = true, size = true, version = true, name = true,
   values = true, keygen = true, inputkey = true, csv = true, dry_run = true, force = true,
-  offset = true, progress = true, crypto = true,
+  offset = true, progress = true, crypto = true, shard = true, jobs = true, spawn = true,
 }
 
 --- The file name pattern, checked: it must give different names for
@@ -312,7 +314,9 @@ function M.run(opts)
 
   local crypto = opts.crypto or require("nvsgen.crypto")
   local partition = nvsgen.partition{ size = size, version = version }
-  local keygen, fixed_key, inputkey = opts.keygen, nil, opts.inputkey
+  local inputkey = opts.inputkey
+  local keygen = opts.keygen or (r.encrypt == "keygen" and not inputkey)
+  local fixed_key
   if inputkey then
     fixed_key, err = crypto.read_keys(inputkey)
     if not fixed_key then return nil, err end
@@ -341,9 +345,29 @@ function M.run(opts)
     for entry in lfs.dir(outdir) do
       if entry:find("%.tmp%-%w%w%w%w%w%w$") then os_remove(common.join(outdir, entry)) end
     end
-    m, err = open_manifest(outdir, exports, serials, opts.force)
+    m, err = open_manifest(outdir, exports, serials, opts.force, opts.shard ~= nil)
     if not m then return nil, err end
   end
+
+  -- Shares of the batch: unit i goes to share (i - 1) % count + 1. The
+  -- other shares run in worker processes (started by opts.spawn) that
+  -- append to the same manifest; a line is one write() to a file opened
+  -- for appending, so lines never mix. Workers need the header written.
+  local share, shares = 1, 1
+  local workers = {}
+  if opts.shard then
+    share, shares = opts.shard[1], opts.shard[2]
+  elseif m and opts.jobs and opts.jobs > 1 and opts.spawn and serials.count >= 2 * opts.jobs
+      and (m.header_written or #m.exports > 0) then
+    if not m.header_written then manifest_header(m); m.file:flush() end
+    shares = opts.jobs
+    for k = 2, shares do
+      local w, werr = opts.spawn(k, shares)
+      if not w then return nil, "cannot start a worker: " .. tostring(werr) end
+      workers[#workers + 1] = w
+    end
+  end
+  local heartbeat = opts.shard and io.stdout
 
   local sha256_hex = crypto.sha256_hex
   local keys_partition, generate_key = crypto.keys_partition, crypto.generate_key
@@ -362,6 +386,10 @@ function M.run(opts)
   local started = clock()
 
   for index, serial in serials:each() do
+    if (index - 1) % shares + 1 ~= share then
+      if next_values then next_values(serial) end
+      goto continue
+    end
     local image_name = format(name, serial)
     local image_path = prefix .. image_name
     local pending = image_path .. ".part"
@@ -474,6 +502,19 @@ function M.run(opts)
       written = written + 1
     end
     if bar then bar(index) end
+    -- A worker whose parent died gets SIGPIPE here and stops.
+    if heartbeat and index % 64 == 0 then heartbeat:write("."); heartbeat:flush() end
+    ::continue::
+  end
+  for k, w in ipairs(workers) do
+    local text = w:read("a") or ""
+    local ok_w = w:close()
+    local ww, ws, wf = text:match("shard (%d+) (%d+) (%d+)%s*$")
+    if not ok_w or not ww then
+      failure = failure or format("worker %d of %d failed (its message is above)", k + 1, shares)
+    else
+      written, skipped, finished = written + tonumber(ww), skipped + tonumber(ws), finished + tonumber(wf)
+    end
   end
   local seconds = clock() - started
   if bar then bar(written + skipped + finished, true) end

@@ -42,15 +42,18 @@ Recipe.__name = "nvsgen.recipe"
 local FIELDS = {
   size = "number", version = "number", name = "string", values = "string",
   key_column = "string", exports = "table", params = "table", unit = "function",
-  description = "string",
+  description = "string", encrypt = "string",
 }
 
--- The folder of the script `level` frames up, for its relative paths.
-local function script_dir(level)
-  local info = debug.getinfo(level + 1, "S")
-  local source = info and info.source or ""
-  if source:sub(1, 1) ~= "@" then return "." end
-  return source:sub(2):match("^(.*)/[^/]*$") or "."
+-- Paths of the recipe scripts being loaded by M.load, innermost last.
+local loading = {}
+
+-- The folder of the recipe script being defined: the one M.load is
+-- loading, else the script being run (arg[0]). The call stack cannot tell,
+-- as `return recipe.run{...}` is a tail call.
+local function script_dir()
+  local path = loading[#loading] or (arg and arg[0]) or ""
+  return path:match("^(.*)/[^/]*$") or "."
 end
 
 local function check_fields(fields, what)
@@ -64,6 +67,9 @@ local function check_fields(fields, what)
     elseif type(v) ~= want then
       error(format("%s: field '%s' must be a %s, got %s", what, k, want, type(v)), 3)
     end
+  end
+  if fields.encrypt ~= nil and fields.encrypt ~= "keygen" then
+    error(format("%s: field 'encrypt' must be \"keygen\" (a key per unit)", what), 3)
   end
   if fields.exports then
     for i, name in ipairs(fields.exports) do
@@ -90,17 +96,18 @@ end
 -- string.format pattern for the serial), `values` (a per-unit CSV),
 -- `key_column` (its serial column, default "serial"); `exports` (the
 -- manifest's value columns, in order), `params` (read as u.params),
+-- `encrypt = "keygen"` (encrypt with a key per unit unless --inputkey),
 -- `description` (for --help).
 function M.define(fields)
   check_fields(fields, "recipe.define")
   if not fields.unit then error("recipe.define: field 'unit' (a function) is required", 2) end
-  return make(fields, script_dir(2))
+  return make(fields, script_dir())
 end
 
 --- A variant of this recipe: see the module comment.
 function Recipe:extend(fields)
   check_fields(fields, "recipe:extend")
-  local r = make(fields, script_dir(2))
+  local r = make(fields, script_dir())
   for k, v in pairs(self) do
     if r[k] == nil then r[k] = v end
   end
@@ -122,17 +129,14 @@ function Recipe:extend(fields)
   return r
 end
 
--- When set, recipe.run returns the recipe instead of running it.
-local loading = 0
-
 --- Loads the recipe script at `path` without running its command line.
 -- Returns the recipe, or raises.
 function M.load(path)
   local chunk, err = loadfile(path)
   if not chunk then error(err, 2) end
-  loading = loading + 1
+  loading[#loading + 1] = path
   local ok, r = pcall(chunk, path)
-  loading = loading - 1
+  loading[#loading] = nil
   if not ok then error(r, 0) end
   if getmetatable(r) ~= Recipe then
     error(format("%s: the script does not return a recipe", path), 2)
@@ -148,9 +152,9 @@ function M.run(fields, argv)
   if getmetatable(fields) ~= Recipe then
     check_fields(fields, "recipe.run")
     if not fields.unit then error("recipe.run: field 'unit' (a function) is required", 2) end
-    r = make(fields, script_dir(2))
+    r = make(fields, script_dir())
   end
-  if loading > 0 then return r end
+  if #loading > 0 then return r end
   argv = argv or arg or {}
   local prog = (argv[0] or "recipe"):match("([^/]*)$")
   os.exit(require("nvsgen.cli.recipe").main(r, argv, prog))

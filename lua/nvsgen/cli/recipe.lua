@@ -32,6 +32,8 @@ M.OPTIONS = {
   { "--force", flag = true, help = "overwrite existing images (make the units again)" },
   { "--partition-table", metavar = "PARTITIONS.csv", help = "ESP-IDF partition table for size and offset" },
   { "--partition", metavar = "NAME", help = "partition in --partition-table (default: nvs)" },
+  { "--jobs", metavar = "N", help = "processes to use (default: one per CPU, at most 4)" },
+  { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the batch" },
 }
 
 --- The command-line spec for recipe `r` run as `prog`.
@@ -57,6 +59,18 @@ function M.batch_options(r, opts)
     if not b.size then return nil, err end
   end
   if opts.version then b.version = tonumber(opts.version) end
+  if opts.jobs then
+    b.jobs = math.tointeger(tonumber(opts.jobs))
+    if not b.jobs or b.jobs < 1 or b.jobs > 64 then
+      return nil, ("--jobs %s: expected a number from 1 to 64"):format(opts.jobs)
+    end
+  end
+  if opts.shard then
+    local k, n = opts.shard:match("^(%d+)/(%d+)$")
+    k, n = tonumber(k), tonumber(n)
+    if not k or k < 1 or k > n then return nil, "--shard: expected K/N" end
+    b.shard = { k, n }
+  end
   if opts.encrypt then
     if opts.keygen == (opts.inputkey ~= nil) then
       return nil, "--encrypt needs one of --keygen or --inputkey"
@@ -102,6 +116,34 @@ function M.summary(prog, s, part)
   return line
 end
 
+-- Quotes a word for sh.
+local function quote(word)
+  return "'" .. word:gsub("'", "'\\''") .. "'"
+end
+
+--- The command line that runs this recipe again, or nil when it is not run
+-- as a script (in-process, as the specs do).
+local function rerun_command(argv)
+  if type(argv[0]) ~= "string" or type(argv[-1]) ~= "string" then return nil end
+  local words, i = {}, -1
+  while argv[i - 1] ~= nil do i = i - 1 end
+  for k = i, #argv do words[#words + 1] = quote(argv[k]) end
+  return table.concat(words, " ")
+end
+
+-- CPUs online, from the kernel's list ("0-3,6").
+local function cpu_count()
+  local f = io.open("/sys/devices/system/cpu/online", "r")
+  if not f then return 1 end
+  local text = f:read("a") or ""
+  f:close()
+  local n = 0
+  for a, b in text:gmatch("(%d+)%-?(%d*)") do
+    n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1)
+  end
+  return math.max(n, 1)
+end
+
 local function stderr_is_terminal()
   local has_term, term = pcall(require, "term")
   return has_term and common.stderr == io.stderr and term.isatty(io.stderr)
@@ -125,9 +167,23 @@ function M.main(r, argv, prog)
     common.stderr:write(args.usage(spec), "\n")
     return common.fail(prog, part, common.EXIT_USAGE)
   end
-  if stderr_is_terminal() then b.progress = io.stderr end
+  if stderr_is_terminal() and not b.shard then b.progress = io.stderr end
+  local command = rerun_command(argv)
+  if command and not b.shard and not b.dry_run then
+    b.jobs = b.jobs or math.min(cpu_count(), 4)
+    -- Below this many units a worker costs more to start than it saves.
+    if r.parallel == false or b.serials.count < 1000 then b.jobs = 1 end
+    b.spawn = function(k, n)
+      return io.popen(("%s --shard %d/%d"):format(command, k, n), "r")
+    end
+  end
   local s
   s, err = batch.run(b)
+  if b.shard then
+    if not s then return common.fail(prog, err) end
+    common.say(("shard %d %d %d"):format(s.written, s.skipped, s.finished))
+    return common.EXIT_OK
+  end
   if not s then return common.fail(prog, err) end
   s.dry_run = b.dry_run
   common.say(M.summary(prog, s, part))
