@@ -59,6 +59,7 @@ local function normalize(self, data)
   if self.held_cr then data = "\r" .. data end
   self.held_cr = byte(data, -1) == 13
   if self.held_cr then data = sub(data, 1, -2) end
+  if not find(data, "\r", 1, true) then return data end -- the common case: nothing to do
   return (gsub(data, "\r\n?", "\n"))
 end
 
