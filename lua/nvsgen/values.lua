@@ -8,8 +8,22 @@ local core = require("nvsgen.core")
 
 local M = {}
 
+local find, byte, sub = string.find, string.byte, string.sub
+
+--- Surrounding white space removed, as `^%s*(.-)%s*$` would, but in linear
+-- time with cheap steps: that pattern costs ~20 ns a byte (50 us for a
+-- 2,400-digit hex2bin value).
 local function strip(s)
-  return (s:match("^%s*(.-)%s*$"))
+  local first = find(s, "%S")
+  if not first then return "" end
+  local last = #s
+  local c = byte(s, last)
+  while c == 32 or (c >= 9 and c <= 13) do
+    last = last - 1
+    c = byte(s, last)
+  end
+  if first == 1 and last == #s then return s end
+  return sub(s, first, last)
 end
 
 --- Python's int(): surrounding white space, an optional sign, decimal
