@@ -61,7 +61,7 @@ function M.serials(text)
       return nil, format("invalid serial range '%s': expected A-B or A,B,C", text)
     end
     a, b = tonumber(a), tonumber(b)
-    if b < a then return nil, format("invalid serial range '%s': %d is after %d", text, a, b) end
+    if b < a then return nil, format("invalid serial range '%s': %d comes after %d", text, a, b) end
     ranges[#ranges + 1] = { a, b }
     count = count + (b - a + 1)
   end
@@ -105,7 +105,7 @@ local WIFI_KEYS = { ["sta.ssid"] = true, ["sta.pswd"] = true, ["ap.ssid"] = true
 --- The CSV text for the rows a unit recorded, or nil and a message.
 -- `command` is the command line that regenerates the image (a comment).
 function M.unit_csv(rows, command)
-  local out = { "# " .. command .. "\n", format_row({ "key", "type", "encoding", "value" }) }
+  local out = { "# " .. command .. "\r\n", format_row({ "key", "type", "encoding", "value" }) }
   for _, row in ipairs(rows) do
     local key, kind, value = row[1], row[2], row[3]
     if key:sub(1, 1) == "#" then

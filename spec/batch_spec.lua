@@ -1,0 +1,262 @@
+-- nvsgen.batch and the recipe command line: manifest, resume after a kill,
+-- refusals, per-unit CSVs, keys, partition tables, worker processes.
+local lfs = require("lfs")
+local helper = require("spec.support.helper")
+local recipes = require("spec.support.recipes")
+local batch = require("nvsgen.batch")
+local recipe = require("nvsgen.recipe")
+local crypto = require("nvsgen.crypto")
+
+local GEN = helper.ROOT .. "/gen.lua"
+
+local function files(dir)
+  local list = {}
+  for name in lfs.dir(dir) do
+    if name ~= "." and name ~= ".." then list[#list + 1] = name end
+  end
+  table.sort(list)
+  return list
+end
+
+describe("batch", function()
+  local tmp
+  before_each(function() tmp = helper.tmpdir() end)
+  after_each(function() helper.cleanup(tmp) end)
+
+  describe("serials", function()
+    it("takes a range, a list or both", function()
+      local function list(text)
+        local s = assert(batch.serials(text))
+        local out = {}
+        for _, serial in s:each() do out[#out + 1] = serial end
+        return out, s.count
+      end
+      assert.same({ { 1000, 1001, 1002 }, 3 }, { list("1000-1002") })
+      assert.same({ { 5, 9, 7 }, 3 }, { list("5,9,7") })
+      assert.same({ { 1, 2, 8 }, 3 }, { list("1-2,8") })
+      assert.same({ nil, "invalid serial range '1-x': expected A-B or A,B,C" }, { batch.serials("1-x") })
+      assert.same({ nil, "invalid serial range '9-3': 9 comes after 3" }, { batch.serials("9-3") })
+    end)
+  end)
+
+  it("writes images and a manifest with sizes, digests and exports", function()
+    local status, out, err = recipes.run(GEN, { "--serial-range", "1000-1004", "--outdir", tmp })
+    assert.equal(0, status, err)
+    assert.equal("recipe: 5 units: 5 written, 0 already done in ", out:match("^(.- in )"))
+    assert.matches("images in " .. tmp:gsub("%p", "%%%0") .. ", manifest .*manifest.csv\n$", out)
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    assert.equal(5, #rows)
+    assert.equal("serial,image,size,sha256,keys,DeviceSecret\r", helper.lines(tmp .. "/manifest.csv")[1])
+    for i, row in ipairs(rows) do
+      local image = helper.read(tmp .. "/" .. row.image)
+      assert.equal(tostring(999 + i), row.serial)
+      assert.equal("unit-" .. row.serial .. ".bin", row.image)
+      assert.equal(tostring(#image), row.size)
+      assert.equal(crypto.sha256_hex(image), row.sha256)
+      assert.equal("", row.keys)
+      assert.matches("^%x+$", row.DeviceSecret)
+      assert.equal(32, #row.DeviceSecret)
+      assert.truthy(image:find(row.DeviceSecret, 1, true))
+      assert.truthy(image:find("NVSGEN-DEMO-00" .. row.serial, 1, true))
+    end
+    assert.same({ "manifest.csv", "unit-1000.bin", "unit-1001.bin", "unit-1002.bin", "unit-1003.bin",
+      "unit-1004.bin" }, files(tmp))
+  end)
+
+  it("refuses to overwrite an image it did not record, and --force redoes it", function()
+    helper.write(tmp .. "/unit-2.bin", "mine")
+    local status, _, err = recipes.run(GEN, { "--serial-range", "1-3", "--outdir", tmp })
+    assert.equal(1, status)
+    assert.equal(("recipe: unit 2: %s/unit-2.bin already exists and is not in manifest.csv;"
+      .. " use --force to overwrite it\n"):format(tmp), err)
+    assert.equal("mine", helper.read(tmp .. "/unit-2.bin"))
+    -- Unit 1 was made and recorded before the refusal.
+    assert.equal(1, #recipes.manifest(tmp .. "/manifest.csv"))
+    status, _, err = recipes.run(GEN, { "--serial-range", "1-3", "--outdir", tmp, "--force" })
+    assert.equal(0, status, err)
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    assert.same({ "1", "2", "3" }, { rows[1].serial, rows[2].serial, rows[3].serial })
+    assert.equal(3, #rows)
+    assert.equal(rows[2].sha256, crypto.sha256_hex(helper.read(tmp .. "/unit-2.bin")))
+  end)
+
+  it("skips finished units when run again", function()
+    assert.equal(0, (recipes.run(GEN, { "--serial-range", "1-3", "--outdir", tmp })))
+    local before = helper.read(tmp .. "/manifest.csv")
+    local status, out = recipes.run(GEN, { "--serial-range", "1-5", "--outdir", tmp })
+    assert.equal(0, status)
+    assert.matches("5 units: 2 written, 3 already done", out)
+    local after = helper.read(tmp .. "/manifest.csv")
+    assert.equal(before, after:sub(1, #before))
+    assert.equal(5, #recipes.manifest(tmp .. "/manifest.csv"))
+  end)
+
+  it("resumes after a kill: pending image, cut manifest line, temporary files", function()
+    assert.equal(0, (recipes.run(GEN, { "--serial-range", "1-6", "--outdir", tmp })))
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    local lines = helper.lines(tmp .. "/manifest.csv")
+    -- The state a kill can leave: unit 4 recorded but not yet renamed,
+    -- unit 5 written under its pending name with half its manifest line,
+    -- unit 6 not recorded (a stale pending file), a temporary file of an
+    -- atomic write.
+    os.rename(tmp .. "/unit-4.bin", tmp .. "/unit-4.bin.part")
+    os.rename(tmp .. "/unit-5.bin", tmp .. "/unit-5.bin.part")
+    os.remove(tmp .. "/unit-6.bin")
+    helper.write(tmp .. "/unit-6.bin.part", "half an ima")
+    helper.write(tmp .. "/unit-6-keys.bin.tmp-Ab12Cd", "junk")
+    helper.write(tmp .. "/manifest.csv", table.concat(lines, "\n", 1, 5) .. "\n" .. lines[6]:sub(1, 20))
+    local image4 = helper.read(tmp .. "/unit-4.bin.part")
+    local status, out, err = recipes.run(GEN, { "--serial-range", "1-6", "--outdir", tmp })
+    assert.equal(0, status, err)
+    assert.matches("6 units: 2 written, 4 already done %(1 completed%)", out)
+    assert.same({ "manifest.csv", "unit-1.bin", "unit-2.bin", "unit-3.bin", "unit-4.bin", "unit-5.bin",
+      "unit-6.bin" }, files(tmp))
+    assert.equal(image4, helper.read(tmp .. "/unit-4.bin"))
+    local again = recipes.manifest(tmp .. "/manifest.csv")
+    assert.equal(6, #again)
+    for i = 1, 4 do assert.same(rows[i], again[i]) end
+    for _, row in ipairs(again) do
+      assert.equal(row.sha256, crypto.sha256_hex(helper.read(tmp .. "/" .. row.image)))
+    end
+  end)
+
+  it("refuses a recorded unit whose image is gone", function()
+    assert.equal(0, (recipes.run(GEN, { "--serial-range", "1-2", "--outdir", tmp })))
+    os.remove(tmp .. "/unit-2.bin")
+    local status, _, err = recipes.run(GEN, { "--serial-range", "1-2", "--outdir", tmp })
+    assert.equal(1, status)
+    assert.equal(("recipe: unit 2: recorded in manifest.csv but %s/unit-2.bin is missing;"
+      .. " use --force to build it again\n"):format(tmp), err)
+  end)
+
+  it("writes nothing on a dry run", function()
+    local status, out = recipes.run(GEN, { "--serial-range", "1-4", "--outdir", tmp .. "/o", "--dry-run" })
+    assert.equal(0, status)
+    assert.matches("^recipe: dry run: 4 units built in .* nothing written; first image would be "
+      .. tmp:gsub("%p", "%%%0") .. "/o/unit%-1%.bin\n$", out)
+    assert.is_false(helper.exists(tmp .. "/o"))
+  end)
+
+  it("writes CSVs that nvs_partition_gen turns into the same images", function()
+    local r = recipe.define{ size = 0x4000, version = 1, name = "u%03d.bin", unit = function(u)
+      u:namespace("mass_prod")
+      u:string("Quote", 'say "hi", then\nleave')
+      u:string("Empty", "")
+      u:u8("A", 255):i8("B", -128):u16("C", 65535):i16("D", -32768)
+      u:u32("E", u.serial):i32("F", -2147483648):u64("G", "18446744073709551615")
+      u:i64("H", math.mininteger)
+      u:blob("Blob", ("\0\255"):rep(700))
+      u:blob("Nothing", "")
+      u:namespace("other")
+      u:string("K", "value, with comma")
+    end }
+    local status, _, err = recipes.run(r, { "--serial-range", "7-8", "--outdir", tmp, "--csv" })
+    assert.equal(0, status, err)
+    local text = helper.read(tmp .. "/u007.csv")
+    assert.equal("# nvs_partition_gen generate u007.csv u007.bin 0x4000 --version 1\r\n"
+      .. "key,type,encoding,value\r\nmass_prod,namespace,,\r\n", text:sub(1, 115))
+    assert.truthy(text:find('Quote,data,string,"say ""hi"", then\nleave"\r\n', 1, true))
+    for _, n in ipairs({ "007", "008" }) do
+      assert.equal(helper.read(tmp .. "/u" .. n .. ".bin"),
+        recipes.regenerate(tmp, "u" .. n .. ".csv", "0x4000", nil, { "--version", "1" }))
+    end
+  end)
+
+  it("refuses strings a CSV cannot carry", function()
+    local function csv_error(value)
+      local r = recipe.define{ size = 0x3000, unit = function(u) u:namespace("n"); u:string("S", value) end }
+      local _, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", tmp, "--csv", "--force" })
+      return err
+    end
+    assert.equal("recipe: unit 1: key 'S': string holds a carriage return, CSV cannot keep it\n",
+      csv_error("a\r\nb"))
+    assert.equal("recipe: unit 1: key 'S': string has a line starting with '#', CSV would drop it\n",
+      csv_error("a\n# b"))
+    assert.equal("recipe: unit 1: key 'S': string is not valid UTF-8, CSV cannot hold it\n",
+      csv_error("\255"))
+  end)
+
+  it("encrypts with a key per unit, keys files 0600 beside the images", function()
+    local status, out, err = recipes.run(GEN, { "--serial-range", "1-2", "--outdir", tmp, "--encrypt",
+      "--keygen", "--csv" })
+    assert.equal(0, status, err)
+    assert.matches("encrypted images in", out)
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    assert.equal("unit-1-keys.bin", rows[1].keys)
+    assert.equal("rw-------", lfs.attributes(tmp .. "/unit-1-keys.bin", "permissions"))
+    local k1, k2 = helper.read(tmp .. "/unit-1-keys.bin"), helper.read(tmp .. "/unit-2-keys.bin")
+    assert.equal(4096, #k1)
+    assert.not_equal(k1, k2)
+    local image = helper.read(tmp .. "/unit-1.bin")
+    assert.falsy(image:find(rows[1].DeviceSecret, 1, true))
+    assert.equal(image, recipes.regenerate(tmp, "unit-1.csv", "0x6000", "unit-1-keys.bin"))
+  end)
+
+  it("encrypts every unit with one --inputkey", function()
+    local key = crypto.generate_key()
+    assert(crypto.write_keys(tmp .. "/k.bin", key))
+    local status, _, err = recipes.run(GEN, { "--serial-range", "1-2", "--outdir", tmp .. "/o", "--encrypt",
+      "--inputkey", tmp .. "/k.bin", "--csv" })
+    assert.equal(0, status, err)
+    local rows = recipes.manifest(tmp .. "/o/manifest.csv")
+    assert.equal(tmp .. "/k.bin", rows[2].keys)
+    assert.equal(helper.read(tmp .. "/o/unit-2.bin"),
+      recipes.regenerate(tmp .. "/o", "unit-2.csv", "0x6000", tmp .. "/k.bin"))
+  end)
+
+  it("takes size and offset from a partition table", function()
+    helper.write(tmp .. "/partitions.csv",
+      "# Name, Type, SubType, Offset, Size\nnvs,data,nvs,,0x4000\nfctry,data,nvs,,24K\n")
+    local status, out, err = recipes.run(GEN, { "--serial-range", "3-4", "--outdir", tmp .. "/o",
+      "--partition-table", tmp .. "/partitions.csv", "--partition", "fctry" })
+    assert.equal(0, status, err)
+    assert.matches("\nflash a unit: esptool.py write_flash 0xD000 " .. tmp:gsub("%p", "%%%0")
+      .. "/o/unit%-3%.bin\n$", out)
+    assert.equal(0x6000, #helper.read(tmp .. "/o/unit-3.bin"))
+    status, _, err = recipes.run(GEN, { "--serial-range", "3", "--outdir", tmp .. "/o",
+      "--partition-table", tmp .. "/partitions.csv", "--size", "0x3000" })
+    assert.equal(2, status)
+    assert.matches("recipe: %-%-size 0x3000 differs from partition 'nvs' %(0x4000%) in", err)
+  end)
+
+  it("checks its command line", function()
+    local function usage_error(argv)
+      local status, _, err = recipes.run(GEN, argv)
+      assert.equal(2, status)
+      return err:match("\n(.*)\n$")
+    end
+    assert.equal("recipe: the following arguments are required: --serial-range", usage_error({}))
+    assert.equal("recipe: --encrypt needs one of --keygen or --inputkey",
+      usage_error({ "--serial-range", "1", "--encrypt" }))
+    assert.equal("recipe: --keygen needs --encrypt", usage_error({ "--serial-range", "1", "--keygen" }))
+    assert.equal("recipe: size 0x6001 is not a multiple of 4096",
+      usage_error({ "--serial-range", "1", "--size", "0x6001" }))
+    assert.equal("recipe: --partition needs --partition-table",
+      usage_error({ "--serial-range", "1", "--partition", "nvs" }))
+    local status, _, err = recipes.run(GEN, { "--serial-range", "1", "--name", "fixed.bin", "--outdir", tmp })
+    assert.equal(1, status)
+    assert.equal("recipe: name pattern 'fixed.bin' must hold one %d (or %05d, ...) for the serial\n", err)
+    local out
+    status, out = recipes.run(GEN, { "--help" })
+    assert.equal(0, status)
+    assert.matches("%-%-serial%-range", out)
+    assert.matches("%-%-inputkey KEYS.bin", out)
+  end)
+
+  it("shares a large batch between worker processes", function()
+    local cmd = ("cd %s && lua5.4 gen.lua --serial-range 1-1200 --outdir %s --jobs 2 2>&1"):format(
+      helper.ROOT, tmp)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    assert.is_true(p:close(), out)
+    assert.matches("1200 units: 1200 written, 0 already done", out)
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    assert.equal(1200, #rows)
+    local seen = {}
+    for _, row in ipairs(rows) do
+      assert.is_nil(seen[row.serial])
+      seen[row.serial] = true
+    end
+    assert.equal(1201, #files(tmp))
+  end)
+end)
