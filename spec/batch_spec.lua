@@ -213,10 +213,10 @@ describe("batch", function()
     assert.matches("\nflash a unit: esptool.py write_flash 0xD000 " .. tmp:gsub("%p", "%%%0")
       .. "/o/unit%-3%.bin\n$", out)
     assert.equal(0x6000, #helper.read(tmp .. "/o/unit-3.bin"))
-    status, _, err = recipes.run(GEN, { "--serial-range", "3", "--outdir", tmp .. "/o",
+    local status2, _, err2 = recipes.run(GEN, { "--serial-range", "3", "--outdir", tmp .. "/o",
       "--partition-table", tmp .. "/partitions.csv", "--size", "0x3000" })
-    assert.equal(2, status)
-    assert.matches("recipe: %-%-size 0x3000 differs from partition 'nvs' %(0x4000%) in", err)
+    assert.equal(2, status2)
+    assert.matches("recipe: %-%-size 0x3000 differs from partition 'nvs' %(0x4000%) in", err2)
   end)
 
   it("checks its command line", function()
