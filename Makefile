@@ -1,7 +1,7 @@
 # nvsgen - build, test and install.
 #
 #   make          build the Lua module in-tree (build/nvsgen/core.so)
-#   make demo     build, then write a partition image from examples/
+#   make demo     build, then write ten units with the default recipe (gen.lua)
 #   make test     run every spec under Lua 5.4; ends with "N passed, N failed"
 #   make asan     the same specs against an AddressSanitizer + UBSan build
 #   make lint     luacheck and cppcheck
@@ -62,7 +62,7 @@ $(ASAN_MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(LUA) examples/demo.lua
+	$(LUA) gen.lua --serial-range 1000-1009 --outdir demo-out
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -77,12 +77,12 @@ asan: deps
 
 lint: deps
 	@scripts/ensure-deps lua-check cppcheck
-	luacheck lua bin spec examples gen.lua
+	luacheck lua bin spec examples gen.lua bench
 	cppcheck --quiet --enable=warning,style,performance,portability --std=c99 \
 	    --error-exitcode=1 --inline-suppr $(LUA_CFLAGS) -Icsrc csrc
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/bench-floor
 	$(LUA) bench/run.lua
 
 install: $(MODULE)
@@ -92,10 +92,17 @@ install: $(MODULE)
 	    install -m644 $$f $(DESTDIR)$(LUA_SHAREDIR)/$${f#lua/}; done
 	for f in $(SCRIPTS); do \
 	    install -m755 $$f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
+	install -m755 gen.lua $(DESTDIR)$(BINDIR)/nvsgen-gen
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen
 	for f in $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
+	rm -f $(DESTDIR)$(BINDIR)/nvsgen-gen
+
+# The floor of the benchmark: a C loop that only writes files.
+build/bench-floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c
 
 clean:
 	rm -rf build

@@ -54,12 +54,19 @@ build = {
     ["nvsgen.cli.args"] = "lua/nvsgen/cli/args.lua",
     ["nvsgen.cli.common"] = "lua/nvsgen/cli/common.lua",
     ["nvsgen.cli.partition_gen"] = "lua/nvsgen/cli/partition_gen.lua",
+    ["nvsgen.cli.nvs_tool"] = "lua/nvsgen/cli/nvs_tool.lua",
     ["nvsgen.cli.mfg_gen"] = "lua/nvsgen/cli/mfg_gen.lua",
+    ["nvsgen.cli.recipe"] = "lua/nvsgen/cli/recipe.lua",
+    ["nvsgen.recipe"] = "lua/nvsgen/recipe.lua",
+    ["nvsgen.batch"] = "lua/nvsgen/batch.lua",
+    ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
   },
   install = {
     bin = {
       nvs_partition_gen = "bin/nvs_partition_gen.lua",
+      nvs_tool = "bin/nvs_tool.lua",
       mfg_gen = "bin/mfg_gen.lua",
+      ["nvsgen-gen"] = "gen.lua",
     },
   },
 }

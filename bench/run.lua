@@ -1,0 +1,160 @@
+#!/usr/bin/env lua5.4
+-- bench/run.lua: the throughput benchmark (make bench), workload W1 of
+-- issue 4: 10,000 units of 0x6000 bytes, namespace mass_prod with
+-- ProductID, DeviceName, DeviceSecret (32 hex digits), Serial (u32), MAC
+-- (6-byte blob), HwRev (u8) and Cert (1,200-byte blob).
+--
+-- Measured in the same run, each as a whole command (process start
+-- included), best of BENCH_RUNS (default 3), into fresh folders:
+--   * floor: bench/floor (a C loop that only writes 10,000 files);
+--   * the recipe driver (bench/w1.lua), plain and with a key per unit;
+--   * bin/mfg_gen.lua on the same units, plain and with --keygen;
+--   * peak memory (max RSS of any process of the run) at 10,000 and
+--     100,000 units (BENCH_100K=0 leaves the latter out);
+--   * one image from bin/nvs_partition_gen.lua (median of 20).
+-- Files go to BENCH_DIR, by default a folder in /dev/shm (memory), so the
+-- figures measure the program rather than the disk.
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local root = here .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
+
+local system = require("system")
+local lfs = require("lfs")
+
+local UNITS = 10000
+local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 3
+local LUA = os.getenv("LUA") or "lua5.4"
+local FLOOR = os.getenv("BENCH_FLOOR") or root .. "/build/bench-floor"
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  if not ok then error("bench: command failed: " .. cmd, 0) end
+end
+
+local function q(word)
+  return "'" .. word:gsub("'", "'\\''") .. "'"
+end
+
+local base = os.getenv("BENCH_DIR")
+if not base then
+  base = (lfs.attributes("/dev/shm", "mode") == "directory" and "/dev/shm" or "/tmp")
+    .. "/nvsgen-bench-" .. tostring(os.time())
+end
+sh("mkdir -p " .. q(base))
+
+local counter = 0
+local function fresh()
+  counter = counter + 1
+  local dir = ("%s/run%d"):format(base, counter)
+  sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+  return dir
+end
+
+-- Wall seconds of `cmd` (a function of a fresh folder), best of RUNS.
+local function best(cmd, runs)
+  local t = math.huge
+  for _ = 1, runs or RUNS do
+    local dir = fresh()
+    local c = cmd(dir)
+    local t0 = system.monotime()
+    sh(c .. " >/dev/null")
+    t = math.min(t, system.monotime() - t0)
+    sh("rm -rf " .. q(dir))
+  end
+  return t
+end
+
+-- Peak resident memory in kB of any process of `cmd`, by /usr/bin/time.
+local function peak_kb(cmd)
+  local dir = fresh()
+  local log = base .. "/time.log"
+  sh(("/usr/bin/time -f %%M -o %s sh -c %s >/dev/null"):format(q(log), q(cmd(dir))))
+  local f = assert(io.open(log))
+  local kb = tonumber(f:read("a"):match("(%d+)%s*$"))
+  f:close()
+  sh("rm -rf " .. q(dir))
+  return kb
+end
+
+local function recipe_cmd(n, extra)
+  return function(dir)
+    return ("%s %s --serial-range 1-%d --outdir %s %s"):format(LUA, q(root .. "/bench/w1.lua"), n, q(dir),
+      extra or "")
+  end
+end
+
+-- W1 for mfg_gen: a config file, a values table of n rows, the cert file.
+local function mfg_inputs(n)
+  local dir = base .. "/mfg-in"
+  sh("mkdir -p " .. q(dir))
+  local f = assert(io.open(dir .. "/cert.der", "wb"))
+  f:write(("\48\130\4\172"):rep(300))
+  f:close()
+  f = assert(io.open(dir .. "/config.csv", "wb"))
+  f:write("mass_prod,namespace,\nProductID,data,string\nDeviceName,data,string\n",
+    "DeviceSecret,data,string\nSerial,data,u32\nMAC,data,hex2bin\nHwRev,data,u8\nCert,file,binary\n")
+  f:close()
+  f = assert(io.open(dir .. "/values.csv", "wb"))
+  f:write("id,ProductID,DeviceName,DeviceSecret,Serial,MAC,HwRev,Cert\n")
+  local random = require("nvsgen.crypto").random_bytes
+  local hex = require("nvsgen.core").hex_encode
+  for i = 1, n do
+    f:write(("%d,ACME-W1,acme-%d,%s,%d,240a%08x,3,%s/cert.der\n"):format(i, i, hex(random(16)), i, i, dir))
+  end
+  f:close()
+  return dir
+end
+
+local function mfg_cmd(inputs, extra)
+  return function(dir)
+    return ("%s %s generate %s %s unit 0x6000 --outdir %s %s"):format(LUA, q(root .. "/bin/mfg_gen.lua"),
+      q(inputs .. "/config.csv"), q(inputs .. "/values.csv"), q(dir), extra or "")
+  end
+end
+
+local function rate(t) return UNITS / t end
+
+print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s, best of %d"):format(
+  UNITS, base, RUNS))
+
+local floor = best(function(dir) return ("%s %s %d"):format(q(FLOOR), q(dir), UNITS) end)
+print(("%-34s %7.3f s  %8.0f files/s"):format("floor (C, open/write/close)", floor, rate(floor)))
+
+local function report(label, t, target)
+  print(("%-34s %7.3f s  %8.0f units/s  %5.2fx floor  (target >= %d units/s, <= 1.5x floor)")
+    :format(label, t, rate(t), t / floor, target))
+end
+
+report("recipe driver, plain", best(recipe_cmd(UNITS)), 40000)
+report("recipe driver, key per unit", best(recipe_cmd(UNITS, "--encrypt --keygen")), 20750)
+report("recipe driver, plain, 1 process", best(recipe_cmd(UNITS, "--jobs 1")), 40000)
+
+if lfs.attributes(root .. "/bin/mfg_gen.lua") then
+  local inputs = mfg_inputs(UNITS)
+  report("mfg_gen.lua, plain", best(mfg_cmd(inputs)), 40000)
+  report("mfg_gen.lua, --keygen", best(mfg_cmd(inputs, "--keygen")), 20750)
+end
+
+print(("%-34s %7.1f MB  (target <= 16 MB at 100,000)"):format("peak memory, 10,000 units",
+  peak_kb(recipe_cmd(UNITS)) / 1024))
+if os.getenv("BENCH_100K") ~= "0" then
+  print(("%-34s %7.1f MB"):format("peak memory, 100,000 units", peak_kb(recipe_cmd(100000)) / 1024))
+end
+
+-- One image from the CSV command line, process start included.
+do
+  local dir = fresh()
+  local times = {}
+  for i = 1, 20 do
+    local t0 = system.monotime()
+    sh(("cd %s && %s bin/nvs_partition_gen.lua generate examples/sample.csv %s/s%d.bin 0x6000 >/dev/null")
+      :format(q(root), LUA, q(dir), i))
+    times[i] = system.monotime() - t0
+  end
+  table.sort(times)
+  print(("%-34s %7.1f ms  (median of 20, target < 15 ms)"):format("nvs_partition_gen, one image",
+    times[10] * 1000))
+end
+
+sh("rm -rf " .. q(base))
