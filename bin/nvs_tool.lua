@@ -1,0 +1,6 @@
+#!/usr/bin/env lua5.4
+-- nvs_tool: print and check NVS partition images, as Espressif's nvs_tool.py does.
+local root = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
+os.exit(require("nvsgen.cli.nvs_tool").main(arg))
