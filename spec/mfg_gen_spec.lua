@@ -1,0 +1,414 @@
+--- `mfg_gen generate` and `generate-key`: the ESP-IDF mfg sample byte for
+-- byte (images and unit CSVs), REPEAT, empty values, --fileid, refusals
+-- with exact messages, no file left by a failing unit and no temporary file
+-- beside the inputs, and the encryption options.
+local h = require("spec.support.helper")
+local lfs = require("lfs")
+local crypto = require("nvsgen.crypto")
+
+local CLI = "nvsgen.cli.mfg_gen"
+local SAMPLE = h.VECTORS .. "/mfg-samples"
+local V2 = "Creating NVS binary with version: V2 - Multipage Blob Support Enabled"
+
+--- Every file under dir, as sorted relative paths (folders end with "/").
+local function listing(dir, prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for name in lfs.dir(dir .. "/" .. prefix) do
+    if name ~= "." and name ~= ".." then
+      local rel = prefix .. name
+      if lfs.attributes(dir .. "/" .. rel, "mode") == "directory" then
+        out[#out + 1] = rel .. "/"
+        listing(dir, rel .. "/", out)
+      else
+        out[#out + 1] = rel
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+local function copy_tree(from, to)
+  lfs.mkdir(to)
+  for name in lfs.dir(from) do
+    if name ~= "." and name ~= ".." then
+      local src, dst = from .. "/" .. name, to .. "/" .. name
+      if lfs.attributes(src, "mode") == "directory" then
+        copy_tree(src, dst)
+      else
+        h.write(dst, h.read(src))
+      end
+    end
+  end
+end
+
+--- What mfg_gen prints for one plain unit.
+local function unit_lines(outdir, name, extra)
+  return "\nCreated CSV file: ===> " .. outdir .. "/csv/" .. name .. ".csv\n"
+    .. (extra or "")
+    .. "\n" .. V2 .. "\n\nCreated NVS binary: ===> " .. outdir .. "/bin/" .. name .. ".bin\n"
+end
+
+local dir
+before_each(function() dir = h.tmpdir() end)
+after_each(function() h.cleanup(dir) end)
+
+local function run(argv) return h.run(CLI, argv, dir) end
+
+--- Writes the config and values files of a small case into dir.
+local function inputs(config, values)
+  h.write(dir .. "/config.csv", config)
+  h.write(dir .. "/values.csv", values)
+end
+
+local SMALL_CONFIG = "ns,namespace,\nserial,data,u32\nname,data,string\n"
+
+describe("mfg_gen generate", function()
+  it("reproduces the ESP-IDF mfg sample byte for byte, without temporary files", function()
+    copy_tree(SAMPLE, dir)
+    local before = listing(dir)
+    local argv = h.lines(SAMPLE .. "/args.txt")
+    local st, out, err = run(argv)
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    for i = 1, 3 do
+      local name = "Sample-" .. i
+      assert.is_true(h.read(dir .. "/out/bin/" .. name .. ".bin")
+        == h.read(SAMPLE .. "/expected/bin/" .. name .. ".bin"), name .. ".bin differs")
+      assert.are.equal(h.read(SAMPLE .. "/expected/csv/" .. name .. ".csv"),
+        h.read(dir .. "/out/csv/" .. name .. ".csv"))
+    end
+    assert.are.equal(unit_lines("out", "Sample-1") .. unit_lines("out", "Sample-2")
+      .. unit_lines("out", "Sample-3") .. "\nFiles generated in out ...\n", out)
+    local after = {}
+    for _, f in ipairs(listing(dir)) do
+      if f:sub(1, 4) ~= "out/" then after[#after + 1] = f end
+    end
+    assert.are.same(before, after)
+    assert.are.same({ "out/", "out/bin/", "out/bin/Sample-1.bin", "out/bin/Sample-2.bin",
+      "out/bin/Sample-3.bin", "out/csv/", "out/csv/Sample-1.csv", "out/csv/Sample-2.csv",
+      "out/csv/Sample-3.csv" }, (function()
+        local l = {}
+        for _, f in ipairs(listing(dir)) do if f:sub(1, 4) == "out/" then l[#l + 1] = f end end
+        return l
+      end)())
+  end)
+
+  it("writes the unit CSV as Python's csv writer does and compiles it to the same image", function()
+    inputs("ns,namespace,\nkey,data,string\nblob,data,hex2bin\n",
+      'id,key,blob\n1,"a,b ""q""",0a0b\n2,,\n')
+    local st, _, err = run({ "generate", "config.csv", "values.csv", "U", "0x3000", "--outdir", "o" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal('key,type,encoding,value\r\nns,namespace,,\r\nkey,data,string,"a,b ""q"""\r\n'
+      .. "blob,data,hex2bin,0a0b\r\n", h.read(dir .. "/o/csv/U-1.csv"))
+    assert.are.equal("key,type,encoding,value\r\nns,namespace,,\r\nkey,data,string,\r\n"
+      .. "blob,data,hex2bin,\r\n", h.read(dir .. "/o/csv/U-2.csv"))
+    -- The unit CSVs give the same images through nvs_partition_gen.
+    for i = 1, 2 do
+      local status = h.run("nvsgen.cli.partition_gen",
+        { "generate", "o/csv/U-" .. i .. ".csv", "again-" .. i .. ".bin", "0x3000" }, dir)
+      assert.are.equal(0, status)
+      assert.is_true(h.read(dir .. "/again-" .. i .. ".bin") == h.read(dir .. "/o/bin/U-" .. i .. ".bin"))
+    end
+  end)
+
+  it("fills REPEAT keys in every later row with the first row's value", function()
+    inputs("ns,namespace,\nserial,data,u32\nname,data,string,REPEAT\n",
+      "serial,name\n1,first\n2,\n\n   \n3,other\n")
+    local st, _, err = run({ "generate", "config.csv", "values.csv", "R", "0x3000", "--outdir", "o" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    for i = 1, 3 do
+      assert.are.equal("key,type,encoding,value\r\nns,namespace,,\r\nserial,data,u32," .. i
+        .. "\r\nname,data,string,first\r\n", h.read(dir .. "/o/csv/R-" .. i .. ".csv"))
+    end
+  end)
+
+  it("writes an empty string value as an empty field", function()
+    inputs(SMALL_CONFIG, "serial,name\n7,\n")
+    local st = run({ "generate", "config.csv", "values.csv", "E", "0x3000", "--outdir", "o" })
+    assert.are.equal(0, st)
+    assert.are.equal("key,type,encoding,value\r\nns,namespace,,\r\nserial,data,u32,7\r\n"
+      .. "name,data,string,\r\n", h.read(dir .. "/o/csv/E-1.csv"))
+  end)
+
+  it("names the files by the --fileid column, and counts rows without it", function()
+    inputs(SMALL_CONFIG, "serial,name\n1001,a\n1002,b\n")
+    local st = run({ "generate", "config.csv", "values.csv", "dev", "0x3000", "--outdir", "o",
+      "--fileid", "serial" })
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/dev-1001.bin", "bin/dev-1002.bin", "csv/", "csv/dev-1001.csv",
+      "csv/dev-1002.csv" }, listing(dir .. "/o"))
+    st = run({ "generate", "config.csv", "values.csv", "dev", "0x3000", "--outdir", "p" })
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/dev-1.bin", "bin/dev-2.bin", "csv/", "csv/dev-1.csv",
+      "csv/dev-2.csv" }, listing(dir .. "/p"))
+  end)
+
+  it("writes under the current folder by default, with absolute paths in its output", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    local st, out = run({ "generate", "config.csv", "values.csv", "d", "0x3000" })
+    assert.are.equal(0, st)
+    assert.is_truthy(lfs.attributes(dir .. "/csv/d-1.csv"))
+    local real = out:match("===> (/.-)/csv/d%-1%.csv\n")
+    assert.is_truthy(real)
+    assert.are.equal(unit_lines(real, "d-1") .. "\nFiles generated in " .. real .. " ...\n", out)
+  end)
+
+  it("accepts a values file with a header and no rows", function()
+    inputs(SMALL_CONFIG, "serial,name\n")
+    local st, out = run({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "o" })
+    assert.are.equal(0, st)
+    assert.are.equal("\nFiles generated in o ...\n", out)
+    assert.are.same({ "bin/", "csv/" }, listing(dir .. "/o"))
+  end)
+end)
+
+describe("mfg_gen generate refuses", function()
+  --- Runs argv and checks the refusal: status, the one stderr line, no output.
+  local function refuses(argv, message, status)
+    local st, out, err = run(argv)
+    assert.are.equal("mfg_gen: " .. message .. "\n", err)
+    assert.are.equal(status or 1, st)
+    assert.are.equal("", out)
+  end
+  local function gen(...) return { "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "o", ... } end
+
+  it("a config key missing from the values header, naming the config line", function()
+    inputs(SMALL_CONFIG, "id,serial,nmae\n1,2,x\n")
+    refuses(gen(), "config.csv:3: key 'name': not in the header of values.csv"
+      .. " (its columns not in the config: 'id', 'nmae')")
+    assert.is_nil(lfs.attributes(dir .. "/o"))
+  end)
+
+  it("config keys in another order than the values header", function()
+    inputs(SMALL_CONFIG, "name,serial\nx,2\n")
+    refuses(gen(), "config.csv:2: key 'serial': out of order in the header of values.csv"
+      .. " (its columns must follow the config's order)")
+  end)
+
+  it("a bad value, naming the values file, line and key; earlier units stay", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n\n2x,b\n3,c\n")
+    local st, out, err = run(gen())
+    assert.are.equal("mfg_gen: values.csv:4: key 'serial': '2x' is not an integer\n", err)
+    assert.are.equal(1, st)
+    assert.are.equal(unit_lines("o", "d-1"), out)
+    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, listing(dir .. "/o"))
+  end)
+
+  it("a missing file value, leaving no file of the failing unit", function()
+    inputs("ns,namespace,\ncert,file,binary\n", "cert\nconfig.csv\nnone.der\n")
+    local st, _, err = run(gen())
+    assert.are.equal("mfg_gen: values.csv:3: key 'cert': cannot read file 'none.der': "
+      .. "No such file or directory\n", err)
+    assert.are.equal(1, st)
+    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, listing(dir .. "/o"))
+  end)
+
+  it("an empty integer value", function()
+    inputs(SMALL_CONFIG, "serial,name\n,a\n")
+    refuses(gen(), "values.csv:2: key 'serial': '' is not an integer")
+    assert.are.same({ "bin/", "csv/" }, listing(dir .. "/o"))
+  end)
+
+  it("a missing config file", function()
+    h.write(dir .. "/values.csv", "serial,name\n1,a\n")
+    refuses(gen(), "config.csv: cannot open (No such file or directory)")
+    assert.is_nil(lfs.attributes(dir .. "/o"))
+  end)
+
+  it("a missing values file", function()
+    h.write(dir .. "/config.csv", SMALL_CONFIG)
+    refuses(gen(), "values.csv: cannot open (No such file or directory)")
+  end)
+
+  it("files without the .csv extension, and empty files", function()
+    refuses({ "generate", "config.txt", "values.csv", "d", "0x3000" },
+      "config.txt: the config file must have the .csv extension")
+    inputs("\n  \n", "serial,name\n")
+    refuses(gen(), "config.csv: the config file is empty")
+    inputs(SMALL_CONFIG, "\n")
+    refuses(gen(), "values.csv: the values file is empty")
+  end)
+
+  it("config rows without three fields, bad types and encodings", function()
+    inputs("ns,namespace,\nserial,data\n", "serial\n1\n")
+    refuses(gen(), "config.csv:2: key 'serial': expected 3 fields key,type,encoding, got 2")
+    inputs("ns,namespace,\nserial,number,u32\n", "serial\n1\n")
+    refuses(gen(), "config.csv:2: key 'serial': unknown type 'number' (expected data, file or namespace)")
+    inputs("ns,namespace,\nserial,data,float\n", "serial\n1\n")
+    refuses(gen(), "config.csv:2: key 'serial': encoding 'float' is not one mfg_gen accepts"
+      .. " (string, binary, hex2bin, base64, u8, i8, u16, u32, i32, u64, i64)")
+  end)
+
+  it("a values row with another number of fields than the header, before writing anything", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b,extra\n")
+    refuses(gen(), "values.csv:3: 3 values for the 2 columns of the header")
+    assert.is_nil(lfs.attributes(dir .. "/o"))
+  end)
+
+  it("an unknown --fileid column, and a bad size", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    refuses(gen("--fileid", "mac"), "--fileid mac: no such column in the header of values.csv", 2)
+    refuses({ "generate", "config.csv", "values.csv", "d", "0x3100" }, "size 0x3100 is not a multiple of 4096")
+  end)
+
+  it("to overwrite an existing file, keeping it and the units before", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
+    lfs.mkdir(dir .. "/o")
+    lfs.mkdir(dir .. "/o/bin")
+    h.write(dir .. "/o/bin/d-2.bin", "mine")
+    local st, out, err = run(gen())
+    assert.are.equal("mfg_gen: values.csv:3: o/bin/d-2.bin: already exists"
+      .. " (mfg_gen never overwrites a file: remove it or use another --outdir)\n", err)
+    assert.are.equal(1, st)
+    assert.are.equal(unit_lines("o", "d-1"), out)
+    assert.are.equal("mine", h.read(dir .. "/o/bin/d-2.bin"))
+    assert.are.same({ "bin/", "bin/d-1.bin", "bin/d-2.bin", "csv/", "csv/d-1.csv" }, listing(dir .. "/o"))
+  end)
+
+  it("an unknown command or option", function()
+    local st, _, err = run({ "make" })
+    assert.are.equal(2, st)
+    assert.matches("mfg_gen: unknown command 'make'\n$", err)
+    st, _, err = run({ "generate", "c.csv", "v.csv", "p", "0x3000", "--prefix_num", "3" })
+    assert.are.equal(2, st)
+    assert.matches("mfg_gen: unrecognized argument: %-%-prefix_num\n$", err)
+  end)
+end)
+
+describe("mfg_gen generate with encryption", function()
+  local SAMPLE_KEYS = SAMPLE .. "/testdata/sample_encryption_keys.bin"
+
+  --- The plain image of the same command line, for comparison.
+  local function plain_images(argv_tail)
+    local st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "plain",
+      table.unpack(argv_tail or {}) })
+    assert.are.equal(0, st)
+  end
+
+  it("--keygen writes a new key per unit that decrypts its image", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
+    plain_images()
+    local st, out, err = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal("\nGenerating encrypted NVS binary images...\n"
+      .. unit_lines("o", "P-1", "\nCreated encryption keys: ===>  o/keys/keys-P-1.bin\n")
+      .. unit_lines("o", "P-2", "\nCreated encryption keys: ===>  o/keys/keys-P-2.bin\n")
+      .. "\nFiles generated in o ...\n", out)
+    local keys = {}
+    for i = 1, 2 do
+      local path = dir .. "/o/keys/keys-P-" .. i .. ".bin"
+      assert.are.equal("rw-------", lfs.attributes(path, "permissions"))
+      keys[i] = assert(crypto.read_keys(path))
+      local image = h.read(dir .. "/o/bin/P-" .. i .. ".bin")
+      assert.are_not.equal(h.read(dir .. "/plain/bin/P-" .. i .. ".bin"), image)
+      assert.is_true(assert(crypto.decrypt_image(image, keys[i])) == h.read(dir .. "/plain/bin/P-" .. i .. ".bin"))
+      assert.are.equal(h.read(dir .. "/plain/csv/P-" .. i .. ".csv"), h.read(dir .. "/o/csv/P-" .. i .. ".csv"))
+    end
+    assert.are_not.equal(keys[1], keys[2])
+  end)
+
+  it("--inputkey encrypts every unit with one checked keys file", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
+    h.write(dir .. "/k.bin", h.read(SAMPLE_KEYS))
+    plain_images()
+    local st, out = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--inputkey", "k.bin" })
+    assert.are.equal(0, st)
+    assert.are.equal("\nGenerating encrypted NVS binary images...\n" .. unit_lines("o", "P-1")
+      .. unit_lines("o", "P-2") .. "\nFiles generated in o ...\n", out)
+    assert.is_nil(lfs.attributes(dir .. "/o/keys"))
+    local key = assert(crypto.read_keys(dir .. "/k.bin"))
+    for i = 1, 2 do
+      assert.is_true(assert(crypto.decrypt_image(h.read(dir .. "/o/bin/P-" .. i .. ".bin"), key))
+        == h.read(dir .. "/plain/bin/P-" .. i .. ".bin"))
+    end
+  end)
+
+  it("encrypts the mfg sample as the reference keys say", function()
+    copy_tree(SAMPLE, dir)
+    local st = run({ "generate", "sample_config.csv", "sample_values_multipage_blob.csv", "Sample",
+      "0x4000", "--outdir", "enc", "--inputkey", "testdata/sample_encryption_keys.bin" })
+    assert.are.equal(0, st)
+    local key = assert(crypto.read_keys(SAMPLE_KEYS))
+    for i = 1, 3 do
+      local image = h.read(dir .. "/enc/bin/Sample-" .. i .. ".bin")
+      assert.is_true(assert(crypto.decrypt_image(image, key))
+        == h.read(SAMPLE .. "/expected/bin/Sample-" .. i .. ".bin"))
+    end
+  end)
+
+  it("--key_protect_hmac derives the keys from an HMAC key", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    h.write(dir .. "/hmac.bin", h.read(SAMPLE .. "/testdata/sample_hmac_key.bin"))
+    local st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_inputkey", "hmac.bin" })
+    assert.are.equal(0, st)
+    assert.are.equal(h.read(SAMPLE .. "/testdata/sample_encryption_keys_hmac.bin"),
+      h.read(dir .. "/o/keys/keys-P-1.bin"))
+    st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "g",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(0, st)
+    local hmac = h.read(dir .. "/g/keys/hmac-keys-P-1.bin")
+    assert.are.equal(32, #hmac)
+    assert.are.equal(assert(crypto.key_from_hmac(hmac)), assert(crypto.read_keys(dir .. "/g/keys/keys-P-1.bin")))
+  end)
+
+  it("refuses --keygen with --inputkey, a bad keys file, and HMAC without a key source", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    h.write(dir .. "/k.bin", h.read(SAMPLE_KEYS))
+    h.write(dir .. "/bad.bin", ("\255"):rep(4096))
+    local function refuses(extra, message, status)
+      local argv = { "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o" }
+      for _, a in ipairs(extra) do argv[#argv + 1] = a end
+      local st, out, err = run(argv)
+      assert.are.equal("mfg_gen: " .. message .. "\n", err)
+      assert.are.equal(status, st)
+      assert.are.equal("", out)
+      assert.is_nil(lfs.attributes(dir .. "/o"))
+    end
+    refuses({ "--keygen", "--inputkey", "k.bin" }, "--keygen and --inputkey are mutually exclusive", 2)
+    refuses({ "--inputkey", "k.txt" }, "k.txt: only the .bin extension is allowed", 1)
+    refuses({ "--inputkey", "bad.bin" }, "bad.bin: keys partition crc mismatch", 1)
+    refuses({ "--keygen", "--key_protect_hmac" },
+      "--key_protect_hmac needs --kp_hmac_keygen or --kp_hmac_inputkey", 2)
+  end)
+end)
+
+describe("mfg_gen generate-key", function()
+  it("writes a keys file to OUTDIR/keys/", function()
+    local st, out, err = run({ "generate-key", "--keyfile", "k.bin", "--outdir", "o" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal("\nCreated encryption keys: ===>  o/keys/k.bin\n", out)
+    assert.is_truthy(crypto.read_keys(dir .. "/o/keys/k.bin"))
+    st, out, err = run({ "generate-key", "--keyfile", "k.bin", "--outdir", "o" })
+    assert.are.equal(1, st)
+    assert.are.equal("", out)
+    assert.are.equal("mfg_gen: o/keys/k.bin: already exists\n", err)
+  end)
+
+  it("derives the keys from an HMAC key", function()
+    h.write(dir .. "/hmac.bin", h.read(SAMPLE .. "/testdata/sample_hmac_key.bin"))
+    local st = run({ "generate-key", "--keyfile", "k", "--key_protect_hmac", "--kp_hmac_inputkey", "hmac.bin" })
+    assert.are.equal(0, st)
+    assert.are.equal(h.read(SAMPLE .. "/testdata/sample_encryption_keys_hmac.bin"),
+      h.read(dir .. "/keys/k.bin"))
+  end)
+end)
+
+describe("mfg_gen help", function()
+  it("explains the commands and what a failure leaves", function()
+    local st, out = run({ "-h" })
+    assert.are.equal(0, st)
+    assert.matches("generate,generate%-key", out)
+    st, out = run({ "generate", "-h" })
+    assert.are.equal(0, st)
+    assert.matches("the files of the units before it stay", out)
+  end)
+end)
