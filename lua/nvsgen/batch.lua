@@ -65,6 +65,14 @@ function M.serials(text)
     ranges[#ranges + 1] = { a, b }
     count = count + (b - a + 1)
   end
+  -- A serial made twice in one batch would be two units with one image.
+  local sorted = table.move(ranges, 1, #ranges, 1, {})
+  table.sort(sorted, function(x, y) return x[1] < y[1] end)
+  for i = 2, #sorted do
+    if sorted[i][1] <= sorted[i - 1][2] then
+      return nil, format("invalid serial range '%s': serial %d is listed twice", text, sorted[i][1])
+    end
+  end
   return setmetatable({ ranges = ranges, count = count, text = text }, Serials)
 end
 
@@ -337,12 +345,15 @@ function M.run(opts)
     values_reader = err
   end
 
-  local m
+  local m, fresh
   if not dry then
     ok, err = common.make_dirs(outdir)
     if not ok then return nil, err end
-    -- Temporary files of an atomic write cut short by a kill.
+    -- Temporary files of an atomic write cut short by a kill. In a folder
+    -- that was empty no image can be in the way, so none is looked for.
+    fresh = true
     for entry in lfs.dir(outdir) do
+      if entry ~= "." and entry ~= ".." then fresh = false end
       if entry:find("%.tmp%-%w%w%w%w%w%w$") then os_remove(common.join(outdir, entry)) end
     end
     m, err = open_manifest(outdir, exports, serials, opts.force, opts.shard ~= nil)
@@ -357,12 +368,13 @@ function M.run(opts)
   local workers = {}
   if opts.shard then
     share, shares = opts.shard[1], opts.shard[2]
+    fresh = opts.shard[3] or false
   elseif m and opts.jobs and opts.jobs > 1 and opts.spawn and serials.count >= 2 * opts.jobs
       and (m.header_written or #m.exports > 0) then
     if not m.header_written then manifest_header(m); m.file:flush() end
     shares = opts.jobs
     for k = 2, shares do
-      local w, werr = opts.spawn(k, shares)
+      local w, werr = opts.spawn(k, shares, fresh)
       if not w then return nil, "cannot start a worker: " .. tostring(werr) end
       workers[#workers + 1] = w
     end
@@ -383,6 +395,23 @@ function M.run(opts)
   local row = {}
   local failure
   local clock = M.clock
+
+  -- Units are committed in groups: their pending images are written, then
+  -- their manifest lines in one write, then the images renamed into place.
+  local GROUP = 32
+  local group_pending, group_final, group_lines, grouped = {}, {}, {}, 0
+  local function commit()
+    if grouped == 0 then return true end
+    manifest_file:write(concat(group_lines, "", 1, grouped))
+    local flushed, ferr = manifest_file:flush()
+    if not flushed then return nil, format("%s: %s", m.path, ferr) end
+    for i = 1, grouped do
+      local renamed, rerr = os_rename(group_pending[i], group_final[i])
+      if not renamed then return nil, rerr end
+    end
+    grouped = 0
+    return true
+  end
   local started = clock()
 
   for index, serial in serials:each() do
@@ -393,9 +422,8 @@ function M.run(opts)
     local image_name = format(name, serial)
     local image_path = prefix .. image_name
     local pending = image_path .. ".part"
-    local stem = image_name:sub(1, -5)
     local status = "build"
-    if not dry then
+    if not dry and not fresh then
       local done = recorded[serial]
       if done and attributes(pending, "mode") then
         status = "finish"
@@ -441,6 +469,7 @@ function M.run(opts)
       end
       local image = partition:image()
       if not dry then
+        local stem = (keygen or want_csv) and image_name:sub(1, -5)
         local keys_name = ""
         if keygen then
           keys_name = stem .. "-keys.bin"
@@ -464,6 +493,7 @@ function M.run(opts)
         local f
         f, err = io_open(pending, "wb")
         if not f then failure = err; break end
+        f:setvbuf("no")
         ok, err = f:write(image)
         local closed, cerr = f:close()
         if not ok or not closed then failure = format("%s: %s", pending, err or cerr); break end
@@ -491,10 +521,12 @@ function M.run(opts)
           end
         end
         if failure then break end
-        manifest_file:write(format_row(row))
-        manifest_file:flush()
-        ok, err = os_rename(pending, image_path)
-        if not ok then failure = err; break end
+        grouped = grouped + 1
+        group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_path, format_row(row)
+        if grouped == GROUP then
+          ok, err = commit()
+          if not ok then failure = err; break end
+        end
       elseif want_csv then
         ok, err = M.unit_csv(u.rows, "dry run")
         if not ok then failure = format("unit %d: %s", serial, err); break end
@@ -505,6 +537,11 @@ function M.run(opts)
     -- A worker whose parent died gets SIGPIPE here and stops.
     if heartbeat and index % 64 == 0 then heartbeat:write("."); heartbeat:flush() end
     ::continue::
+  end
+  -- The units made before a failure are complete: they are committed too.
+  if manifest_file then
+    ok, err = commit()
+    if not ok then failure = failure or err end
   end
   for k, w in ipairs(workers) do
     local text = w:read("a") or ""

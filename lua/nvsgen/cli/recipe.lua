@@ -33,7 +33,7 @@ M.OPTIONS = {
   { "--partition-table", metavar = "PARTITIONS.csv", help = "ESP-IDF partition table for size and offset" },
   { "--partition", metavar = "NAME", help = "partition in --partition-table (default: nvs)" },
   { "--jobs", metavar = "N", help = "processes to use (default: one per CPU, at most 4)" },
-  { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the batch" },
+  { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the batch (a worker)" },
 }
 
 --- The command-line spec for recipe `r` run as `prog`.
@@ -66,10 +66,12 @@ function M.batch_options(r, opts)
     end
   end
   if opts.shard then
-    local k, n = opts.shard:match("^(%d+)/(%d+)$")
+    local k, n, new = opts.shard:match("^(%d+)/(%d+)(/?n?e?w?)$")
     k, n = tonumber(k), tonumber(n)
-    if not k or k < 1 or k > n then return nil, "--shard: expected K/N" end
-    b.shard = { k, n }
+    if not k or k < 1 or k > n or (new ~= "" and new ~= "/new") then
+      return nil, "--shard: expected K/N or K/N/new"
+    end
+    b.shard = { k, n, new == "/new" }
   end
   if opts.encrypt then
     if opts.keygen == (opts.inputkey ~= nil) then
@@ -173,8 +175,8 @@ function M.main(r, argv, prog)
     b.jobs = b.jobs or math.min(cpu_count(), 4)
     -- Below this many units a worker costs more to start than it saves.
     if r.parallel == false or b.serials.count < 1000 then b.jobs = 1 end
-    b.spawn = function(k, n)
-      return io.popen(("%s --shard %d/%d"):format(command, k, n), "r")
+    b.spawn = function(k, n, fresh)
+      return io.popen(("%s --shard %d/%d%s"):format(command, k, n, fresh and "/new" or ""), "r")
     end
   end
   local s
