@@ -1,6 +1,9 @@
 /*
  * nvs_file.c - atomic, permission-aware file writes (POSIX).
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* O_TMPFILE, linkat */
+#endif
 #include "nvs_file.h"
 
 #include <errno.h>
@@ -26,11 +29,58 @@ static int write_all(int fd, const unsigned char *p, size_t len)
     return 0;
 }
 
+#ifdef O_TMPFILE
+/* Linux, no replacing: an unnamed file in the target's folder, given its
+ * name by linkat once complete.  One directory change per file instead of
+ * three (create, link, unlink), and nothing to clean up if the process
+ * dies.  Returns 1 when the folder's file system (or a missing /proc) does
+ * not allow it, so that the caller takes the portable way. */
+static int write_unnamed(const char *path, const void *data, size_t len, mode_t mode)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    char *dir = malloc(dlen + 1);
+    char proc[64];
+    int fd, rc;
+    if (dir == NULL)
+        return -ENOMEM;
+    if (slash == NULL)
+        memcpy(dir, ".", 1);
+    else
+        memcpy(dir, path, dlen);
+    dir[dlen] = '\0';
+    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 0777);
+    rc = fd < 0 ? errno : 0;
+    free(dir);
+    if (fd < 0)
+        return rc == EOPNOTSUPP || rc == EISDIR || rc == EINVAL ? 1 : -rc;
+    rc = fchmod(fd, mode) < 0 ? -errno : 0; /* exactly `mode`, whatever the umask */
+    if (rc == 0)
+        rc = write_all(fd, (const unsigned char *)data, len);
+    if (rc == 0) {
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
+            rc = errno == ENOENT ? 1 : -errno; /* ENOENT: no /proc (the folder exists) */
+    }
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+#endif
+
 int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace)
 {
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    char *tmp;
     int fd, rc;
+#ifdef O_TMPFILE
+    if (!replace) {
+        rc = write_unnamed(path, data, len, mode);
+        if (rc <= 0)
+            return rc;
+    }
+#endif
+    tmp = malloc(plen + 16);
     if (tmp == NULL)
         return -ENOMEM;
     /* A dot-prefixed name would be nicer, but the folder part of `path` is
