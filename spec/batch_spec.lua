@@ -36,6 +36,7 @@ describe("batch", function()
       assert.same({ { 1, 2, 8 }, 3 }, { list("1-2,8") })
       assert.same({ nil, "invalid serial range '1-x': expected A-B or A,B,C" }, { batch.serials("1-x") })
       assert.same({ nil, "invalid serial range '9-3': 9 comes after 3" }, { batch.serials("9-3") })
+      assert.same({ nil, "invalid serial range '1-5,3': serial 3 is listed twice" }, { batch.serials("1-5,3") })
     end)
   end)
 
@@ -258,5 +259,31 @@ describe("batch", function()
       seen[row.serial] = true
     end
     assert.equal(1201, #files(tmp))
+  end)
+
+  it("completes a batch killed at a random moment, images and manifest agreeing", function()
+    local run = ("cd %s && lua5.4 gen.lua --serial-range 1-1500 --outdir %s"):format(helper.ROOT, tmp)
+    -- The batch and its worker in a process group of their own, killed
+    -- together with SIGKILL once some units are recorded.
+    assert(os.execute(("setsid sh -c '%s' >/dev/null 2>&1 & pid=$!; i=0; while [ $i -lt 200 ]; do"
+      .. " [ $(cat %s/manifest.csv 2>/dev/null | wc -l) -gt 100 ] && break; sleep 0.02; i=$((i+1)); done;"
+      .. " kill -9 -$pid; sleep 0.1"):format(run, tmp)))
+    local p = io.popen(run .. " 2>&1")
+    local out = p:read("a")
+    assert.is_true(p:close(), out)
+    assert.matches("1500 units: %d+ written, [1-9]%d* already done", out)
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    assert.equal(1500, #rows)
+    local seen = {}
+    for _, row in ipairs(rows) do
+      assert.is_nil(seen[row.serial])
+      seen[row.serial] = true
+      assert.equal(row.sha256, crypto.sha256_hex(helper.read(tmp .. "/" .. row.image)))
+    end
+    local names = files(tmp)
+    assert.equal(1501, #names)
+    for _, name in ipairs(names) do
+      if name ~= "manifest.csv" then assert.matches("^unit%-%d+%.bin$", name) end
+    end
   end)
 end)
