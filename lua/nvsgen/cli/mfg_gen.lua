@@ -276,12 +276,17 @@ local function quote(value)
   return sub(csv.format_row({ value }), 1, -3)
 end
 
+-- The Wi-Fi entries' key derivation, loaded only when a CSV needs it.
+local function pbkdf2(...)
+  return require("nvsgen.crypto").pbkdf2_sha1(...)
+end
+
 --- Builds one unit from its values row: the unit CSV text, with the image
 -- compiled into `partition`. Raises "file:line: key 'X': message".
 local function build_unit(job, fields, line)
   local partition, header, items = job.partition, job.header, job.items
   partition:reset()
-  local compiler = csvgen.compiler(partition)
+  local compiler = csvgen.compiler(partition, pbkdf2)
   local out = { "key,type,encoding,value\r\n" }
   local ncols, p = #header, 1
   for i, item in ipairs(items) do
