@@ -17,13 +17,13 @@ local partition_table = require("nvsgen.partition_table")
 local M = {}
 
 M.OPTIONS = {
-  { "--serial-range", metavar = "A-B|A,B,...",
+  { "--serial-range", metavar = "RANGE",
     help = "serials to make: an inclusive range A-B, or a list A,B,C (required)" },
   { "--outdir", default = ".", help = "folder for the images, keys and manifest.csv" },
-  { "--size", help = "partition size (overrides the recipe's), e.g. 0x6000" },
-  { "--version", choices = { "1", "2" }, help = "NVS format version (default: the recipe's, or 2)" },
-  { "--name", metavar = "PATTERN", help = "image file name, %d is the serial (default: unit-%d.bin)" },
-  { "--values", metavar = "VALUES.csv", help = "per-unit values table (overrides the recipe's)" },
+  { "--size", help = "partition size, a multiple of 4096" },
+  { "--version", choices = { "1", "2" }, help = "NVS format version" },
+  { "--name", metavar = "PATTERN", help = "image file name, %d is the serial" },
+  { "--values", metavar = "VALUES.csv", help = "per-unit values table, a CSV with a serial column" },
   { "--encrypt", flag = true, help = "encrypt the images (with --keygen or --inputkey)" },
   { "--keygen", flag = true, help = "a new key per unit, written beside its image (0600)" },
   { "--inputkey", metavar = "KEYS.bin", help = "one keys partition file for every unit" },
@@ -36,13 +36,32 @@ M.OPTIONS = {
   { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the batch (a worker)" },
 }
 
+-- What the recipe sets, for the help of the options it gives defaults to.
+local RECIPE_DEFAULTS = {
+  ["--size"] = function(r) return r.size and ("0x%X"):format(r.size) end,
+  ["--version"] = function(r) return tostring(r.version or 2) end,
+  ["--name"] = function(r) return r.name or "unit-%d.bin" end,
+  ["--values"] = function(r) return r.values end,
+}
+
 --- The command-line spec for recipe `r` run as `prog`.
 function M.spec(r, prog)
+  local options = {}
+  for i, opt in ipairs(M.OPTIONS) do
+    local default = RECIPE_DEFAULTS[opt[1]] and RECIPE_DEFAULTS[opt[1]](r)
+    if default then
+      local copy = {}
+      for k, v in pairs(opt) do copy[k] = v end
+      copy.help = opt.help:gsub(" %(default: .*%)$", "") .. (" (recipe: %s)"):format(default)
+      opt = copy
+    end
+    options[i] = opt
+  end
   return {
     prog = prog,
     summary = (r.description and r.description .. "\n\n" or "")
       .. "Writes one NVS partition image per serial, and manifest.csv, in --outdir.",
-    options = M.OPTIONS,
+    options = options,
   }
 end
 
