@@ -183,10 +183,20 @@ describe("mfg_gen generate refuses", function()
     assert.is_nil(lfs.attributes(dir .. "/o"))
   end)
 
-  it("config keys in another order than the values header", function()
+  it("config keys in another order than the values header, or sharing a column", function()
     inputs(SMALL_CONFIG, "name,serial\nx,2\n")
-    refuses(gen(), "config.csv:2: key 'serial': out of order in the header of values.csv"
-      .. " (its columns must follow the config's order)")
+    local why = " (the config's keys need their own columns, in the same order)"
+    refuses(gen(), "config.csv:2: key 'serial': no column left for it in the header of values.csv"
+      .. " after those of the keys before it" .. why)
+    -- The same key in two namespaces needs two columns.
+    inputs("a,namespace,\nserial,data,u32\nb,namespace,\nserial,data,u32\n", "serial\n1\n")
+    refuses(gen(), "config.csv:4: key 'serial': no column left for it in the header of values.csv"
+      .. " after those of the keys before it" .. why)
+    inputs("a,namespace,\nserial,data,u32\nb,namespace,\nserial,data,u32\n", "serial,serial\n1,2\n")
+    local st = run(gen())
+    assert.are.equal(0, st)
+    assert.are.equal("key,type,encoding,value\r\na,namespace,,\r\nserial,data,u32,1\r\n"
+      .. "b,namespace,,\r\nserial,data,u32,2\r\n", h.read(dir .. "/o/csv/d-1.csv"))
   end)
 
   it("a bad value, naming the values file, line and key; earlier units stay", function()

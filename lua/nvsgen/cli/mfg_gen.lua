@@ -211,8 +211,8 @@ local function read_config(conf, values, header)
         raise(("%s: not in the header of %s%s"):format(where(row), values,
           #unknown > 0 and " (its columns not in the config: " .. concat(unknown, ", ") .. ")" or ""))
       else
-        raise(("%s: out of order in the header of %s (its columns must follow the config's order)")
-          :format(where(row), values))
+        raise(("%s: no column left for it in the header of %s after those of the keys before it"
+          .. " (the config's keys need their own columns, in the same order)"):format(where(row), values))
       end
     end
   end
