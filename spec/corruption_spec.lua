@@ -107,6 +107,54 @@ describe("a damaged image", function()
     end)
   end
 
+  it("reports a blob index with a span, its crc made good, and prints it", function()
+    local image = h.read(V2)
+    local off = at(2, 67, 0)
+    local e = image:sub(off + 1, off + 2) .. "\2" .. image:sub(off + 4, off + 32)
+    e = e:sub(1, 4) .. string.pack("<I4", require("nvsgen.core").crc32(e:sub(1, 4) .. e:sub(9))) .. e:sub(9)
+    image = image:sub(1, off) .. e .. image:sub(off + 33)
+    assert.same({
+      { 1, 31, "blob data chunk 0 of 'binFileKey' has no blob index" },
+      { 2, 0, "blob data chunk 1 of 'binFileKey' has no blob index" },
+      { 2, 67, "blob index span 2 is not 1" },
+    }, where(assert(nvsgen.read(image))))
+    local path = dir .. "/span.bin"
+    h.write(path, image)
+    local status, out = h.run("nvsgen.cli.nvs_tool", { path, "-i" })
+    assert.equal(1, status)
+    assert.truthy(out:find("\n 067. Written, Namespace Index: 001, Type: blob_index, Span: 002, Chunk Index: 255, "
+      .. "CRC32: %x+ | binFileKey : Size=5120, ChunkCount=2, ChunkStart=0\n"))
+    assert.truthy(out:find("\nPage 2, entry 067: error: blob index span 2 is not 1\n", 1, true))
+  end)
+
+  it("never raises on random damage to entries, types, spans and bitmaps", function()
+    math.randomseed(5)
+    local path = dir .. "/random.bin"
+    local types = { 0x01, 0x21, 0x41, 0x42, 0x48, 0x24, 0x28, 0x18, 0x99 }
+    for iter = 1, 24 do
+      local image = h.read(iter % 2 == 0 and V2 or V1)
+      local t = {}
+      for i = 1, #image do t[i] = image:sub(i, i) end
+      for _ = 1, math.random(1, 30) do
+        t[math.random(#t)] = string.char(({ math.random(0, 255), 0, 255 })[math.random(3)])
+      end
+      for _ = 1, math.random(0, 6) do
+        local base = math.random(0, #t // PAGE - 1) * PAGE + ENTRIES + 32 * math.random(0, 125)
+        for k = 1, 32 do
+          if math.random(2) == 1 then t[base + k] = string.char(math.random(0, 255)) end
+        end
+        t[base + 2] = string.char(types[math.random(#types)])
+        t[base + 3] = string.char(math.random(0, 4))
+      end
+      h.write(path, table.concat(t))
+      local problems = #assert(nvsgen.read(path)).problems
+      for _, dump in ipairs({ "all", "written", "minimal", "namespaces", "blobs", "storage_info" }) do
+        assert.equal(problems > 0 and 1 or 0, (h.run("nvsgen.cli.nvs_tool", { path, "-i", "-d", dump })))
+      end
+      assert.equal(0, (h.run("nvsgen.cli.nvs_tool", { path, "-f", "json" })))
+    end
+  end)
+
   for _, vector in ipairs({ V1, V2 }) do
     local name = vector:match("([^/]+)/expected.bin$")
     local image = h.read(vector)
@@ -175,7 +223,7 @@ describe("a damaged image", function()
           if off % 97 == 0 then
             local path = dir .. "/sweep.bin"
             h.write(path, damaged)
-            for _, dump in ipairs({ "all", "minimal", "blobs", "storage_info" }) do
+            for _, dump in ipairs({ "all", "written", "minimal", "namespaces", "blobs", "storage_info" }) do
               local status = h.run("nvsgen.cli.nvs_tool", { path, "-i", "-d", dump })
               assert(status == 0 or status == 1)
               assert.equal(#r.problems > 0 and 1 or 0, status)

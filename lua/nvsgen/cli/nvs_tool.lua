@@ -123,7 +123,7 @@ function M.parse(image)
         local child, child_state = slot(c)
         e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
       end
-      if e.span > 1 and e.size then
+      if e.span > 1 and e.data_crc then
         local data = {}
         for k, c in ipairs(e.children) do data[k] = c.raw end
         e.data = concat(data):sub(1, e.size)
