@@ -100,6 +100,16 @@ static int l_encoder_tostring(lua_State *L)
     return 1;
 }
 
+/* Pushes the message for an item `what` ('key' or 'namespace') named `name`
+ * that found no room; lua_pushfstring has no hex format for a size_t. */
+static void push_full(lua_State *L, const nvs_encoder *e, const char *what, const char *name)
+{
+    char size_hex[32];
+    snprintf(size_hex, sizeof size_hex, "0x%zX", e->size);
+    lua_pushfstring(L, "%s '%s': does not fit, partition of %s bytes is full", what, name,
+                    size_hex);
+}
+
 /* Pushes fail and a message naming `key` for core status `rc`. */
 static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, const char *kind,
                           const char *key, size_t klen, int value_index)
@@ -141,13 +151,9 @@ static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, const char
                         (lua_Integer)e->detail_limit,
                         e->version == 1 ? " in version 1" : "");
         break;
-    case NVS_ERR_FULL: {
-        char size_hex[32];
-        snprintf(size_hex, sizeof size_hex, "0x%zX", e->size);
-        lua_pushfstring(L, "key '%s': does not fit, partition of %s bytes is full", key,
-                        size_hex);
+    case NVS_ERR_FULL:
+        push_full(L, e, "key", key);
         break;
-    }
     case NVS_ERR_TOO_MANY_CHUNKS:
         lua_pushfstring(L, "key '%s': blob needs more than %d chunks", key, NVS_BLOB_CHUNKS_MAX);
         break;
@@ -276,13 +282,9 @@ static int l_encoder_namespace(lua_State *L)
     case NVS_ERR_TOO_MANY_NAMESPACES:
         lua_pushfstring(L, "namespace '%s': more than %d namespaces", name, NVS_NAMESPACE_MAX);
         break;
-    case NVS_ERR_FULL: {
-        char size_hex[32];
-        snprintf(size_hex, sizeof size_hex, "0x%zX", e->size);
-        lua_pushfstring(L, "namespace '%s': does not fit, partition of %s bytes is full", name,
-                        size_hex);
+    case NVS_ERR_FULL:
+        push_full(L, e, "namespace", name);
         break;
-    }
     default:
         lua_pushfstring(L, "namespace '%s': %s", name, nvs_encoder_strerror(rc));
         break;
