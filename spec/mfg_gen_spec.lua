@@ -114,6 +114,22 @@ describe("mfg_gen generate", function()
     end
   end)
 
+  it("compiles like nvs_partition_gen with --version 1, skipping rows it reads as comments", function()
+    inputs("ns,namespace,\n#note,data,string\nblob,data,hex2bin\n", "#note,blob\nhello,0a0b0c\n")
+    local st, out = run({ "generate", "config.csv", "values.csv", "V", "0x3000", "--outdir", "o",
+      "--version", "1" })
+    assert.are.equal(0, st)
+    assert.are.equal("\nCreated CSV file: ===> o/csv/V-1.csv\n\nCreating NVS binary with version: "
+      .. "V1 - Multipage Blob Support Disabled\n\nCreated NVS binary: ===> o/bin/V-1.bin\n"
+      .. "\nFiles generated in o ...\n", out)
+    assert.are.equal("key,type,encoding,value\r\nns,namespace,,\r\n#note,data,string,hello\r\n"
+      .. "blob,data,hex2bin,0a0b0c\r\n", h.read(dir .. "/o/csv/V-1.csv"))
+    st = h.run("nvsgen.cli.partition_gen", { "generate", "o/csv/V-1.csv", "again.bin", "0x3000",
+      "--version", "1" }, dir)
+    assert.are.equal(0, st)
+    assert.is_true(h.read(dir .. "/again.bin") == h.read(dir .. "/o/bin/V-1.bin"))
+  end)
+
   it("fills REPEAT keys in every later row with the first row's value", function()
     inputs("ns,namespace,\nserial,data,u32\nname,data,string,REPEAT\n",
       "serial,name\n1,first\n2,\n\n   \n3,other\n")
@@ -145,6 +161,12 @@ describe("mfg_gen generate", function()
     assert.are.equal(0, st)
     assert.are.same({ "bin/", "bin/dev-1.bin", "bin/dev-2.bin", "csv/", "csv/dev-1.csv",
       "csv/dev-2.csv" }, listing(dir .. "/p"))
+    -- As in mfg_gen.py, the first column named so or holding the name wins.
+    inputs("ns,namespace,\nname,data,string\nserial,data,u32\n", "name,serial\nserial,5\n")
+    st = run({ "generate", "config.csv", "values.csv", "dev", "0x3000", "--outdir", "q",
+      "--fileid", "serial" })
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/dev-serial.bin", "csv/", "csv/dev-serial.csv" }, listing(dir .. "/q"))
   end)
 
   it("writes under the current folder by default, with absolute paths in its output", function()
