@@ -544,14 +544,18 @@ function M.run(opts)
     if not ok then failure = failure or err end
   end
   for k, w in ipairs(workers) do
-    local text = w:read("a") or ""
+    -- After a failure the workers are stopped: closing the pipe makes
+    -- their next heartbeat fail (SIGPIPE); their committed units stay.
+    local text = failure and "" or w:read("a") or ""
     local ok_w = w:close()
+    if failure then goto next_worker end
     local ww, ws, wf = text:match("shard (%d+) (%d+) (%d+)%s*$")
     if not ok_w or not ww then
       failure = failure or format("worker %d of %d failed (its message is above)", k + 1, shares)
     else
       written, skipped, finished = written + tonumber(ww), skipped + tonumber(ws), finished + tonumber(wf)
     end
+    ::next_worker::
   end
   local seconds = clock() - started
   if bar then bar(written + skipped + finished, true) end
