@@ -391,6 +391,40 @@ describe("mfg_gen generate with encryption", function()
     assert.are.equal(assert(crypto.key_from_hmac(hmac)), assert(crypto.read_keys(dir .. "/g/keys/keys-P-1.bin")))
   end)
 
+  it("--kp_hmac_keyfile makes one HMAC key for the batch", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
+    local st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_keygen", "--kp_hmac_keyfile", "batch" })
+    assert.are.equal(0, st)
+    local hmac = h.read(dir .. "/o/keys/batch.bin")
+    assert.are.equal(32, #hmac)
+    assert.are.equal("rw-------", lfs.attributes(dir .. "/o/keys/batch.bin", "permissions"))
+    assert.are.same({ "batch.bin", "keys-P-1.bin", "keys-P-2.bin" }, listing(dir .. "/o/keys"))
+    for i = 1, 2 do
+      assert.are.equal(assert(crypto.key_from_hmac(hmac)),
+        assert(crypto.read_keys(dir .. "/o/keys/keys-P-" .. i .. ".bin")))
+    end
+  end)
+
+  it("a failing unit leaves neither its keys nor its HMAC key", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\nx,b\n")
+    local st, _, err = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(1, st)
+    assert.are.equal("mfg_gen: values.csv:3: key 'serial': 'x' is not an integer\n", err)
+    assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "csv/P-1.csv", "keys/", "keys/hmac-keys-P-1.bin",
+      "keys/keys-P-1.bin" }, listing(dir .. "/o"))
+    -- A write that fails (an existing image) takes back the unit's other files.
+    h.cleanup(dir .. "/o")
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    lfs.mkdir(dir .. "/o")
+    lfs.mkdir(dir .. "/o/bin")
+    h.write(dir .. "/o/bin/P-1.bin", "old")
+    st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o", "--keygen" })
+    assert.are.equal(1, st)
+    assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "keys/" }, listing(dir .. "/o"))
+  end)
+
   it("refuses --keygen with --inputkey, a bad keys file, and HMAC without a key source", function()
     inputs(SMALL_CONFIG, "serial,name\n1,a\n")
     h.write(dir .. "/k.bin", h.read(SAMPLE_KEYS))
