@@ -247,8 +247,9 @@ local function unit_template(config)
     if row.namespace then
       item.text = csv.format_row(full)
     else
-      local text = csv.format_row(fields)
-      item.prefix = sub(text, 1, -3) .. ","
+      full[#full] = "v" -- a plain stand-in for the value, cut off below
+      item.prefix = sub(csv.format_row(full), 1, -4)
+      full[#full] = ""
     end
     -- nvs_partition_gen skips the unit CSV's lines starting with '#'.
     item.skip = byte(item.text or item.prefix, 1) == 35
