@@ -234,6 +234,12 @@ describe("batch", function()
       usage_error({ "--serial-range", "1", "--size", "0x6001" }))
     assert.equal("recipe: --partition needs --partition-table",
       usage_error({ "--serial-range", "1", "--partition", "nvs" }))
+    assert.equal("recipe: --jobs 0: expected a number from 1 to 64",
+      usage_error({ "--serial-range", "1", "--jobs", "0" }))
+    assert.equal("recipe: --shard: expected K/N or K/N/new",
+      usage_error({ "--serial-range", "1", "--shard", "3/2" }))
+    assert.equal("recipe: invalid serial range '1-2-3': expected A-B or A,B,C",
+      usage_error({ "--serial-range", "1-2-3" }))
     local status, _, err = recipes.run(GEN, { "--serial-range", "1", "--name", "fixed.bin", "--outdir", tmp })
     assert.equal(1, status)
     assert.equal("recipe: name pattern 'fixed.bin' must hold one %d (or %05d, ...) for the serial\n", err)
