@@ -130,6 +130,19 @@ describe("batch", function()
       .. " use --force to build it again\n"):format(tmp), err)
   end)
 
+  it("records only the declared exports", function()
+    local r = recipe.define{ size = 0x3000, exports = { "A" }, unit = function(u)
+      u:export("A", 1)
+      if u.serial == 2 then u:export("B", "x") end
+    end }
+    local status, _, err = recipes.run(r, { "--serial-range", "1-2", "--outdir", tmp })
+    assert.equal(1, status)
+    assert.equal(("recipe: unit 2: export 'B' is not a column of %s/manifest.csv (columns: A)\n"):format(tmp), err)
+    local rows = recipes.manifest(tmp .. "/manifest.csv")
+    assert.same({ "1", "1" }, { rows[1].serial, rows[1].A })
+    assert.equal(1, #rows)
+  end)
+
   it("writes nothing on a dry run", function()
     local status, out = recipes.run(GEN, { "--serial-range", "1-4", "--outdir", tmp .. "/o", "--dry-run" })
     assert.equal(0, status)

@@ -393,6 +393,7 @@ function M.run(opts)
   local recorded = m and m.recorded or {}
   local columns = m and m.exports or exports
   local row = {}
+  local column_set -- the export columns as a set, once they are known
   local failure
   local clock = M.clock
 
@@ -511,10 +512,12 @@ function M.run(opts)
           local v = exported[columns[i]]
           row[n + i] = v == nil and "" or tostring(v)
         end
+        if not column_set then
+          column_set = {}
+          for i = 1, #columns do column_set[columns[i]] = true end
+        end
         for k in pairs(exported) do
-          local known = false
-          for i = 1, #columns do known = known or columns[i] == k end
-          if not known then
+          if not column_set[k] then
             failure = format("unit %d: export '%s' is not a column of %s (columns: %s)",
               serial, k, m.path, concat(columns, ","))
             break
