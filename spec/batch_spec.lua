@@ -141,6 +141,8 @@ describe("batch", function()
     local rows = recipes.manifest(tmp .. "/manifest.csv")
     assert.same({ "1", "1" }, { rows[1].serial, rows[1].A })
     assert.equal(1, #rows)
+    -- The refused unit left no file.
+    assert.same({ "manifest.csv", "unit-1.bin" }, files(tmp))
   end)
 
   it("writes nothing on a dry run", function()
@@ -188,6 +190,7 @@ describe("batch", function()
       csv_error("a\n# b"))
     assert.equal("recipe: unit 1: key 'S': string is not valid UTF-8, CSV cannot hold it\n",
       csv_error("\255"))
+    assert.same({ "manifest.csv" }, files(tmp))
   end)
 
   it("encrypts with a key per unit, keys files 0600 beside the images", function()

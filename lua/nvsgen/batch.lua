@@ -470,34 +470,8 @@ function M.run(opts)
       end
       local image = partition:image()
       if not dry then
-        local stem = (keygen or want_csv) and image_name:sub(1, -5)
-        local keys_name = ""
-        if keygen then
-          keys_name = stem .. "-keys.bin"
-          ok, err = write_file(prefix .. keys_name, keys_partition(key), 384, true)
-          if not ok then failure = err; break end
-        elseif inputkey then
-          keys_name = inputkey
-        end
-        if want_csv then
-          local command = encrypted
-            and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
-              stem, image_name, size, version, keygen and keys_name or inputkey)
-            or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d",
-              stem, image_name, size, version)
-          local text
-          text, err = M.unit_csv(u.rows, command)
-          if not text then failure = format("unit %d: %s", serial, err); break end
-          ok, err = write_file(prefix .. stem .. ".csv", text, 420, true)
-          if not ok then failure = err; break end
-        end
-        local f
-        f, err = io_open(pending, "wb")
-        if not f then failure = err; break end
-        f:setvbuf("no")
-        ok, err = f:write(image)
-        local closed, cerr = f:close()
-        if not ok or not closed then failure = format("%s: %s", pending, err or cerr); break end
+        -- The manifest columns are checked before any file of the unit is
+        -- written, so a refused unit leaves nothing behind.
         if not m.header_written then
           if #columns == 0 then
             for k in pairs(u.exported) do columns[#columns + 1] = k end
@@ -505,7 +479,6 @@ function M.run(opts)
           end
           manifest_header(m)
         end
-        row[1], row[2], row[3], row[4], row[5] = serial, image_name, #image, sha256_hex(image), keys_name
         local exported = u.exported
         local n = #M.COLUMNS
         for i = 1, #columns do
@@ -524,6 +497,34 @@ function M.run(opts)
           end
         end
         if failure then break end
+        local stem = (keygen or want_csv) and image_name:sub(1, -5)
+        local keys_name = keygen and stem .. "-keys.bin" or inputkey or ""
+        local csv_text
+        if want_csv then
+          local command = encrypted
+            and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
+              stem, image_name, size, version, keys_name)
+            or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d",
+              stem, image_name, size, version)
+          csv_text, err = M.unit_csv(u.rows, command)
+          if not csv_text then failure = format("unit %d: %s", serial, err); break end
+        end
+        if keygen then
+          ok, err = write_file(prefix .. keys_name, keys_partition(key), 384, true)
+          if not ok then failure = err; break end
+        end
+        if csv_text then
+          ok, err = write_file(prefix .. stem .. ".csv", csv_text, 420, true)
+          if not ok then failure = err; break end
+        end
+        local f
+        f, err = io_open(pending, "wb")
+        if not f then failure = err; break end
+        f:setvbuf("no")
+        ok, err = f:write(image)
+        local closed, cerr = f:close()
+        if not ok or not closed then failure = format("%s: %s", pending, err or cerr); break end
+        row[1], row[2], row[3], row[4], row[5] = serial, image_name, #image, sha256_hex(image), keys_name
         grouped = grouped + 1
         group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_path, format_row(row)
         if grouped == GROUP then
