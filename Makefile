@@ -1,7 +1,7 @@
 # nvsgen - build, test and install.
 #
 #   make          build the Lua module in-tree (build/nvsgen/core.so)
-#   make demo     build, then write ten units with the default recipe (gen.lua)
+#   make demo     build, then run gen.lua (ten units) and each example recipe into demo-out/
 #   make test     run every spec under Lua 5.4; ends with "N passed, N failed"
 #   make asan     the same specs against an AddressSanitizer + UBSan build
 #   make lint     luacheck and cppcheck
@@ -63,6 +63,8 @@ $(ASAN_MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA) gen.lua --serial-range 1000-1009 --outdir demo-out
+	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
+	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -1,6 +1,7 @@
 #!/usr/bin/env lua5.4
--- make demo: writes a partition image from examples/sample.csv with the
--- CSV command line and says where it went.
+-- examples/demo.lua: writes a partition image from examples/sample.csv with
+-- the CSV command line and says where it went. (make demo runs the recipes:
+-- gen.lua and examples/*.lua.)
 local root = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/build/?.so;" .. package.cpath

@@ -120,7 +120,7 @@ end
 
 --- The one-line summary of a finished batch.
 function M.summary(prog, s, part)
-  local rate = s.seconds > 0 and ("%.0f units/s"):format(s.written / s.seconds) or "-"
+  local rate = s.seconds > 0 and s.written > 0 and ("%.0f units/s"):format(s.written / s.seconds) or "-"
   local line
   if s.dry_run then
     line = ("%s: dry run: %d units built in %.2f s (%s), nothing written; first image would be %s")
