@@ -127,6 +127,34 @@ describe("a damaged image", function()
     assert.truthy(out:find("\nPage 2, entry 067: error: blob index span 2 is not 1\n", 1, true))
   end)
 
+  it("prints nvs_tool.py's checks, then the firmware's problems, with -i", function()
+    local image = h.read(V2)
+    local path = dir .. "/checks.bin"
+    h.write(path, flip(image, at(0, 7, 3), 0x01))
+    local status, out = h.run("nvsgen.cli.nvs_tool", { path, "-i", "-d", "none" })
+    assert.equal(1, status)
+    assert.equal("\nPage no. 0 \tCRC32: OK\n"
+      .. " Entry #006 dummyStringKey data (string, blob) has wrong CRC32! Written: 8f66953b Generated: 6393db9b\n"
+      .. "Page no. 1 \tCRC32: OK\nPage no. 2 \tCRC32: OK\nPage Empty\n\n"
+      .. "The firmware would find 1 problem (1 error, 0 warnings):\n"
+      .. "Page 0, entry 006: error: string data crc mismatch\n", out)
+    -- entry 1 copied to the free entry 68 of the active page, marked written
+    local copy = image:sub(at(0, 1, 0) + 1, at(0, 1, 32))
+    local damaged = image:sub(1, at(2, 68, 0)) .. copy .. image:sub(at(2, 68, 32) + 1)
+    local bitmap = 2 * PAGE + BITMAP + 68 // 4
+    damaged = flip(damaged, bitmap, 0x01)
+    h.write(path, damaged)
+    status, out = h.run("nvsgen.cli.nvs_tool", { path, "-i", "-d", "none" })
+    assert.equal(1, status)
+    assert.equal("\nPage no. 0 \tCRC32: OK\nPage no. 1 \tCRC32: OK\nPage no. 2 \tCRC32: OK\nPage Empty\n"
+      .. "Found duplicate entries:\n"
+      .. "Entry\tKey\t\t\tType\t\tNamespace idx\tPage\tPage status\n"
+      .. "#001\tdummyU8Key\t\tuint8_t\t\t1\t\t0\tFull\n"
+      .. "#068\tdummyU8Key\t\tuint8_t\t\t1\t\t2\tActive\n\n"
+      .. "The firmware would find 1 problem (1 error, 0 warnings):\n"
+      .. "Page 0, entry 001: error: duplicate key 'dummyU8Key' in namespace 'dummyNamespace'\n", out)
+  end)
+
   it("never raises on random damage to entries, types, spans and bitmaps", function()
     math.randomseed(5)
     local path = dir .. "/random.bin"

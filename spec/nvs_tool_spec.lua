@@ -82,7 +82,7 @@ describe("nvs_tool", function()
 
   it("colours the checks with --color always", function()
     local _, out = run(V2, "-i", "-d", "none", "--color", "always")
-    assert.truthy(out:find("Page no. 0 \tCRC32: \27[32mOK\27[0m\n", 1, true))
+    assert.truthy(out:find("\27[36mPage no. 0\27[0m \tCRC32: OK\n", 1, true))
     _, out = run(V2, "-i", "-d", "none", "--color", "auto")
     assert.falsy(out:find("\27", 1, true))
   end)

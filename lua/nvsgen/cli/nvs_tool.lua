@@ -42,6 +42,9 @@ M.SPEC = {
 }
 
 -- ---- the raw view nvs_tool.py prints ---------------------------------------
+--
+-- Every slot as nvs_tool.py models it: a top-level entry takes the next
+-- span - 1 slots as its data (cut at the page end), whatever the bitmap says.
 
 local PAGE_STATUS = {
   [0xFFFFFFFF] = "Empty", [0xFFFFFFFE] = "Active", [0xFFFFFFFC] = "Full",
@@ -54,46 +57,62 @@ local TYPE_NAME = {
   [0x24] = "float", [0x28] = "double",
   [0x21] = "string", [0x41] = "blob", [0x42] = "blob_data", [0x48] = "blob_index",
 }
+local KNOWN_TYPE = {}
+for _, name in pairs(TYPE_NAME) do KNOWN_TYPE[name] = true end
 local VAR_TYPES = { string = true, blob = true, blob_data = true }
 
 local function all_ff(s)
   return not s:find("[^\255]")
 end
 
---- One 32-byte slot as nvs_tool.py models it.
+-- A u64 above 2^63-1 as the digits Python prints.
+local function u64_text(v)
+  if v >= 0 then return v end
+  local q = (v >> 1) // 5
+  return fmt("%d%d", q, v - q * 10)
+end
+
+--- One top-level slot. `span` is the byte as stored (shown and checked as
+-- nvs_tool.py does); `walk` the slots it takes.
 local function parse_entry(raw, index, state)
   local e = { raw = raw, index = index, state = state, is_empty = all_ff(raw), children = {} }
   local t = byte(raw, 2)
-  e.ns, e.type_code, e.chunk_index = byte(raw, 1), t, byte(raw, 4)
+  e.ns, e.type_code, e.span, e.chunk_index = byte(raw, 1), t, byte(raw, 3), byte(raw, 4)
   e.type = TYPE_NAME[t] or fmt("0x%02x", t)
-  local span = byte(raw, 3)
-  e.span = (span == 0 or span == 0xFF) and 1 or span
-  e.crc = unpack("<I4", raw, 5)
+  e.walk = (e.span == 0 or e.span == 0xFF) and 1 or e.span
+  e.crc, e.data_crc = unpack("<I4", raw, 5), unpack("<I4", raw, 29)
   e.crc_computed = core.crc32(raw:sub(1, 4) .. raw:sub(9, 32))
+  e.data_computed = 0
   local key = raw:sub(9, 24):gsub("%z+$", "")
   if not key:find("[\128-\255]") then e.key = key end
   if e.key then
-    if t < 0x20 then
+    if t < 0x20 and TYPE_NAME[t] then
       local size, signed = t & 0xF, t & 0xF0 ~= 0
-      if size == 1 or size == 2 or size == 4 or size == 8 then
-        e.value = unpack((signed and "<i" or "<I") .. size, raw, 25)
-        if size == 8 and not signed and e.value < 0 then
-          -- above 2^63-1: the digits, as Python prints the int
-          local q = (e.value >> 1) // 5
-          e.value = fmt("%d%d", q, e.value - q * 10)
-        end
-      end
+      e.value = unpack((signed and "<i" or "<I") .. size, raw, 25)
+      if size == 8 and not signed then e.value = u64_text(e.value) end
     elseif t == 0x24 then
       e.value = unpack("<f", raw, 25)
     elseif t == 0x28 then
       e.value = unpack("<d", raw, 25)
     elseif VAR_TYPES[e.type] then
-      e.size, e.data_crc = unpack("<I2", raw, 25), unpack("<I4", raw, 29)
+      e.size = unpack("<I2", raw, 25)
     elseif t == 0x48 then
       e.size, e.chunk_count, e.chunk_start = unpack("<I4BB", raw, 25)
     end
   end
   return e
+end
+
+--- The data CRC nvs_tool.py computes: over the data slots, cut to the
+-- item's size when it has one.
+local function finish_entry(e)
+  if e.walk == 1 then return end
+  local data = {}
+  for k, c in ipairs(e.children) do data[k] = c.raw end
+  data = concat(data)
+  if e.size and e.size > 0 then data = data:sub(1, e.size) end
+  if VAR_TYPES[e.type] then e.data = data end
+  e.data_computed = core.crc32(data)
 end
 
 --- The pages of a plain image, whole pages only.
@@ -119,18 +138,13 @@ function M.parse(image)
     while i < ENTRIES do
       local raw, state = slot(i)
       local e = parse_entry(raw, i, state)
-      for c = i + 1, math.min(i + e.span - 1, ENTRIES - 1) do
+      for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
         local child, child_state = slot(c)
         e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
       end
-      if e.span > 1 and e.data_crc then
-        local data = {}
-        for k, c in ipairs(e.children) do data[k] = c.raw end
-        e.data = concat(data):sub(1, e.size)
-        e.data_computed = core.crc32(e.data)
-      end
+      finish_entry(e)
       p.entries[#p.entries + 1] = e
-      i = i + e.span
+      i = i + e.walk
     end
     pages[#pages + 1] = p
   end
@@ -139,18 +153,15 @@ end
 
 -- ---- text output ------------------------------------------------------------
 
-local out -- the output: lines and a colour function, set per run
+local out -- the output: lines and whether to colour, set per run
 
 local function say(...) out.lines[#out.lines + 1] = concat({ ... }) end
 
 local COLORS = { red = 31, green = 32, yellow = 33, blue = 34, cyan = 36, bold = 1 }
 local function paint(color, text)
+  text = tostring(text)
   if not out.color then return text end
   return "\27[" .. COLORS[color] .. "m" .. text .. "\27[0m"
-end
-
-local function utf8_latin1(b)
-  return utf8.char(b)
 end
 
 -- Python's str.isprintable() for chr(b), b < 256.
@@ -158,13 +169,13 @@ local function printable(b)
   return (b >= 0x20 and b < 0x7F) or (b >= 0xA1 and b ~= 0xAD)
 end
 
---- The 32 bytes as hex and as characters, nvs_tool.py's dump_raw.
+--- The 32 bytes as hex and as characters (Latin-1, as Python's chr()).
 local function dump_raw(raw)
   local hex, chars = {}, {}
   for k = 1, 32 do
     local b = byte(raw, k)
     hex[#hex + 1] = (k == 17 and " " or "") .. fmt("%02x ", b)
-    chars[#chars + 1] = (k == 17 and " " or "") .. (printable(b) and utf8_latin1(b) or ".")
+    chars[#chars + 1] = (k == 17 and " " or "") .. (printable(b) and utf8.char(b) or ".")
   end
   return concat(hex) .. " " .. concat(chars)
 end
@@ -173,6 +184,7 @@ local function key_text(e)
   return e.key == nil and "None" or e.key
 end
 
+-- Floats as the shortest text that reads back the same, as Python prints.
 local function number_text(v)
   if math.type(v) == "float" then
     if v ~= v then return "nan" elseif v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
@@ -184,12 +196,16 @@ local function number_text(v)
   return tostring(v)
 end
 
+local function crc_text(stored, computed, format)
+  return paint(stored == computed and "green" or "red", fmt(format, stored))
+end
+
 local function entry_data_text(e)
   if e.key == nil then return "None" end
   if e.type == "blob_index" then
     return fmt("Size=%d, ChunkCount=%d, ChunkStart=%d", e.size, e.chunk_count, e.chunk_start)
   elseif VAR_TYPES[e.type] then
-    return fmt("Size=%d, CRC32=%x", e.size, e.data_crc)
+    return fmt("Size=%d, CRC32=", e.size) .. crc_text(e.data_crc, e.data_computed, "%x")
   elseif e.value ~= nil then
     return number_text(e.value)
   end
@@ -197,39 +213,41 @@ local function entry_data_text(e)
 end
 
 local function state_text(state)
-  if state == "Written" or state == "Erased" then return fmt("%-7s", state) end
+  if state == "Written" then return paint("green", "Written") end
+  if state == "Erased" then return paint("red", "Erased ") end
   return state
 end
 
 local function entry_line(e)
-  return fmt(" %03d. %s, Namespace Index: %03d, Type: %-10s, Span: %03d, Chunk Index: %03d, CRC32: %8x | %s : %s",
-    e.index, state_text(e.state), e.ns, e.type, e.span, e.chunk_index, e.crc, key_text(e),
-    entry_data_text(e))
+  return paint("bold", fmt(" %03d.", e.index)) .. " " .. state_text(e.state)
+    .. fmt(", Namespace Index: %03d, Type: %-10s, Span: %03d, Chunk Index: %03d, CRC32: ", e.ns, e.type,
+      e.span, e.chunk_index)
+    .. crc_text(e.crc, e.crc_computed, "%8x") .. " | " .. key_text(e) .. " : " .. entry_data_text(e)
 end
 
 local function bitmap_line(p)
   local t = {}
   for k = 1, 32 do t[k] = fmt("%02x ", byte(p.bitmap, k)) end
-  return " Entry state bitmap: " .. concat(t)
+  return paint("bold", " Entry state bitmap: ") .. concat(t)
 end
 
 local function dump_pages(pages, written_only)
   for _, p in ipairs(pages) do
     if p.is_empty then
-      say(fmt("Page Empty, Page address: 0x%x", p.address))
+      say(paint("bold", fmt("Page Empty, Page address: 0x%x", p.address)))
     else
-      say(fmt("Page no. %d, Status: %s, Version: %d, CRC32: %8x, Page address: 0x%x",
-        p.page_index, p.status, p.version, p.crc, p.address))
+      say(paint("bold", fmt("Page no. %d, Status: %s, Version: %d, CRC32: ", p.page_index, p.status, p.version)
+        .. crc_text(p.crc, p.crc_computed, "%8x")) .. paint("bold", fmt(", Page address: 0x%x", p.address)))
     end
     say(bitmap_line(p))
     local run = {}
     local function flush()
       if #run >= 3 then
-        say(fmt(" %03d. Empty", run[1]))
-        say(" ...")
-        say(fmt(" %03d. Empty", run[#run]))
+        say(paint("bold", fmt(" %03d.", run[1])), " Empty")
+        say(paint("bold", " ..."))
+        say(paint("bold", fmt(" %03d.", run[#run])), " Empty")
       else
-        for _, i in ipairs(run) do say(fmt(" %03d. Empty", i)) end
+        for _, i in ipairs(run) do say(paint("bold", fmt(" %03d.", i)), " Empty") end
       end
       run = {}
     end
@@ -253,17 +271,19 @@ local function dump_pages(pages, written_only)
   end
 end
 
---- Namespace index -> name, from the written entries of namespace 0.
+--- Namespace index -> name, and the indices in the order first defined,
+-- from the written entries of namespace 0.
 local function namespace_map(pages)
-  local map = {}
+  local map, order = {}, {}
   for _, p in ipairs(pages) do
     for _, e in ipairs(p.entries) do
-      if e.state == "Written" and e.ns == 0 and e.key and math.type(e.value) == "integer" then
-        map[e.value] = e.key
+      if e.state == "Written" and e.ns == 0 and e.value ~= nil then
+        if map[e.value] == nil then order[#order + 1] = e.value end
+        map[e.value] = key_text(e)
       end
     end
   end
-  return map
+  return map, order
 end
 
 -- Python's repr() of a bytes object.
@@ -287,7 +307,7 @@ end
 local function dump_minimal(pages)
   local names = namespace_map(pages)
   for _, p in ipairs(pages) do
-    say(p.is_empty and "Page Empty" or fmt("Page no. %d, Status: %s", p.page_index, p.status))
+    say(paint("bold", p.is_empty and "Page Empty" or fmt("Page no. %d, Status: %s", p.page_index, p.status)))
     for _, e in ipairs(p.entries) do
       if e.state == "Written" and e.ns ~= 0 and names[e.ns] and e.type ~= "blob_index" then
         local chunk = ""
@@ -299,7 +319,7 @@ local function dump_minimal(pages)
         elseif VAR_TYPES[e.type] then data = bytes_repr(e.data or "")
         elseif e.value ~= nil then data = number_text(e.value)
         else data = "None" end
-        say(fmt(" %s:%s%s = %s", names[e.ns], key_text(e), chunk, data))
+        say(" ", paint("cyan", names[e.ns]), ":", paint("yellow", key_text(e)), chunk, " = ", data)
       end
     end
     say("")
@@ -309,10 +329,10 @@ end
 local function dump_namespaces(pages)
   local names = namespace_map(pages)
   local indices = {}
-  for i in pairs(names) do indices[#indices + 1] = i end
+  for i in pairs(names) do if math.type(i) == "integer" then indices[#indices + 1] = i end end
   table.sort(indices)
-  say("Index : Namespace")
-  for _, i in ipairs(indices) do say(fmt(" %03d  : %s", i, names[i])) end
+  say(paint("bold", "Index : Namespace"))
+  for _, i in ipairs(indices) do say(fmt(" %03d  : ", i), paint("cyan", names[i])) end
 end
 
 local MISSING = "  " .. ("-"):rep(63) .. " Missing data " .. ("-"):rep(64)
@@ -325,8 +345,11 @@ local function dump_blobs(pages)
       if e.state == "Written" then written[#written + 1] = e end
     end
   end
-  local function label(e) return (names[e.ns] or tostring(e.ns)) .. ":" .. key_text(e) end
-  -- version 2 blobs, by namespace and key, first seen order
+  local function label(e)
+    return paint("cyan", names[e.ns] or tostring(e.ns)) .. ":" .. paint("yellow", key_text(e))
+  end
+  -- version 2 blobs, by namespace and key: the last index written wins,
+  -- in the place of the first
   local order, blobs = {}, {}
   for _, e in ipairs(written) do
     if e.type == "blob_index" and e.key then
@@ -337,22 +360,24 @@ local function dump_blobs(pages)
   end
   for _, id in ipairs(order) do
     local b = blobs[id]
-    say(fmt("%s - Type: Blob (Version 2), Size: %d", label(b), b.size))
-    local offset = 0
-    for ci = b.chunk_start, b.chunk_start + b.chunk_count - 1 do
-      local chunk
-      for _, e in ipairs(written) do
-        if e.type == "blob_data" and e.ns == b.ns and e.key == b.key and e.chunk_index == ci then
-          chunk = e
-        end
+    local chunks = {}
+    for _, e in ipairs(written) do
+      if e.type == "blob_data" and e.ns == b.ns and e.key == b.key then
+        chunks[e.chunk_index - b.chunk_start] = e
       end
+    end
+    say(label(b), fmt(" - Type: Blob (Version 2), Size: %d", b.size))
+    local offset = 0
+    for k = 0, b.chunk_count - 1 do
+      local chunk = chunks[k]
       if chunk then
         for _, c in ipairs(chunk.children) do
           say(fmt("  0x%05x  %s", offset, dump_raw(c.raw)))
           offset = offset + 32
         end
       else
-        say(MISSING)
+        say(paint("yellow", MISSING))
+        offset = offset + 32
       end
     end
     say("")
@@ -360,7 +385,7 @@ local function dump_blobs(pages)
   for _, kind in ipairs({ { "string", "String" }, { "blob", "Blob (Version 1)" } }) do
     for _, e in ipairs(written) do
       if e.type == kind[1] and e.key then
-        say(fmt("%s - Type: %s, Size: %d", label(e), kind[2], e.size))
+        say(label(e), fmt(" - Type: %s, Size: %d", kind[2], e.size))
         for k, c in ipairs(e.children) do
           say(fmt("  0x%05x  %s", (k - 1) * 32, dump_raw(c.raw)))
         end
@@ -385,12 +410,12 @@ local function dump_storage_info(pages)
       c[e.state] = c[e.state] + 1
       total[e.state] = total[e.state] + 1
     end
-    say("Page " .. p.status)
+    say(paint("bold", "Page " .. p.status))
     say("  Found entries:")
     counts(c)
     say("")
   end
-  say("Global")
+  say(paint("bold", "Global"))
   say("  Config:")
   say(fmt("    Page size:   %5d", PAGE))
   say(fmt("    Entry size:  %5d", ENTRY))
@@ -402,152 +427,168 @@ end
 
 -- ---- nvs_tool.py's integrity checks -------------------------------------------
 
-local function check_duplicates(pages)
+--- Same key written more than once where the firmware would see two
+-- values: same namespace, and not a blob index with its chunks, nor two
+-- chunks of different index. Returns the entries to list, grouped by key.
+local function find_duplicates(written)
   local groups, order = {}, {}
-  for _, p in ipairs(pages) do
-    for _, e in ipairs(p.entries) do
-      if e.state == "Written" and e.key then
-        local id = e.ns .. "\0" .. e.key
-        if not groups[id] then
-          groups[id] = {}
-          order[#order + 1] = id
+  for _, w in ipairs(written) do
+    local id = w.e.key or "\0none"
+    if not groups[id] then
+      groups[id] = {}
+      order[#order + 1] = id
+    end
+    local g = groups[id]
+    g[#g + 1] = w
+  end
+  -- keeps the entries of `list` that share a namespace (and `same`) with
+  -- another of them, in order
+  local function colliding(list, same)
+    local hit = {}
+    for x = 1, #list do
+      for y = 1, x - 1 do
+        if list[x].e.ns == list[y].e.ns and (not same or same(list[x].e, list[y].e)) then
+          hit[x], hit[y] = true, true
         end
-        local g = groups[id]
-        g[#g + 1] = { e = e, page = p }
       end
     end
-  end
-  local function clash(a, b)
-    local ta, tb = a.type, b.type
-    if (ta == "blob_index" and tb == "blob_data") or (ta == "blob_data" and tb == "blob_index") then
-      return false
-    end
-    return not (ta == "blob_data" and tb == "blob_data" and a.chunk_index ~= b.chunk_index)
+    local kept = {}
+    for x = 1, #list do if hit[x] then kept[#kept + 1] = list[x] end end
+    return kept
   end
   local rows = {}
   for _, id in ipairs(order) do
-    local g = groups[id]
-    for x = 1, #g do
-      for y = 1, #g do
-        if x ~= y and clash(g[x].e, g[y].e) then
-          rows[#rows + 1] = g[x]
-          break
-        end
-      end
+    local known = {}
+    for _, w in ipairs(groups[id]) do
+      if KNOWN_TYPE[w.e.type] then known[#known + 1] = w end
     end
+    local first = colliding(known)
+    local index, data, other = {}, {}, {}
+    for _, w in ipairs(first) do
+      local t = w.e.type
+      local list = t == "blob_index" and index or t == "blob_data" and data or other
+      list[#list + 1] = w
+    end
+    for _, w in ipairs(colliding(index)) do rows[#rows + 1] = w end
+    for _, w in ipairs(colliding(data, function(a, b) return a.chunk_index == b.chunk_index end)) do
+      rows[#rows + 1] = w
+    end
+    for _, w in ipairs(other) do rows[#rows + 1] = w end
   end
+  return rows
+end
+
+local function print_duplicates(rows)
   if #rows == 0 then return end
   say(paint("red", "Found duplicate entries:"))
-  say("Entry\tKey\t\t\tType\t\tNamespace idx\tPage\tPage status")
-  for _, r in ipairs(rows) do
-    local e = r.e
-    local t = e.ns == 0 and fmt("namespace (%d)", e.value or 0) or e.type
-    say(fmt("#%03d\t%s%s%s%s%d\t\t%d\t%s", e.index, e.key, ("\t"):rep(math.max(0, 3 - #e.key // 8)),
-      t, ("\t"):rep(math.max(0, 2 - #t // 8)), e.ns, r.page.page_index, r.page.status))
-  end
-  say("")
-end
-
-local function check_blobs(pages, names)
-  local written = {}
-  for _, p in ipairs(pages) do
-    for _, e in ipairs(p.entries) do
-      if e.state == "Written" and e.key then written[#written + 1] = e end
-    end
-  end
-  local function ns_text(ns) return fmt("%03d [%s]", ns, names[ns] or "undefined") end
-  for _, e in ipairs(written) do
-    if e.type == "blob_data" then
-      local found = false
-      for _, b in ipairs(written) do
-        found = found or (b.type == "blob_index" and b.ns == e.ns and b.key == e.key)
-      end
-      if not found then
-        say(paint("red", fmt("Blob %s chunk has no blob index! Namespace index: %s, Chunk Index: %03d",
-          e.key, ns_text(e.ns), e.chunk_index)))
-      end
-    end
-  end
-  for _, b in ipairs(written) do
-    if b.type == "blob_index" then
-      local have = 0
-      for ci = b.chunk_start, b.chunk_start + b.chunk_count - 1 do
-        local chunk
-        for _, e in ipairs(written) do
-          if e.type == "blob_data" and e.ns == b.ns and e.key == b.key and e.chunk_index == ci then
-            chunk = e
-          end
-        end
-        if chunk then
-          have = have + 32 * #chunk.children
-        else
-          say(paint("red", fmt("Blob %s is missing a chunk! Namespace index: %s, Chunk Index: %03d",
-            b.key, ns_text(b.ns), ci)))
-        end
-      end
-      if b.size - have > 0 then
-        say(paint("red", fmt("Blob %s is missing %d B of data! Namespace index: %03d",
-          b.key, b.size - have, b.ns)))
-      end
-    end
+  say(paint("red", "Entry\tKey\t\t\tType\t\tNamespace idx\tPage\tPage status"))
+  for _, w in ipairs(rows) do
+    local e, key = w.e, key_text(w.e)
+    local t = e.ns == 0 and fmt("namespace (%s)", tostring(e.value)) or e.type
+    say(paint("red", fmt("#%03d\t%s%s%s%s%d\t\t%d\t%s", e.index, key, ("\t"):rep(3 - #key // 8), t,
+      ("\t"):rep(2 - #t // 8), e.ns, w.page.page_index, w.page.status)))
   end
 end
 
-local function check_namespaces(pages, names)
-  local used, undefined = {}, {}
-  for _, p in ipairs(pages) do
-    for _, e in ipairs(p.entries) do
-      if e.state == "Written" and e.ns ~= 0 then
-        used[e.ns] = true
-        if not names[e.ns] and not undefined[e.ns] then
-          undefined[e.ns] = true
-          say(paint("red", fmt("Undefined namespace index! Namespace index: %03d [undefined]", e.ns)))
-        end
+local function ns_label(names, ns)
+  return fmt("Namespace index: %03d [%s]", ns, names[ns] or "undefined")
+end
+
+local function check_blobs(written, names)
+  local blobs, order = {}, {}
+  for _, w in ipairs(written) do
+    local e = w.e
+    if e.type == "blob_index" and e.key then
+      local id = fmt("%03d", e.ns) .. e.key
+      if not blobs[id] then order[#order + 1] = id end
+      blobs[id] = { index = e, chunks = {} } -- a later index starts afresh
+    end
+  end
+  for _, w in ipairs(written) do
+    local e = w.e
+    if e.type == "blob_data" and e.key then
+      local b = blobs[fmt("%03d", e.ns) .. e.key]
+      if not b then
+        say(paint("red", fmt("Blob %s chunk has no blob index!", e.key)),
+          fmt(" %s, Chunk Index: %03d", ns_label(names, e.ns), e.chunk_index))
+      else
+        b.chunks[e.chunk_index - b.index.chunk_start] = e
       end
     end
   end
-  local indices = {}
-  for i in pairs(names) do indices[#indices + 1] = i end
-  table.sort(indices)
-  for _, i in ipairs(indices) do
-    if not used[i] then
-      say(paint("yellow", fmt("Found unused namespace. Namespace index: %03d [%s]", i, names[i])))
+  for _, id in ipairs(order) do
+    local b = blobs[id]
+    local missing = b.index.size
+    for k = 0, b.index.chunk_count - 1 do
+      local chunk = b.chunks[k]
+      if chunk then
+        missing = missing - 32 * #chunk.children
+      else
+        say(paint("red", fmt("Blob %s is missing a chunk!", b.index.key)),
+          fmt(" %s, Chunk Index: %03d", ns_label(names, b.index.ns), k))
+      end
+    end
+    if missing > 0 then
+      say(paint("red", fmt("Blob %s is missing %d B of data!", b.index.key, missing)),
+        fmt(" Namespace index: %03d", b.index.ns))
     end
   end
 end
 
-local function check_entries(p)
+local function check_namespaces(written, names, defined)
+  local used, order = {}, {}
+  for _, w in ipairs(written) do
+    local ns = w.e.ns
+    if ns ~= 0 and not used[ns] then
+      used[ns] = true
+      order[#order + 1] = ns
+    end
+  end
+  for _, ns in ipairs(order) do
+    if names[ns] == nil then
+      say(paint("red", "Undefined namespace index!"), fmt(" Namespace index: %03d [undefined]", ns))
+    end
+  end
+  for _, ns in ipairs(defined) do
+    if not used[ns] then
+      say(paint("yellow", "Found unused namespace."), fmt(" Namespace index: %03d [%s]", ns, names[ns]))
+    end
+  end
+end
+
+--- The checks of one page's top-level entries; the written ones are added
+-- to `written` as {e, page}.
+local function check_entries(p, written)
   for _, e in ipairs(p.entries) do
-    local n = fmt("#%03d", e.index)
+    local n, key = fmt("#%03d", e.index), key_text(e)
+    local skip = false
     if e.is_empty and e.state == "Written" then
       say(paint("red", fmt(" Entry %s is reported as Written but it is empty!", n)))
-    else
-      if e.is_empty and e.state == "Erased" then
-        say(paint("yellow", fmt(" Entry %s is reported as Erased but it is empty! " ..
-          "(Only entries reported as Empty should be empty)", n)))
+      skip = true
+    elseif e.is_empty and e.state == "Erased" then
+      say(paint("yellow", fmt(" Entry %s is reported as Erased but it is empty! " ..
+        "(Only entries reported as Empty should be empty)", n)))
+    end
+    if e.state == "Written" then written[#written + 1] = { e = e, page = p } end
+    if e.state == "Written" and not skip then
+      if e.crc ~= e.crc_computed then
+        say(paint("red", fmt(" Entry %s %s has wrong CRC32!     ", n, key)), " Written: ",
+          paint("red", fmt("%x", e.crc)), " Generated: ", paint("green", fmt("%x", e.crc_computed)))
       end
-      if e.state == "Written" then
-        local key = key_text(e)
-        if e.crc ~= e.crc_computed then
-          say(paint("red", fmt(" Entry %s %s has wrong CRC32!     Written: %x Generated: %x", n, key,
-            e.crc, e.crc_computed)))
-        end
-        if e.span > 1 and e.data_computed and e.data_crc ~= e.data_computed then
-          say(paint("red", fmt(" Entry %s %s data (string, blob) has wrong CRC32! Written: %x Generated: %x",
-            n, key, e.data_crc, e.data_computed)))
-        end
-        if not TYPE_NAME[e.type_code] then
-          say(paint("red", fmt(" Type of entry %s %s is unrecognized! Type: %s", n, key, e.type)))
-        end
-        if e.index + e.span - 1 >= ENTRIES then
-          say(paint("red", fmt(" Variable length entry %s %s is out of bounds!", n, key)))
-        elseif e.span > 1 then
-          for _, c in ipairs(e.children) do
-            if c.state ~= e.state then
-              say(paint("red", fmt(" Inconsistent data state! Entry %s %s state: %s, Data entry #%03d %s state: %s",
-                n, key, e.state, c.index, key, c.state)))
-              break
-            end
+      if e.span > 1 and e.data_crc ~= e.data_computed then
+        say(paint("red", fmt(" Entry %s %s data (string, blob) has wrong CRC32!", n, key)), " Written: ",
+          paint("red", fmt("%x", e.data_crc)), " Generated: ", paint("green", fmt("%x", e.data_computed)))
+      end
+      if not KNOWN_TYPE[e.type] then
+        say(paint("yellow", fmt(" Type of entry %s %s is unrecognized!", n, key)), " Type: ", e.type)
+      end
+      if e.index + e.span - 1 >= ENTRIES then
+        say(paint("red", fmt(" Variable length entry %s %s is out of bounds!", n, key)))
+      elseif e.span > 1 then
+        for _, c in ipairs(e.children) do
+          if c.state ~= e.state then
+            say(paint("yellow", " Inconsistent data state!"),
+              fmt(" Entry %s %s state: %s, Data entry #%03d %s state: %s", n, key, e.state, c.index, key, c.state))
           end
         end
       end
@@ -562,40 +603,33 @@ local function integrity_check(pages)
   local free = false
   for _, p in ipairs(pages) do free = free or p.status == "Empty" end
   if not free then
-    say(paint("red", "No free (empty) page found in the NVS partition,"))
-    say(paint("red", "at least one free page is required for proper function!"))
-    say(paint("red", "NVS partition possibly truncated?"))
-    say("")
+    say(paint("red", "No free (empty) page found in the NVS partition,\n"
+      .. "at least one free page is required for proper function!"))
+    say(paint("red", "NVS partition possibly truncated?\n"))
   end
+  local written = {}
   for _, p in ipairs(pages) do
     if p.status == "Empty" then
-      say("Page Empty")
+      say(paint("cyan", "Page Empty"))
       if not all_ff(p.bitmap) then
         say(paint("red", "The page is reported as Empty but its entry state bitmap is not empty!"))
       end
-      local body = {}
-      for _, e in ipairs(p.entries) do
-        body[#body + 1] = e.raw
-        for _, c in ipairs(e.children) do body[#body + 1] = c.raw end
-      end
-      if not all_ff(concat(body)) then
-        say(paint("red", "The page is reported as Empty but there are data written!"))
-      end
+      local data = false
+      for _, e in ipairs(p.entries) do data = data or not e.is_empty end
+      if data then say(paint("red", "The page is reported as Empty but there are data written!")) end
+    elseif p.crc == p.crc_computed then
+      say(paint("cyan", fmt("Page no. %d", p.page_index)), " \tCRC32: OK")
     else
-      if p.crc == p.crc_computed then
-        say(fmt("Page no. %d \tCRC32: %s", p.page_index, paint("green", "OK")))
-      else
-        say(paint("red", fmt("Page no. %d Original CRC32: %x Generated CRC32: %x", p.page_index, p.crc,
-          p.crc_computed)))
-      end
-      check_entries(p)
+      say(paint("cyan", fmt("Page no. %d", p.page_index)), " Original CRC32: ", paint("red", fmt("%x", p.crc)),
+        " Generated CRC32: ", paint("green", fmt("%x", p.crc_computed)))
     end
+    check_entries(p, written)
   end
+  print_duplicates(find_duplicates(written))
   say("")
-  check_duplicates(pages)
-  local names = namespace_map(pages)
-  check_blobs(pages, names)
-  check_namespaces(pages, names)
+  local names, defined = namespace_map(pages)
+  check_blobs(written, names)
+  check_namespaces(written, names, defined)
 end
 
 --- One line per problem nvsgen.read found.
@@ -607,14 +641,17 @@ function M.problem_line(pb)
   return fmt("%s: %s: %s", where, pb.severity, pb.reason)
 end
 
+local function plural(n, word)
+  return fmt("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
 local function firmware_check(r)
   if #r.problems == 0 then
     say("The firmware mounts this image with no problem.")
     return
   end
-  say(paint("red", fmt("The firmware would find %d problem%s (%d error%s, %d warning%s):", #r.problems,
-    #r.problems == 1 and "" or "s", r.errors, r.errors == 1 and "" or "s", r.warnings,
-    r.warnings == 1 and "" or "s")))
+  say(paint("red", fmt("The firmware would find %s (%s, %s):", plural(#r.problems, "problem"),
+    plural(r.errors, "error"), plural(r.warnings, "warning"))))
   for _, pb in ipairs(r.problems) do
     say(paint(pb.severity == "error" and "red" or "yellow", M.problem_line(pb)))
   end
