@@ -127,9 +127,10 @@ describe("nvs_tool", function()
     assert.equal(255, values.u8.value)
     assert.equal(math.mininteger, values.i64.value)
     assert.equal(0.1, values.double.value)
-    assert.equal(string.unpack("<f", string.pack("<f", 0.1)), string.unpack("<f", string.pack("<f",
-      values.float.value)))
-    assert.truthy(out:find('"value": 0.1\n', 1, true))
+    -- a float as the double it is, exactly
+    assert.equal(string.unpack("<f", string.pack("<f", 0.1)), values.float.value)
+    assert.truthy(out:find('"key": "float",\n      "type": "float",\n      "value": 0.10000000149011612\n', 1, true))
+    assert.truthy(out:find('"key": "double",\n      "type": "double",\n      "value": 0.1\n', 1, true))
     assert.equal("-inf", values.inf.value)
     assert.equal("héllo \"q\"\n", values.text.value)
     assert.is_nil(values.text.encoding)

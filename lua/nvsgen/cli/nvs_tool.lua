@@ -16,7 +16,7 @@ local common = require("nvsgen.cli.common")
 local core = require("nvsgen.core")
 
 local byte, char, concat, fmt = string.byte, string.char, table.concat, string.format
-local unpack, pack = string.unpack, string.pack
+local unpack = string.unpack
 
 local M = {}
 
@@ -666,15 +666,16 @@ local function json_string(s)
   end) .. '"'
 end
 
--- Floats as the shortest text that reads back as the same float (or
--- double); non-finite values as strings, which JSON has no number for.
-local function json_real(v, single)
+-- Floats and doubles as the shortest text that reads back as the same
+-- double (a float's value is exact as a double, so a reader gets the very
+-- value the firmware returns); non-finite values as strings, which JSON has
+-- no number for. -0.0 keeps its sign.
+local function json_real(v)
   if v ~= v then return '"nan"' elseif v == math.huge then return '"inf"' elseif v == -math.huge then
     return '"-inf"' end
   for digits = 1, 17 do
     local s = fmt("%." .. digits .. "g", v)
-    local back = tonumber(s)
-    if single and pack("<f", back) == pack("<f", v) or not single and back == v then
+    if tonumber(s) == v then
       if not s:find("[%.eEn]") then s = s .. ".0" end
       return s
     end
@@ -706,7 +707,7 @@ local function item_value(item)
     return json_string(nvsgen.hex_encode(item.value)), "hex"
   end
   if item.type == "float" or item.type == "double" then
-    return json_real(item.value, item.type == "float")
+    return json_real(item.value)
   end
   return tostring(item.value) -- integers, u64 above 2^63-1 as its digits
 end
