@@ -249,6 +249,33 @@ describe("nvsgen.read", function()
     assert.equal("image holds no page", r.problems[#r.problems].reason)
   end)
 
+  it("has a core.read that takes an encoder and says where pages stand", function()
+    local core = require("nvsgen.core")
+    local ok, err = pcall(core.read, 42)
+    assert.is_false(ok)
+    assert.truthy(err:find("bad argument #1 to '[%w.]*read' %(string or encoder expected, got number%)"), err)
+    local e = core.encoder(0x3000, 2)
+    e:namespace("a")
+    e:put("u8", "k", 1)
+    local r = core.read(e)
+    assert.equal(1, r.items[1].value)
+    assert.same({ used_entries = 2, free_entries = 376, total_entries = 378, available_entries = 250,
+      namespace_count = 1 }, r.stats)
+    assert.same({ index = 0, state = "active", state_word = 0xFFFFFFFE, seq = 0, version = 2,
+      version_byte = 0xFE, blank = false, header_ok = true, loaded = true,
+      crc_stored = r.pages[1].crc_computed, crc_computed = r.pages[1].crc_computed,
+      bitmap = { empty = 124, written = 2, erased = 0, illegal = 0 }, used = 2, erased = 0, free = 124 },
+      r.pages[1])
+    assert.same({ { index = 1, name = "a", page = 0, entry = 0 } }, r.namespaces)
+    assert.is_false(r.read_only)
+    assert.equal(0, r.errors + r.warnings)
+    -- two blank pages: a read-only partition, nothing wrong with it
+    r = core.read(("\255"):rep(8192))
+    assert.is_true(r.read_only)
+    assert.same({}, r.problems)
+    assert.equal("empty", r.pages[2].state)
+  end)
+
   it("reads every plain vector image with no problem", function()
     local count = 0
     for _, group in ipairs({ "random", "idf-samples" }) do
