@@ -264,7 +264,9 @@ function Unit:random_hex(n)
   if math.type(n) ~= "integer" or n < 0 then
     raise("random_hex: a non-negative integer count expected")
   end
-  return core.hex_encode(self.random((n + 1) // 2)):sub(1, n)
+  local hex = core.hex_encode(self.random((n + 1) // 2))
+  if n % 2 == 1 then hex = hex:sub(1, n) end
+  return hex
 end
 
 --- Records `value` (a string or number) for the manifest's column `name`
