@@ -183,7 +183,7 @@ end
 -- { file, columns, exports, recorded = set of serials } or nil, message.
 local function open_manifest(outdir, exports, serials, force, shared)
   local path = common.join(outdir, M.MANIFEST)
-  local m = { path = path, recorded = {}, exports = exports }
+  local m = { path = path, recorded = {}, exports = table.move(exports, 1, #exports, 1, {}) }
   local f = io_open(path, "rb")
   if f then
     local size = f:seek("end")
@@ -231,7 +231,9 @@ local function open_manifest(outdir, exports, serials, force, shared)
   end
   local file, err = io_open(path, "ab")
   if not file then return nil, format("%s: cannot open (%s)", path, err) end
-  file:setvbuf("full", 8192)
+  -- Unbuffered: each write (a header, a group of lines) is one write() of
+  -- whole lines, which the workers' appends cannot split.
+  file:setvbuf("no")
   m.file = file
   return m
 end
