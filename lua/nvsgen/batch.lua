@@ -33,10 +33,11 @@ local write_file = core.write_file
 
 local M = {}
 
--- Wall-clock seconds (luasystem when present, else CPU time).
+-- Wall-clock seconds and sleeping (luasystem when present).
 do
   local has_system, system = pcall(require, "system")
   M.clock = has_system and system.monotime or os.clock
+  M.sleep = has_system and system.sleep or function() end
 end
 
 M.MANIFEST = "manifest.csv"
@@ -250,6 +251,44 @@ end
 -- Running a batch
 ---------------------------------------------------------------------------
 
+-- The parent process id, from /proc (nil where there is none).
+local function parent_pid()
+  local f = io_open("/proc/self/stat", "r")
+  if not f then return nil end
+  local stat = f:read("l") or ""
+  f:close()
+  return stat:match("^%d+ %b() %S+ (%d+)")
+end
+
+M.LOCK = ".nvsgen.lock"
+M.PARENT_GONE = "the batch's main process is gone"
+
+-- Takes the output folder's lock (an fcntl lock, gone with its process):
+-- exclusive for a moment, to be sure no process of an earlier run of the
+-- batch (a worker whose main process was killed) is still writing, then
+-- shared with this run's workers. Waits up to `wait` seconds.
+local function lock_outdir(outdir, exclusive_first, wait)
+  local path = common.join(outdir, M.LOCK)
+  local f, err = io_open(path, "a+")
+  if not f then return nil, format("%s: cannot open (%s)", path, err) end
+  if exclusive_first then
+    local deadline = M.clock() + wait
+    while not lfs.lock(f, "w") do
+      if M.clock() > deadline then
+        f:close()
+        return nil, format("%s is in use by another batch (%s is locked)", outdir, path)
+      end
+      M.sleep(0.005)
+    end
+  end
+  local ok, lerr = lfs.lock(f, "r")
+  if not ok then
+    f:close()
+    return nil, format("%s: cannot lock (%s)", path, lerr)
+  end
+  return f
+end
+
 local OPTIONS = {
   recipe = true, serials = true, outdir = true, size = true, version = true, name = true,
   values = true, keygen = true, inputkey = true, csv = true, dry_run = true, force = true,
@@ -347,19 +386,21 @@ function M.run(opts)
     values_reader = err
   end
 
-  local m, fresh
+  local m, fresh, lock
   if not dry then
     ok, err = common.make_dirs(outdir)
     if not ok then return nil, err end
+    lock, err = lock_outdir(outdir, not opts.shard, 30)
+    if not lock then return nil, err end
     -- Temporary files of an atomic write cut short by a kill. In a folder
     -- that was empty no image can be in the way, so none is looked for.
     fresh = true
     for entry in lfs.dir(outdir) do
-      if entry ~= "." and entry ~= ".." then fresh = false end
+      if entry ~= "." and entry ~= ".." and entry ~= M.LOCK then fresh = false end
       if entry:find("%.tmp%-%w%w%w%w%w%w$") then os_remove(common.join(outdir, entry)) end
     end
     m, err = open_manifest(outdir, exports, serials, opts.force, opts.shard ~= nil)
-    if not m then return nil, err end
+    if not m then lock:close(); return nil, err end
   end
 
   -- Shares of the batch: unit i goes to share (i - 1) % count + 1. The
@@ -381,7 +422,9 @@ function M.run(opts)
       workers[#workers + 1] = w
     end
   end
-  local heartbeat = opts.shard and io.stdout
+  -- A worker stops when the batch's main process is gone (killed): the
+  -- kernel then gives the worker another parent.
+  local parent = opts.shard and parent_pid()
 
   local sha256_hex = crypto.sha256_hex
   local keys_partition, generate_key = crypto.keys_partition, crypto.generate_key
@@ -540,8 +583,10 @@ function M.run(opts)
       written = written + 1
     end
     if bar then bar(index) end
-    -- A worker whose parent died gets SIGPIPE here and stops.
-    if heartbeat and index % 64 == 0 then heartbeat:write("."); heartbeat:flush() end
+    if parent and index % 32 == 0 and parent_pid() ~= parent then
+      failure = M.PARENT_GONE
+      break
+    end
     ::continue::
   end
   -- The units made before a failure are complete: they are committed too.
@@ -549,23 +594,28 @@ function M.run(opts)
     ok, err = commit()
     if not ok then failure = failure or err end
   end
-  for k, w in ipairs(workers) do
-    -- After a failure the workers are stopped: closing the pipe makes
-    -- their next heartbeat fail (SIGPIPE); their committed units stay.
-    local text = failure and "" or w:read("a") or ""
+  -- After a failure the workers are not waited for: this process exits,
+  -- they notice and stop, committing what they made (a rerun of the batch
+  -- waits for them on the lock).
+  for k, w in ipairs(failure and {} or workers) do
+    local text = w:read("a") or ""
     local ok_w = w:close()
-    if failure then goto next_worker end
     local ww, ws, wf = text:match("shard (%d+) (%d+) (%d+)%s*$")
     if not ok_w or not ww then
       failure = failure or format("worker %d of %d failed (its message is above)", k + 1, shares)
     else
       written, skipped, finished = written + tonumber(ww), skipped + tonumber(ws), finished + tonumber(wf)
     end
-    ::next_worker::
   end
   local seconds = clock() - started
   if bar then bar(written + skipped + finished, true) end
   if manifest_file then manifest_file:close() end
+  if lock then
+    -- The lock file goes with the last process of the batch (workers left
+    -- running after a failure still hold it).
+    lock:close()
+    if not opts.shard and (not failure or #workers == 0) then os_remove(common.join(outdir, M.LOCK)) end
+  end
   if values_reader then values_reader:close() end
   if failure then return nil, failure end
   return {

@@ -201,7 +201,8 @@ function M.main(r, argv, prog)
   local s
   s, err = batch.run(b)
   if b.shard then
-    if not s then return common.fail(prog, err) end
+    -- A worker whose main process is gone has nobody to report to.
+    if not s then return err == batch.PARENT_GONE and common.EXIT_FAIL or common.fail(prog, err) end
     common.say(("shard %d %d %d"):format(s.written, s.skipped, s.finished))
     return common.EXIT_OK
   end
