@@ -1063,10 +1063,12 @@ static void load_namespaces(struct ctx *c)
         struct raw_problem *r;
         if (by_name == NONE)
             return;
-        if (by_index == NONE)
+        /* index 255 means "any namespace" to the firmware's searches: it
+         * opens no namespace of its own */
+        if (by_index == NONE && n->index != NS_ANY)
             c->ns_first[n->index] = k;
         /* nvs_open() takes the first entry of a name */
-        if (by_name == k && c->ns_open[n->index] == NONE)
+        if (by_name == k && c->ns_open[n->index] == NONE && n->index != NS_ANY)
             c->ns_open[n->index] = k;
         if (n->index == 0 || n->index == NS_ANY) {
             r = problem(c, (int32_t)n->page, (int32_t)n->entry, NVS_SEVERITY_ERROR,
@@ -1254,7 +1256,10 @@ static int read_v2_blob(struct ctx *c, const struct page_model *p, unsigned i,
 
     for (n = 0; n < count; n++) {
         unsigned want = (start + n) & 0xFFu;
-        if (!storage_find(c, ns, NVS_TYPE_BLOB_DATA, key, want, &cp[n], &ci[n]) ||
+        /* chunk 0xFF: the firmware's search matches any chunk, then asserts
+         * the index it wanted, which no chunk can carry */
+        if (want == CHUNK_ANY ||
+            !storage_find(c, ns, NVS_TYPE_BLOB_DATA, key, want, &cp[n], &ci[n]) ||
             entry_at(&c->pm[cp[n]], ci[n])[NVS_ENTRY_CHUNK] != want) {
             r = problem_item(c, p, i, NVS_SEVERITY_ERROR, NVS_PB_BLOB_MISSING);
             if (r)
@@ -1324,8 +1329,9 @@ static void read_item(struct ctx *c, struct page_model *p, unsigned i)
         if (p->version == NVS_VERSION1_BYTE)
             problem_n(c, (int32_t)p->number, (int32_t)i, NVS_SEVERITY_WARNING,
                       NVS_PB_BLOB_V2_IN_V1, type, 0, 0);
-        if (!storage_find(c, ns, NVS_TYPE_BLOB_DATA, key, e[NVS_ENTRY_CHUNK], &fp, &fi) ||
-            fp != p->number || fi != i) {
+        if (c->ns_first[ns] != NONE &&
+            (!storage_find(c, ns, NVS_TYPE_BLOB_DATA, key, e[NVS_ENTRY_CHUNK], &fp, &fi) ||
+             fp != p->number || fi != i)) {
             struct raw_problem *r = problem_item(c, p, i, NVS_SEVERITY_ERROR, NVS_PB_DUP_CHUNK);
             if (r)
                 r->a = e[NVS_ENTRY_CHUNK];

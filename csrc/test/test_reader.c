@@ -465,6 +465,76 @@ static void corrupt_sample(const uint8_t *orig, size_t len, const nvs_read_resul
         nvs_read_free(&r);
     }
 
+    /* floats and doubles (retyped integers) */
+    memcpy(img, orig, len);
+    {
+        const nvs_read_item *u32 = find_item(clean, ns, "dummyU32Key");
+        const nvs_read_item *i32 = find_item(clean, ns, "dummyI32Key");
+        uint8_t *e1 = entry_ptr(img, u32->page, u32->entry);
+        uint8_t *e2 = entry_ptr(img, u8->page, u8->entry);
+        uint8_t *e3 = entry_ptr(img, i32->page, i32->entry);
+        e1[NVS_ENTRY_TYPE] = NVS_TYPE_FLOAT;
+        nvs_put_u32(e1 + NVS_ENTRY_DATA, 0x3FC00000u); /* 1.5f */
+        e2[NVS_ENTRY_TYPE] = NVS_TYPE_DOUBLE;
+        nvs_put_u64(e2 + NVS_ENTRY_DATA, 0xC002000000000000ull); /* -2.25 */
+        e3[NVS_ENTRY_TYPE] = NVS_TYPE_FLOAT;
+        nvs_put_u32(e3 + NVS_ENTRY_DATA, 0x7FC00000u); /* NaN */
+        fix_entry_crc(img, u32->page, u32->entry);
+        fix_entry_crc(img, u8->page, u8->entry);
+        fix_entry_crc(img, i32->page, i32->entry);
+        if (read_copy(img, len, 0, &r)) {
+            const nvs_read_item *f = find_item(&r, ns, "dummyU32Key");
+            const nvs_read_item *d = find_item(&r, ns, "dummyU8Key");
+            check(f && f->type == NVS_TYPE_FLOAT && f->f == 1.5 && f->u == 0x3FC00000u,
+                  "float value");
+            check(d && d->type == NVS_TYPE_DOUBLE && d->f == -2.25, "double value");
+            expect_problem(&r, i32->page, i32->entry, NVS_PB_FLOAT_NAN, "float value is nan",
+                           "nan");
+            check(r.n_errors == 0, "floats: %zu errors", r.n_errors);
+            nvs_read_free(&r);
+        }
+    }
+
+    /* a version-1 blob (the string retyped) in a version-2 page */
+    if (bin->type == NVS_TYPE_BLOB_IDX) {
+        memcpy(img, orig, len);
+        entry_ptr(img, str->page, str->entry)[NVS_ENTRY_TYPE] = NVS_TYPE_BLOB;
+        fix_entry_crc(img, str->page, str->entry);
+        if (read_copy(img, len, 0, &r)) {
+            expect_problem(&r, str->page, str->entry, NVS_PB_BLOB_V1_IN_V2,
+                           "version-1 blob in a version-2 page", "v1 blob");
+            check(r.n_errors == 0, "v1 blob: %zu errors", r.n_errors);
+            expect_bytes(&r, ns, "dummyStringKey", NVS_TYPE_BLOB, LOREM, sizeof LOREM);
+            nvs_read_free(&r);
+        }
+    }
+
+    /* a namespace declared twice (read-only: no power-loss recovery) */
+    if (active_page(clean, orig, &ap, &fe) && u8->page != ap) {
+        const nvs_read_namespace *n0 = &clean->namespaces[0];
+        memcpy(img, orig, len);
+        memcpy(entry_ptr(img, ap, fe), entry_ptr(img, n0->page, n0->entry), NVS_ENTRY_SIZE);
+        entry_ptr(img, ap, fe)[NVS_ENTRY_DATA] = 2;
+        fix_entry_crc(img, ap, fe);
+        set_state(img, ap, fe, NVS_ENTRY_STATE_WRITTEN);
+        if (read_copy(img, len, NVS_READ_READ_ONLY, &r)) {
+            expect_problem(&r, ap, fe, NVS_PB_NS_DUP_NAME,
+                           "duplicate namespace 'dummyNamespace'", "namespace twice");
+            check(r.n_items == clean->n_items, "namespace twice: items lost");
+            nvs_read_free(&r);
+        }
+        /* read-write: the firmware takes the new entry for a rewrite and
+         * erases the old one, which orphans every item of index 1 */
+        if (read_copy(img, len, 0, &r)) {
+            expect_problem(&r, n0->page, n0->entry, NVS_PB_NS_DUP_NAME, NULL,
+                           "namespace rewritten");
+            expect_problem(&r, u8->page, u8->entry, NVS_PB_NS_UNKNOWN,
+                           "item in unknown namespace 1", "namespace rewritten");
+            check(r.n_items == 0, "namespace rewritten: %zu items", r.n_items);
+            nvs_read_free(&r);
+        }
+    }
+
     /* a trailing partial page */
     if (read_copy(orig, len - 100, 0, &r)) {
         expect_problem(&r, -1, -1, NVS_PB_IMAGE_SIZE, NULL, "partial page");
