@@ -87,6 +87,29 @@ bench: deps
 	@$(MAKE) --no-print-directory all build/bench-floor
 	$(LUA) bench/run.lua
 
+# libFuzzer targets, built with clang and the sanitizers, seeded from the
+# vectors; each runs FUZZ_SECONDS. The corpus stays in build/fuzz.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -Icsrc $(LUA_CFLAGS) $(DEP_CFLAGS)
+FUZZ = build/fuzz
+
+fuzz: deps
+	@scripts/ensure-deps clang libclang-rt-14-dev liblua5.4-dev
+	@mkdir -p $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
+	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_format.c $(DEP_LIBS)
+	clang $(FUZZ_CFLAGS) -DNVSGEN_ROOT='"$(CURDIR)"' -o $(FUZZ)/fuzz_csv fuzz/fuzz_csv.c \
+	    $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS) -llua$(LUA_VERSION)
+	i=0; for f in spec/fixtures/vectors/*/*/expected.bin; do i=$$((i+1)); \
+	    cp "$$f" $(FUZZ)/reader-seeds/s$$i.bin; \
+	    { cat "$$f"; printf '\007'; } > $(FUZZ)/reader-seeds/s$${i}_fix.bin; done
+	i=0; for f in spec/fixtures/vectors/*/*/*.csv spec/fixtures/vectors/mfg-samples/*.csv; do \
+	    i=$$((i+1)); cp "$$f" $(FUZZ)/csv-seeds/c$$i.csv; done
+	$(FUZZ)/fuzz_reader -max_len=65537 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds
+	$(FUZZ)/fuzz_csv -max_len=16384 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
+
 install: $(MODULE)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen/cli $(DESTDIR)$(BINDIR)
 	install -m755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nvsgen/core.so
