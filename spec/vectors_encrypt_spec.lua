@@ -7,13 +7,6 @@ local crypto = require("nvsgen.crypto")
 
 local CLI = "nvsgen.cli.partition_gen"
 
---- argv with "out.bin" made absolute in `out`.
-local function redirect(argv, out)
-  local copy = {}
-  for i, a in ipairs(argv) do copy[i] = a == "out.bin" and out .. "/out.bin" or a end
-  return copy
-end
-
 --- The value of option `name` in argv.
 local function option(argv, name)
   for i, a in ipairs(argv) do
@@ -24,18 +17,7 @@ end
 describe("nvs_partition_gen encrypt reproduces the reference vectors", function()
   for _, case in ipairs(h.cases("encrypt")) do
     it(case.name, function()
-      local out = h.tmpdir()
-      local status, _, err = h.run(CLI, redirect(case.argv, out), case.dir)
-      if case.ref_exit == 0 then
-        assert.are.equal("", err)
-        assert.are.equal(0, status)
-        assert.is_true(h.read(out .. "/out.bin") == h.read(case.dir .. "/expected.bin"),
-          "image differs from expected.bin")
-      else
-        assert.are_not.equal(0, status)
-        assert.is_false(h.exists(out .. "/out.bin"))
-      end
-      h.cleanup(out)
+      h.assert_reproduces(CLI, case)
     end)
   end
 end)
@@ -44,7 +26,7 @@ describe("nvs_partition_gen decrypt reproduces the reference vectors", function(
   for _, case in ipairs(h.cases("decrypt")) do
     it(case.name, function()
       local out = h.tmpdir()
-      local argv = redirect(case.argv, out)
+      local argv = h.redirect(case.argv, out)
       local status, stdout, err = h.run(CLI, argv, case.dir)
       assert.are.equal("", err)
       assert.are.equal(0, status)
@@ -84,7 +66,7 @@ describe("encrypt and decrypt round trip", function()
         local encrypted = h.read(case.dir .. "/expected.bin")
         -- The same command line without a key gives the plain image.
         local out = h.tmpdir()
-        local argv = redirect(case.argv, out)
+        local argv = h.redirect(case.argv, out)
         argv[1] = "generate"
         for i = #argv, 1, -1 do
           if argv[i] == "--inputkey" then table.remove(argv, i); table.remove(argv, i) end

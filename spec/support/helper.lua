@@ -80,6 +80,32 @@ function M.lines(path)
   return list
 end
 
+--- argv with "out.bin" made absolute in folder `out`.
+function M.redirect(argv, out)
+  local copy = {}
+  for i, a in ipairs(argv) do copy[i] = a == "out.bin" and out .. "/out.bin" or a end
+  return copy
+end
+
+--- Runs a vector case's command line (output redirected to a temporary
+-- folder) and checks it against the reference: the same bytes where the
+-- reference succeeded, a refusal leaving no file where it refused.
+function M.assert_reproduces(module, case)
+  local check = require("luassert")
+  local out = M.tmpdir()
+  local status, _, err = M.run(module, M.redirect(case.argv, out), case.dir)
+  local image = M.read(out .. "/out.bin")
+  M.cleanup(out)
+  if case.ref_exit == 0 then
+    check.are.equal("", err)
+    check.are.equal(0, status)
+    check.is_true(image == M.read(case.dir .. "/expected.bin"), "image differs from expected.bin")
+  else
+    check.are_not.equal(0, status)
+    check.is_nil(image)
+  end
+end
+
 --- The folders of the shared vector set whose command is `command`.
 function M.cases(command)
   local found = {}
