@@ -68,6 +68,19 @@ static int write_unnamed(const char *path, const void *data, size_t len, mode_t 
 }
 #endif
 
+int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive)
+{
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
+    int fd = open(path, flags, mode & 07777);
+    int rc;
+    if (fd < 0)
+        return -errno;
+    rc = write_all(fd, (const unsigned char *)data, len);
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
 int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace)
 {
     size_t plen = strlen(path);

@@ -16,4 +16,12 @@
  * Returns 0 or a negative errno value. */
 int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace);
 
+/* Writes `len` bytes to `path` with one open/write/close and nothing else:
+ * for files whose completeness the caller vouches for some other way (a
+ * pending name renamed later, a record written after).  With `exclusive`
+ * an existing `path` is refused (-EEXIST), otherwise it is truncated.
+ * `mode` applies, less the umask, to a file it creates.  Returns 0 or a
+ * negative errno value. */
+int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive);
+
 #endif

@@ -29,7 +29,8 @@ local tostring, type, pcall, ipairs = tostring, type, pcall, ipairs
 local attributes = lfs.attributes
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
 local format_row = csv.format_row
-local write_file = core.write_file
+local write_file, write_direct = core.write_file, core.write_direct
+local write_image = nvsgen.Partition.write_image
 
 local M = {}
 
@@ -426,7 +427,6 @@ function M.run(opts)
   -- kernel then gives the worker another parent.
   local parent = opts.shard and parent_pid()
 
-  local sha256_hex = crypto.sha256_hex
   local keys_partition, generate_key = crypto.keys_partition, crypto.generate_key
   local want_csv = opts.csv
   local force = opts.force
@@ -513,7 +513,6 @@ function M.run(opts)
         failure = format("unit %d: %s", serial, tostring(err))
         break
       end
-      local image = partition:image()
       if not dry then
         -- The manifest columns are checked before any file of the unit is
         -- written, so a refused unit leaves nothing behind.
@@ -554,31 +553,34 @@ function M.run(opts)
           csv_text, err = M.unit_csv(u.rows, command)
           if not csv_text then failure = format("unit %d: %s", serial, err); break end
         end
+        -- The keys file and the pending image need no atomic write of
+        -- their own: the unit counts as made only once its manifest line
+        -- is written, after both are complete; a rerun rebuilds (and so
+        -- overwrites) anything of an unrecorded unit.
         if keygen then
-          ok, err = write_file(prefix .. keys_name, keys_partition(key), 384, true)
+          ok, err = write_direct(prefix .. keys_name, keys_partition(key), 384)
           if not ok then failure = err; break end
         end
         if csv_text then
           ok, err = write_file(prefix .. stem .. ".csv", csv_text, 420, true)
           if not ok then failure = err; break end
         end
-        local f
-        f, err = io_open(pending, "wb")
-        if not f then failure = err; break end
-        f:setvbuf("no")
-        ok, err = f:write(image)
-        local closed, cerr = f:close()
-        if not ok or not closed then failure = format("%s: %s", pending, err or cerr); break end
-        row[1], row[2], row[3], row[4], row[5] = serial, image_name, #image, sha256_hex(image), keys_name
+        local bytes, hash
+        bytes, hash = write_image(partition, pending, "direct", 420, true)
+        if not bytes then failure = hash; break end
+        row[1], row[2], row[3], row[4], row[5] = serial, image_name, bytes, hash, keys_name
         grouped = grouped + 1
         group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_path, format_row(row)
         if grouped == GROUP then
           ok, err = commit()
           if not ok then failure = err; break end
         end
-      elseif want_csv then
-        ok, err = M.unit_csv(u.rows, "dry run")
-        if not ok then failure = format("unit %d: %s", serial, err); break end
+      else
+        partition:image() -- what an image would be made of is checked
+        if want_csv then
+          ok, err = M.unit_csv(u.rows, "dry run")
+          if not ok then failure = format("unit %d: %s", serial, err); break end
+        end
       end
       written = written + 1
     end

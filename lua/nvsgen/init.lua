@@ -156,6 +156,15 @@ function Partition:write(path, opts)
   return core.write_file(path, self:image(), opts.mode or 420, opts.replace ~= false)
 end
 
+--- Writes the image to `path` straight from the encoder (no Lua string):
+-- `how` is "direct" (open/write/close over any file), "new" (the same,
+-- refusing an existing file), "replace" or "atomic_new" (atomic, as
+-- `write`). With `hash`, also returns the SHA-256 hex of the bytes written.
+-- Returns the size written [and the hash], or nil and a message.
+function Partition:write_image(path, how, mode, hash)
+  return self.encoder:write(path, how, mode or 420, self.xts, hash)
+end
+
 --- Empties the partition so the same object can build the next unit.
 function Partition:reset()
   self.encoder:reset()
