@@ -468,6 +468,52 @@ describe("mfg_gen generate-key", function()
   end)
 end)
 
+describe("mfg_gen with worker processes", function()
+  -- 1,200 units (workers start from 1,000), one bad value at unit 1,100.
+  local function write_inputs(folder, bad)
+    h.write(folder .. "/config.csv", "ns,namespace,\nSerial,data,u32\nRev,data,u8\nName,data,string\n")
+    local rows = { "id,Serial,Rev,Name\n" }
+    for i = 1, 1200 do
+      rows[#rows + 1] = ("%d,%d,%d,unit %d\n"):format(i, i, (bad and i == 1100) and 300 or 3, i)
+    end
+    h.write(folder .. "/values.csv", table.concat(rows))
+  end
+
+  local function run_script(folder, out, jobs)
+    local p = io.popen(("cd %s && lua5.4 %s/bin/mfg_gen.lua generate config.csv values.csv u 0x3000 --outdir %s"
+      .. " --jobs %d 2>%s/stderr"):format(folder, h.ROOT, out, jobs, folder))
+    local text = p:read("a")
+    local _, _, status = p:close()
+    return status, (text:gsub(out:gsub("%p", "%%%0"), "OUT")), h.read(folder .. "/stderr")
+  end
+
+  for _, bad in ipairs({ false, true }) do
+    it("writes and prints what one process does" .. (bad and ", up to a failing unit" or ""), function()
+      local tmp = h.tmpdir()
+      write_inputs(tmp, bad)
+      local st1, out1, err1 = run_script(tmp, tmp .. "/one", 1)
+      local st2, out2, err2 = run_script(tmp, tmp .. "/two", 2)
+      assert.are.equal(st1, st2)
+      assert.are.equal(out1, out2)
+      assert.are.equal(err1, err2)
+      if bad then
+        assert.are.equal(1, st2)
+        assert.are.equal("mfg_gen: values.csv:1101: key 'Rev': 300 out of range for u8 (0 to 255)\n", err2)
+        assert.is_nil(h.read(tmp .. "/two/bin/u-1100.bin"))
+      else
+        assert.are.equal(0, st2)
+      end
+      for i = 1, 1200, 7 do
+        if not bad or i < 1100 then
+          assert.is_true(h.read(tmp .. "/one/bin/u-" .. i .. ".bin") == h.read(tmp .. "/two/bin/u-" .. i .. ".bin"))
+          assert.are.equal(h.read(tmp .. "/one/csv/u-" .. i .. ".csv"), h.read(tmp .. "/two/csv/u-" .. i .. ".csv"))
+        end
+      end
+      h.cleanup(tmp)
+    end)
+  end
+end)
+
 describe("mfg_gen help", function()
   it("explains the commands and what a failure leaves", function()
     local st, out = run({ "-h" })

@@ -110,4 +110,46 @@ function M.output_path(outdir, name)
   return path
 end
 
+---------------------------------------------------------------------------
+-- Worker processes: the batch commands (recipes, mfg_gen) split a large
+-- batch over copies of themselves, each started with the same command line
+-- plus an option saying which share to make.
+---------------------------------------------------------------------------
+
+-- Quotes a word for sh.
+local function quote(word)
+  return "'" .. word:gsub("'", "'\\''") .. "'"
+end
+
+--- The command line that runs this script again (interpreter, its options,
+-- script, arguments), or nil when it is not run as a script (in-process, as
+-- the specs do).
+function M.rerun_command(argv)
+  if type(argv[0]) ~= "string" or type(argv[-1]) ~= "string" then return nil end
+  local words, i = {}, -1
+  while argv[i - 1] ~= nil do i = i - 1 end
+  for k = i, #argv do words[#words + 1] = quote(argv[k]) end
+  return table.concat(words, " ")
+end
+
+--- CPUs online, from the kernel's list ("0-3,6").
+function M.cpu_count()
+  local f = io.open("/sys/devices/system/cpu/online", "r")
+  if not f then return 1 end
+  local text = f:read("a") or ""
+  f:close()
+  local n = 0
+  for a, b in text:gmatch("(%d+)%-?(%d*)") do
+    n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1)
+  end
+  return math.max(n, 1)
+end
+
+--- Starts `command` with the words `extra` added, as a worker whose
+-- standard output the caller reads (a file from io.popen), or nil and a
+-- message.
+function M.spawn(command, extra)
+  return io.popen(command .. " " .. extra, "r")
+end
+
 return M

@@ -85,6 +85,8 @@ M.GENERATE = {
     HMAC_OPTIONS[4],
     { "--keyfile", help = "accepted for compatibility and ignored (--keygen names the keys files)" },
     { "--input", help = "accepted for compatibility and ignored" },
+    { "--jobs", metavar = "N", help = "processes to use for 1,000 units or more (default: one per CPU, at most 4)" },
+    { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the units (a worker)" },
     { "--output", help = "accepted for compatibility and ignored" },
   },
 }
@@ -99,12 +101,18 @@ M.GENERATE_KEY = {
   },
 }
 
+-- The command line that runs this command again, for workers (nil when
+-- run in-process), and what a worker that failed exits with.
+local rerun
+local WORKER_FAILED = {}
+local make_shared, shard_options
+
 -- Errors inside a command are raised as this table's instances and turned
 -- into one line on stderr by run(); anything else is a bug and propagates.
 local Failure = {}
 
-local function raise(message, status)
-  error(setmetatable({ message = message, status = status }, Failure), 0)
+local function raise(message, status, line)
+  error(setmetatable({ message = message, status = status, line = line }, Failure), 0)
 end
 
 --- Joins as Python's os.path.join(a, b) does.
@@ -305,7 +313,7 @@ local function build_unit(job, fields, line)
       local key = item.key
       while p <= ncols and header[p] ~= key and fields[p] ~= key do p = p + 1 end
       if p > ncols then
-        raise(("%s:%d: key '%s': no value left for it in the row"):format(job.values, line, key))
+        raise(("%s:%d: key '%s': no value left for it in the row"):format(job.values, line, key), nil, line)
       end
       local value = fields[p]
       p = p + 1
@@ -316,24 +324,48 @@ local function build_unit(job, fields, line)
       local ok, err = compiler:row(row)
       if not ok then
         if sub(err, 1, 5) ~= "key '" then err = ("key '%s': %s"):format(tostring(row.key), err) end
-        raise(("%s:%d: %s"):format(job.values, line, err))
+        raise(("%s:%d: %s"):format(job.values, line, err), nil, line)
       end
     end
   end
   return concat(out)
 end
 
-local function write_new(path, data, mode)
-  local ok, err = nvsgen.write_file(path, data, mode or 420, false)
-  if ok then return true end
+local function already_exists(err)
   if find(err, ": already exists$") then
     err = err .. " (mfg_gen never overwrites a file: remove it or use another --outdir)"
   end
-  return nil, err
+  return err
+end
+
+local function write_new(path, data, mode)
+  local ok, err = nvsgen.write_file(path, data, mode or 420, false)
+  if ok then return true end
+  return nil, already_exists(err)
+end
+
+-- The image goes from the encoder's buffer to the file (encrypted on the
+-- way if a key is set), atomically and never over an existing file.
+local function write_image(partition, path)
+  local ok, err = partition:write_image(path, "atomic_new")
+  if ok then return true end
+  return nil, already_exists(err)
+end
+
+--- What mfg_gen.py prints for a unit whose files are written.
+local function unit_report(job, id)
+  local name = job.prefix .. "-" .. id
+  local out = { "\nCreated CSV file: ===> ", job.csv_dir, name, ".csv\n" }
+  if job.keygen then
+    out[#out + 1] = "\nCreated encryption keys: ===>  " .. pyjoin(job.keys_dir, "keys-" .. name .. ".bin") .. "\n"
+  end
+  out[#out + 1] = "\n" .. job.banner .. "\n\nCreated NVS binary: ===> "
+    .. pyjoin(job.outdir, "bin/" .. name .. ".bin") .. "\n"
+  return concat(out)
 end
 
 --- Writes one unit's files (removing those written if one fails) and says
--- so. Raises "values:line: message" on failure.
+-- so (unless job.quiet: a worker). Raises "values:line: message" on failure.
 local function emit_unit(job, id, text, line)
   local name = job.prefix .. "-" .. id
   local csv_path = job.csv_dir .. name .. ".csv"
@@ -351,7 +383,6 @@ local function emit_unit(job, id, text, line)
     end
     job.partition:set_key(key)
   end
-  local image = job.partition:image()
 
   local written = {}
   local function step(path, ok, err)
@@ -360,22 +391,16 @@ local function emit_unit(job, id, text, line)
       return
     end
     for i = #written, 1, -1 do os.remove(written[i]) end
-    raise(("%s:%d: %s"):format(job.values, line, err))
+    raise(("%s:%d: %s"):format(job.values, line, err), nil, line)
   end
   step(csv_path, write_new(csv_path, text))
-  local out = { "\nCreated CSV file: ===> ", csv_path, "\n" }
   if hmac then step(hmac_path, write_new(hmac_path, hmac, 384)) end
   if keys_path then
     local ok, err = crypto.write_keys(keys_path, key)
-    if not ok and find(err, ": already exists$") then
-      err = err .. " (mfg_gen never overwrites a file: remove it or use another --outdir)"
-    end
-    step(keys_path, ok, err)
-    out[#out + 1] = "\nCreated encryption keys: ===>  " .. keys_path .. "\n"
+    step(keys_path, ok, ok or already_exists(err))
   end
-  step(bin_path, write_new(bin_path, image))
-  out[#out + 1] = "\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. bin_path .. "\n"
-  common.stdout:write(concat(out))
+  step(bin_path, write_image(job.partition, bin_path))
+  if not job.quiet then common.stdout:write(unit_report(job, id)) end
 end
 
 -- ---- keys --------------------------------------------------------------------
@@ -440,6 +465,118 @@ local function setup_encryption(job, opts)
   return true
 end
 
+-- ---- the units, in one process or shared out -----------------------------------
+
+--- Calls fn(number, id, fields, line) for each data row of the values file
+-- in order, the REPEAT values filled in; stops when fn returns false.
+local function each_unit(job, fn)
+  local reader = open_csv(job.values)
+  next_row(reader)
+  local header, fileid, fill, first = job.header, job.fileid, job.fill, job.first
+  local number = 0
+  while true do
+    local fields, line = next_row(reader)
+    if not fields then break end
+    number = number + 1
+    if number > 1 then
+      for _, col in ipairs(fill) do fields[col] = first[col] end
+    end
+    local id
+    if fileid then
+      for i = 1, #header do
+        if header[i] == fileid or fields[i] == fileid then id = fields[i]; break end
+      end
+    else
+      id = tostring(number)
+    end
+    if fn(number, id, fields, line) == false then break end
+  end
+  reader:close()
+end
+
+--- A batch shared by `jobs` processes: unit i is made by process
+-- (i - 1) % jobs + 1; the others are copies of this command started with
+-- --shard K/N (common.spawn, as the recipe driver's workers) that make their
+-- share silently and report a failure on their standard output. This
+-- process then prints the reports of the units in order, up to the first
+-- unit that failed (in any process), and that unit's message, as one
+-- process would. Only a failure differs: units after the failing one that
+-- other processes made keep their files.
+function make_shared(job, shard, jobs)
+  local k, n = 1, jobs
+  if shard then k, n = shard[1], shard[2] end
+  local workers = {}
+  job.quiet = true
+  for w = 2, shard and 1 or n do
+    local f, err = common.spawn(rerun, ("--shard %d/%d"):format(w, n))
+    if not f then raise("cannot start a worker: " .. tostring(err)) end
+    workers[#workers + 1] = f
+  end
+  local ok, failure = pcall(each_unit, job, function(number, id, fields, line)
+    if (number - 1) % n + 1 == k then emit_unit(job, id, build_unit(job, fields, line), line) end
+  end)
+  if ok then
+    failure = nil
+  elseif getmetatable(failure) ~= Failure then
+    for _, f in ipairs(workers) do f:close() end
+    error(failure, 0)
+  end
+  if shard then
+    if failure then
+      common.stdout:write(("failed %d %d\n%s"):format(failure.line or 0, failure.status or common.EXIT_FAIL,
+        failure.message))
+      raise(WORKER_FAILED)
+    end
+    return
+  end
+  for w, f in ipairs(workers) do
+    local text = f:read("a") or ""
+    local closed = f:close()
+    local line, status, message = text:match("^failed (%d+) (%d+)\n(.*)$")
+    if line then
+      line = tonumber(line)
+      if not failure or (failure.line or math.huge) > line then
+        failure = { message = message, status = tonumber(status), line = line }
+      end
+    elseif not closed and not failure then
+      failure = { message = ("worker %d of %d failed (its message is above)"):format(w + 1, n) }
+    end
+  end
+  local stop = failure and failure.line
+  local out, count = {}, 0
+  each_unit(job, function(_, id, _, line)
+    if stop and line >= stop then return false end
+    count = count + 1
+    out[count] = unit_report(job, id)
+    if count == 256 then
+      common.stdout:write(concat(out, "", 1, count))
+      count = 0
+    end
+  end)
+  common.stdout:write(concat(out, "", 1, count))
+  if failure then raise(failure.message, failure.status) end
+end
+
+--- The --shard and --jobs options: shard ({ K, N } or nil) and jobs.
+function shard_options(opts)
+  local shard, jobs
+  if opts.shard then
+    local k, n = opts.shard:match("^(%d+)/(%d+)$")
+    k, n = tonumber(k), tonumber(n)
+    if not k or k < 1 or k > n then raise("--shard: expected K/N", common.EXIT_USAGE) end
+    shard = { k, n }
+  end
+  if opts.jobs then
+    jobs = math.tointeger(tonumber(opts.jobs))
+    if not jobs or jobs < 1 or jobs > 64 then
+      raise(("--jobs %s: expected a number from 1 to 64"):format(opts.jobs), common.EXIT_USAGE)
+    end
+  else
+    jobs = math.min(common.cpu_count(), 4)
+  end
+  return shard, jobs
+end
+
 -- ---- commands ----------------------------------------------------------------
 
 local function parse(spec, argv)
@@ -476,10 +613,11 @@ local function generate(argv)
     raise(("--fileid %s: no such column in the header of %s"):format(fileid, values), common.EXIT_USAGE)
   end
   local config = read_config(conf, values, header)
+  local shard, jobs = shard_options(opts)
 
   -- Every values row has as many fields as the header, before any unit is
   -- made; the first row is kept for REPEAT.
-  local first
+  local first, units = nil, 0
   reader = open_csv(values)
   next_row(reader)
   while true do
@@ -490,6 +628,7 @@ local function generate(argv)
       raise(("%s:%d: %d values for the %d columns of the header"):format(values, line, #fields, #header))
     end
     first = first or fields
+    units = units + 1
   end
   reader:close()
   if #config.repeat_keys > 0 and not first then
@@ -498,11 +637,11 @@ local function generate(argv)
   end
 
   local job = {
-    values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
+    quiet = shard ~= nil, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
     items = unit_template(config), banner = VERSION_BANNER[opts.version],
     partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
   }
-  if setup_encryption(job, opts) then
+  if setup_encryption(job, opts) and not shard then
     common.stdout:write("\nGenerating encrypted NVS binary images...\n")
   end
   job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
@@ -514,31 +653,18 @@ local function generate(argv)
     ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
     if not ok then raise(err) end
   end
+  -- Workers: not for a small batch (a process costs more to start than
+  -- it saves), nor when the batch's key was made here (HMAC keygen).
+  if not shard and (not rerun or units < 1000 or job.batch_hmac) then jobs = 1 end
 
-  local fill = repeat_columns(header, config.repeat_keys)
-  local count = 0
-  reader = open_csv(values)
-  next_row(reader)
-  local row_number = 0
-  while true do
-    local fields, line = next_row(reader)
-    if not fields then break end
-    row_number = row_number + 1
-    if row_number > 1 then
-      for _, col in ipairs(fill) do fields[col] = first[col] end
-    end
-    local id
-    if fileid then
-      for i = 1, #header do
-        if header[i] == fileid or fields[i] == fileid then id = fields[i]; break end
-      end
-    else
-      count = count + 1
-      id = tostring(count)
-    end
-    emit_unit(job, id, build_unit(job, fields, line), line)
+  job.fill, job.first, job.fileid = repeat_columns(header, config.repeat_keys), first, fileid
+  if shard or jobs > 1 then
+    make_shared(job, shard, jobs)
+  else
+    each_unit(job, function(_, id, fields, line)
+      emit_unit(job, id, build_unit(job, fields, line), line)
+    end)
   end
-  reader:close()
   common.stdout:write("\nFiles generated in ", opts.outdir, " ...\n")
   return common.EXIT_OK
 end
@@ -582,11 +708,13 @@ local function run(command, argv)
   local ok, status = pcall(command, argv)
   if ok then return status end
   if getmetatable(status) ~= Failure then error(status, 0) end
+  if status.message == WORKER_FAILED then return common.EXIT_FAIL end
   return common.fail(PROG, status.message, status.status)
 end
 
 --- Entry point: runs the subcommand named by argv[1]; returns the exit status.
 function M.main(argv)
+  rerun = common.rerun_command(argv)
   local command = argv[1]
   local rest = table.move(argv, 2, #argv, 1, {})
   if command == "-h" or command == "--help" then

@@ -137,34 +137,6 @@ function M.summary(prog, s, part)
   return line
 end
 
--- Quotes a word for sh.
-local function quote(word)
-  return "'" .. word:gsub("'", "'\\''") .. "'"
-end
-
---- The command line that runs this recipe again, or nil when it is not run
--- as a script (in-process, as the specs do).
-local function rerun_command(argv)
-  if type(argv[0]) ~= "string" or type(argv[-1]) ~= "string" then return nil end
-  local words, i = {}, -1
-  while argv[i - 1] ~= nil do i = i - 1 end
-  for k = i, #argv do words[#words + 1] = quote(argv[k]) end
-  return table.concat(words, " ")
-end
-
--- CPUs online, from the kernel's list ("0-3,6").
-local function cpu_count()
-  local f = io.open("/sys/devices/system/cpu/online", "r")
-  if not f then return 1 end
-  local text = f:read("a") or ""
-  f:close()
-  local n = 0
-  for a, b in text:gmatch("(%d+)%-?(%d*)") do
-    n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1)
-  end
-  return math.max(n, 1)
-end
-
 local function stderr_is_terminal()
   local has_term, term = pcall(require, "term")
   return has_term and common.stderr == io.stderr and term.isatty(io.stderr)
@@ -189,13 +161,13 @@ function M.main(r, argv, prog)
     return common.fail(prog, part, common.EXIT_USAGE)
   end
   if stderr_is_terminal() and not b.shard then b.progress = io.stderr end
-  local command = rerun_command(argv)
+  local command = common.rerun_command(argv)
   if command and not b.shard and not b.dry_run then
-    b.jobs = b.jobs or math.min(cpu_count(), 4)
+    b.jobs = b.jobs or math.min(common.cpu_count(), 4)
     -- Below this many units a worker costs more to start than it saves.
     if r.parallel == false or b.serials.count < 1000 then b.jobs = 1 end
     b.spawn = function(k, n, fresh)
-      return io.popen(("%s --shard %d/%d%s"):format(command, k, n, fresh and "/new" or ""), "r")
+      return common.spawn(command, ("--shard %d/%d%s"):format(k, n, fresh and "/new" or ""))
     end
   end
   local s
