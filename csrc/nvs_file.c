@@ -29,7 +29,60 @@ static int write_all(int fd, const unsigned char *p, size_t len)
     return 0;
 }
 
+/* The process's umask, read once from /proc (reading it with umask() would
+ * change it for a moment); -1 where it cannot be read. */
+static int process_umask(void)
+{
+    static int cached = -2;
+    if (cached == -2) {
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[128];
+        unsigned mask;
+        cached = -1;
+        while (f != NULL && fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line, "Umask: %o", &mask) == 1) {
+                cached = (int)(mask & 0777);
+                break;
+            }
+        if (f != NULL)
+            fclose(f);
+    }
+    return cached;
+}
+
+/* Gives fd exactly `mode`, whatever the umask; skips the system call when
+ * the umask left the mode it was created with as wanted (most files). */
+static int set_mode(int fd, mode_t mode)
+{
+    int mask = process_umask();
+    if (mask >= 0 && mode <= 0777 && (mode & (mode_t)mask) == 0)
+        return 0;
+    return fchmod(fd, mode) < 0 ? -errno : 0;
+}
+
 #ifdef O_TMPFILE
+/* Names an unnamed file: by its descriptor where the process may (it needs
+ * CAP_DAC_READ_SEARCH; remembered after the first refusal), else through
+ * its /proc/self/fd link.  Returns 0 or errno. */
+static int link_unnamed(int fd, const char *path)
+{
+    static int empty_path_ok = 1;
+    char proc[64];
+#ifdef AT_EMPTY_PATH
+    if (empty_path_ok) {
+        if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+            return 0;
+        if (errno != EPERM && errno != ENOENT && errno != EINVAL)
+            return errno;
+        empty_path_ok = 0;
+    }
+#else
+    (void)empty_path_ok;
+#endif
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 ? errno : 0;
+}
+
 /* Linux, no replacing: an unnamed file in the target's folder, given its
  * name by linkat once complete.  One directory change per file instead of
  * three (create, link, unlink), and nothing to clean up if the process
@@ -40,7 +93,6 @@ static int write_unnamed(const char *path, const void *data, size_t len, mode_t 
     const char *slash = strrchr(path, '/');
     size_t dlen = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
     char *dir = malloc(dlen + 1);
-    char proc[64];
     int fd, rc;
     if (dir == NULL)
         return -ENOMEM;
@@ -54,13 +106,13 @@ static int write_unnamed(const char *path, const void *data, size_t len, mode_t 
     free(dir);
     if (fd < 0)
         return rc == EOPNOTSUPP || rc == EISDIR || rc == EINVAL ? 1 : -rc;
-    rc = fchmod(fd, mode) < 0 ? -errno : 0; /* exactly `mode`, whatever the umask */
+    rc = set_mode(fd, mode); /* exactly `mode`, whatever the umask */
     if (rc == 0)
         rc = write_all(fd, (const unsigned char *)data, len);
     if (rc == 0) {
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
-            rc = errno == ENOENT ? 1 : -errno; /* ENOENT: no /proc (the folder exists) */
+        rc = link_unnamed(fd, path);
+        if (rc != 0)
+            rc = rc == ENOENT ? 1 : -rc; /* ENOENT: no /proc (the folder exists) */
     }
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
