@@ -112,9 +112,10 @@ static void push_full(lua_State *L, const nvs_encoder *e, const char *what, cons
 }
 
 /* Pushes fail and a message naming `key` for core status `rc`. */
-static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, const char *kind,
-                          const char *key, size_t klen, int value_index)
+static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, const char *key,
+                          size_t klen, int value_index)
 {
+    const char *kind = kind_names[k];
     /* The value's text goes below the two results, which are the top two. */
     const char *value = luaL_tolstring(L, value_index, NULL);
     luaL_pushfail(L);
@@ -140,7 +141,7 @@ static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, const char
             lua_pushfstring(L, "key '%s': %s out of range for float", key, value);
         else
             lua_pushfstring(L, "key '%s': %s out of range for %s (%s)", key, value, kind,
-                            int_range_text(kind_types[luaL_checkoption(L, 2, NULL, kind_names)]));
+                            int_range_text(kind_types[k]));
         break;
     case NVS_ERR_NAN:
         lua_pushfstring(L, "key '%s': NaN is not allowed for %s", key, kind);
@@ -226,11 +227,26 @@ static int integer_bits(unsigned type, int negative, uint64_t magnitude, int64_t
     return 1;
 }
 
-/* encoder:put(kind, key, value) -> true | nil, message */
+/* The kind of argument idx: its name, or its position (1-based) in
+ * kind_names, which the Lua layer binds once per setter so that the hot path
+ * compares no strings.  Returns the index in kind_names. */
+static int check_kind(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_Integer k = lua_tointeger(L, idx);
+        luaL_argcheck(L, k >= 1 && k <= (lua_Integer)(sizeof kind_types / sizeof kind_types[0]), idx,
+                      "invalid kind code");
+        return (int)k - 1;
+    }
+    return luaL_checkoption(L, idx, NULL, kind_names);
+}
+
+/* encoder:put(kind, key, value) -> true | nil, message
+ * kind is a name ("u8") or its code (see check_kind). */
 static int l_encoder_put(lua_State *L)
 {
     nvs_encoder *e = check_encoder(L);
-    int k = luaL_checkoption(L, 2, NULL, kind_names);
+    int k = check_kind(L, 2);
     size_t klen;
     const char *key = luaL_checklstring(L, 3, &klen);
     unsigned type = kind_types[k];
@@ -258,7 +274,7 @@ static int l_encoder_put(lua_State *L)
                  : NVS_ERR_RANGE;
     }
     if (rc != NVS_OK)
-        return push_put_error(L, e, rc, kind_names[k], key, klen, 4);
+        return push_put_error(L, e, rc, k, key, klen, 4);
     lua_pushboolean(L, 1);
     return 1;
 }

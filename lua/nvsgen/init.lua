@@ -20,6 +20,11 @@ local M = {}
 M.KINDS = { "u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64",
         "float", "double", "string", "blob" }
 
+-- Each kind's code for encoder:put (its place in KINDS, as the binding
+-- numbers them): a table lookup instead of the binding's string compares.
+local KIND_CODE = {}
+for code, kind in ipairs(M.KINDS) do KIND_CODE[kind] = code end
+
 local BYTE_KINDS = { string = true, blob = true }
 local REAL_KINDS = { float = true, double = true }
 
@@ -120,7 +125,7 @@ function Partition:put(kind, key, value)
   end
   local problem = type_problem(kind, key, value)
   if problem then return nil, problem end
-  return self.encoder:put(kind, key, value)
+  return self.encoder:put(KIND_CODE[kind] or kind, key, value)
 end
 
 --- Selects (creating on first use) the namespace later items go to.

@@ -211,8 +211,10 @@ end
 local BYTE_KINDS = { string = true, blob = true }
 local REAL_KINDS = { float = true, double = true }
 
-for _, kind in ipairs(nvsgen.KINDS) do
+for code, kind in ipairs(nvsgen.KINDS) do
   -- What Lua types the kind takes: integers also as decimal strings (u64).
+  -- The encoder takes the kind's code (its place in KINDS) as well as its
+  -- name: no string compares per item.
   local bytes, real = BYTE_KINDS[kind], REAL_KINDS[kind]
   local expects = bytes and "a string" or real and "a number" or "an integer"
   Unit[kind] = function(self, key, value)
@@ -224,7 +226,7 @@ for _, kind in ipairs(nvsgen.KINDS) do
         or not bytes and not real and t ~= "number" and t ~= "string" then
       raise(format("key '%s': %s expects %s, got %s", key, kind, expects, t))
     end
-    local ok, err = self.encoder:put(kind, key, value)
+    local ok, err = self.encoder:put(code, key, value)
     if not ok then raise(err) end
     local rows = self.rows
     if rows then rows[#rows + 1] = { key, kind, value } end
