@@ -544,15 +544,23 @@ function make_shared(job, shard, jobs)
   end
   local stop = failure and failure.line
   local out, count = {}, 0
-  each_unit(job, function(_, id, _, line)
-    if stop and line >= stop then return false end
+  local function report(id)
     count = count + 1
     out[count] = unit_report(job, id)
     if count == 256 then
       common.stdout:write(concat(out, "", 1, count))
       count = 0
     end
-  end)
+  end
+  if job.fileid or stop then
+    -- The ids (or the units before the failing line) are in the values.
+    each_unit(job, function(_, id, _, line)
+      if stop and line >= stop then return false end
+      report(id)
+    end)
+  else
+    for number = 1, job.units do report(tostring(number)) end
+  end
   common.stdout:write(concat(out, "", 1, count))
   if failure then raise(failure.message, failure.status) end
 end
@@ -658,6 +666,7 @@ local function generate(argv)
   if not shard and (not rerun or units < 1000 or job.batch_hmac) then jobs = 1 end
 
   job.fill, job.first, job.fileid = repeat_columns(header, config.repeat_keys), first, fileid
+  job.units = units
   if shard or jobs > 1 then
     make_shared(job, shard, jobs)
   else
