@@ -17,7 +17,9 @@
 -- Differences from mfg_gen.py: no `_tmp`/`_created` files beside the
 -- inputs; errors name the real file and line; a unit that fails leaves no
 -- file of its own; keys come from the OS CSPRNG, are written 0600 and never
--- over an existing file; an --inputkey keys file is checked (size, CRC).
+-- over an existing file; an --inputkey keys file is checked (size, CRC);
+-- from 1,000 units the work is shared with worker processes (--jobs), so
+-- after a failing unit some later units may already have their files.
 
 local nvsgen = require("nvsgen")
 local args = require("nvsgen.cli.args")
