@@ -639,6 +639,8 @@ local function generate(argv)
     end
     first = first or fields
     units = units + 1
+    -- A worker starts only once the main process has checked every row.
+    if shard then break end
   end
   reader:close()
   if #config.repeat_keys > 0 and not first then
