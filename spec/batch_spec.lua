@@ -48,6 +48,8 @@ describe("batch", function()
     local rows = recipes.manifest(tmp .. "/manifest.csv")
     assert.equal(5, #rows)
     assert.equal("serial,image,size,sha256,keys,DeviceSecret\r", helper.lines(tmp .. "/manifest.csv")[1])
+    -- It holds the exported secrets: owner-only, like keys files.
+    assert.equal("rw-------", require("lfs").attributes(tmp .. "/manifest.csv", "permissions"))
     for i, row in ipairs(rows) do
       local image = helper.read(tmp .. "/" .. row.image)
       assert.equal(tostring(999 + i), row.serial)

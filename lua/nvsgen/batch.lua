@@ -34,6 +34,8 @@ local write_image = nvsgen.Partition.write_image
 
 local M = {}
 
+local EEXIST = 17 -- errno from write_file when not replacing an existing file
+
 -- Wall-clock seconds and sleeping (luasystem when present).
 do
   local has_system, system = pcall(require, "system")
@@ -230,6 +232,12 @@ local function open_manifest(outdir, exports, serials, force, shared)
       end
     end
     src:close()
+  end
+  if not f and #exports > 0 then
+    -- Exported values are the secrets the cloud side registers: like keys
+    -- files, a manifest holding them is readable by its owner only.
+    local ok, cerr, code = write_file(path, "", 384, false)
+    if not ok and code ~= EEXIST then return nil, cerr end
   end
   local file, err = io_open(path, "ab")
   if not file then return nil, format("%s: cannot open (%s)", path, err) end
