@@ -365,6 +365,14 @@ static void problem_n(struct ctx *c, int32_t page, int32_t entry, int sev,
     }
 }
 
+/* Keeps a namespace name (NUL-terminated, at most 15 characters) in one of
+ * a problem's key fields, which hold no terminator. */
+static void copy_name(uint8_t key[16], uint8_t *len, const char *name)
+{
+    *len = (uint8_t)strlen(name);
+    memcpy(key, name, *len);
+}
+
 /* A problem about the item in entry `i` of page `p`: keeps its namespace
  * index and its key for the message. */
 static struct raw_problem *problem_item(struct ctx *c, const struct page_model *p,
@@ -1075,8 +1083,7 @@ static void load_namespaces(struct ctx *c)
                         NVS_PB_NS_BAD_INDEX);
             if (r) {
                 r->a = n->index;
-                r->key_len = (uint8_t)strlen(n->name);
-                memcpy(r->key, n->name, r->key_len);
+                copy_name(r->key, &r->key_len, n->name);
             }
         }
         if (by_name != k) {
@@ -1085,8 +1092,7 @@ static void load_namespaces(struct ctx *c)
                                                          : NVS_SEVERITY_ERROR,
                         NVS_PB_NS_DUP_NAME);
             if (r) {
-                r->key_len = (uint8_t)strlen(n->name);
-                memcpy(r->key, n->name, r->key_len);
+                copy_name(r->key, &r->key_len, n->name);
             }
         } else if (by_index != NONE) {
             const nvs_read_namespace *o = &c->ns[by_index];
@@ -1094,10 +1100,8 @@ static void load_namespaces(struct ctx *c)
                         NVS_PB_NS_DUP_INDEX);
             if (r) {
                 r->a = n->index;
-                r->key_len = (uint8_t)strlen(o->name);
-                memcpy(r->key, o->name, r->key_len);
-                r->key2_len = (uint8_t)strlen(n->name);
-                memcpy(r->key2, n->name, r->key2_len);
+                copy_name(r->key, &r->key_len, o->name);
+                copy_name(r->key2, &r->key2_len, n->name);
             }
         }
     }
@@ -1373,8 +1377,7 @@ static void read_item(struct ctx *c, struct page_model *p, unsigned i)
         if (r && first != NONE) {
             r->a = ns;
             r->b = c->ns[first].index;
-            r->key_len = (uint8_t)strlen(c->ns[j].name);
-            memcpy(r->key, c->ns[j].name, r->key_len);
+            copy_name(r->key, &r->key_len, c->ns[j].name);
         }
         return;
     }
