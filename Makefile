@@ -2,7 +2,8 @@
 #
 #   make          build the Lua module in-tree (build/nvsgen/core.so)
 #   make demo     build, then run gen.lua (ten units) and each example recipe into demo-out/
-#   make test     run every spec under Lua 5.4; ends with "N passed, N failed"
+#   make test     the C core's tests, then every spec under Lua 5.4; ends with
+#                 "N passed, N failed"
 #   make asan     the same specs against an AddressSanitizer + UBSan build
 #   make lint     luacheck and cppcheck
 #   make bench    the throughput benchmark (figures on stdout)
@@ -45,7 +46,7 @@ SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LUA_MODULES = $(wildcard lua/nvsgen/*.lua lua/nvsgen/*/*.lua)
 SCRIPTS = $(wildcard bin/*.lua)
 
-.PHONY: all deps demo test asan lint bench fuzz install uninstall clean
+.PHONY: all deps demo test ctest asan lint bench fuzz install uninstall clean
 
 all: $(MODULE)
 
@@ -66,8 +67,22 @@ demo: deps
 	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
 	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
 
+# The C core's own tests (crypto and reader against the vectors), then the
+# specs; busted's closing line "N passed, N failed" is the run's last line.
+CTESTS = build/test_crypto build/test_reader
+VECTORS = spec/fixtures/vectors
+
+build/test_%: csrc/test/test_%.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(DEP_LIBS)
+
+ctest: $(CTESTS)
+	build/test_crypto $(VECTORS)/idf-samples $(VECTORS)/random
+	build/test_reader $$(for d in $(VECTORS)/*/*/; do \
+	    case "$$(head -n 1 $$d/args.txt 2>/dev/null)" in generate|decrypt) echo $$d/expected.bin;; esac; done)
+
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all ctest
 	$(BUSTED)
 
 # The interpreter is not instrumented, so the sanitizer runtime is preloaded.
