@@ -9,25 +9,6 @@ local CLI = "nvsgen.cli.partition_gen"
 local CSV = "key,type,encoding,value\nns,namespace,,\na,data,u8,1\ns,data,string,hello\n"
 local SAMPLE_KEYS = h.VECTORS .. "/idf-samples/multipage-v2-encrypted/testdata/sample_encryption_keys.bin"
 
---- Every file under dir, as sorted relative paths (folders end with "/").
-local function listing(dir, prefix, out)
-  out = out or {}
-  prefix = prefix or ""
-  for name in lfs.dir(dir .. "/" .. prefix) do
-    if name ~= "." and name ~= ".." then
-      local rel = prefix .. name
-      if lfs.attributes(dir .. "/" .. rel, "mode") == "directory" then
-        out[#out + 1] = rel .. "/"
-        listing(dir, rel .. "/", out)
-      else
-        out[#out + 1] = rel
-      end
-    end
-  end
-  table.sort(out)
-  return out
-end
-
 local dir
 before_each(function()
   dir = h.tmpdir()
@@ -45,7 +26,7 @@ local function refuses(argv, message, status, files)
   assert.are.equal("nvs_partition_gen: " .. message .. "\n", err)
   assert.are.equal(status or 1, st)
   assert.are.equal("", out)
-  assert.are.same(files or { "in.csv", "k.bin" }, listing(dir))
+  assert.are.same(files or { "in.csv", "k.bin" }, h.listing(dir))
 end
 
 describe("nvs_partition_gen encrypt", function()
@@ -68,7 +49,7 @@ describe("nvs_partition_gen encrypt", function()
     assert.are.equal("", err)
     assert.are.equal(0, st)
     assert.are.same({ "in.csv", "k.bin", "o/", "o/keys/", "o/keys/hmac-u.bin", "o/keys/u.bin",
-      "o/out.bin" }, listing(dir))
+      "o/out.bin" }, h.listing(dir))
     local hmac = h.read(dir .. "/o/keys/hmac-u.bin")
     assert.are.equal(32, #hmac)
     assert.are.equal("rw-------", lfs.attributes(dir .. "/o/keys/hmac-u.bin", "permissions"))
@@ -133,7 +114,7 @@ describe("nvs_partition_gen encrypt", function()
     assert.are.equal(1, st)
     assert.are.equal("", out)
     assert.matches("^nvs_partition_gen: out%.bin: [^\n]+\n$", err)
-    assert.are.same({ "in.csv", "k.bin", "out.bin/" }, listing(dir))
+    assert.are.same({ "in.csv", "k.bin", "out.bin/" }, h.listing(dir))
   end)
 end)
 

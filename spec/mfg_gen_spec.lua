@@ -10,25 +10,6 @@ local CLI = "nvsgen.cli.mfg_gen"
 local SAMPLE = h.VECTORS .. "/mfg-samples"
 local V2 = "Creating NVS binary with version: V2 - Multipage Blob Support Enabled"
 
---- Every file under dir, as sorted relative paths (folders end with "/").
-local function listing(dir, prefix, out)
-  out = out or {}
-  prefix = prefix or ""
-  for name in lfs.dir(dir .. "/" .. prefix) do
-    if name ~= "." and name ~= ".." then
-      local rel = prefix .. name
-      if lfs.attributes(dir .. "/" .. rel, "mode") == "directory" then
-        out[#out + 1] = rel .. "/"
-        listing(dir, rel .. "/", out)
-      else
-        out[#out + 1] = rel
-      end
-    end
-  end
-  table.sort(out)
-  return out
-end
-
 local function copy_tree(from, to)
   lfs.mkdir(to)
   for name in lfs.dir(from) do
@@ -67,7 +48,7 @@ local SMALL_CONFIG = "ns,namespace,\nserial,data,u32\nname,data,string\n"
 describe("mfg_gen generate", function()
   it("reproduces the ESP-IDF mfg sample byte for byte, without temporary files", function()
     copy_tree(SAMPLE, dir)
-    local before = listing(dir)
+    local before = h.listing(dir)
     local argv = h.lines(SAMPLE .. "/args.txt")
     local st, out, err = run(argv)
     assert.are.equal("", err)
@@ -82,7 +63,7 @@ describe("mfg_gen generate", function()
     assert.are.equal(unit_lines("out", "Sample-1") .. unit_lines("out", "Sample-2")
       .. unit_lines("out", "Sample-3") .. "\nFiles generated in out ...\n", out)
     local after = {}
-    for _, f in ipairs(listing(dir)) do
+    for _, f in ipairs(h.listing(dir)) do
       if f:sub(1, 4) ~= "out/" then after[#after + 1] = f end
     end
     assert.are.same(before, after)
@@ -90,7 +71,7 @@ describe("mfg_gen generate", function()
       "out/bin/Sample-3.bin", "out/csv/", "out/csv/Sample-1.csv", "out/csv/Sample-2.csv",
       "out/csv/Sample-3.csv" }, (function()
         local l = {}
-        for _, f in ipairs(listing(dir)) do if f:sub(1, 4) == "out/" then l[#l + 1] = f end end
+        for _, f in ipairs(h.listing(dir)) do if f:sub(1, 4) == "out/" then l[#l + 1] = f end end
         return l
       end)())
   end)
@@ -156,17 +137,17 @@ describe("mfg_gen generate", function()
       "--fileid", "serial" })
     assert.are.equal(0, st)
     assert.are.same({ "bin/", "bin/dev-1001.bin", "bin/dev-1002.bin", "csv/", "csv/dev-1001.csv",
-      "csv/dev-1002.csv" }, listing(dir .. "/o"))
+      "csv/dev-1002.csv" }, h.listing(dir .. "/o"))
     st = run({ "generate", "config.csv", "values.csv", "dev", "0x3000", "--outdir", "p" })
     assert.are.equal(0, st)
     assert.are.same({ "bin/", "bin/dev-1.bin", "bin/dev-2.bin", "csv/", "csv/dev-1.csv",
-      "csv/dev-2.csv" }, listing(dir .. "/p"))
+      "csv/dev-2.csv" }, h.listing(dir .. "/p"))
     -- As in mfg_gen.py, the first column named so or holding the name wins.
     inputs("ns,namespace,\nname,data,string\nserial,data,u32\n", "name,serial\nserial,5\n")
     st = run({ "generate", "config.csv", "values.csv", "dev", "0x3000", "--outdir", "q",
       "--fileid", "serial" })
     assert.are.equal(0, st)
-    assert.are.same({ "bin/", "bin/dev-serial.bin", "csv/", "csv/dev-serial.csv" }, listing(dir .. "/q"))
+    assert.are.same({ "bin/", "bin/dev-serial.bin", "csv/", "csv/dev-serial.csv" }, h.listing(dir .. "/q"))
   end)
 
   it("writes under the current folder by default, with absolute paths in its output", function()
@@ -184,7 +165,7 @@ describe("mfg_gen generate", function()
     local st, out = run({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "o" })
     assert.are.equal(0, st)
     assert.are.equal("\nFiles generated in o ...\n", out)
-    assert.are.same({ "bin/", "csv/" }, listing(dir .. "/o"))
+    assert.are.same({ "bin/", "csv/" }, h.listing(dir .. "/o"))
   end)
 end)
 
@@ -227,7 +208,7 @@ describe("mfg_gen generate refuses", function()
     assert.are.equal("mfg_gen: values.csv:4: key 'serial': '2x' is not an integer\n", err)
     assert.are.equal(1, st)
     assert.are.equal(unit_lines("o", "d-1"), out)
-    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, listing(dir .. "/o"))
+    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, h.listing(dir .. "/o"))
   end)
 
   it("a missing file value, leaving no file of the failing unit", function()
@@ -236,13 +217,13 @@ describe("mfg_gen generate refuses", function()
     assert.are.equal("mfg_gen: values.csv:3: key 'cert': cannot read file 'none.der': "
       .. "No such file or directory\n", err)
     assert.are.equal(1, st)
-    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, listing(dir .. "/o"))
+    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, h.listing(dir .. "/o"))
   end)
 
   it("an empty integer value", function()
     inputs(SMALL_CONFIG, "serial,name\n,a\n")
     refuses(gen(), "values.csv:2: key 'serial': '' is not an integer")
-    assert.are.same({ "bin/", "csv/" }, listing(dir .. "/o"))
+    assert.are.same({ "bin/", "csv/" }, h.listing(dir .. "/o"))
   end)
 
   it("a missing config file", function()
@@ -298,7 +279,7 @@ describe("mfg_gen generate refuses", function()
     assert.are.equal(1, st)
     assert.are.equal(unit_lines("o", "d-1"), out)
     assert.are.equal("mine", h.read(dir .. "/o/bin/d-2.bin"))
-    assert.are.same({ "bin/", "bin/d-1.bin", "bin/d-2.bin", "csv/", "csv/d-1.csv" }, listing(dir .. "/o"))
+    assert.are.same({ "bin/", "bin/d-1.bin", "bin/d-2.bin", "csv/", "csv/d-1.csv" }, h.listing(dir .. "/o"))
   end)
 
   it("an unknown command or option", function()
@@ -399,7 +380,7 @@ describe("mfg_gen generate with encryption", function()
     local hmac = h.read(dir .. "/o/keys/batch.bin")
     assert.are.equal(32, #hmac)
     assert.are.equal("rw-------", lfs.attributes(dir .. "/o/keys/batch.bin", "permissions"))
-    assert.are.same({ "batch.bin", "keys-P-1.bin", "keys-P-2.bin" }, listing(dir .. "/o/keys"))
+    assert.are.same({ "batch.bin", "keys-P-1.bin", "keys-P-2.bin" }, h.listing(dir .. "/o/keys"))
     for i = 1, 2 do
       assert.are.equal(assert(crypto.key_from_hmac(hmac)),
         assert(crypto.read_keys(dir .. "/o/keys/keys-P-" .. i .. ".bin")))
@@ -413,7 +394,7 @@ describe("mfg_gen generate with encryption", function()
     assert.are.equal(1, st)
     assert.are.equal("mfg_gen: values.csv:3: key 'serial': 'x' is not an integer\n", err)
     assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "csv/P-1.csv", "keys/", "keys/hmac-keys-P-1.bin",
-      "keys/keys-P-1.bin" }, listing(dir .. "/o"))
+      "keys/keys-P-1.bin" }, h.listing(dir .. "/o"))
     -- A write that fails (an existing image) takes back the unit's other files.
     h.cleanup(dir .. "/o")
     inputs(SMALL_CONFIG, "serial,name\n1,a\n")
@@ -422,7 +403,7 @@ describe("mfg_gen generate with encryption", function()
     h.write(dir .. "/o/bin/P-1.bin", "old")
     st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o", "--keygen" })
     assert.are.equal(1, st)
-    assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "keys/" }, listing(dir .. "/o"))
+    assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "keys/" }, h.listing(dir .. "/o"))
   end)
 
   it("refuses --keygen with --inputkey, a bad keys file, and HMAC without a key source", function()

@@ -80,6 +80,25 @@ function M.lines(path)
   return list
 end
 
+--- Every file under dir, as sorted relative paths (folders end with "/").
+function M.listing(dir, prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for name in lfs.dir(dir .. "/" .. prefix) do
+    if name ~= "." and name ~= ".." then
+      local rel = prefix .. name
+      if lfs.attributes(dir .. "/" .. rel, "mode") == "directory" then
+        out[#out + 1] = rel .. "/"
+        M.listing(dir, rel .. "/", out)
+      else
+        out[#out + 1] = rel
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 --- argv with "out.bin" made absolute in folder `out`.
 function M.redirect(argv, out)
   local copy = {}
