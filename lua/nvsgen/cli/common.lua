@@ -24,6 +24,27 @@ function M.fail(prog, message, status)
   return status or M.EXIT_FAIL
 end
 
+--- Runs the subcommand argv[1] names in `commands` (name to a function of
+-- the arguments after it), through `run(fn, rest)` when given; answers -h
+-- with `usage` and `about`, and refuses an unknown or missing command.
+-- Returns the exit status.
+function M.dispatch(prog, usage, about, commands, argv, run)
+  local command = argv[1]
+  local rest = table.move(argv, 2, #argv, 1, {})
+  if command == "-h" or command == "--help" then
+    M.stdout:write(usage, "\n\n", about, "Run '", prog, " COMMAND -h' for a command's options.\n")
+    return M.EXIT_OK
+  end
+  local fn = commands[command]
+  if not fn then
+    M.stderr:write(usage, "\n")
+    return M.fail(prog, command and ("unknown command '" .. command .. "'") or "a command is required",
+      M.EXIT_USAGE)
+  end
+  if run then return run(fn, rest) end
+  return fn(rest)
+end
+
 --- Parses a size as Python's int(text, 0) does: decimal, 0x, 0o or 0b,
 -- underscores between digits. Returns an integer or nil.
 function M.parse_int(text)

@@ -728,21 +728,8 @@ end
 --- Entry point: runs the subcommand named by argv[1]; returns the exit status.
 function M.main(argv)
   rerun = common.rerun_command(argv)
-  local command = argv[1]
-  local rest = table.move(argv, 2, #argv, 1, {})
-  if command == "-h" or command == "--help" then
-    common.stdout:write(USAGE, "\n\nESP-IDF mass manufacturing: an NVS image per unit from a config\n",
-      "and a values CSV file (nvsgen, compatible with mfg_gen.py).\n",
-      "Run '", PROG, " COMMAND -h' for a command's options.\n")
-    return common.EXIT_OK
-  end
-  local fn = COMMANDS[command]
-  if not fn then
-    common.stderr:write(USAGE, "\n")
-    return common.fail(PROG, command and ("unknown command '" .. command .. "'") or "a command is required",
-      common.EXIT_USAGE)
-  end
-  return run(fn, rest)
+  return common.dispatch(PROG, USAGE, "ESP-IDF mass manufacturing: an NVS image per unit from a config\n"
+    .. "and a values CSV file (nvsgen, compatible with mfg_gen.py).\n", COMMANDS, argv, run)
 end
 
 return M

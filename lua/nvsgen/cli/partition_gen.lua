@@ -327,20 +327,7 @@ local USAGE = ("usage: %s {generate,encrypt,decrypt,generate-key} ..."):format(P
 
 --- Entry point: runs the subcommand named by argv[1]; returns the exit status.
 function M.main(argv)
-  local command = argv[1]
-  local rest = table.move(argv, 2, #argv, 1, {})
-  if command == "-h" or command == "--help" then
-    common.stdout:write(USAGE, "\n\nESP-IDF NVS partition images from CSV files (nvsgen).\n",
-      "Run '", PROG, " COMMAND -h' for a command's options.\n")
-    return common.EXIT_OK
-  end
-  local run = COMMANDS[command]
-  if not run then
-    common.stderr:write(USAGE, "\n")
-    return common.fail(PROG, command and ("unknown command '" .. command .. "'") or "a command is required",
-      common.EXIT_USAGE)
-  end
-  return run(rest)
+  return common.dispatch(PROG, USAGE, "ESP-IDF NVS partition images from CSV files (nvsgen).\n", COMMANDS, argv)
 end
 
 return M
