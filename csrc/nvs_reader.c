@@ -676,10 +676,18 @@ struct fault_run {
     size_t problem;  /* the run's problem in c->probs, or NONE */
 };
 
-static void report_header_fault(struct ctx *c, const struct page_model *p,
-                                unsigned i, const struct header_fault *f,
-                                struct fault_run *run)
+/* Page::load() on the header of entry `i`: a consistent one goes into the
+ * page's hash; an inconsistent one is erased and reported.  Returns whether
+ * the header was consistent. */
+static int admit_entry(struct ctx *c, struct page_model *p, unsigned i,
+                       struct fault_run *run)
 {
+    struct header_fault f;
+    if (header_ok(entry_at(p, i), i, &f)) {
+        hash_insert(p, i);
+        return 1;
+    }
+    erase_entry(p, i);
     if (run->last != NONE && run->last + 1 == i) {
         if (run->problem != NONE && run->problem < c->n_probs) {
             c->probs[run->problem].a++;
@@ -690,10 +698,11 @@ static void report_header_fault(struct ctx *c, const struct page_model *p,
         }
     } else {
         run->problem = NONE;
-        problem_n(c, (int32_t)p->number, (int32_t)i, NVS_SEVERITY_ERROR, f->code,
-                  f->a, f->b, 0);
+        problem_n(c, (int32_t)p->number, (int32_t)i, NVS_SEVERITY_ERROR, f.code,
+                  f.a, f.b, 0);
     }
     run->last = i;
+    return 0;
 }
 
 /* A duplicate found on load: the older copy is erased. */
@@ -712,7 +721,6 @@ static void load_active(struct ctx *c, struct page_model *p)
 {
     unsigned i, span, end, last = NONE, nf = NONE;
     size_t torn_run = NONE;
-    struct header_fault f;
     struct fault_run run = {NONE, NONE};
 
     for (i = 0; i < EPP; i++)
@@ -757,12 +765,8 @@ static void load_active(struct ctx *c, struct page_model *p)
         }
         last = i;
         e = entry_at(p, i);
-        if (!header_ok(e, i, &f)) {
-            erase_entry(p, i);
-            report_header_fault(c, p, i, &f, &run);
+        if (!admit_entry(c, p, i, &run))
             continue;
-        }
-        hash_insert(p, i);
         dup = hash_find(p, 0, entry_hash(e));
         if (is_var_type(e[NVS_ENTRY_TYPE])) {
             unsigned j;
@@ -813,7 +817,6 @@ static void load_active(struct ctx *c, struct page_model *p)
 static void load_full(struct ctx *c, struct page_model *p)
 {
     unsigned i, j;
-    struct header_fault f;
     struct fault_run run = {NONE, NONE};
     for (i = 0; i < EPP; i++) {
         const uint8_t *e;
@@ -825,12 +828,8 @@ static void load_full(struct ctx *c, struct page_model *p)
             continue;
         }
         e = entry_at(p, i);
-        if (!header_ok(e, i, &f)) {
-            erase_entry(p, i);
-            report_header_fault(c, p, i, &f, &run);
+        if (!admit_entry(c, p, i, &run))
             continue;
-        }
-        hash_insert(p, i);
         span = e[NVS_ENTRY_SPAN];
         if (is_var_type(e[NVS_ENTRY_TYPE]))
             for (j = i + 1; j < i + span; j++)
