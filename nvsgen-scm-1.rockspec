@@ -46,6 +46,7 @@ build = {
     },
     ["nvsgen"] = "lua/nvsgen/init.lua",
     ["nvsgen.csv"] = "lua/nvsgen/csv.lua",
+    ["nvsgen.files"] = "lua/nvsgen/files.lua",
     ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",
     ["nvsgen.reader"] = "lua/nvsgen/reader.lua",
     ["nvsgen.csvgen"] = "lua/nvsgen/csvgen.lua",

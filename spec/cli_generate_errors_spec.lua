@@ -107,6 +107,10 @@ describe("nvs_partition_gen generate refuses bad input", function()
       "in.csv:9: key 'k7': does not fit, partition of 0x3000 bytes is full")
   end)
 
+  it("a file row naming a folder", function()
+    refuses(NS .. "a,file,binary,.\n", "in.csv:3: key 'a': cannot read file '.': Is a directory")
+  end)
+
   it("a key set twice in one namespace", function()
     refuses(NS .. "a,data,u8,1\na,data,u8,2\n", "in.csv:4: key 'a' is already set in namespace 'ns'")
   end)

@@ -10,6 +10,7 @@
 -- wrong key on decryption) gives nil and a message; a wrong argument type
 -- raises.
 
+local files = require("nvsgen.files")
 local core = require("nvsgen.core")
 
 local byte, sub, unpack = string.byte, string.sub, string.unpack
@@ -54,14 +55,7 @@ function M.sha256_hex(data)
   return core.sha256(data, true)
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  if not data then return nil, path .. ": read error" end
-  return data
-end
+local read_file = files.read
 
 --- The key in the keys partition file at `path`: key, or nil and
 -- "path: message".

@@ -6,6 +6,7 @@
 -- the working directory, whose content is encoded). Messages carry no place;
 -- `build` prefixes them with file:line.
 
+local files = require("nvsgen.files")
 local csv = require("nvsgen.csv")
 local values = require("nvsgen.values")
 local wifi = require("nvsgen.wifi")
@@ -32,10 +33,8 @@ function M.compiler(partition, pbkdf2)
 end
 
 local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, ("cannot read file '%s': %s"):format(path, err:gsub("^.-: ", "")) end
-  local data = f:read("a")
-  f:close()
+  local data, err = files.read(path)
+  if not data then return nil, ("cannot read file '%s': %s"):format(path, files.reason(err, path)) end
   return data
 end
 

@@ -12,6 +12,8 @@
 --     local t = assert(pt.read("partitions.csv"))
 --     local nvs = assert(pt.find(t, "nvs"))   -- nvs.offset, nvs.size
 
+local files = require("nvsgen.files")
+
 local M = {}
 
 M.TABLE_OFFSET = 0x8000
@@ -122,10 +124,8 @@ end
 
 --- Reads and parses the table at `path`.
 function M.read(path, opts)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, ("%s: cannot open (%s)"):format(path, (err:gsub("^.-: ", ""))) end
-  local text = f:read("a")
-  f:close()
+  local text, err = files.read(path)
+  if not text then return nil, ("%s: cannot open (%s)"):format(path, files.reason(err, path)) end
   return M.parse(text, path, opts)
 end
 

@@ -13,6 +13,7 @@
 -- gives nil and a message; a damaged image gives a result whose problems
 -- say what is damaged.
 
+local files = require("nvsgen.files")
 local core = require("nvsgen.core")
 local crypto = require("nvsgen.crypto")
 
@@ -21,14 +22,7 @@ local M = {}
 -- Longer strings, or strings with a NUL, cannot be paths.
 local PATH_MAX = 4096
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  if not data then return nil, path .. ": read error" end
-  return data
-end
+local read_file = files.read
 
 local function is_path(s)
   return #s > 0 and #s < PATH_MAX and not s:find("\0", 1, true)

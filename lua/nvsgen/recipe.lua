@@ -26,12 +26,12 @@
 -- Relative paths in a recipe (`u:file`, the `values` field) are taken from
 -- the folder of the recipe's script, so a recipe works from any folder.
 
+local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local core = require("nvsgen.core")
 
 local type, error, setmetatable, ipairs, pairs = type, error, setmetatable, ipairs, pairs
 local format = string.format
-local io_open = io.open
 
 local M = {}
 
@@ -244,12 +244,10 @@ end
 function Unit:file(path)
   if type(path) ~= "string" then raise(format("file: path must be a string, got %s", type(path))) end
   local full = self:path(path)
-  local f, err = io_open(full, "rb")
-  if not f then
-    raise(format("cannot read file '%s': %s", full, (err:gsub("^.-: ", ""))))
+  local data, err = files.read(full)
+  if not data then
+    raise(format("cannot read file '%s': %s", full, files.reason(err, full)))
   end
-  local data = f:read("a")
-  f:close()
   return data
 end
 

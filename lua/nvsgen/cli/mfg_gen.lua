@@ -21,6 +21,7 @@
 -- from 1,000 units the work is shared with worker processes (--jobs), so
 -- after a failing unit some later units may already have their files.
 
+local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
@@ -158,10 +159,8 @@ local function check_extension(path, what)
 end
 
 local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then raise(err) end
-  local data = f:read("a")
-  f:close()
+  local data, err = files.read(path)
+  if not data then raise(err) end
   return data
 end
 

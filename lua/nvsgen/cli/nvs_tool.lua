@@ -10,6 +10,7 @@
 -- then the problems nvsgen.read finds, and exits 1 when there is any such
 -- problem. `-f json` prints nvsgen's own stable JSON (see README.md).
 
+local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
@@ -780,12 +781,9 @@ function M.main(argv)
     common.stdout:write(args.help(M.SPEC))
     return common.EXIT_OK
   end
-  local f
-  f, err = io.open(opts.file, "rb")
-  if not f then return common.fail(PROG, err) end
-  local image = f:read("a")
-  f:close()
-  if not image then return common.fail(PROG, opts.file .. ": read error") end
+  local image
+  image, err = files.read(opts.file)
+  if not image then return common.fail(PROG, err) end
   if #image % PAGE ~= 0 then
     return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
       opts.file, #image, #image % PAGE))

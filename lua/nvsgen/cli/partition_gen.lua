@@ -13,6 +13,7 @@
 -- come from the OS CSPRNG, are written 0600 and never over an existing file,
 -- a keys file given is checked (size, CRC), and decrypt detects a wrong key.
 
+local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
@@ -145,13 +146,7 @@ local function check_bin(name)
   return name
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = files.read
 
 --- Works out the keys a --keygen or generate-key command line asks for,
 -- without writing anything. Returns a plan { key, keys_path, hmac,
