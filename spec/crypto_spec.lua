@@ -199,6 +199,11 @@ describe("nvsgen.partition with a key", function()
     raises({ size = 0x3000, keyfile = "/nonexistent/k.bin" },
       "nvsgen.partition: /nonexistent/k.bin: No such file or directory")
     raises({ size = 0x3000, keys = "x" }, "nvsgen.partition: unknown option 'keys'")
+    local dir = h.tmpdir()
+    assert(crypto.write_keys(dir .. "/same.bin", ("k"):rep(64)))
+    raises({ size = 0x3000, keyfile = dir .. "/same.bin" },
+      "nvsgen.partition: xts key rejected: encryption key and tweak key are equal")
+    h.cleanup(dir)
   end)
 
   it("set_key raises on a bad key and nil makes it plain again", function()

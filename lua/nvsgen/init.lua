@@ -66,20 +66,22 @@ function M.partition(opts)
   if version ~= 1 and version ~= 2 then
     error("nvsgen.partition: version must be 1 or 2, got " .. tostring(version), 2)
   end
+  local key = opts.key
   local xts, err
-  if opts.key ~= nil and opts.keyfile ~= nil then
+  if key ~= nil and opts.keyfile ~= nil then
     error("nvsgen.partition: key and keyfile are mutually exclusive", 2)
-  elseif opts.key ~= nil then
-    xts, err = key_context(opts.key)
-    if not xts then error("nvsgen.partition: " .. err, 2) end
   elseif opts.keyfile ~= nil then
     if type(opts.keyfile) ~= "string" then
       error("nvsgen.partition: keyfile must be a string, got " .. type(opts.keyfile), 2)
     end
-    local key
     key, err = require("nvsgen.crypto").read_keys(opts.keyfile)
     if not key then error("nvsgen.partition: " .. err, 2) end
-    xts = assert(core.xts(key))
+  end
+  if key ~= nil then
+    -- One path for both sources, so a keys file whose two halves are
+    -- equal is refused as a given key is, at the caller's level.
+    xts, err = key_context(key)
+    if not xts then error("nvsgen.partition: " .. err, 2) end
   end
   local enc
   enc, err = core.encoder(size, version)
@@ -158,7 +160,10 @@ end
 -- `opts.replace = false` refuses to overwrite an existing file.
 function Partition:write(path, opts)
   opts = opts or {}
-  return core.write_file(path, self:image(), opts.mode or 420, opts.replace ~= false)
+  -- Straight from the encoder's buffer: no copy of the image as a string.
+  local written, err = self:write_image(path, opts.replace == false and "atomic_new" or "replace", opts.mode)
+  if not written then return nil, err end
+  return true
 end
 
 --- Writes the image to `path` straight from the encoder (no Lua string):
