@@ -326,15 +326,6 @@ static int l_encoder_reset(lua_State *L)
     return 0;
 }
 
-/* encoder:info() -> size, version */
-static int l_encoder_info(lua_State *L)
-{
-    nvs_encoder *e = check_encoder(L);
-    lua_pushinteger(L, (lua_Integer)e->size);
-    lua_pushinteger(L, (lua_Integer)e->version);
-    return 2;
-}
-
 /* ---- codecs ----------------------------------------------------------------- */
 
 /* core.hex_decode(text) -> bytes | nil, message */
@@ -1015,7 +1006,7 @@ static int l_read(lua_State *L)
 static const luaL_Reg encoder_methods[] = {
     {"put", l_encoder_put},     {"namespace", l_encoder_namespace},
     {"image", l_encoder_image}, {"reset", l_encoder_reset},
-    {"info", l_encoder_info},   {"write", l_encoder_write},
+    {"write", l_encoder_write},
     {NULL, NULL}};
 
 static const luaL_Reg encoder_metamethods[] = {{"__gc", l_encoder_gc},
