@@ -118,12 +118,14 @@ function M.build(partition, paths, pbkdf2)
     local reader, err = csv.open_dict(path, { required = M.COLUMNS, comments = true })
     if not reader then return nil, err end
     while true do
-      local row, line = reader:next()
+      -- next() gives a row and its line, or nil and a message (nil at end).
+      local row, line_or_err = reader:next()
       if not row then
         reader:close()
-        if line then return nil, line end
+        if line_or_err then return nil, line_or_err end
         break
       end
+      local line = line_or_err
       local ok, row_err = compiler:row(row)
       if not ok then
         reader:close()
