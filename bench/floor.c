@@ -1,7 +1,18 @@
 /*
- * floor.c - the speed floor for the batch benchmark: writes N files of SIZE
- * bytes into DIR with open/write/close and nothing else, and prints the
- * seconds it took.  Usage: floor DIR [N [SIZE]]
+ * floor.c - the reference loops of the batch benchmark.
+ *
+ * Usage: floor DIR [N [SIZE [MODE [FIRST]]]]
+ *
+ * Writes N files of SIZE bytes (units FIRST .. FIRST+N-1) into DIR and
+ * prints the seconds it took.  MODE says how much of a batch's work each
+ * file costs:
+ *   plain     open/write/close and nothing else: the floor the targets of
+ *             the benchmark are relative to;
+ *   required  what the batch driver must do for every image whatever its
+ *             language: the image written under a pending name, its
+ *             SHA-256 for the manifest, the rename into place.  Run as two
+ *             processes side by side it shows the best a 2-core machine
+ *             can do, before any image is built.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 static double now(void)
 {
     struct timespec ts;
@@ -17,16 +30,30 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int write_file(const char *path, const unsigned char *data, size_t size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, data, size) != (ssize_t)size || close(fd) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long n = argc > 2 ? strtol(argv[2], NULL, 0) : 10000;
     long size = argc > 3 ? strtol(argv[3], NULL, 0) : 0x6000;
-    char path[4096];
+    const char *mode = argc > 4 ? argv[4] : "plain";
+    long first = argc > 5 ? strtol(argv[5], NULL, 0) : 0;
+    int required = strcmp(mode, "required") == 0;
+    char path[4096], pending[4200];
+    unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned char *data;
     double t0;
     long i;
-    if (argc < 2 || n <= 0 || size <= 0) {
-        fprintf(stderr, "usage: floor DIR [N [SIZE]]\n");
+    if (argc < 2 || n <= 0 || size <= 0 || first < 0 || (!required && strcmp(mode, "plain") != 0)) {
+        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required [FIRST]]]]\n");
         return 2;
     }
     data = malloc((size_t)size);
@@ -34,13 +61,23 @@ int main(int argc, char **argv)
         return 1;
     memset(data, 0xff, (size_t)size);
     t0 = now();
-    for (i = 0; i < n; i++) {
-        int fd;
+    for (i = first; i < first + n; i++) {
         /* Make each file differ a little, as the images do. */
         memcpy(data, &i, sizeof i);
         snprintf(path, sizeof path, "%s/unit-%ld.bin", argv[1], i);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || write(fd, data, (size_t)size) != (ssize_t)size || close(fd) != 0) {
+        if (!required) {
+            if (write_file(path, data, (size_t)size) != 0)
+                return 1;
+            continue;
+        }
+        snprintf(pending, sizeof pending, "%s.part", path);
+        if (!EVP_Digest(data, (size_t)size, digest, NULL, EVP_sha256(), NULL)) {
+            fprintf(stderr, "SHA-256 failed\n");
+            return 1;
+        }
+        if (write_file(pending, data, (size_t)size) != 0)
+            return 1;
+        if (rename(pending, path) != 0) {
             perror(path);
             return 1;
         }

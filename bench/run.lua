@@ -7,6 +7,8 @@
 -- Measured in the same run, each as a whole command (process start
 -- included), best of BENCH_RUNS (default 3), into fresh folders:
 --   * floor: bench/floor (a C loop that only writes 10,000 files);
+--   * the work every image needs, in C (bench/floor "required" mode: a
+--     pending file, its SHA-256, the rename) in two processes;
 --   * the recipe driver (bench/w1.lua), plain and with a key per unit;
 --   * bin/mfg_gen.lua on the same units, plain and with --keygen;
 --   * peak memory (max RSS of any process of the run) at 10,000 and
@@ -120,6 +122,17 @@ print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s, be
 
 local floor = best(function(dir) return ("%s %s %d"):format(q(FLOOR), q(dir), UNITS) end)
 print(("%-34s %7.3f s  %8.0f files/s"):format("floor (C, open/write/close)", floor, rate(floor)))
+
+-- What every image costs whatever the language (pending file, SHA-256 for
+-- the manifest, rename), in C, shared by two processes as the driver's
+-- work is: the best this machine allows before any image is built.
+local half = UNITS // 2
+local required = best(function(dir)
+  local one = ("%s %s %%d 0x6000 required %%d"):format(q(FLOOR), q(dir))
+  return "sh -c " .. q(one:format(half, 0) .. " & " .. one:format(UNITS - half, half) .. "; wait")
+end)
+print(("%-34s %7.3f s  %8.0f files/s  %5.2fx floor"):format("required work (C, 2 processes)",
+  required, rate(required), required / floor))
 
 local function report(label, t, target)
   print(("%-34s %7.3f s  %8.0f units/s  %5.2fx floor  (target >= %d units/s, <= 1.5x floor)")
