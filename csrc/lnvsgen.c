@@ -433,6 +433,41 @@ static int l_write_file(lua_State *L)
     return push_file_error(L, path, rc);
 }
 
+/* A file's bytes on the C heap while they become a Lua string: owned by a
+ * userdata of this class, so a memory error raised by lua_pushlstring
+ * frees them through __gc instead of leaking them. */
+#define FILE_BYTES_MT "nvsgen.file_bytes"
+
+typedef struct {
+    unsigned char *data;
+} file_bytes;
+
+static int l_file_bytes_gc(lua_State *L)
+{
+    file_bytes *box = (file_bytes *)luaL_checkudata(L, 1, FILE_BYTES_MT);
+    free(box->data);
+    box->data = NULL;
+    return 0;
+}
+
+/* core.read_file(path) -> bytes | nil, "path: reason", errno */
+static int l_read_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    file_bytes *box = (file_bytes *)lua_newuserdatauv(L, sizeof *box, 0);
+    size_t len;
+    int rc;
+    box->data = NULL;
+    luaL_setmetatable(L, FILE_BYTES_MT);
+    rc = nvs_read_file(path, &box->data, &len);
+    if (rc != 0)
+        return push_file_error(L, path, rc);
+    lua_pushlstring(L, (const char *)box->data, len);
+    free(box->data);
+    box->data = NULL;
+    return 1;
+}
+
 /* core.write_direct(path, data [, mode [, exclusive]]) -> true | nil, message
  * One open/write/close, not atomic (see nvs_write_direct): for a caller
  * that only trusts the file once it has recorded it. */
@@ -1019,6 +1054,7 @@ static const luaL_Reg core_functions[] = {
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
     {"base64_encode", l_base64_encode}, {"crc32", l_crc32},
     {"write_file", l_write_file},       {"write_direct", l_write_direct},
+    {"read_file", l_read_file},
     {"xts", l_xts_new},                 {"encrypt_image", l_encrypt_image},
     {"decrypt_image", l_decrypt_image}, {"keys_build", l_keys_build},
     {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
@@ -1043,6 +1079,10 @@ int luaopen_nvsgen_core(lua_State *L)
     lua_pop(L, 1);
     luaL_newmetatable(L, READ_RESULT_MT);
     lua_pushcfunction(L, l_read_result_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, FILE_BYTES_MT);
+    lua_pushcfunction(L, l_file_bytes_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, core_functions);

@@ -177,3 +177,55 @@ int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, 
     free(tmp);
     return rc;
 }
+
+int nvs_read_file(const char *path, unsigned char **data, size_t *len)
+{
+    struct stat st;
+    unsigned char *buf = NULL;
+    size_t cap, used = 0;
+    int rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    /* The size is a hint: files of /proc say 0, a file may grow. One byte
+     * more than the size lets the first read see the end of the file. */
+    cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
+    for (;;) {
+        ssize_t n;
+        if (buf == NULL || used == cap) {
+            unsigned char *grown;
+            if (buf != NULL)
+                cap = cap > ((size_t)-1) / 4 ? (size_t)-1 / 2 : cap * 2;
+            grown = realloc(buf, cap + 1);
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            buf = grown;
+        }
+        n = read(fd, buf + used, cap - used);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    close(fd);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[used] = 0;
+    *data = buf;
+    *len = used;
+    return 0;
+}

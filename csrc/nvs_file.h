@@ -24,4 +24,11 @@ int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, 
  * negative errno value. */
 int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive);
 
+/* Reads the whole file at `path` into a new buffer (malloc'd, NUL after
+ * the last byte so text can be used in place; the caller frees it) and
+ * its length.  One open, fstat, read and close for a file whose size
+ * fstat gives, so a per-unit certificate costs a few system calls and
+ * no stdio.  Returns 0 or a negative errno value (-EISDIR for a folder). */
+int nvs_read_file(const char *path, unsigned char **data, size_t *len);
+
 #endif

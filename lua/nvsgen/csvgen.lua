@@ -69,7 +69,8 @@ local function encode(encoding, value, from_file)
 end
 
 function Compiler:put_all(entries)
-  for _, entry in ipairs(entries) do
+  for i = 1, #entries do
+    local entry = entries[i]
     local ok, err = self.partition:put("blob", entry[1], entry[2])
     if not ok then return nil, err end
   end
@@ -92,8 +93,12 @@ function Compiler:row(row)
   local text, encoding = row.value, row.encoding or ""
   if text == nil then return nil, ("key '%s': no value"):format(key) end
 
-  local ok, err = self:put_all(self.wifi:before(key, text))
-  if not ok then return nil, err end
+  local wifi_before = self.wifi:before(key, text)
+  local ok, err
+  if wifi_before[1] then
+    ok, err = self:put_all(wifi_before)
+    if not ok then return nil, err end
+  end
 
   local value, from_file = text, kind == "file" and not wifi.takes_text(key)
   if from_file then
@@ -107,7 +112,9 @@ function Compiler:row(row)
   end
   ok, err = self.partition:put(item, key, v)
   if not ok then return nil, err end
-  return self:put_all(self.wifi:after(key))
+  local wifi_after = self.wifi:after(key)
+  if wifi_after[1] then return self:put_all(wifi_after) end
+  return true
 end
 
 --- Compiles every row of the CSV files at `paths`, in order, as one stream

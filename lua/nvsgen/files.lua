@@ -1,17 +1,20 @@
 --- nvsgen.files: reading a whole file, with one style of message.
 --
--- io.open succeeds on a folder and the read then fails, so both steps are
--- checked; every failure comes back as "PATH: reason".
+-- The read is the C core's (open, fstat, read, close): a batch reads a
+-- certificate per unit, and stdio's buffering only added copies and system
+-- calls. A folder is refused by the read ("Is a directory"); every failure
+-- comes back as "PATH: reason".
+
+local core = require("nvsgen.core")
 
 local M = {}
 
+local read_file = core.read_file
+
 --- The bytes of the file at `path`, or nil and "PATH: reason".
 function M.read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data, read_err = f:read("a")
-  f:close()
-  if not data then return nil, ("%s: %s"):format(path, read_err or "read error") end
+  local data, err = read_file(path)
+  if not data then return nil, err end
   return data
 end
 

@@ -30,6 +30,8 @@ end
 -- digits with single underscores between them. Returns a canonical decimal
 -- string (the encoder range-checks it, u64 included).
 function M.integer(text)
+  -- The usual form, decimal digits without a leading zero, is canonical.
+  if find(text, "^%-?[1-9]%d*$") or text == "0" then return text end
   local sign, digits = strip(text):match("^([+-]?)([%d_]+)$")
   if not digits or digits:find("^_") or digits:find("_$") or digits:find("__") then
     return nil, ("'%s' is not an integer"):format(text)

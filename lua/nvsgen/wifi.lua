@@ -19,6 +19,10 @@ local AP_FIELDS = { ["ap.ssid"] = "ssid", ["ap.passwd"] = "passwd", ["ap.authmod
 local Tracker = {}
 Tracker.__index = Tracker
 
+-- The answer for the rows that need no entry (nearly all): one shared
+-- empty list rather than a new table per row. Callers only read it.
+local NONE = setmetatable({}, { __newindex = function() error("nvsgen.wifi: NONE is read-only", 2) end })
+
 --- `pbkdf2(password, salt, iterations, length)` returns the derived bytes.
 function M.tracker(pbkdf2)
   return setmetatable({ pbkdf2 = pbkdf2, sta_done = false, ap = {} }, Tracker)
@@ -34,11 +38,11 @@ end
 -- { key, bytes } (possibly empty).
 function Tracker:before(key, text)
   local field = AP_FIELDS[key]
-  if not field then return {} end
+  if not field then return NONE end
   if field ~= "authmode" or text ~= "0" then self.ap[field] = text end
   local ap = self.ap
   if (ap.ssid or "") == "" or (ap.passwd or "") == "" or (ap.authmode or "") == "" then
-    return {}
+    return NONE
   end
   local pmk = self.pbkdf2(ap.passwd, ap.ssid, 4096, 32)
   return { { "ap.pmk_info", string.rep("\0", 100) .. pmk } }
@@ -46,7 +50,7 @@ end
 
 --- Entries to write after the row with `key`.
 function Tracker:after(key)
-  if not STA_KEYS[key] or self.sta_done then return {} end
+  if not STA_KEYS[key] or self.sta_done then return NONE end
   self.sta_done = true
   return {
     { "sta.apinfo", string.rep("\255", 140) },
