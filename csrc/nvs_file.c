@@ -1,5 +1,5 @@
 /*
- * nvs_file.c - atomic, permission-aware file writes (POSIX).
+ * nvs_file.c - atomic, permission-aware file writes and whole-file reads (POSIX).
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* O_TMPFILE, linkat */

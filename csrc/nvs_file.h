@@ -1,5 +1,5 @@
 /*
- * nvs_file.h - writing output files so that none is ever seen half-written.
+ * nvs_file.h - output files that are never seen half-written, and whole-file reads.
  */
 #ifndef NVS_FILE_H
 #define NVS_FILE_H
