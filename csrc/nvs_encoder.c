@@ -486,6 +486,7 @@ int nvs_encoder_init(nvs_encoder *e, size_t size, unsigned version)
     e->version = version;
     /* Below 0x3000 the partition is read-only and keeps no reserved page. */
     e->data_pages = (unsigned)(pages < 3 ? pages : pages - 1);
+    memset(e->image, 0xFF, size);
     nvs_encoder_reset(e);
     return NVS_OK;
 }
@@ -500,7 +501,11 @@ void nvs_encoder_free(nvs_encoder *e)
 
 void nvs_encoder_reset(nvs_encoder *e)
 {
-    memset(e->image, 0xFF, e->size);
+    /* Only pages up to the current one were ever written (init erased the
+     * whole image): a batch resets its encoder for every unit, and most
+     * units fill one page of several. */
+    size_t used = (size_t)(e->page + 1) * NVS_PAGE_SIZE;
+    memset(e->image, 0xFF, used < e->size ? used : e->size);
     key_set_clear(e->keys);
     e->ns_current = 0;
     e->ns_count = 0;

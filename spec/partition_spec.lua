@@ -71,6 +71,20 @@ describe("nvsgen.partition", function()
     assert.is_true(first == p:image())
   end)
 
+  it("erases every page it filled when reset, and only those stay in use", function()
+    local p = nvsgen.partition{ size = 0x5000 }
+    local empty = p:image()
+    -- Three pages' worth of blobs: pages 0 to 2 written, page 3 kept free.
+    p:namespace("ns")
+    for i = 1, 5 do p:blob("b" .. i, ("\1"):rep(1900)) end
+    assert.is_false(p:image():sub(2 * 4096 + 1, 3 * 4096) == ("\255"):rep(4096))
+    assert.is_true(p:reset():image() == empty)
+    p:namespace("ns"):u8("a", 1)
+    local small = nvsgen.partition{ size = 0x5000 }
+    small:namespace("ns"):u8("a", 1)
+    assert.is_true(p:image() == small:image())
+  end)
+
   it("writes its image to a file", function()
     local dir = h.tmpdir()
     local p = fresh()
