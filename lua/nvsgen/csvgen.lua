@@ -117,6 +117,50 @@ function Compiler:row(row)
   return true
 end
 
+-- The encodings fast_row handles: the encoder's kind code (the kind's
+-- place in nvsgen.KINDS) and the parser of the value text, if any.
+local FAST_DATA = {}
+do
+  local code = {}
+  for i, kind in ipairs(require("nvsgen").KINDS) do code[kind] = i end
+  for kind in pairs(INTEGER_ENCODINGS) do FAST_DATA[kind] = { code[kind], values.integer } end
+  FAST_DATA.string = { code.string }
+  FAST_DATA.binary = { code.blob }
+  FAST_DATA.hex2bin = { code.blob, values.hex }
+  FAST_DATA.base64 = { code.blob, values.base64 }
+end
+
+--- For a row whose key, type and encoding are the same in every unit (an
+-- mfg_gen config row), a function put(text) that adds the row with value
+-- `text` to `partition` the way Compiler:row does, without its checks and
+-- dispatch; or nil when the row needs Compiler:row (Wi-Fi keys, files other
+-- than binary, other encodings, a bad key). put returns true, or false
+-- having changed nothing: the caller then runs Compiler:row on the row,
+-- which refuses it with the message.
+function M.fast_row(partition, key, kind, encoding)
+  if type(key) ~= "string" or key == "" or #key > 15 or wifi.involves(key) then return nil end
+  local encoder = partition.encoder
+  if kind == "namespace" then
+    return function() return encoder:namespace(key) == true end
+  end
+  local fast = FAST_DATA[encoding]
+  if not fast or (kind ~= "data" and not (kind == "file" and encoding == "binary")) then return nil end
+  local code, parse = fast[1], fast[2]
+  local read = files.read
+  if kind == "file" then
+    return function(text)
+      local bytes = read(text)
+      return bytes ~= nil and encoder:put(code, key, bytes) == true
+    end
+  elseif parse then
+    return function(text)
+      local v = parse(text)
+      return v ~= nil and encoder:put(code, key, v) == true
+    end
+  end
+  return function(text) return encoder:put(code, key, text) == true end
+end
+
 --- Compiles every row of the CSV files at `paths`, in order, as one stream
 -- (each file with its own header). Returns true, or nil and "file:line: msg".
 function M.build(partition, paths, pbkdf2)

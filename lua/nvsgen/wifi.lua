@@ -28,6 +28,11 @@ function M.tracker(pbkdf2)
   return setmetatable({ pbkdf2 = pbkdf2, sta_done = false, ap = {} }, Tracker)
 end
 
+--- True when rows with `key` take part in the Wi-Fi driver entries.
+function M.involves(key)
+  return STA_KEYS[key] == true or AP_FIELDS[key] ~= nil
+end
+
 --- True when `key` is written from its CSV text whatever its type says:
 -- the reference stores a `file` row's path, not the file, for these keys.
 function M.takes_text(key)

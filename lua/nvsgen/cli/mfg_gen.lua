@@ -242,7 +242,7 @@ local COLUMN_NAMES = { "key", "type", "encoding", "value" }
 --- Prepares what every unit shares: for each config row, the fields of its
 -- unit CSV row but the value, already formatted, and the row the compiler
 -- takes. A data row's value is looked up in the values row per unit.
-local function unit_template(config)
+local function unit_template(config, partition)
   local items = {}
   for i, row in ipairs(config.rows) do
     local fields = table.move(row.fields, 1, #row.fields, 1, {})
@@ -263,6 +263,10 @@ local function unit_template(config)
     -- nvs_partition_gen skips the unit CSV's lines starting with '#'.
     item.skip = byte(item.text or item.prefix, 1) == 35
     item.row = { key = full[1], type = full[2], encoding = full[3], value = full[4] }
+    -- The common rows are added without the compiler's general path; the
+    -- others (and any value the fast form refuses) go through it.
+    item.put = not item.skip and item.value_column == "value"
+      and csvgen.fast_row(partition, full[1], full[2], full[3]) or nil
     items[i] = item
   end
   return items
@@ -303,7 +307,7 @@ end
 local function build_unit(job, fields, line)
   local partition, header, items = job.partition, job.header, job.items
   partition:reset()
-  local compiler = csvgen.compiler(partition, pbkdf2)
+  local compiler = not job.all_fast and csvgen.compiler(partition, pbkdf2) or nil
   local out = { "key,type,encoding,value\r\n" }
   local ncols, p = #header, 1
   for i, item in ipairs(items) do
@@ -321,7 +325,9 @@ local function build_unit(job, fields, line)
       out[i + 1] = item.prefix .. quote(value) .. "\r\n"
       if item.value_column then row[item.value_column] = value end
     end
-    if not item.skip then
+    local put = item.put
+    if not item.skip and not (put and put(row.value)) then
+      compiler = compiler or csvgen.compiler(partition, pbkdf2)
       local ok, err = compiler:row(row)
       if not ok then
         if sub(err, 1, 5) ~= "key '" then err = ("key '%s': %s"):format(tostring(row.key), err) end
@@ -649,9 +655,14 @@ local function generate(argv)
 
   local job = {
     quiet = shard ~= nil, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
-    items = unit_template(config), banner = VERSION_BANNER[opts.version],
+    banner = VERSION_BANNER[opts.version],
     partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
   }
+  job.items = unit_template(config, job.partition)
+  job.all_fast = true
+  for _, item in ipairs(job.items) do
+    if not item.put and not item.skip then job.all_fast = false end
+  end
   if setup_encryption(job, opts) and not shard then
     common.stdout:write("\nGenerating encrypted NVS binary images...\n")
   end
