@@ -199,8 +199,13 @@ int nvs_read_file(const char *path, unsigned char **data, size_t *len)
         ssize_t n;
         if (buf == NULL || used == cap) {
             unsigned char *grown;
-            if (buf != NULL)
-                cap = cap > ((size_t)-1) / 4 ? (size_t)-1 / 2 : cap * 2;
+            if (buf != NULL) {
+                if (cap > ((size_t)-1 - 1) / 2) {
+                    rc = -EFBIG; /* the doubled size (and its NUL) would wrap */
+                    break;
+                }
+                cap *= 2;
+            }
             grown = realloc(buf, cap + 1);
             if (grown == NULL) {
                 rc = -ENOMEM;

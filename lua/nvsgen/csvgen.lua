@@ -121,13 +121,11 @@ end
 -- place in nvsgen.KINDS) and the parser of the value text, if any.
 local FAST_DATA = {}
 do
-  local code = {}
-  for i, kind in ipairs(require("nvsgen").KINDS) do code[kind] = i end
+  local code = require("nvsgen").KIND_CODE
   for kind in pairs(INTEGER_ENCODINGS) do FAST_DATA[kind] = { code[kind], values.integer } end
+  for encoding, decode in pairs(BLOB_DECODERS) do FAST_DATA[encoding] = { code.blob, decode } end
   FAST_DATA.string = { code.string }
   FAST_DATA.binary = { code.blob }
-  FAST_DATA.hex2bin = { code.blob, values.hex }
-  FAST_DATA.base64 = { code.blob, values.base64 }
 end
 
 --- For a row whose key, type and encoding are the same in every unit (an

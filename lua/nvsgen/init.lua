@@ -20,10 +20,11 @@ local M = {}
 M.KINDS = { "u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64",
         "float", "double", "string", "blob" }
 
--- Each kind's code for encoder:put (its place in KINDS, as the binding
+--- Each kind's code for encoder:put (its place in KINDS, as the binding
 -- numbers them): a table lookup instead of the binding's string compares.
 local KIND_CODE = {}
 for code, kind in ipairs(M.KINDS) do KIND_CODE[kind] = code end
+M.KIND_CODE = KIND_CODE
 
 local BYTE_KINDS = { string = true, blob = true }
 local REAL_KINDS = { float = true, double = true }

@@ -307,7 +307,9 @@ end
 local function build_unit(job, fields, line)
   local partition, header, items = job.partition, job.header, job.items
   partition:reset()
-  local compiler = not job.all_fast and csvgen.compiler(partition, pbkdf2) or nil
+  -- Made for the first row the fast forms leave to it: the Wi-Fi entries
+  -- it tracks only concern rows that have no fast form.
+  local compiler
   local out = { "key,type,encoding,value\r\n" }
   local ncols, p = #header, 1
   for i, item in ipairs(items) do
@@ -659,10 +661,6 @@ local function generate(argv)
     partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
   }
   job.items = unit_template(config, job.partition)
-  job.all_fast = true
-  for _, item in ipairs(job.items) do
-    if not item.put and not item.skip then job.all_fast = false end
-  end
   if setup_encryption(job, opts) and not shard then
     common.stdout:write("\nGenerating encrypted NVS binary images...\n")
   end
