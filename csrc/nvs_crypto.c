@@ -5,8 +5,10 @@
 #include "nvs_crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -328,13 +330,12 @@ int nvs_keys_from_hmac(uint8_t key[NVS_XTS_KEY_SIZE], const uint8_t *hmac_key,
  * Randomness, hashes
  */
 
-int nvs_random_bytes(uint8_t *buf, size_t len)
+/* Draws len bytes from OpenSSL's private DRBG. */
+static int drbg_bytes(uint8_t *buf, size_t len)
 {
     /* RAND_priv_bytes takes an int length. */
     const size_t step = (size_t)1 << 30;
 
-    if (buf == NULL && len != 0)
-        return NVS_CRYPTO_EINVAL;
     while (len > 0) {
         size_t n = len < step ? len : step;
 
@@ -345,6 +346,54 @@ int nvs_random_bytes(uint8_t *buf, size_t len)
         buf += n;
         len -= n;
     }
+    return NVS_CRYPTO_OK;
+}
+
+/*
+ * Small requests (a secret, a key per unit) are served from a pool filled
+ * by one DRBG call: each call costs about as much as a kilobyte of output,
+ * and a batch makes one or two small requests per unit.  Bytes handed out
+ * are wiped from the pool at once, so the pool never holds a secret that
+ * was given away; a forked child (same pool, other process) refills first
+ * so that two processes never hand out the same bytes.  A lock keeps two
+ * threads from taking the same bytes.
+ */
+#define POOL_SIZE 4096u
+#define POOL_MAX_REQUEST 256u
+
+static struct {
+    pthread_mutex_t lock;
+    uint8_t bytes[POOL_SIZE];
+    size_t used; /* bytes[used..] are not handed out yet */
+    pid_t pid;   /* the process that filled it; 0: never filled */
+} pool = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
+
+int nvs_random_bytes(uint8_t *buf, size_t len)
+{
+    pid_t pid;
+
+    if (buf == NULL && len != 0)
+        return NVS_CRYPTO_EINVAL;
+    if (len > POOL_MAX_REQUEST)
+        return drbg_bytes(buf, len);
+    pid = getpid();
+    pthread_mutex_lock(&pool.lock);
+    if (pool.pid != pid || POOL_SIZE - pool.used < len) {
+        int rc = drbg_bytes(pool.bytes, POOL_SIZE);
+
+        if (rc != NVS_CRYPTO_OK) {
+            OPENSSL_cleanse(pool.bytes, POOL_SIZE);
+            pool.pid = 0;
+            pthread_mutex_unlock(&pool.lock);
+            return rc;
+        }
+        pool.used = 0;
+        pool.pid = pid;
+    }
+    memcpy(buf, pool.bytes + pool.used, len);
+    OPENSSL_cleanse(pool.bytes + pool.used, len);
+    pool.used += len;
+    pthread_mutex_unlock(&pool.lock);
     return NVS_CRYPTO_OK;
 }
 

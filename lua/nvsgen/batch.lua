@@ -24,7 +24,7 @@ local csv = require("nvsgen.csv")
 local recipe_mod = require("nvsgen.recipe")
 local common = require("nvsgen.cli.common")
 
-local format, concat = string.format, table.concat
+local format, concat, find = string.format, table.concat, string.find
 local tostring, type, pcall, ipairs = tostring, type, pcall, ipairs
 local attributes = lfs.attributes
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
@@ -156,6 +156,13 @@ end
 ---------------------------------------------------------------------------
 -- Manifest
 ---------------------------------------------------------------------------
+
+-- True when CSV writes `text` as it is, unquoted. Plain finds are memchr
+-- scans: several times faster than one search for a character class.
+local function csv_plain(text)
+  return not (find(text, ",", 1, true) or find(text, '"', 1, true) or find(text, "\r", 1, true)
+    or find(text, "\n", 1, true))
+end
 
 -- Copies the complete lines of `path` for which keep(record) is true to a
 -- temporary file and renames it over `path`: drops a line cut short by a
@@ -446,6 +453,10 @@ function M.run(opts)
   local recorded = m and m.recorded or {}
   local columns = m and m.exports or exports
   local row = {}
+  -- The manifest line of a unit is joined as it is when no field needs
+  -- quoting: serial, size and hash never do, the names do only when the
+  -- pattern does; exported values are looked at per unit.
+  local names_plain = csv_plain(name) and csv_plain(inputkey or "")
   local column_set -- the export columns as a set, once they are known
   local failure
   local clock = M.clock
@@ -533,9 +544,12 @@ function M.run(opts)
         end
         local exported = u.exported
         local n = #M.COLUMNS
+        local plain = names_plain
         for i = 1, #columns do
           local v = exported[columns[i]]
-          row[n + i] = v == nil and "" or tostring(v)
+          v = v == nil and "" or tostring(v)
+          row[n + i] = v
+          if plain and not csv_plain(v) then plain = false end
         end
         if not column_set then
           column_set = {}
@@ -578,7 +592,8 @@ function M.run(opts)
         if not bytes then failure = hash; break end
         row[1], row[2], row[3], row[4], row[5] = serial, image_name, bytes, hash, keys_name
         grouped = grouped + 1
-        group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_path, format_row(row)
+        group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_path,
+          plain and concat(row, ",", 1, n + #columns) .. "\r\n" or format_row(row)
         if grouped == GROUP then
           ok, err = commit()
           if not ok then failure = err; break end
