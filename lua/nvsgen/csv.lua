@@ -136,37 +136,33 @@ local function check_reader(self, fname)
   if self.closed then error("attempt to use a closed csv reader", 3) end
 end
 
--- Parse the next record. Returns the list of fields and the physical line
--- where the record starts, nil at the end, or nil and a message.
-function Reader:next()
-  check_reader(self, "next")
+-- The first physical line of the next record (empty lines are empty rows,
+-- which the reference skips), nil at the end, or nil and a message.
+local function record_line(self)
   if self.err then return nil, self.err end
   local line, msg
-  repeat -- an empty line is an empty row, which the reference skips
+  repeat
     line, msg = next_physical(self)
     if not line then return nil, msg end
   until line ~= "\n"
-  local start = self.lineno
-  -- A newline can only be the last character of a line, so the text of
-  -- the line ends at `last` and separators are found with a plain search.
+  return line
+end
+
+-- A newline can only be the last character of a line, so the text of a
+-- line ends at this index and separators are found with a plain search.
+-- (Plain searches: a character-class pattern costs far more per byte.)
+local function text_end(line)
   local last = #line
   if byte(line, last) == NEWLINE then last = last - 1 end
-  local fields, n = {}, 0
-  if not find(line, '"', 1, true) then
-    -- No quotes: plain comma-separated text, the common case.
-    -- (Plain searches: a character-class pattern costs far more per byte.)
-    local pos = 1
-    while true do
-      local e = find(line, ",", pos, true)
-      n = n + 1
-      if not e or e > last then
-        fields[n] = sub(line, pos, last)
-        return fields, start
-      end
-      fields[n] = sub(line, pos, e - 1)
-      pos = e + 1
-    end
-  end
+  return last
+end
+
+-- Parses a record that starts on `line` and holds a quote character (it
+-- may go on over the next lines). Returns its fields or nil and a message.
+local function parse_quoted(self, line)
+  local start = self.lineno
+  local last = text_end(line)
+  local fields, n, msg = {}, 0, nil
   local pos = 1
   while true do
     local field
@@ -223,7 +219,62 @@ function Reader:next()
     if not pos then break end
     pos = pos + 1
   end
-  return fields, start
+  return fields
+end
+
+--- Parses the next record. Returns the list of fields, the physical line
+-- where the record starts and whether the record was plain (no quote
+-- character: then no field holds a separator, a quote or a newline); nil
+-- at the end, or nil and a message.
+function Reader:next()
+  check_reader(self, "next")
+  local line, msg = record_line(self)
+  if not line then return nil, msg end
+  local start = self.lineno
+  if find(line, '"', 1, true) then
+    local fields, err = parse_quoted(self, line)
+    if not fields then return nil, err end
+    return fields, start, false
+  end
+  -- No quotes: plain comma-separated text, the common case.
+  local last = text_end(line)
+  local fields, n, pos = {}, 0, 1
+  while true do
+    local e = find(line, ",", pos, true)
+    n = n + 1
+    if not e or e > last then
+      fields[n] = sub(line, pos, last)
+      return fields, start, true
+    end
+    fields[n] = sub(line, pos, e - 1)
+    pos = e + 1
+  end
+end
+
+--- Passes over the next record, counting its fields, for a caller that
+-- needs only that: no field is cut out of a plain record. Returns the
+-- count, the line where the record starts and, for a record of one field,
+-- that field; nil at the end, or nil and a message.
+function Reader:count()
+  check_reader(self, "count")
+  local line, msg = record_line(self)
+  if not line then return nil, msg end
+  local start = self.lineno
+  if find(line, '"', 1, true) then
+    local fields, err = parse_quoted(self, line)
+    if not fields then return nil, err end
+    return #fields, start, fields[2] == nil and fields[1] or nil
+  end
+  local last = text_end(line)
+  local n, pos = 0, 1
+  while true do
+    local e = find(line, ",", pos, true)
+    n = n + 1
+    if not e or e > last then break end
+    pos = e + 1
+  end
+  if n == 1 then return 1, start, sub(line, 1, last) end
+  return n, start
 end
 
 function Reader:close()

@@ -29,7 +29,7 @@ local csv = require("nvsgen.csv")
 local csvgen = require("nvsgen.csvgen")
 local lfs = require("lfs")
 
-local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+local find, sub, byte, concat, format = string.find, string.sub, string.byte, table.concat, string.format
 local tostring, tonumber, ipairs, error, pcall = tostring, tonumber, ipairs, error, pcall
 
 local M = {}
@@ -132,17 +132,34 @@ local function has_field(fields, value)
   return false
 end
 
+local function blank(field)
+  return find(field, "^[ \t\f\v]*$") ~= nil
+end
+
 --- Next record of `reader`, skipping the lines mfg_gen.py drops (those of
--- white space only). Returns fields and line, nil at the end; raises on
--- unreadable input.
+-- white space only). Returns fields, line and whether the record was
+-- plain (see csv Reader:next), nil at the end; raises on unreadable input.
 local function next_row(reader)
   while true do
-    local fields, line = reader:next()
+    local fields, line, plain = reader:next()
     if not fields then
       if line then raise(line) end
       return nil
     end
-    if #fields > 1 or not find(fields[1], "^[ \t\f\v]*$") then return fields, line end
+    if #fields > 1 or not blank(fields[1]) then return fields, line, plain end
+  end
+end
+
+--- Passes over the next record as next_row would return it; returns its
+-- number of fields and its line, nil at the end.
+local function skip_row(reader)
+  while true do
+    local count, line, only = reader:count()
+    if not count then
+      if line then raise(line) end
+      return nil
+    end
+    if count > 1 or not blank(only) then return count, line end
   end
 end
 
@@ -304,7 +321,7 @@ end
 
 --- Builds one unit from its values row: the unit CSV text, with the image
 -- compiled into `partition`. Raises "file:line: key 'X': message".
-local function build_unit(job, fields, line)
+local function build_unit(job, fields, line, plain)
   local partition, header, items = job.partition, job.header, job.items
   partition:reset()
   -- Made for the first row the fast forms leave to it: the Wi-Fi entries
@@ -324,7 +341,7 @@ local function build_unit(job, fields, line)
       end
       local value = fields[p]
       p = p + 1
-      out[i + 1] = item.prefix .. quote(value) .. "\r\n"
+      out[i + 1] = item.prefix .. (plain and value or quote(value)) .. "\r\n"
       if item.value_column then row[item.value_column] = value end
     end
     local put = item.put
@@ -361,16 +378,23 @@ local function write_image(partition, path)
   return nil, already_exists(err)
 end
 
---- What mfg_gen.py prints for a unit whose files are written.
+--- What mfg_gen.py prints for a unit whose files are written. Only the id
+-- changes from unit to unit: the text around it is made once per batch.
 local function unit_report(job, id)
-  local name = job.prefix .. "-" .. id
-  local out = { "\nCreated CSV file: ===> ", job.csv_dir, name, ".csv\n" }
-  if job.keygen then
-    out[#out + 1] = "\nCreated encryption keys: ===>  " .. pyjoin(job.keys_dir, "keys-" .. name .. ".bin") .. "\n"
+  local pattern = job.report_pattern
+  if not pattern then
+    local function literal(text) return (text:gsub("%%", "%%%%")) end
+    local name = job.prefix .. "-"
+    pattern = "\nCreated CSV file: ===> " .. literal(job.csv_dir .. name) .. "%s.csv\n"
+    if job.keygen then
+      pattern = pattern .. "\nCreated encryption keys: ===>  "
+        .. literal(pyjoin(job.keys_dir, "keys-" .. name)) .. "%s.bin\n"
+    end
+    pattern = pattern .. "\n" .. literal(job.banner) .. "\n\nCreated NVS binary: ===> "
+      .. literal(pyjoin(job.outdir, "bin/" .. name)) .. "%s.bin\n"
+    job.report_pattern = pattern
   end
-  out[#out + 1] = "\n" .. job.banner .. "\n\nCreated NVS binary: ===> "
-    .. pyjoin(job.outdir, "bin/" .. name .. ".bin") .. "\n"
-  return concat(out)
+  return format(pattern, id, id, id)
 end
 
 --- Writes one unit's files (removing those written if one fails) and says
@@ -476,19 +500,28 @@ end
 
 -- ---- the units, in one process or shared out -----------------------------------
 
---- Calls fn(number, id, fields, line) for each data row of the values file
--- in order, the REPEAT values filled in; stops when fn returns false.
-local function each_unit(job, fn)
+--- Calls fn(number, id, fields, line, plain) for each data row of the
+-- values file in order, the REPEAT values filled in (plain: no value needs
+-- quoting in CSV); stops when fn returns false. With `wanted`, only for
+-- the rows whose number it accepts: the others are passed over cheaply.
+local function each_unit(job, fn, wanted)
   local reader = open_csv(job.values)
   next_row(reader)
   local header, fileid, fill, first = job.header, job.fileid, job.fill, job.first
+  local filled_plain = #fill == 0 or job.first_plain
   local number = 0
   while true do
-    local fields, line = next_row(reader)
+    if wanted and not fileid and not wanted(number + 1) then
+      if not skip_row(reader) then break end
+      number = number + 1
+      goto continue
+    end
+    local fields, line, plain = next_row(reader)
     if not fields then break end
     number = number + 1
     if number > 1 then
       for _, col in ipairs(fill) do fields[col] = first[col] end
+      plain = plain and filled_plain
     end
     local id
     if fileid then
@@ -498,32 +531,42 @@ local function each_unit(job, fn)
     else
       id = tostring(number)
     end
-    if fn(number, id, fields, line) == false then break end
+    if fn(number, id, fields, line, plain) == false then break end
+    ::continue::
   end
   reader:close()
 end
 
+--- Starts the worker processes 2..jobs of a shared batch: copies of this
+-- command with --shard K/N (common.spawn, as the recipe driver's workers).
+local function start_workers(jobs)
+  local workers = {}
+  for w = 2, jobs do
+    local f, err = common.spawn(rerun, ("--shard %d/%d"):format(w, jobs))
+    if not f then
+      for _, started in ipairs(workers) do started:close() end
+      raise("cannot start a worker: " .. tostring(err))
+    end
+    workers[w - 1] = f
+  end
+  return workers
+end
+
 --- A batch shared by `jobs` processes: unit i is made by process
--- (i - 1) % jobs + 1; the others are copies of this command started with
--- --shard K/N (common.spawn, as the recipe driver's workers) that make their
--- share silently and report a failure on their standard output. This
--- process then prints the reports of the units in order, up to the first
--- unit that failed (in any process), and that unit's message, as one
+-- (i - 1) % jobs + 1; the others are the `workers` (start_workers), which
+-- make their share silently and report a failure on their standard output.
+-- This process then prints the reports of the units in order, up to the
+-- first unit that failed (in any process), and that unit's message, as one
 -- process would. Only a failure differs: units after the failing one that
 -- other processes made keep their files.
-function make_shared(job, shard, jobs)
+function make_shared(job, shard, jobs, workers)
   local k, n = 1, jobs
   if shard then k, n = shard[1], shard[2] end
-  local workers = {}
   job.quiet = true
-  for w = 2, shard and 1 or n do
-    local f, err = common.spawn(rerun, ("--shard %d/%d"):format(w, n))
-    if not f then raise("cannot start a worker: " .. tostring(err)) end
-    workers[#workers + 1] = f
-  end
-  local ok, failure = pcall(each_unit, job, function(number, id, fields, line)
-    if (number - 1) % n + 1 == k then emit_unit(job, id, build_unit(job, fields, line), line) end
-  end)
+  local function mine(number) return (number - 1) % n + 1 == k end
+  local ok, failure = pcall(each_unit, job, function(number, id, fields, line, plain)
+    if mine(number) then emit_unit(job, id, build_unit(job, fields, line, plain), line) end
+  end, mine)
   if ok then
     failure = nil
   elseif getmetatable(failure) ~= Failure then
@@ -631,25 +674,49 @@ local function generate(argv)
   end
   local config = read_config(conf, values, header)
   local shard, jobs = shard_options(opts)
+  -- Workers: not for a small batch (a process costs more to start than it
+  -- saves), nor when the batch's HMAC key is made here (it would differ).
+  if shard or not rerun or (opts.keygen and opts.key_protect_hmac and opts.kp_hmac_keygen
+      and opts.kp_hmac_keyfile) then
+    jobs = 1
+  end
+  local workers = {}
 
   -- Every values row has as many fields as the header, before any unit is
-  -- made; the first row is kept for REPEAT.
-  local first, units = nil, 0
+  -- made; the first row is kept for REPEAT. The workers start once the
+  -- batch is known to be big enough and check every row too, each for
+  -- itself, so that a bad row stops every process before it writes.
+  local function stop_workers()
+    for _, f in ipairs(workers) do f:close() end
+    workers = {}
+  end
+  local first, first_plain, units = nil, nil, 0
   reader = open_csv(values)
   next_row(reader)
   while true do
-    local fields, line = next_row(reader)
-    if not fields then break end
-    if #fields ~= #header then
-      reader:close()
-      raise(("%s:%d: %d values for the %d columns of the header"):format(values, line, #fields, #header))
+    local ok, count, line
+    if first then
+      ok, count, line = pcall(skip_row, reader)
+    else
+      ok, first, line, first_plain = pcall(next_row, reader)
+      count = first and #first
     end
-    first = first or fields
+    if not ok then
+      reader:close()
+      stop_workers()
+      error(count or first, 0)
+    end
+    if not count then break end
+    if count ~= #header then
+      reader:close()
+      stop_workers()
+      raise(("%s:%d: %d values for the %d columns of the header"):format(values, line, count, #header))
+    end
     units = units + 1
-    -- A worker starts only once the main process has checked every row.
-    if shard then break end
+    if units == 1000 and jobs > 1 then workers = start_workers(jobs) end
   end
   reader:close()
+  if units < 1000 then jobs = 1 end
   if #config.repeat_keys > 0 and not first then
     raise(("%s: no data row to take the REPEAT values (key '%s') from")
       :format(values, config.repeat_keys[1]))
@@ -659,31 +726,35 @@ local function generate(argv)
     quiet = shard ~= nil, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
     banner = VERSION_BANNER[opts.version],
     partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
+    fill = repeat_columns(header, config.repeat_keys), first = first, first_plain = first_plain,
+    fileid = fileid, units = units,
   }
-  job.items = unit_template(config, job.partition)
-  if setup_encryption(job, opts) and not shard then
-    common.stdout:write("\nGenerating encrypted NVS binary images...\n")
+  -- The workers meet the same checks and fail the same way; they are
+  -- waited for, so that none is left running after this process fails.
+  local ready, failure = pcall(function()
+    job.items = unit_template(config, job.partition)
+    if setup_encryption(job, opts) and not shard then
+      common.stdout:write("\nGenerating encrypted NVS binary images...\n")
+    end
+    job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
+    make_dir(pyjoin(opts.outdir, "csv"))
+    make_dir(pyjoin(opts.outdir, "bin"))
+    if job.keygen then make_dir(job.keys_dir) end
+    if job.batch_hmac then
+      local ok
+      ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
+      if not ok then raise(err) end
+    end
+  end)
+  if not ready then
+    stop_workers()
+    error(failure, 0)
   end
-  job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
-  make_dir(pyjoin(opts.outdir, "csv"))
-  make_dir(pyjoin(opts.outdir, "bin"))
-  if job.keygen then make_dir(job.keys_dir) end
-  if job.batch_hmac then
-    local ok
-    ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
-    if not ok then raise(err) end
-  end
-  -- Workers: not for a small batch (a process costs more to start than
-  -- it saves), nor when the batch's key was made here (HMAC keygen).
-  if not shard and (not rerun or units < 1000 or job.batch_hmac) then jobs = 1 end
-
-  job.fill, job.first, job.fileid = repeat_columns(header, config.repeat_keys), first, fileid
-  job.units = units
   if shard or jobs > 1 then
-    make_shared(job, shard, jobs)
+    make_shared(job, shard, jobs, workers)
   else
-    each_unit(job, function(_, id, fields, line)
-      emit_unit(job, id, build_unit(job, fields, line), line)
+    each_unit(job, function(_, id, fields, line, plain)
+      emit_unit(job, id, build_unit(job, fields, line, plain), line)
     end)
   end
   common.stdout:write("\nFiles generated in ", opts.outdir, " ...\n")
