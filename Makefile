@@ -25,7 +25,8 @@ BINDIR ?= $(PREFIX)/bin
 
 LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags zlib libcrypto 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs zlib libcrypto 2>/dev/null || echo -lz -lcrypto)
+# -pthread: the random pool of nvs_crypto takes a lock.
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs zlib libcrypto 2>/dev/null || echo -lz -lcrypto) -pthread
 
 WARNINGS = -Wall -Wextra -Werror -pedantic -Wshadow -Wmissing-prototypes \
            -Wstrict-prototypes -Wpointer-arith -Wcast-qual

@@ -40,7 +40,7 @@ build = {
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "z", "crypto" },
+      libraries = { "z", "crypto", "pthread" },
       incdirs = { "$(ZLIB_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(ZLIB_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },

@@ -599,6 +599,29 @@ static int crypt_image(lua_State *L, nvs_xts_ctx *ctx, const uint8_t *key, int i
     return 1;
 }
 
+/* xts:rekey(key) -> xts | nil, message: the same context, keyed anew */
+static int l_xts_rekey(lua_State *L)
+{
+    lxts *x = check_xts(L);
+    const uint8_t *key = get_xts_key(L, 2);
+    int rc;
+    if (key == NULL)
+        return 2;
+    rc = nvs_xts_rekey(x->ctx, key);
+    if (rc != NVS_CRYPTO_OK) {
+        /* A key refused before use leaves the old one; after an OpenSSL
+         * failure the context is closed, so that nothing is encrypted with
+         * a key half set. */
+        if (rc != NVS_CRYPTO_EKEY_HALVES) {
+            nvs_xts_free(x->ctx);
+            x->ctx = NULL;
+        }
+        return push_crypto_error(L, rc);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* xts:encrypt(image | encoder) -> encrypted image | nil, message */
 static int l_xts_encrypt(lua_State *L)
 {
@@ -816,7 +839,7 @@ static int l_encoder_write(lua_State *L)
 }
 
 static const luaL_Reg xts_methods[] = {
-    {"encrypt", l_xts_encrypt}, {"decrypt", l_xts_decrypt}, {NULL, NULL}};
+    {"encrypt", l_xts_encrypt}, {"decrypt", l_xts_decrypt}, {"rekey", l_xts_rekey}, {NULL, NULL}};
 
 static const luaL_Reg xts_metamethods[] = {
     {"__gc", l_xts_gc}, {"__close", l_xts_gc}, {"__tostring", l_xts_tostring}, {NULL, NULL}};

@@ -146,6 +146,19 @@ nvs_xts_ctx *nvs_xts_new(const uint8_t key[NVS_XTS_KEY_SIZE], int *err)
     return ctx;
 }
 
+int nvs_xts_rekey(nvs_xts_ctx *ctx, const uint8_t key[NVS_XTS_KEY_SIZE])
+{
+    if (ctx == NULL || key == NULL)
+        return NVS_CRYPTO_EINVAL;
+    if (key_halves_equal(key))
+        return NVS_CRYPTO_EKEY_HALVES;
+    /* The contexts keep their cipher: only the key schedules are made. */
+    if (!EVP_CipherInit_ex2(ctx->enc, NULL, key, NULL, 1, NULL) ||
+        !EVP_CipherInit_ex2(ctx->dec, NULL, key, NULL, 0, NULL))
+        return openssl_failed();
+    return NVS_CRYPTO_OK;
+}
+
 /* Each entry is one XTS data unit: reset the tweak, transform 32 bytes. */
 static int xts_run(EVP_CIPHER_CTX *c, uint8_t *buf, size_t n, uint64_t offset)
 {

@@ -58,6 +58,14 @@ typedef struct nvs_xts_ctx nvs_xts_ctx;
  */
 nvs_xts_ctx *nvs_xts_new(const uint8_t key[NVS_XTS_KEY_SIZE], int *err);
 
+/*
+ * Key an existing context anew, cheaper than a new one (a batch with a key
+ * per unit).  A key whose halves match is refused (NVS_CRYPTO_EKEY_HALVES)
+ * and the old key stays; after any other failure the context has no usable
+ * key and must be freed.
+ */
+int nvs_xts_rekey(nvs_xts_ctx *ctx, const uint8_t key[NVS_XTS_KEY_SIZE]);
+
 /* Wipe and free a context; NULL is allowed. */
 void nvs_xts_free(nvs_xts_ctx *ctx);
 

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -228,6 +230,36 @@ static void test_random(void)
     check(nvs_random_bytes(a, sizeof a) == 0 &&
               nvs_random_bytes(b, sizeof b) == 0 && memcmp(a, b, 64) != 0,
           "random: two draws differ");
+    /* Small draws come from a pool: consecutive ones differ, and a forked
+     * child does not repeat what its parent draws next. */
+    {
+        uint8_t seen[300][16];
+        int fds[2], status = 0, distinct = 1;
+        size_t i, j;
+        pid_t pid;
+
+        for (i = 0; i < 300 && distinct; i++) {
+            distinct = nvs_random_bytes(seen[i], 16) == NVS_CRYPTO_OK;
+            for (j = 0; j < i && distinct; j++)
+                distinct = memcmp(seen[i], seen[j], 16) != 0;
+        }
+        check(distinct, "random: 300 small draws (past a pool refill) all differ");
+        if (pipe(fds) == 0 && (pid = fork()) >= 0) {
+            if (pid == 0) {
+                ssize_t w = -1;
+                if (nvs_random_bytes(a, 16) == NVS_CRYPTO_OK)
+                    w = write(fds[1], a, 16);
+                _exit(w == 16 ? 0 : 1);
+            }
+            check(nvs_random_bytes(b, 16) == NVS_CRYPTO_OK && read(fds[0], a, 16) == 16 &&
+                      waitpid(pid, &status, 0) == pid && status == 0 && memcmp(a, b, 16) != 0,
+                  "random: a forked child draws other bytes than its parent");
+            close(fds[0]);
+            close(fds[1]);
+        } else {
+            check(0, "random: pipe and fork for the fork check");
+        }
+    }
     check(nvs_keys_generate(a) == 0 && nvs_keys_generate(b) == 0 &&
               memcmp(a, b, 64) != 0 && memcmp(a, a + 32, 32) != 0,
           "keys: generated keys differ, halves differ");
@@ -342,6 +374,22 @@ static void test_xts_api(void)
     check(memcmp(buf, ref, 32) != 0, "xts: large offsets reach the tweak");
     nvs_xts_apply(ctx, buf, 1, nvs_xts_entry_offset(0x100000, 5), 0);
     check(buf[0] == 0x11 && buf[31] == 0x11, "xts: large offset round trip");
+
+    /* rekey: the same context under another key works as a new one; a
+     * refused key leaves the old one */
+    memset(buf, 0x33, 64);
+    memset(ref, 0x33, 64);
+    for (i = 0; i < 64; i++)
+        same[i] = (uint8_t)(255 - i);
+    check_rc(nvs_xts_rekey(ctx, same), NVS_CRYPTO_OK, "xts: rekey");
+    nvs_xts_apply(ctx, buf, 2, nvs_xts_entry_offset(1, 3), 1);
+    nvs_xts_crypt(same, ref, 2, nvs_xts_entry_offset(1, 3), 1);
+    check(memcmp(buf, ref, 64) == 0, "xts: rekeyed context encrypts with the new key");
+    memset(tmp, 0x42, 64);
+    check_rc(nvs_xts_rekey(ctx, tmp), NVS_CRYPTO_EKEY_HALVES, "xts: rekey refuses equal halves");
+    nvs_xts_apply(ctx, buf, 2, nvs_xts_entry_offset(1, 3), 0);
+    check(buf[0] == 0x33 && buf[63] == 0x33, "xts: refused rekey keeps the key");
+    check_rc(nvs_xts_rekey(NULL, same), NVS_CRYPTO_EINVAL, "xts: rekey NULL context");
     nvs_xts_free(ctx);
 }
 

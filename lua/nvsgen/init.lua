@@ -99,7 +99,14 @@ function Partition:set_key(key)
     self.xts = nil
     return self
   end
-  local xts, err = key_context(key)
+  -- A batch with a key per unit sets one per image: the partition's own
+  -- context is keyed anew rather than made again.
+  local xts, err
+  if self.xts and type(key) == "string" then
+    xts, err = self.xts:rekey(key)
+  else
+    xts, err = key_context(key)
+  end
   if not xts then error(err, 2) end
   self.xts = xts
   return self
