@@ -223,6 +223,11 @@ int nvs_read_file(const char *path, unsigned char **data, size_t *len)
         if (n == 0)
             break;
         used += (size_t)n;
+        /* As much as fstat said: the whole file, without one more read to
+         * see its end (files of /proc and /sys say other sizes and are
+         * read to the end). */
+        if (S_ISREG(st.st_mode) && (off_t)used == st.st_size)
+            break;
     }
     close(fd);
     if (rc != 0) {
