@@ -838,6 +838,35 @@ static int l_encoder_write(lua_State *L)
     return 2;
 }
 
+/* core.write_keys(path, key, how) -> true | nil, message [, errno]
+ * The keys partition of a 64-byte key, mode 0600, written as encoder:write's
+ * `how` says.  It is built in a buffer wiped afterwards: no copy of the keys
+ * stays behind in a Lua string. */
+static int l_write_keys(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const uint8_t *key = (const uint8_t *)luaL_checklstring(L, 2, &len);
+    int how = luaL_checkoption(L, 3, NULL, write_modes);
+    uint8_t keys[NVS_KEYS_PARTITION_SIZE];
+    int rc;
+    if (len != NVS_XTS_KEY_SIZE) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: key is %I bytes long, 64 are needed", path, (lua_Integer)len);
+        return 2;
+    }
+    nvs_keys_build(keys, key);
+    if (how <= 1)
+        rc = nvs_write_direct(path, keys, sizeof keys, 0600, how == 1);
+    else
+        rc = nvs_write_file(path, keys, sizeof keys, 0600, how == 2);
+    nvs_wipe(keys, sizeof keys);
+    if (rc != 0)
+        return push_file_error(L, path, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg xts_methods[] = {
     {"encrypt", l_xts_encrypt}, {"decrypt", l_xts_decrypt}, {"rekey", l_xts_rekey}, {NULL, NULL}};
 
@@ -1080,6 +1109,7 @@ static const luaL_Reg core_functions[] = {
     {"read_file", l_read_file},
     {"xts", l_xts_new},                 {"encrypt_image", l_encrypt_image},
     {"decrypt_image", l_decrypt_image}, {"keys_build", l_keys_build},
+    {"write_keys", l_write_keys},
     {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},

@@ -343,6 +343,12 @@ int nvs_keys_from_hmac(uint8_t key[NVS_XTS_KEY_SIZE], const uint8_t *hmac_key,
  * Randomness, hashes
  */
 
+void nvs_wipe(void *buf, size_t len)
+{
+    if (buf != NULL)
+        OPENSSL_cleanse(buf, len);
+}
+
 /* Draws len bytes from OpenSSL's private DRBG. */
 static int drbg_bytes(uint8_t *buf, size_t len)
 {

@@ -128,6 +128,9 @@ int nvs_keys_from_hmac(uint8_t key[NVS_XTS_KEY_SIZE], const uint8_t *hmac_key,
  * Randomness and hashes.
  */
 
+/* Overwrite len bytes holding a secret, in a way the compiler keeps. */
+void nvs_wipe(void *buf, size_t len);
+
 /* len bytes from the OS CSPRNG (OpenSSL's private DRBG). */
 int nvs_random_bytes(uint8_t *buf, size_t len);
 

@@ -101,6 +101,10 @@ describe("nvsgen.crypto key files", function()
     assert.is_true(crypto.write_keys(dir .. "/k.bin", key))
     assert.are.equal("rw-------", lfs.attributes(dir .. "/k.bin", "permissions"))
     assert.are.equal(key, crypto.read_keys(dir .. "/k.bin"))
+    assert.are.equal(crypto.keys_partition(key), h.read(dir .. "/k.bin"))
+    assert.are.same({ nil, dir .. "/k2.bin: key is 3 bytes long, 64 are needed" },
+      { crypto.write_keys(dir .. "/k2.bin", "abc") })
+    assert.is_nil(lfs.attributes(dir .. "/k2.bin"))
   end)
 
   it("write_keys refuses to overwrite unless asked", function()

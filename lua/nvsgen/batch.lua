@@ -29,7 +29,7 @@ local tostring, type, pcall, ipairs = tostring, type, pcall, ipairs
 local attributes = lfs.attributes
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
 local format_row = csv.format_row
-local write_file, write_direct = core.write_file, core.write_direct
+local write_file, write_keys = core.write_file, core.write_keys
 local write_image = nvsgen.Partition.write_image
 
 local M = {}
@@ -442,7 +442,7 @@ function M.run(opts)
   -- kernel then gives the worker another parent.
   local parent = opts.shard and parent_pid()
 
-  local keys_partition, generate_key = crypto.keys_partition, crypto.generate_key
+  local generate_key = crypto.generate_key
   local want_csv = opts.csv
   local force = opts.force
   local prefix = outdir == "." and "" or (outdir:gsub("/+$", "")) .. "/"
@@ -580,7 +580,7 @@ function M.run(opts)
         -- is written, after both are complete; a rerun rebuilds (and so
         -- overwrites) anything of an unrecorded unit.
         if keygen then
-          ok, err = write_direct(prefix .. keys_name, keys_partition(key), 384)
+          ok, err = write_keys(prefix .. keys_name, key, "direct")
           if not ok then failure = err; break end
         end
         if csv_text then

@@ -73,9 +73,7 @@ end
 -- nil and a message.
 function M.write_keys(path, key, opts)
   local replace = opts ~= nil and opts.replace == true
-  local data, err = core.keys_build(key)
-  if not data then return nil, path .. ": " .. err end
-  return core.write_file(path, data, 384, replace)
+  return core.write_keys(path, key, replace and "replace" or "atomic_new")
 end
 
 -- Two bits per entry in the bitmap at offset 32 of each page.
