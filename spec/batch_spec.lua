@@ -147,6 +147,27 @@ describe("batch", function()
     assert.same({ "manifest.csv", "unit-1.bin" }, files(tmp))
   end)
 
+  it("quotes manifest fields that need it, names and exported values alike", function()
+    local r = recipe.define{ size = 0x3000, exports = { "A", "B" }, unit = function(u)
+      u:export("A", u.serial == 2 and 'say "hi", twice' or "plain")
+      u:export("B", u.serial == 3 and "two\nlines" or u.serial)
+    end }
+    local status, _, err = recipes.run(r, { "--serial-range", "1-3", "--outdir", tmp })
+    assert.equal(0, status, err)
+    local text = helper.read(tmp .. "/manifest.csv")
+    local sha = "%x+"
+    local lines = {}
+    for line in text:gmatch("[^\n]*\n") do lines[#lines + 1] = line end
+    assert.equal("serial,image,size,sha256,keys,A,B\r\n", lines[1])
+    assert.matches("^1,unit%-1%.bin,12288," .. sha .. ",,plain,1\r\n$", lines[2])
+    assert.matches('^2,unit%-2%.bin,12288,' .. sha .. ',,"say ""hi"", twice",2\r\n$', lines[3])
+    assert.matches('^3,unit%-3%.bin,12288,' .. sha .. ',,plain,"two\n$', lines[4])
+    assert.equal('lines"\r\n', lines[5])
+    status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", tmp .. "/n", "--name", "u,%d.bin" })
+    assert.equal(0, status, err)
+    assert.matches('\r\n1,"u,1%.bin",12288,' .. sha .. ',,plain,1\r\n$', helper.read(tmp .. "/n/manifest.csv"))
+  end)
+
   it("writes nothing on a dry run", function()
     local status, out = recipes.run(GEN, { "--serial-range", "1-4", "--outdir", tmp .. "/o", "--dry-run" })
     assert.equal(0, status)

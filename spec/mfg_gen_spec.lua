@@ -455,7 +455,8 @@ describe("mfg_gen with worker processes", function()
     h.write(folder .. "/config.csv", "ns,namespace,\nSerial,data,u32\nRev,data,u8\nName,data,string\n")
     local rows = { "id,Serial,Rev,Name\n" }
     for i = 1, 1200 do
-      rows[#rows + 1] = ("%d,%d,%d,unit %d\n"):format(i, i, (bad and i == 1100) and 300 or 3, i)
+      local name = i % 5 == 0 and '"unit, %d"' or "unit %d" -- some values need quoting
+      rows[#rows + 1] = ("%d,%d,%d," .. name .. "\n"):format(i, i, (bad and i == 1100) and 300 or 3, i)
     end
     h.write(folder .. "/values.csv", table.concat(rows))
   end
@@ -484,6 +485,10 @@ describe("mfg_gen with worker processes", function()
       else
         assert.are.equal(0, st2)
       end
+      assert.are.equal('key,type,encoding,value\r\nns,namespace,,\r\nSerial,data,u32,5\r\n'
+        .. 'Rev,data,u8,3\r\nName,data,string,"unit, 5"\r\n', h.read(tmp .. "/two/csv/u-5.csv"))
+      assert.are.equal('key,type,encoding,value\r\nns,namespace,,\r\nSerial,data,u32,6\r\n'
+        .. 'Rev,data,u8,3\r\nName,data,string,unit 6\r\n', h.read(tmp .. "/two/csv/u-6.csv"))
       for i = 1, 1200, 7 do
         if not bad or i < 1100 then
           assert.is_true(h.read(tmp .. "/one/bin/u-" .. i .. ".bin") == h.read(tmp .. "/two/bin/u-" .. i .. ".bin"))
@@ -493,6 +498,19 @@ describe("mfg_gen with worker processes", function()
       h.cleanup(tmp)
     end)
   end
+
+  it("writes nothing when a row late in the values has the wrong number of fields", function()
+    local tmp = h.tmpdir()
+    write_inputs(tmp, false)
+    local text = h.read(tmp .. "/values.csv"):gsub("\n1150,1150,3,", "\n1150,1150,3,x,")
+    h.write(tmp .. "/values.csv", text)
+    local st, out, err = run_script(tmp, tmp .. "/two", 2)
+    assert.are.equal(1, st)
+    assert.are.equal("", out)
+    assert.are.equal("mfg_gen: values.csv:1151: 5 values for the 4 columns of the header\n", err)
+    assert.is_nil(lfs.attributes(tmp .. "/two"))
+    h.cleanup(tmp)
+  end)
 end)
 
 describe("mfg_gen help", function()

@@ -162,7 +162,7 @@ end
 local function parse_quoted(self, line)
   local start = self.lineno
   local last = text_end(line)
-  local fields, n, msg = {}, 0, nil
+  local fields, n = {}, 0
   local pos = 1
   while true do
     local field
@@ -190,6 +190,7 @@ local function parse_quoted(self, line)
           else
             np = np + 1
             parts[np] = sub(line, pos)
+            local msg
             line, msg = next_physical(self)
             if not line then
               return fail(self, msg or format("%s:%d: unterminated quoted field", self.name, start))

@@ -108,6 +108,9 @@ M.GENERATE_KEY = {
 -- run in-process), and what a worker that failed exits with.
 local rerun
 local WORKER_FAILED = {}
+-- True in a worker: its failures go to the main process (standard output),
+-- which reports them once, rather than to standard error.
+local is_worker = false
 local make_shared, shard_options
 
 -- Errors inside a command are raised as this table's instances and turned
@@ -674,6 +677,7 @@ local function generate(argv)
   end
   local config = read_config(conf, values, header)
   local shard, jobs = shard_options(opts)
+  is_worker = shard ~= nil
   -- Workers: not for a small batch (a process costs more to start than it
   -- saves), nor when the batch's HMAC key is made here (it would differ).
   if shard or not rerun or (opts.keygen and opts.key_protect_hmac and opts.kp_hmac_keygen
@@ -801,6 +805,11 @@ local function run(command, argv)
   if ok then return status end
   if getmetatable(status) ~= Failure then error(status, 0) end
   if status.message == WORKER_FAILED then return common.EXIT_FAIL end
+  if is_worker then
+    common.stdout:write(("failed %d %d\n%s"):format(status.line or 0, status.status or common.EXIT_FAIL,
+      status.message))
+    return common.EXIT_FAIL
+  end
   return common.fail(PROG, status.message, status.status)
 end
 
