@@ -223,20 +223,28 @@ local function parse_quoted(self, line)
   return fields
 end
 
+-- Starts the next record: returns the line number where it starts and its
+-- first line, or, for a record holding a quote character, the line number,
+-- nil and its fields; nil at the end, or nil and a message.
+local function begin_record(self)
+  local line, msg = record_line(self)
+  if not line then return nil, msg end
+  local start = self.lineno
+  if not find(line, '"', 1, true) then return start, line end
+  local fields, err = parse_quoted(self, line)
+  if not fields then return nil, err end
+  return start, nil, fields
+end
+
 --- Parses the next record. Returns the list of fields, the physical line
 -- where the record starts and whether the record was plain (no quote
 -- character: then no field holds a separator, a quote or a newline); nil
 -- at the end, or nil and a message.
 function Reader:next()
   check_reader(self, "next")
-  local line, msg = record_line(self)
-  if not line then return nil, msg end
-  local start = self.lineno
-  if find(line, '"', 1, true) then
-    local fields, err = parse_quoted(self, line)
-    if not fields then return nil, err end
-    return fields, start, false
-  end
+  local start, line, quoted = begin_record(self)
+  if not start then return nil, line end
+  if quoted then return quoted, start, false end
   -- No quotes: plain comma-separated text, the common case.
   local last = text_end(line)
   local fields, n, pos = {}, 0, 1
@@ -258,14 +266,9 @@ end
 -- that field; nil at the end, or nil and a message.
 function Reader:count()
   check_reader(self, "count")
-  local line, msg = record_line(self)
-  if not line then return nil, msg end
-  local start = self.lineno
-  if find(line, '"', 1, true) then
-    local fields, err = parse_quoted(self, line)
-    if not fields then return nil, err end
-    return #fields, start, fields[2] == nil and fields[1] or nil
-  end
+  local start, line, quoted = begin_record(self)
+  if not start then return nil, line end
+  if quoted then return #quoted, start, quoted[2] == nil and quoted[1] or nil end
   local last = text_end(line)
   local n, pos = 0, 1
   while true do
