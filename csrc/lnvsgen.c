@@ -414,23 +414,42 @@ static int push_file_error(lua_State *L, const char *path, int rc)
     return 3;
 }
 
-/* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
- * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
-static int l_write_file(lua_State *L)
+/* How a file is written: the names Lua passes (encoder:write, write_keys),
+ * in the order of the enum. */
+static const char *const write_modes[] = {"direct", "new", "replace", "atomic_new", NULL};
+enum { WRITE_DIRECT, WRITE_DIRECT_NEW, WRITE_REPLACE, WRITE_ATOMIC_NEW };
+
+/* Writes len bytes to path as `how` (the enum above) says; 0 or -errno. */
+static int write_as(const char *path, const void *data, size_t len, mode_t mode, int how)
+{
+    if (how == WRITE_DIRECT || how == WRITE_DIRECT_NEW)
+        return nvs_write_direct(path, data, len, mode, how == WRITE_DIRECT_NEW);
+    return nvs_write_file(path, data, len, mode, how == WRITE_REPLACE);
+}
+
+/* The body of core.write_file and core.write_direct: (path, data [, mode])
+ * written as `how` says -> true | nil, message, errno. */
+static int write_string(lua_State *L, int how)
 {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer mode = luaL_optinteger(L, 3, 0644);
-    int replace = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
     int rc;
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "invalid mode");
-    rc = nvs_write_file(path, data, len, (mode_t)mode, replace);
-    if (rc == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    return push_file_error(L, path, rc);
+    rc = write_as(path, data, len, (mode_t)mode, how);
+    if (rc != 0)
+        return push_file_error(L, path, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
+ * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
+static int l_write_file(lua_State *L)
+{
+    int replace = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
+    return write_string(L, replace ? WRITE_REPLACE : WRITE_ATOMIC_NEW);
 }
 
 /* A file's bytes on the C heap while they become a Lua string: owned by a
@@ -473,18 +492,7 @@ static int l_read_file(lua_State *L)
  * that only trusts the file once it has recorded it. */
 static int l_write_direct(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
-    size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
-    lua_Integer mode = luaL_optinteger(L, 3, 0644);
-    int rc;
-    luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "invalid mode");
-    rc = nvs_write_direct(path, data, len, (mode_t)mode, lua_toboolean(L, 4));
-    if (rc == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    return push_file_error(L, path, rc);
+    return write_string(L, lua_toboolean(L, 4) ? WRITE_DIRECT_NEW : WRITE_DIRECT);
 }
 
 /* ---- cryptography ----------------------------------------------------------- */
@@ -779,8 +787,6 @@ static int l_pbkdf2_sha1(lua_State *L)
  * existing file ("direct") or refusing one ("new"); or atomically through
  * a temporary file, over an existing file ("replace") or refusing one
  * ("atomic_new"), as core.write_file does. */
-static const char *const write_modes[] = {"direct", "new", "replace", "atomic_new", NULL};
-
 /* encoder:write(path, how [, mode [, xts [, hash]]]) -> bytes written
  *                        [, sha256 hex] | nil, message, errno
  * Writes the encoder's image (encrypted with xts if given) straight from its
@@ -815,10 +821,7 @@ static int l_encoder_write(lua_State *L)
         data = copy;
     }
     if (crc == NVS_CRYPTO_OK) {
-        if (how <= 1)
-            rc = nvs_write_direct(path, data, len, (mode_t)mode, how == 1);
-        else
-            rc = nvs_write_file(path, data, len, (mode_t)mode, how == 2);
+        rc = write_as(path, data, len, (mode_t)mode, how);
         if (rc == 0 && hash)
             crc = nvs_sha256(data, len, digest);
     }
@@ -845,21 +848,18 @@ static int l_encoder_write(lua_State *L)
 static int l_write_keys(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    size_t len;
-    const uint8_t *key = (const uint8_t *)luaL_checklstring(L, 2, &len);
     int how = luaL_checkoption(L, 3, NULL, write_modes);
+    const uint8_t *key = get_xts_key(L, 2);
     uint8_t keys[NVS_KEYS_PARTITION_SIZE];
     int rc;
-    if (len != NVS_XTS_KEY_SIZE) {
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: key is %I bytes long, 64 are needed", path, (lua_Integer)len);
+    if (key == NULL) {
+        /* fail and the message are on the stack: the message names the file */
+        lua_pushfstring(L, "%s: %s", path, lua_tostring(L, -1));
+        lua_replace(L, -2);
         return 2;
     }
     nvs_keys_build(keys, key);
-    if (how <= 1)
-        rc = nvs_write_direct(path, keys, sizeof keys, 0600, how == 1);
-    else
-        rc = nvs_write_file(path, keys, sizeof keys, 0600, how == 2);
+    rc = write_as(path, keys, sizeof keys, 0600, how);
     nvs_wipe(keys, sizeof keys);
     if (rc != 0)
         return push_file_error(L, path, rc);
