@@ -427,10 +427,11 @@ static int write_as(const char *path, const void *data, size_t len, mode_t mode,
     return nvs_write_file(path, data, len, mode, how == WRITE_REPLACE);
 }
 
-/* The body of core.write_file and core.write_direct: (path, data [, mode])
- * written as `how` says -> true | nil, message, errno. */
-static int write_string(lua_State *L, int how)
+/* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
+ * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
+static int l_write_file(lua_State *L)
 {
+    int how = lua_isnoneornil(L, 4) || lua_toboolean(L, 4) ? WRITE_REPLACE : WRITE_ATOMIC_NEW;
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
@@ -442,14 +443,6 @@ static int write_string(lua_State *L, int how)
         return push_file_error(L, path, rc);
     lua_pushboolean(L, 1);
     return 1;
-}
-
-/* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
- * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
-static int l_write_file(lua_State *L)
-{
-    int replace = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
-    return write_string(L, replace ? WRITE_REPLACE : WRITE_ATOMIC_NEW);
 }
 
 /* A file's bytes on the C heap while they become a Lua string: owned by a
@@ -485,14 +478,6 @@ static int l_read_file(lua_State *L)
     free(box->data);
     box->data = NULL;
     return 1;
-}
-
-/* core.write_direct(path, data [, mode [, exclusive]]) -> true | nil, message
- * One open/write/close, not atomic (see nvs_write_direct): for a caller
- * that only trusts the file once it has recorded it. */
-static int l_write_direct(lua_State *L)
-{
-    return write_string(L, lua_toboolean(L, 4) ? WRITE_DIRECT_NEW : WRITE_DIRECT);
 }
 
 /* ---- cryptography ----------------------------------------------------------- */
@@ -1105,7 +1090,7 @@ static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
     {"base64_encode", l_base64_encode}, {"crc32", l_crc32},
-    {"write_file", l_write_file},       {"write_direct", l_write_direct},
+    {"write_file", l_write_file},
     {"read_file", l_read_file},
     {"xts", l_xts_new},                 {"encrypt_image", l_encrypt_image},
     {"decrypt_image", l_decrypt_image}, {"keys_build", l_keys_build},
