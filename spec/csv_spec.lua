@@ -265,6 +265,15 @@ describe("nvsgen.csv writer", function()
     assert.equal("n,-5,18446744073709551615\r\n", csv.format_row({ "n", -5, "18446744073709551615" }))
   end)
 
+  it("writes one field as format_row does among others", function()
+    assert.same({ "", "plain text", '"a,b"', '"q""x"', '"cr\rx"', '"lf\nx"' },
+      { csv.field(""), csv.field("plain text"), csv.field("a,b"), csv.field('q"x'), csv.field("cr\rx"),
+        csv.field("lf\nx") })
+    assert.same({ true, true, false, false, false, false },
+      { csv.is_plain(""), csv.is_plain("tab\tx"), csv.is_plain(","), csv.is_plain('"'), csv.is_plain("\r"),
+        csv.is_plain("\n") })
+  end)
+
   it("quotes a lone empty field, as Python does", function()
     assert.equal('""\r\n', csv.format_row({ "" }))
     assert.equal(",\r\n", csv.format_row({ "", "" }))

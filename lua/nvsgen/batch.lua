@@ -24,11 +24,11 @@ local csv = require("nvsgen.csv")
 local recipe_mod = require("nvsgen.recipe")
 local common = require("nvsgen.cli.common")
 
-local format, concat, find = string.format, table.concat, string.find
+local format, concat = string.format, table.concat
 local tostring, type, pcall, ipairs = tostring, type, pcall, ipairs
 local attributes = lfs.attributes
 local io_open, os_rename, os_remove = io.open, os.rename, os.remove
-local format_row = csv.format_row
+local format_row, csv_plain = csv.format_row, csv.is_plain
 local write_file, write_keys = core.write_file, core.write_keys
 local write_image = nvsgen.Partition.write_image
 
@@ -156,13 +156,6 @@ end
 ---------------------------------------------------------------------------
 -- Manifest
 ---------------------------------------------------------------------------
-
--- True when CSV writes `text` as it is, unquoted. Plain finds are memchr
--- scans: several times faster than one search for a character class.
-local function csv_plain(text)
-  return not (find(text, ",", 1, true) or find(text, '"', 1, true) or find(text, "\r", 1, true)
-    or find(text, "\n", 1, true))
-end
 
 -- Copies the complete lines of `path` for which keep(record) is true to a
 -- temporary file and renames it over `path`: drops a line cut short by a
