@@ -110,9 +110,6 @@ M.GENERATE_KEY = {
 -- run in-process), and what a worker that failed exits with.
 local rerun
 local WORKER_FAILED = {}
--- True in a worker: its failures go to the main process (standard output),
--- which reports them once, rather than to standard error.
-local is_worker = false
 local make_shared, shard_options
 
 -- Errors inside a command are raised as this table's instances and turned
@@ -172,6 +169,26 @@ local function open_csv(path)
   local reader, err = csv.open(path)
   if not reader then raise(err) end
   return reader
+end
+
+--- Checks that every data row of the values file has as many fields as
+-- the header, calling on_row(n) after the n-th. Returns the first data row,
+-- whether it was plain (see next_row) and the number of rows; raises at
+-- the first bad row.
+local function check_values(values, header, on_row)
+  local reader <close> = open_csv(values)
+  next_row(reader)
+  local first, line, first_plain = next_row(reader)
+  local count, units = first and #first, 0
+  while count do
+    if count ~= #header then
+      raise(("%s:%d: %d values for the %d columns of the header"):format(values, line, count, #header))
+    end
+    units = units + 1
+    on_row(units)
+    count, line = skip_row(reader)
+  end
+  return first, first_plain, units
 end
 
 local function check_extension(path, what)
@@ -373,23 +390,23 @@ local function write_image(partition, path)
   return nil, already_exists(err)
 end
 
---- What mfg_gen.py prints for a unit whose files are written. Only the id
--- changes from unit to unit: the text around it is made once per batch.
-local function unit_report(job, id)
-  local pattern = job.report_pattern
-  if not pattern then
-    local function literal(text) return (text:gsub("%%", "%%%%")) end
-    local name = job.prefix .. "-"
-    pattern = "\nCreated CSV file: ===> " .. literal(job.csv_dir .. name) .. "%s.csv\n"
-    if job.keygen then
-      pattern = pattern .. "\nCreated encryption keys: ===>  "
-        .. literal(pyjoin(job.keys_dir, "keys-" .. name)) .. "%s.bin\n"
-    end
-    pattern = pattern .. "\n" .. literal(job.banner) .. "\n\nCreated NVS binary: ===> "
-      .. literal(pyjoin(job.outdir, "bin/" .. name)) .. "%s.bin\n"
-    job.report_pattern = pattern
+--- The text mfg_gen.py prints for a unit whose files are written, as a
+-- string.format pattern of the unit's id (%s, three times): only the id
+-- changes from unit to unit.
+local function report_pattern(job)
+  local function literal(text) return (text:gsub("%%", "%%%%")) end
+  local name = job.prefix .. "-"
+  local pattern = "\nCreated CSV file: ===> " .. literal(job.csv_dir .. name) .. "%s.csv\n"
+  if job.keygen then
+    pattern = pattern .. "\nCreated encryption keys: ===>  "
+      .. literal(pyjoin(job.keys_dir, "keys-" .. name)) .. "%s.bin\n"
   end
-  return format(pattern, id, id, id)
+  return pattern .. "\n" .. literal(job.banner) .. "\n\nCreated NVS binary: ===> "
+    .. literal(pyjoin(job.outdir, "bin/" .. name)) .. "%s.bin\n"
+end
+
+local function unit_report(job, id)
+  return format(job.report_pattern, id, id, id)
 end
 
 --- Writes one unit's files (removing those written if one fails) and says
@@ -532,6 +549,14 @@ local function each_unit(job, fn, wanted)
   reader:close()
 end
 
+--- In a worker: hands `failure` to the main process (on standard output),
+-- which reports it once, and stops.
+local function report_to_main(failure)
+  common.stdout:write(("failed %d %d\n%s"):format(failure.line or 0, failure.status or common.EXIT_FAIL,
+    failure.message))
+  raise(WORKER_FAILED)
+end
+
 --- Starts the worker processes 2..jobs of a shared batch: copies of this
 -- command with --shard K/N (common.spawn, as the recipe driver's workers).
 local function start_workers(jobs)
@@ -569,11 +594,7 @@ function make_shared(job, shard, jobs, workers)
     error(failure, 0)
   end
   if shard then
-    if failure then
-      common.stdout:write(("failed %d %d\n%s"):format(failure.line or 0, failure.status or common.EXIT_FAIL,
-        failure.message))
-      raise(WORKER_FAILED)
-    end
+    if failure then report_to_main(failure) end
     return
   end
   for w, f in ipairs(workers) do
@@ -669,70 +690,41 @@ local function generate(argv)
   end
   local config = read_config(conf, values, header)
   local shard, jobs = shard_options(opts)
-  is_worker = shard ~= nil
   -- Workers: not for a small batch (a process costs more to start than it
   -- saves), nor when the batch's HMAC key is made here (it would differ).
   if shard or not rerun or (opts.keygen and opts.key_protect_hmac and opts.kp_hmac_keygen
       and opts.kp_hmac_keyfile) then
     jobs = 1
   end
-  local workers = {}
 
-  -- Every values row has as many fields as the header, before any unit is
-  -- made; the first row is kept for REPEAT. The workers start once the
-  -- batch is known to be big enough and check every row too, each for
-  -- itself, so that a bad row stops every process before it writes.
-  local function stop_workers()
-    for _, f in ipairs(workers) do f:close() end
-    workers = {}
-  end
-  local first, first_plain, units = nil, nil, 0
-  reader = open_csv(values)
-  next_row(reader)
-  while true do
-    local ok, count, line
-    if first then
-      ok, count, line = pcall(skip_row, reader)
-    else
-      ok, first, line, first_plain = pcall(next_row, reader)
-      count = first and #first
-    end
-    if not ok then
-      reader:close()
-      stop_workers()
-      error(count or first, 0)
-    end
-    if not count then break end
-    if count ~= #header then
-      reader:close()
-      stop_workers()
-      raise(("%s:%d: %d values for the %d columns of the header"):format(values, line, count, #header))
-    end
-    units = units + 1
-    if units == 1000 and jobs > 1 then workers = start_workers(jobs) end
-  end
-  reader:close()
-  if units < 1000 then jobs = 1 end
-  if #config.repeat_keys > 0 and not first then
-    raise(("%s: no data row to take the REPEAT values (key '%s') from")
-      :format(values, config.repeat_keys[1]))
-  end
-
-  local job = {
-    quiet = shard ~= nil, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
-    banner = VERSION_BANNER[opts.version],
-    partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
-    fill = repeat_columns(header, config.repeat_keys), first = first, first_plain = first_plain,
-    fileid = fileid, units = units,
-  }
-  -- The workers meet the same checks and fail the same way; they are
-  -- waited for, so that none is left running after this process fails.
+  -- The values are checked and the job is set up before any unit is made.
+  -- The workers start once the batch is known to be big enough, and check
+  -- and set up the same way, each for itself: a bad row or option stops
+  -- every process before it writes. They are waited for, so that none is
+  -- left running after this process fails.
+  local workers, job = {}, nil
   local ready, failure = pcall(function()
+    local first, first_plain, units = check_values(values, header, function(units)
+      if units == 1000 and jobs > 1 then workers = start_workers(jobs) end
+    end)
+    if units < 1000 then jobs = 1 end
+    if #config.repeat_keys > 0 and not first then
+      raise(("%s: no data row to take the REPEAT values (key '%s') from")
+        :format(values, config.repeat_keys[1]))
+    end
+    job = {
+      quiet = shard ~= nil, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
+      banner = VERSION_BANNER[opts.version],
+      partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
+      fill = repeat_columns(header, config.repeat_keys), first = first, first_plain = first_plain,
+      fileid = fileid, units = units,
+    }
     job.items = unit_template(config, job.partition)
     if setup_encryption(job, opts) and not shard then
       common.stdout:write("\nGenerating encrypted NVS binary images...\n")
     end
     job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
+    job.report_pattern = report_pattern(job)
     make_dir(pyjoin(opts.outdir, "csv"))
     make_dir(pyjoin(opts.outdir, "bin"))
     if job.keygen then make_dir(job.keys_dir) end
@@ -743,7 +735,8 @@ local function generate(argv)
     end
   end)
   if not ready then
-    stop_workers()
+    for _, f in ipairs(workers) do f:close() end
+    if shard and getmetatable(failure) == Failure then report_to_main(failure) end
     error(failure, 0)
   end
   if shard or jobs > 1 then
@@ -797,11 +790,6 @@ local function run(command, argv)
   if ok then return status end
   if getmetatable(status) ~= Failure then error(status, 0) end
   if status.message == WORKER_FAILED then return common.EXIT_FAIL end
-  if is_worker then
-    common.stdout:write(("failed %d %d\n%s"):format(status.line or 0, status.status or common.EXIT_FAIL,
-      status.message))
-    return common.EXIT_FAIL
-  end
   return common.fail(PROG, status.message, status.status)
 end
 
