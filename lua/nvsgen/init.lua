@@ -47,11 +47,13 @@ end
 
 local PARTITION_OPTIONS = { size = true, version = true, key = true, keyfile = true }
 
---- Checks a 64-byte XTS key; returns a keyed context, or nil and a message.
-local function key_context(key)
+--- Checks a 64-byte XTS key; returns a keyed context (`ctx` keyed anew
+-- when given, cheaper than a new one), or nil and a message.
+local function key_context(key, ctx)
   if type(key) ~= "string" then
     return nil, ("key must be a string, got %s"):format(type(key))
   end
+  if ctx then return ctx:rekey(key) end
   return core.xts(key)
 end
 
@@ -101,12 +103,7 @@ function Partition:set_key(key)
   end
   -- A batch with a key per unit sets one per image: the partition's own
   -- context is keyed anew rather than made again.
-  local xts, err
-  if self.xts and type(key) == "string" then
-    xts, err = self.xts:rekey(key)
-  else
-    xts, err = key_context(key)
-  end
+  local xts, err = key_context(key, self.xts)
   if not xts then error(err, 2) end
   self.xts = xts
   return self
