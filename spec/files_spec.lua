@@ -31,6 +31,10 @@ describe("nvsgen.files", function()
     local dir = h.tmpdir()
     assert.are.same({ nil, dir .. "/none: No such file or directory" }, { files.read(dir .. "/none") })
     assert.are.same({ nil, dir .. ": Is a directory" }, { files.read(dir) })
+    assert.are.same({ nil, "cannot read file '" .. dir .. "/none': No such file or directory" },
+      { files.read_value_file(dir .. "/none") })
+    h.write(dir .. "/v", "value")
+    assert.are.equal("value", files.read_value_file(dir .. "/v"))
     h.cleanup(dir)
   end)
 

@@ -13,6 +13,8 @@ local wifi = require("nvsgen.wifi")
 
 local M = {}
 
+local read_file = files.read_value_file
+
 local INTEGER_ENCODINGS = {
   u8 = true, i8 = true, u16 = true, i16 = true, u32 = true, i32 = true, u64 = true, i64 = true,
 }
@@ -30,12 +32,6 @@ Compiler.__index = Compiler
 function M.compiler(partition, pbkdf2)
   pbkdf2 = pbkdf2 or function(...) return require("nvsgen.crypto").pbkdf2_sha1(...) end
   return setmetatable({ partition = partition, wifi = wifi.tracker(pbkdf2) }, Compiler)
-end
-
-local function read_file(path)
-  local data, err = files.read(path)
-  if not data then return nil, ("cannot read file '%s': %s"):format(path, files.reason(err, path)) end
-  return data
 end
 
 --- The item `encoding` makes of `value` (bytes): kind and value for put.

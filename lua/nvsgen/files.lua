@@ -18,6 +18,14 @@ function M.read(path)
   return data
 end
 
+--- The bytes of a file a value is taken from (a recipe's u:file, a CSV
+-- `file` row), or nil and "cannot read file 'PATH': reason".
+function M.read_value_file(path)
+  local data, err = read_file(path)
+  if not data then return nil, ("cannot read file '%s': %s"):format(path, M.reason(err, path)) end
+  return data
+end
+
 --- The reason of a message from M.read, without its "PATH: " prefix.
 function M.reason(message, path)
   local prefix = path .. ": "

@@ -244,10 +244,8 @@ end
 function Unit:file(path)
   if type(path) ~= "string" then raise(format("file: path must be a string, got %s", type(path))) end
   local full = self:path(path)
-  local data, err = files.read(full)
-  if not data then
-    raise(format("cannot read file '%s': %s", full, files.reason(err, full)))
-  end
+  local data, err = files.read_value_file(full)
+  if not data then raise(err) end
   return data
 end
 
