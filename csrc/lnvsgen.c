@@ -19,6 +19,7 @@
 
 #include "nvs_codec.h"
 #include "nvs_crypto.h"
+#include "nvs_csv.h"
 #include "nvs_encoder.h"
 #include "nvs_file.h"
 #include "nvs_reader.h"
@@ -397,6 +398,80 @@ static int l_crc32(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     lua_pushinteger(L, (lua_Integer)nvs_crc32(s, len));
     return 1;
+}
+
+/* ---- plain CSV records ------------------------------------------------------ */
+
+/* The plain record line at byte `pos` (1-based) of `text`, for the two
+ * functions below: its start and the length of its text without the '\n';
+ * returns 0 when the line is not plain (the Lua reader then parses it). */
+static size_t check_plain_line(lua_State *L, const char **line, size_t *text_len)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    int comments = lua_toboolean(L, 3);
+    size_t n;
+    luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= (lua_Unsigned)len + 1, 2, "out of range");
+    *line = text + (pos - 1);
+    n = nvs_csv_plain_line(*line, len - (size_t)(pos - 1), comments);
+    *text_len = n == 0 ? 0 : n - 1;
+    return n;
+}
+
+/* csv_plain_fields(text, pos, comments) -> fields, next pos | nil: the
+ * fields of the plain record line at pos (see nvs_csv.h). */
+static int l_csv_plain_fields(lua_State *L)
+{
+    const char *line, *field, *comma;
+    size_t text_len, left, count = 1;
+    size_t n = check_plain_line(L, &line, &text_len);
+    lua_Integer i;
+    if (n == 0) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    for (field = line, left = text_len; (comma = memchr(field, ',', left)) != NULL; count++) {
+        left -= (size_t)(comma - field) + 1;
+        field = comma + 1;
+    }
+    lua_createtable(L, (int)count, 0);
+    field = line;
+    left = text_len;
+    for (i = 1; (comma = memchr(field, ',', left)) != NULL; i++) {
+        lua_pushlstring(L, field, (size_t)(comma - field));
+        lua_rawseti(L, -2, i);
+        left -= (size_t)(comma - field) + 1;
+        field = comma + 1;
+    }
+    lua_pushlstring(L, field, left);
+    lua_rawseti(L, -2, i);
+    lua_pushinteger(L, luaL_checkinteger(L, 2) + (lua_Integer)n);
+    return 2;
+}
+
+/* csv_plain_count(text, pos, comments) -> count, next pos [, field] | nil:
+ * the number of fields of the plain record line at pos, and its only field
+ * when it has one. */
+static int l_csv_plain_count(lua_State *L)
+{
+    const char *line, *field, *comma;
+    size_t text_len, left, count = 1;
+    size_t n = check_plain_line(L, &line, &text_len);
+    if (n == 0) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    for (field = line, left = text_len; (comma = memchr(field, ',', left)) != NULL; count++) {
+        left -= (size_t)(comma - field) + 1;
+        field = comma + 1;
+    }
+    lua_pushinteger(L, (lua_Integer)count);
+    lua_pushinteger(L, luaL_checkinteger(L, 2) + (lua_Integer)n);
+    if (count > 1)
+        return 2;
+    lua_pushlstring(L, line, text_len);
+    return 3;
 }
 
 /* ---- files ------------------------------------------------------------------- */
@@ -1099,6 +1174,7 @@ static const luaL_Reg core_functions[] = {
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
     {"read", l_read},
+    {"csv_plain_fields", l_csv_plain_fields}, {"csv_plain_count", l_csv_plain_count},
     {NULL, NULL}};
 
 int luaopen_nvsgen_core(lua_State *L);

@@ -203,6 +203,106 @@ describe("nvsgen.csv reader", function()
   end)
 end)
 
+describe("nvsgen.csv plain lines (split in C)", function()
+  local core = require("nvsgen.core")
+
+  it("splits a plain line and says where the next one starts", function()
+    assert.same({ { "a", "", "b c" }, 8 }, { core.csv_plain_fields("a,,b c\nx\n", 1, false) })
+    assert.same({ { "x" }, 10 }, { core.csv_plain_fields("a,,b c\nx\n", 8, false) })
+    assert.same({ 3, 8 }, { core.csv_plain_count("a,,b c\nx\n", 1, false) })
+    assert.same({ 1, 10, "x" }, { core.csv_plain_count("a,,b c\nx\n", 8, false) })
+    assert.same({ { "", "" }, 3 }, { core.csv_plain_fields(",\n", 1, false) })
+  end)
+
+  it("leaves every other line to the Lua parser", function()
+    for _, text in ipairs{ "a,b", "\n", 'a,"b"\n', 'a"b\n', "a\0b\n", "\128\n", "" } do
+      assert.same({ nil }, { core.csv_plain_fields(text, 1, false) }, text)
+      assert.same({ nil }, { core.csv_plain_count(text, 1, false) }, text)
+    end
+    assert.same({ nil }, { core.csv_plain_fields("#a\n", 1, true) })
+    assert.same({ { "#a" }, 4 }, { core.csv_plain_fields("#a\n", 1, false) })
+    assert.has_error(function() core.csv_plain_fields("a\n", 4, false) end,
+      "bad argument #2 to 'csv_plain_fields' (out of range)")
+    assert.has_error(function() core.csv_plain_count("a\n", 0, false) end,
+      "bad argument #2 to 'csv_plain_count' (out of range)")
+  end)
+
+  -- Lua's utf8.len (strict) is the Lua parser's test of a line.
+  it("takes as UTF-8 exactly what utf8.len takes", function()
+    local cases = {
+      "\xC2\x80", "\xC1\xBF", "\xDF\xBF", "\xE0\xA0\x80", "\xE0\x9F\xBF", "\xED\x9F\xBF",
+      "\xED\xA0\x80", "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF0\x8F\xBF\xBF",
+      "\xF4\x8F\xBF\xBF", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xF8\x88\x80\x80\x80",
+      "\xE2\x82", "\xE2\x82\xAC", "\xBF", "\xFF", "a\xC3", "\xC3\xA9t\xC3\xA9",
+    }
+    local bytes = { 0x41, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE1, 0xED,
+      0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xFE, 0xFF }
+    local valid = { "A", "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF", "\xEF\xBF\xBF",
+      "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF" }
+    math.randomseed(7)
+    for _ = 1, 20000 do
+      local t = {}
+      for k = 1, math.random(1, 5) do
+        t[k] = math.random(3) == 1 and string.char(bytes[math.random(#bytes)]) or valid[math.random(#valid)]
+      end
+      cases[#cases + 1] = table.concat(t)
+    end
+    local accepted = 0
+    for _, text in ipairs(cases) do
+      local want = utf8.len(text) ~= nil
+      local got = core.csv_plain_count(text .. "\n", 1, false) ~= nil
+      if got ~= want then error(("%q: utf8.len says %s"):format(text, want)) end
+      if got then accepted = accepted + 1 end
+    end
+    assert.is_true(accepted > 4000 and accepted < #cases - 4000)
+  end)
+
+  -- Line 1 always takes the Lua parser: the same text on line 2 must read
+  -- the same through the fast path.
+  it("reads every line as the Lua parser reads it", function()
+    local pieces = { "a", ",", ",", '"', '""', "#", " ", "\0", "\xC3\xA9", "\xE2\x82\xAC",
+      "\xF0\x9F\x98\x80", "\xC3", "\xED\xA0\x80", "\xFF", "x,y" }
+    math.randomseed(11)
+    local fast = 0
+    for _ = 1, 5000 do
+      local t = {}
+      for k = 1, math.random(0, 6) do t[k] = pieces[math.random(#pieces)] end
+      local line = table.concat(t)
+      if line:find('"', 1, true) then
+        -- A quote may start a field that goes on over the next line: the
+        -- Lua parser's alone.
+        assert.same({ nil }, { core.csv_plain_fields(line .. "\n", 1, false) })
+        goto next_line
+      end
+      for _, comments in ipairs{ false, true } do
+        local opts = { comments = comments }
+        local r = csv.from_string(line .. "\n" .. line .. "\n", "t.csv", opts)
+        local first = { r:next() }
+        local second = { r:next() }
+        local c = csv.from_string(line .. "\n" .. line .. "\n", "t.csv", opts)
+        local first_count = { c:count() }
+        local second_count = { c:count() }
+        if first[1] == nil and first[2] then
+          -- Refused on line 1: refused on line 2 with the same message.
+          local r2 = csv.from_string("x\n" .. line .. "\n", "t.csv", opts)
+          r2:next()
+          assert.same({ nil, (first[2]:gsub("^t.csv:1:", "t.csv:2:")) }, { r2:next() })
+        elseif first[1] == nil then
+          assert.same({}, second) -- a blank or comment line: no record
+        else
+          if core.csv_plain_count(line .. "\n", 1, comments) then fast = fast + 1 end
+          first[2] = first[2] + 1
+          assert.same(first, second, line)
+          first_count[2] = first_count[2] + 1
+          assert.same(first_count, second_count, line)
+        end
+      end
+      ::next_line::
+    end
+    assert.is_true(fast > 1000)
+  end)
+end)
+
 describe("nvsgen.csv dict reader", function()
   local REQUIRED = { "key", "type", "encoding", "value" }
 

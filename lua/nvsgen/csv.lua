@@ -16,6 +16,9 @@ local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, erro
 local setmetatable, getmetatable = setmetatable, getmetatable
 local math_type = math.type
 
+local core = require("nvsgen.core")
+local plain_fields, plain_count = core.csv_plain_fields, core.csv_plain_count
+
 local M = {}
 
 local CHUNK_SIZE = 64 * 1024
@@ -242,6 +245,16 @@ end
 -- at the end, or nil and a message.
 function Reader:next()
   check_reader(self, "next")
+  -- A plain line is split in C; line 1 (which may start with a byte order
+  -- mark), a reader that failed and any other line take the path below.
+  if self.lineno > 0 and not self.err then
+    local fields, pos = plain_fields(self.buf, self.pos, self.comments)
+    if fields then
+      local n = self.lineno + 1
+      self.lineno, self.pos = n, pos
+      return fields, n, true
+    end
+  end
   local start, line, quoted = begin_record(self)
   if not start then return nil, line end
   if quoted then return quoted, start, false end
@@ -266,6 +279,14 @@ end
 -- that field; nil at the end, or nil and a message.
 function Reader:count()
   check_reader(self, "count")
+  if self.lineno > 0 and not self.err then -- as in next()
+    local count, pos, only = plain_count(self.buf, self.pos, self.comments)
+    if count then
+      local n = self.lineno + 1
+      self.lineno, self.pos = n, pos
+      return count, n, only
+    end
+  end
   local start, line, quoted = begin_record(self)
   if not start then return nil, line end
   if quoted then return #quoted, start, quoted[2] == nil and quoted[1] or nil end
