@@ -404,6 +404,20 @@ describe("mfg_gen generate with encryption", function()
     st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o", "--keygen" })
     assert.are.equal(1, st)
     assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "keys/" }, h.listing(dir .. "/o"))
+    st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(1, st)
+    assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "keys/" }, h.listing(dir .. "/o"))
+    -- An existing keys file: kept, and the unit's CSV and HMAC key go.
+    os.remove(dir .. "/o/bin/P-1.bin")
+    h.write(dir .. "/o/keys/keys-P-1.bin", "old keys")
+    st, _, err = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(1, st)
+    assert.are.equal("mfg_gen: values.csv:2: o/keys/keys-P-1.bin: already exists"
+      .. " (mfg_gen never overwrites a file: remove it or use another --outdir)\n", err)
+    assert.are.same({ "bin/", "csv/", "keys/", "keys/keys-P-1.bin" }, h.listing(dir .. "/o"))
+    assert.are.equal("old keys", h.read(dir .. "/o/keys/keys-P-1.bin"))
   end)
 
   it("refuses --keygen with --inputkey, a bad keys file, and HMAC without a key source", function()

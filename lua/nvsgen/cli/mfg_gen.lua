@@ -390,19 +390,31 @@ local function write_image(partition, path)
   return nil, already_exists(err)
 end
 
+--- The paths of a unit's files are these prefixes, the unit's id and the
+-- suffixes, as mfg_gen.py joins them (os.path.join looks only at the start
+-- of the part joined, which never starts with the id).
+local function unit_paths(job)
+  local name = job.prefix .. "-"
+  return {
+    csv = job.csv_dir .. name,
+    bin = pyjoin(job.outdir, "bin/" .. name),
+    keys = job.keys_dir and pyjoin(job.keys_dir, "keys-" .. name),
+    hmac = job.keys_dir and pyjoin(job.keys_dir, "hmac-keys-" .. name),
+  }
+end
+
 --- The text mfg_gen.py prints for a unit whose files are written, as a
 -- string.format pattern of the unit's id (%s, three times): only the id
 -- changes from unit to unit.
 local function report_pattern(job)
   local function literal(text) return (text:gsub("%%", "%%%%")) end
-  local name = job.prefix .. "-"
-  local pattern = "\nCreated CSV file: ===> " .. literal(job.csv_dir .. name) .. "%s.csv\n"
+  local paths = job.paths
+  local pattern = "\nCreated CSV file: ===> " .. literal(paths.csv) .. "%s.csv\n"
   if job.keygen then
-    pattern = pattern .. "\nCreated encryption keys: ===>  "
-      .. literal(pyjoin(job.keys_dir, "keys-" .. name)) .. "%s.bin\n"
+    pattern = pattern .. "\nCreated encryption keys: ===>  " .. literal(paths.keys) .. "%s.bin\n"
   end
   return pattern .. "\n" .. literal(job.banner) .. "\n\nCreated NVS binary: ===> "
-    .. literal(pyjoin(job.outdir, "bin/" .. name)) .. "%s.bin\n"
+    .. literal(paths.bin) .. "%s.bin\n"
 end
 
 local function unit_report(job, id)
@@ -412,16 +424,15 @@ end
 --- Writes one unit's files (removing those written if one fails) and says
 -- so (unless job.quiet: a worker). Raises "values:line: message" on failure.
 local function emit_unit(job, id, text, line)
-  local name = job.prefix .. "-" .. id
-  local csv_path = job.csv_dir .. name .. ".csv"
-  local bin_path = pyjoin(job.outdir, "bin/" .. name .. ".bin")
+  local paths = job.paths
+  local csv_path = paths.csv .. id .. ".csv"
   local key, keys_path, hmac, hmac_path
   local crypto = job.crypto
   if job.keygen then
-    keys_path = pyjoin(job.keys_dir, "keys-" .. name .. ".bin")
+    keys_path = paths.keys .. id .. ".bin"
     if job.hmac_per_unit then
       hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
-      hmac_path = pyjoin(job.keys_dir, "hmac-keys-" .. name .. ".bin")
+      hmac_path = paths.hmac .. id .. ".bin"
       key = assert(crypto.key_from_hmac(hmac))
     else
       key = job.key or assert(crypto.generate_key())
@@ -429,22 +440,25 @@ local function emit_unit(job, id, text, line)
     job.partition:set_key(key)
   end
 
-  local written = {}
-  local function step(path, ok, err)
-    if ok then
-      written[#written + 1] = path
-      return
-    end
-    for i = #written, 1, -1 do os.remove(written[i]) end
+  -- The files in order; the image last, so that a unit with an image has
+  -- all its files. A failure removes the files of the unit written before.
+  local ok, err = write_new(csv_path, text)
+  local csv_done, hmac_done, keys_done = ok, false, false
+  if ok and hmac then
+    ok, err = write_new(hmac_path, hmac, 384)
+    hmac_done = ok
+  end
+  if ok and keys_path then
+    ok, err = crypto.write_keys(keys_path, key)
+    if ok then keys_done = true else err = already_exists(err) end
+  end
+  if ok then ok, err = write_image(job.partition, paths.bin .. id .. ".bin") end
+  if not ok then
+    if keys_done then os.remove(keys_path) end
+    if hmac_done then os.remove(hmac_path) end
+    if csv_done then os.remove(csv_path) end
     raise(("%s:%d: %s"):format(job.values, line, err), nil, line)
   end
-  step(csv_path, write_new(csv_path, text))
-  if hmac then step(hmac_path, write_new(hmac_path, hmac, 384)) end
-  if keys_path then
-    local ok, err = crypto.write_keys(keys_path, key)
-    step(keys_path, ok, ok or already_exists(err))
-  end
-  step(bin_path, write_image(job.partition, bin_path))
   if not job.quiet then common.stdout:write(unit_report(job, id)) end
 end
 
@@ -724,6 +738,7 @@ local function generate(argv)
       common.stdout:write("\nGenerating encrypted NVS binary images...\n")
     end
     job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
+    job.paths = unit_paths(job)
     job.report_pattern = report_pattern(job)
     make_dir(pyjoin(opts.outdir, "csv"))
     make_dir(pyjoin(opts.outdir, "bin"))
