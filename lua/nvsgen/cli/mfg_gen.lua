@@ -29,7 +29,7 @@ local csv = require("nvsgen.csv")
 local csvgen = require("nvsgen.csvgen")
 local lfs = require("lfs")
 
-local find, sub, byte, concat, format = string.find, string.sub, string.byte, table.concat, string.format
+local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
 local tostring, tonumber, ipairs, error, pcall = tostring, tonumber, ipairs, error, pcall
 
 local csv_field = csv.field
@@ -411,13 +411,13 @@ end
 -- formatting a pattern.
 local function report_pieces(job)
   local paths = job.paths
-  local csv = "\nCreated CSV file: ===> " .. paths.csv
+  local first = "\nCreated CSV file: ===> " .. paths.csv
   local bin = ".bin\n\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin
   local last = ".bin\n"
   if job.keygen then
-    return { csv, ".csv\n\nCreated encryption keys: ===>  " .. paths.keys, bin, last }
+    return { first, ".csv\n\nCreated encryption keys: ===>  " .. paths.keys, bin, last }
   end
-  return { csv, ".csv\n\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin, last }
+  return { first, ".csv\n\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin, last }
 end
 
 local function unit_report(job, id)
