@@ -13,7 +13,12 @@
 --   * bin/mfg_gen.lua on the same units, plain and with --keygen;
 --   * peak memory (max RSS of any process of the run) at 10,000 and
 --     100,000 units (BENCH_100K=0 leaves the latter out);
---   * one image from bin/nvs_partition_gen.lua (median of 20).
+--   * one image from bin/nvs_partition_gen.lua (median of 20);
+--   * with BENCH_REFERENCE=path/to/mfg_gen.py (ESP-IDF's, run by
+--     BENCH_PYTHON, default python3, with the PYTHONPATH it needs), that
+--     tool on the same inputs, once plain and once with --keygen, and each
+--     figure above as a multiple of its speed: the targets are 20x plain
+--     and 50x encrypted, side by side on one machine.
 -- Files go to BENCH_DIR, by default a folder in /dev/shm (memory), so the
 -- figures measure the program rather than the disk.
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -134,20 +139,22 @@ end)
 print(("%-34s %7.3f s  %8.0f files/s  %5.2fx floor"):format("required work (C, 2 processes)",
   required, rate(required), required / floor))
 
-local function report(label, t, target)
+-- The measured commands, for the side-by-side comparison at the end.
+local measured = {}
+
+local function report(label, t, target, encrypted)
   print(("%-34s %7.3f s  %8.0f units/s  %5.2fx floor  (target >= %d units/s, <= 1.5x floor)")
     :format(label, t, rate(t), t / floor, target))
+  measured[#measured + 1] = { label = label, seconds = t, encrypted = encrypted }
 end
 
 report("recipe driver, plain", best(recipe_cmd(UNITS)), 40000)
-report("recipe driver, key per unit", best(recipe_cmd(UNITS, "--encrypt --keygen")), 20750)
+report("recipe driver, key per unit", best(recipe_cmd(UNITS, "--encrypt --keygen")), 20750, true)
 report("recipe driver, plain, 1 process", best(recipe_cmd(UNITS, "--jobs 1")), 40000)
 
-if lfs.attributes(root .. "/bin/mfg_gen.lua") then
-  local inputs = mfg_inputs(UNITS)
-  report("mfg_gen.lua, plain", best(mfg_cmd(inputs)), 40000)
-  report("mfg_gen.lua, --keygen", best(mfg_cmd(inputs, "--keygen")), 20750)
-end
+local inputs = mfg_inputs(UNITS)
+report("mfg_gen.lua, plain", best(mfg_cmd(inputs)), 40000)
+report("mfg_gen.lua, --keygen", best(mfg_cmd(inputs, "--keygen")), 20750, true)
 
 print(("%-34s %7.1f MB  (target <= 16 MB at 100,000)"):format("peak memory, 10,000 units",
   peak_kb(recipe_cmd(UNITS)) / 1024))
@@ -168,6 +175,30 @@ do
   table.sort(times)
   print(("%-34s %7.1f ms  (median of 20, target < 15 ms)"):format("nvs_partition_gen, one image",
     times[10] * 1000))
+end
+
+-- ESP-IDF's mfg_gen.py on the same inputs, run from a copy of them (it
+-- leaves temporary files beside its inputs); once, as it takes minutes.
+local reference = os.getenv("BENCH_REFERENCE")
+if reference and reference ~= "" then
+  local python = os.getenv("BENCH_PYTHON") or "python3"
+  local function reference_cmd(extra)
+    return function(dir)
+      return ("cp %s %s %s/ && cd %s && %s %s generate config.csv values.csv unit 0x6000 --outdir out %s")
+        :format(q(inputs .. "/config.csv"), q(inputs .. "/values.csv"), q(dir), q(dir), python, q(reference),
+          extra or "")
+    end
+  end
+  local plain = best(reference_cmd(), 1)
+  local keygen = best(reference_cmd("--keygen"), 1)
+  print(("%-34s %7.3f s  %8.0f units/s"):format("reference mfg_gen.py, plain", plain, rate(plain)))
+  print(("%-34s %7.3f s  %8.0f units/s"):format("reference mfg_gen.py, --keygen", keygen, rate(keygen)))
+  for _, m in ipairs(measured) do
+    local ref, target = plain, 20
+    if m.encrypted then ref, target = keygen, 50 end
+    print(("%-34s %7.1fx mfg_gen.py%s  (target >= %dx)"):format(m.label, ref / m.seconds,
+      m.encrypted and " --keygen" or "", target))
+  end
 end
 
 sh("rm -rf " .. q(base))
