@@ -7,7 +7,7 @@ local SPEC = {
   prog = "tool generate",
   positionals = { { name = "input", many = true }, { name = "output" }, { name = "size" } },
   options = { { "--version", choices = { "1", "2" }, default = "2" }, { "--outdir", default = "." },
-              { "--keygen", flag = true } },
+              { "--keygen", flag = true }, { "--prefix_num", nargs = 2, metavar = "START LENGTH" } },
 }
 
 describe("nvsgen.cli.args", function()
@@ -34,6 +34,17 @@ describe("nvsgen.cli.args", function()
     assert.are.equal("unrecognized argument: --nope", select(2, args.parse(SPEC, { "--nope", "a", "b", "c" })))
     assert.are.equal("argument --outdir: expected one argument",
       select(2, args.parse(SPEC, { "a", "b", "c", "--outdir" })))
+  end)
+
+  it("takes a fixed number of words for an nargs option, negative numbers included", function()
+    local o = assert(args.parse(SPEC, { "a", "--prefix_num", "-3", "4", "b", "c" }))
+    assert.are.same({ "-3", "4" }, o.prefix_num)
+    assert.are.same({ "a" }, o.input)
+    for _, argv in ipairs{ { "a", "b", "c", "--prefix_num", "1" }, { "a", "b", "c", "--prefix_num", "1", "--keygen" },
+        { "a", "b", "c", "--prefix_num=1", "2" } } do
+      assert.are.equal("argument --prefix_num: expected 2 arguments", select(2, args.parse(SPEC, argv)))
+    end
+    assert.matches("%[%-%-prefix_num START LENGTH%]", args.usage(SPEC))
   end)
 
   it("sets help for -h", function()

@@ -302,7 +302,35 @@ describe("mfg_gen generate refuses", function()
     assert.matches("mfg_gen: unknown command 'make'\n$", err)
     st, _, err = run({ "generate", "c.csv", "v.csv", "p", "0x3000", "--prefix_num", "3" })
     assert.are.equal(2, st)
-    assert.matches("mfg_gen: unrecognized argument: %-%-prefix_num\n$", err)
+    assert.matches("mfg_gen: argument %-%-prefix_num: expected 2 arguments\n$", err)
+    st, _, err = run({ "generate", "c.csv", "v.csv", "p", "0x3000", "--prefix_num", "3", "x" })
+    assert.are.equal(2, st)
+    assert.matches("mfg_gen: argument %-%-prefix_num: invalid int value: 'x'\n$", err)
+    st, _, err = run({ "generate", "c.csv", "v.csv", "p", "0x3000", "--prefix_num", "3", "-1" })
+    assert.are.equal(2, st)
+    assert.matches("mfg_gen: argument %-%-prefix_num: the length must not be negative\n$", err)
+  end)
+
+  it("numbers the files with --prefix_num START LENGTH, as mfg_gen.py does", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
+    local st, out = run(gen("--prefix_num", "9", "3"))
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/d-009-1.bin", "bin/d-010-2.bin", "csv/", "csv/d-009-1.csv",
+      "csv/d-010-2.csv" }, h.listing(dir .. "/o"))
+    assert.are.equal(unit_lines("o", "d-009-1") .. unit_lines("o", "d-010-2") .. "\nFiles generated in o ...\n", out)
+    -- The sign counts in the width; no width, no padding; ids from --fileid;
+    -- keys and HMAC keys are named alike.
+    st = run({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "k", "--fileid", "name",
+      "--prefix_num", "-1", "3", "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/d--01-a.bin", "bin/d-000-b.bin", "csv/", "csv/d--01-a.csv", "csv/d-000-b.csv",
+      "keys/", "keys/hmac-keys-d--01-a.bin", "keys/hmac-keys-d-000-b.bin", "keys/keys-d--01-a.bin",
+      "keys/keys-d-000-b.bin" }, h.listing(dir .. "/k"))
+    st = run({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "w", "--prefix_num", "+1_0", "0" })
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/d-10-1.bin", "bin/d-11-2.bin", "csv/", "csv/d-10-1.csv", "csv/d-11-2.csv" },
+      h.listing(dir .. "/w"))
+    assert.are.equal(h.read(dir .. "/o/bin/d-009-1.bin"), h.read(dir .. "/w/bin/d-10-1.bin"))
   end)
 end)
 
@@ -489,9 +517,9 @@ describe("mfg_gen with worker processes", function()
     h.write(folder .. "/values.csv", table.concat(rows))
   end
 
-  local function run_script(folder, out, jobs)
+  local function run_script(folder, out, jobs, extra)
     local p = io.popen(("cd %s && lua5.4 %s/bin/mfg_gen.lua generate config.csv values.csv u 0x3000 --outdir %s"
-      .. " --jobs %d 2>%s/stderr"):format(folder, h.ROOT, out, jobs, folder))
+      .. " --jobs %d %s 2>%s/stderr"):format(folder, h.ROOT, out, jobs, extra or "", folder))
     local text = p:read("a")
     local _, _, status = p:close()
     return status, (text:gsub(out:gsub("%p", "%%%0"), "OUT")), h.read(folder .. "/stderr")
@@ -526,6 +554,20 @@ describe("mfg_gen with worker processes", function()
       h.cleanup(tmp)
     end)
   end
+
+  it("numbers the files with --prefix_num as one process does", function()
+    local tmp = h.tmpdir()
+    write_inputs(tmp, false)
+    local st1, out1 = run_script(tmp, tmp .. "/one", 1, "--prefix_num 5 4")
+    local st2, out2 = run_script(tmp, tmp .. "/two", 2, "--prefix_num 5 4")
+    assert.are.equal(0, st1)
+    assert.are.equal(0, st2)
+    assert.are.equal(out1, out2)
+    assert.matches("\nCreated NVS binary: ===> OUT/bin/u%-1204%-1200%.bin\n", out2)
+    assert.are.same(h.listing(tmp .. "/one"), h.listing(tmp .. "/two"))
+    assert.is_true(h.read(tmp .. "/one/bin/u-0999-995.bin") == h.read(tmp .. "/two/bin/u-0999-995.bin"))
+    h.cleanup(tmp)
+  end)
 
   it("writes nothing when a row late in the values has the wrong number of fields", function()
     local tmp = h.tmpdir()

@@ -9,7 +9,8 @@
 --     { prog = "nvs_partition_gen generate", summary = "...",
 --       positionals = { { name = "input", many = true, help = "..." }, ... },
 --       options = { { "--version", choices = {"1","2"}, default = "2", help = "..." },
---                   { "--keygen", flag = true, help = "..." }, ... } }
+--                   { "--keygen", flag = true, help = "..." },
+--                   { "--prefix_num", nargs = 2, metavar = "START LENGTH" }, ... } }
 --
 -- parse() returns a table of values keyed by name (dashes become
 -- underscores), or nil and a message; `help` is set for -h/--help.
@@ -93,6 +94,18 @@ function M.parse(spec, argv)
       if opt.flag then
         if inline then return nil, ("argument %s: ignored explicit argument '%s'"):format(opt[1], inline) end
         out[k] = true
+      elseif opt.nargs then
+        -- A fixed number of words (argparse's nargs=N), kept as a list.
+        local list = {}
+        for n = 1, opt.nargs do
+          local value = argv[i + n]
+          if inline or value == nil or (value:sub(1, 1) == "-" and #value > 1 and not value:match("^%-%d")) then
+            return nil, ("argument %s: expected %d arguments"):format(opt[1], opt.nargs)
+          end
+          list[n] = value
+        end
+        i = i + opt.nargs
+        out[k] = list
       else
         local value = inline
         if not value then

@@ -27,6 +27,7 @@ local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local csv = require("nvsgen.csv")
 local csvgen = require("nvsgen.csvgen")
+local parse_integer = require("nvsgen.values").integer
 local lfs = require("lfs")
 
 local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
@@ -77,6 +78,8 @@ M.GENERATE = {
     { "--fileid", help = "values column whose value names each unit's files (default: 1, 2, 3...)" },
     { "--version", choices = { "1", "2" }, default = "2",
       help = "NVS format version: 1 (blobs on one page) or 2 (multi-page blobs)" },
+    { "--prefix_num", nargs = 2, metavar = "START LENGTH",
+      help = "number the files too: PREFIX-NUMBER-ID, NUMBER counting up from START, zero-padded to LENGTH digits" },
     { "--keygen", flag = true, help = "encrypt, with a new key per unit (OUTDIR/keys/keys-PREFIX-ID.bin)" },
     { "--inputkey", metavar = "FILE",
       help = "encrypt every unit with the key of this keys partition file (.bin)" },
@@ -531,6 +534,36 @@ end
 
 -- ---- the units, in one process or shared out -----------------------------------
 
+--- The --prefix_num option as { start, width }, nil without it. Checked as
+-- argparse's int() would, and a negative length (a crash in mfg_gen.py)
+-- is refused.
+local function prefix_numbering(words)
+  if not words then return nil end
+  local n = {}
+  for i = 1, 2 do
+    local text = parse_integer(words[i])
+    n[i] = text and math.tointeger(tonumber(text))
+    if not n[i] then
+      raise(("argument --prefix_num: invalid int value: '%s'"):format(words[i]), common.EXIT_USAGE)
+    end
+  end
+  if n[2] < 0 then raise("argument --prefix_num: the length must not be negative", common.EXIT_USAGE) end
+  return { start = n[1], width = n[2] }
+end
+
+--- What follows "PREFIX-" in the names of unit `number`'s files: its id,
+-- after its counter with --prefix_num (zero-padded as Python's
+-- f"{n:0{width}}" pads, the sign counted in the width).
+local function file_id(job, number, id)
+  local numbering = job.numbering
+  if not numbering then return id end
+  local n = numbering.start + number - 1
+  local digits = tostring(n < 0 and -n or n)
+  local pad = numbering.width - #digits - (n < 0 and 1 or 0)
+  if pad > 0 then digits = string.rep("0", pad) .. digits end
+  return (n < 0 and "-" or "") .. digits .. "-" .. id
+end
+
 --- Calls fn(number, id, fields, line, plain) for each data row of the
 -- values file in order, the REPEAT values filled in (plain: no value needs
 -- quoting in CSV); stops when fn returns false. With `wanted`, only for
@@ -562,7 +595,7 @@ local function each_unit(job, fn, wanted)
     else
       id = tostring(number)
     end
-    if fn(number, id, fields, line, plain) == false then break end
+    if fn(number, file_id(job, number, id), fields, line, plain) == false then break end
     ::continue::
   end
   reader:close()
@@ -646,7 +679,7 @@ function make_shared(job, shard, jobs, workers)
       report(id)
     end)
   else
-    for number = 1, job.units do report(tostring(number)) end
+    for number = 1, job.units do report(file_id(job, number, tostring(number))) end
   end
   common.stdout:write(concat(out, "", 1, count))
   if failure then raise(failure.message, failure.status) end
@@ -694,6 +727,7 @@ local function generate(argv)
   local conf, values = opts.conf, opts.values
   check_extension(conf, "config")
   check_extension(values, "values")
+  local numbering = prefix_numbering(opts.prefix_num)
   local size, err = common.partition_size(opts.size)
   if not size then raise(err) end
 
@@ -736,7 +770,7 @@ local function generate(argv)
       banner = VERSION_BANNER[opts.version],
       partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
       fill = repeat_columns(header, config.repeat_keys), first = first, first_plain = first_plain,
-      fileid = fileid, units = units,
+      fileid = fileid, units = units, numbering = numbering,
     }
     job.items = unit_template(config, job.partition)
     job.csv_lines = { "key,type,encoding,value\r\n" }
