@@ -180,6 +180,11 @@ describe("mfg_gen generate", function()
     assert.are.equal(0, st)
     assert.are.equal("\nFiles generated in o ...\n", out)
     assert.are.same({ "bin/", "csv/" }, h.listing(dir .. "/o"))
+    -- keys/ comes with the first key, as in mfg_gen.py.
+    st, out = run({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "k", "--keygen" })
+    assert.are.equal(0, st)
+    assert.are.equal("\nGenerating encrypted NVS binary images...\n\nFiles generated in k ...\n", out)
+    assert.are.same({ "bin/", "csv/" }, h.listing(dir .. "/k"))
   end)
 end)
 

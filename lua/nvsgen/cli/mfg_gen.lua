@@ -782,7 +782,7 @@ local function generate(argv)
     job.report = report_pieces(job)
     make_dir(pyjoin(opts.outdir, "csv"))
     make_dir(pyjoin(opts.outdir, "bin"))
-    if job.keygen then make_dir(job.keys_dir) end
+    if job.keygen and units > 0 then make_dir(job.keys_dir) end -- as mfg_gen.py: with its first key
     if job.batch_hmac then
       local ok
       ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
