@@ -419,23 +419,32 @@ static size_t check_plain_line(lua_State *L, const char **line, size_t *text_len
     return n;
 }
 
+/* The number of fields of a record line: one more than its commas. */
+static size_t count_fields(const char *line, size_t len)
+{
+    size_t count = 1;
+    const char *comma;
+    while ((comma = memchr(line, ',', len)) != NULL) {
+        len -= (size_t)(comma - line) + 1;
+        line = comma + 1;
+        count++;
+    }
+    return count;
+}
+
 /* csv_plain_fields(text, pos, comments) -> fields, next pos | nil: the
  * fields of the plain record line at pos (see nvs_csv.h). */
 static int l_csv_plain_fields(lua_State *L)
 {
     const char *line, *field, *comma;
-    size_t text_len, left, count = 1;
+    size_t text_len, left;
     size_t n = check_plain_line(L, &line, &text_len);
     lua_Integer i;
     if (n == 0) {
         luaL_pushfail(L);
         return 1;
     }
-    for (field = line, left = text_len; (comma = memchr(field, ',', left)) != NULL; count++) {
-        left -= (size_t)(comma - field) + 1;
-        field = comma + 1;
-    }
-    lua_createtable(L, (int)count, 0);
+    lua_createtable(L, (int)count_fields(line, text_len), 0);
     field = line;
     left = text_len;
     for (i = 1; (comma = memchr(field, ',', left)) != NULL; i++) {
@@ -455,17 +464,14 @@ static int l_csv_plain_fields(lua_State *L)
  * when it has one. */
 static int l_csv_plain_count(lua_State *L)
 {
-    const char *line, *field, *comma;
-    size_t text_len, left, count = 1;
+    const char *line;
+    size_t text_len, count;
     size_t n = check_plain_line(L, &line, &text_len);
     if (n == 0) {
         luaL_pushfail(L);
         return 1;
     }
-    for (field = line, left = text_len; (comma = memchr(field, ',', left)) != NULL; count++) {
-        left -= (size_t)(comma - field) + 1;
-        field = comma + 1;
-    }
+    count = count_fields(line, text_len);
     lua_pushinteger(L, (lua_Integer)count);
     lua_pushinteger(L, luaL_checkinteger(L, 2) + (lua_Integer)n);
     if (count > 1)

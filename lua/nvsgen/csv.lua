@@ -239,22 +239,28 @@ local function begin_record(self)
   return start, nil, fields
 end
 
+-- The common case, in C: the plain line at the reader's position, passed
+-- to `split` (core.csv_plain_fields or csv_plain_count), whose first and
+-- third results come back with the line's number. Line 1 (which may start
+-- with a byte order mark), a reader that failed and any line that is not
+-- plain give nil: the Lua parser takes them.
+local function take_plain(self, split)
+  if self.lineno == 0 or self.err then return nil end
+  local result, pos, extra = split(self.buf, self.pos, self.comments)
+  if not result then return nil end
+  local n = self.lineno + 1
+  self.lineno, self.pos = n, pos
+  return result, n, extra
+end
+
 --- Parses the next record. Returns the list of fields, the physical line
 -- where the record starts and whether the record was plain (no quote
 -- character: then no field holds a separator, a quote or a newline); nil
 -- at the end, or nil and a message.
 function Reader:next()
   check_reader(self, "next")
-  -- A plain line is split in C; line 1 (which may start with a byte order
-  -- mark), a reader that failed and any other line take the path below.
-  if self.lineno > 0 and not self.err then
-    local fields, pos = plain_fields(self.buf, self.pos, self.comments)
-    if fields then
-      local n = self.lineno + 1
-      self.lineno, self.pos = n, pos
-      return fields, n, true
-    end
-  end
+  local split, split_line = take_plain(self, plain_fields)
+  if split then return split, split_line, true end
   local start, line, quoted = begin_record(self)
   if not start then return nil, line end
   if quoted then return quoted, start, false end
@@ -279,14 +285,8 @@ end
 -- that field; nil at the end, or nil and a message.
 function Reader:count()
   check_reader(self, "count")
-  if self.lineno > 0 and not self.err then -- as in next()
-    local count, pos, only = plain_count(self.buf, self.pos, self.comments)
-    if count then
-      local n = self.lineno + 1
-      self.lineno, self.pos = n, pos
-      return count, n, only
-    end
-  end
+  local count, count_line, only = take_plain(self, plain_count)
+  if count then return count, count_line, only end
   local start, line, quoted = begin_record(self)
   if not start then return nil, line end
   if quoted then return #quoted, start, quoted[2] == nil and quoted[1] or nil end
