@@ -403,9 +403,10 @@ static int l_crc32(lua_State *L)
 /* ---- plain CSV records ------------------------------------------------------ */
 
 /* The plain record line at byte `pos` (1-based) of `text`, for the two
- * functions below: its start and the length of its text without the '\n';
- * returns 0 when the line is not plain (the Lua reader then parses it). */
-static size_t check_plain_line(lua_State *L, const char **line, size_t *text_len)
+ * functions below: its start and the length of its text without the '\n'.
+ * Returns the position of the next line, or 0 when the line is not plain
+ * (the Lua reader then parses it). */
+static lua_Integer check_plain_line(lua_State *L, const char **line, size_t *text_len)
 {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
@@ -416,7 +417,7 @@ static size_t check_plain_line(lua_State *L, const char **line, size_t *text_len
     *line = text + (pos - 1);
     n = nvs_csv_plain_line(*line, len - (size_t)(pos - 1), comments);
     *text_len = n == 0 ? 0 : n - 1;
-    return n;
+    return n == 0 ? 0 : pos + (lua_Integer)n;
 }
 
 /* The number of fields of a record line: one more than its commas. */
@@ -438,9 +439,9 @@ static int l_csv_plain_fields(lua_State *L)
 {
     const char *line, *field, *comma;
     size_t text_len, left;
-    size_t n = check_plain_line(L, &line, &text_len);
+    lua_Integer next = check_plain_line(L, &line, &text_len);
     lua_Integer i;
-    if (n == 0) {
+    if (next == 0) {
         luaL_pushfail(L);
         return 1;
     }
@@ -455,7 +456,7 @@ static int l_csv_plain_fields(lua_State *L)
     }
     lua_pushlstring(L, field, left);
     lua_rawseti(L, -2, i);
-    lua_pushinteger(L, luaL_checkinteger(L, 2) + (lua_Integer)n);
+    lua_pushinteger(L, next);
     return 2;
 }
 
@@ -466,14 +467,14 @@ static int l_csv_plain_count(lua_State *L)
 {
     const char *line;
     size_t text_len, count;
-    size_t n = check_plain_line(L, &line, &text_len);
-    if (n == 0) {
+    lua_Integer next = check_plain_line(L, &line, &text_len);
+    if (next == 0) {
         luaL_pushfail(L);
         return 1;
     }
     count = count_fields(line, text_len);
     lua_pushinteger(L, (lua_Integer)count);
-    lua_pushinteger(L, luaL_checkinteger(L, 2) + (lua_Integer)n);
+    lua_pushinteger(L, next);
     if (count > 1)
         return 2;
     lua_pushlstring(L, line, text_len);

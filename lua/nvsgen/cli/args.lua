@@ -17,6 +17,12 @@
 
 local M = {}
 
+-- A word that names an option rather than being a value: argparse takes
+-- "-5" as a value, since no option here looks like a negative number.
+local function is_option_word(word)
+  return word:sub(1, 1) == "-" and #word > 1 and not word:match("^%-%d")
+end
+
 local function option_key(name)
   return (name:gsub("^%-+", ""):gsub("%-", "_"))
 end
@@ -85,7 +91,7 @@ function M.parse(spec, argv)
     elseif word == "--" then
       for k = i + 1, #argv do words[#words + 1] = argv[k] end
       break
-    elseif word:sub(1, 1) == "-" and #word > 1 and not word:match("^%-%d") then
+    elseif is_option_word(word) then
       local name, inline = word:match("^(%-%-?[^=]+)=(.*)$")
       name = name or word
       local opt, err = find_option(spec, name)
@@ -99,7 +105,7 @@ function M.parse(spec, argv)
         local list = {}
         for n = 1, opt.nargs do
           local value = argv[i + n]
-          if inline or value == nil or (value:sub(1, 1) == "-" and #value > 1 and not value:match("^%-%d")) then
+          if inline or value == nil or is_option_word(value) then
             return nil, ("argument %s: expected %d arguments"):format(opt[1], opt.nargs)
           end
           list[n] = value
@@ -111,7 +117,7 @@ function M.parse(spec, argv)
         if not value then
           i = i + 1
           value = argv[i]
-          if value == nil or (value:sub(1, 1) == "-" and #value > 1 and not value:match("^%-%d")) then
+          if value == nil or is_option_word(value) then
             return nil, ("argument %s: expected one argument"):format(opt[1])
           end
         end

@@ -414,13 +414,15 @@ end
 -- formatting a pattern.
 local function report_pieces(job)
   local paths = job.paths
-  local first = "\nCreated CSV file: ===> " .. paths.csv
-  local bin = ".bin\n\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin
-  local last = ".bin\n"
+  local pieces = { "\nCreated CSV file: ===> " .. paths.csv }
+  local after = ".csv\n"
   if job.keygen then
-    return { first, ".csv\n\nCreated encryption keys: ===>  " .. paths.keys, bin, last }
+    pieces[2] = after .. "\nCreated encryption keys: ===>  " .. paths.keys
+    after = ".bin\n"
   end
-  return { first, ".csv\n\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin, last }
+  pieces[#pieces + 1] = after .. "\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin
+  pieces[#pieces + 1] = ".bin\n"
+  return pieces
 end
 
 local function unit_report(job, id)
@@ -771,9 +773,9 @@ local function generate(argv)
       partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
       fill = repeat_columns(header, config.repeat_keys), first = first, first_plain = first_plain,
       fileid = fileid, units = units, numbering = numbering,
+      csv_lines = { "key,type,encoding,value\r\n" }, -- see build_unit
     }
     job.items = unit_template(config, job.partition)
-    job.csv_lines = { "key,type,encoding,value\r\n" }
     if setup_encryption(job, opts) and not shard then
       common.stdout:write("\nGenerating encrypted NVS binary images...\n")
     end
