@@ -543,6 +543,10 @@ describe("mfg_gen with worker processes", function()
         assert.are.equal(1, st2)
         assert.are.equal("mfg_gen: values.csv:1101: key 'Rev': 300 out of range for u8 (0 to 255)\n", err2)
         assert.is_nil(h.read(tmp .. "/two/bin/u-1100.bin"))
+        -- Units after the failing one that the other process made are gone.
+        assert.are.same(h.listing(tmp .. "/one"), h.listing(tmp .. "/two"))
+        assert.is_nil(h.read(tmp .. "/two/bin/u-1101.bin"))
+        assert.are.equal(1099, #h.listing(tmp .. "/two/bin"))
       else
         assert.are.equal(0, st2)
       end
@@ -559,6 +563,30 @@ describe("mfg_gen with worker processes", function()
       h.cleanup(tmp)
     end)
   end
+
+  it("removes the later units other processes made, but never a file it did not write", function()
+    local tmp = h.tmpdir()
+    write_inputs(tmp, true)
+    -- A file already there for unit 1,150 (after the failing unit 1,100).
+    assert(lfs.mkdir(tmp .. "/two"))
+    assert(lfs.mkdir(tmp .. "/two/bin"))
+    h.write(tmp .. "/two/bin/u-1150.bin", "kept")
+    local st1, out1, err1 = run_script(tmp, tmp .. "/one", 1, "--keygen")
+    local st2, out2, err2 = run_script(tmp, tmp .. "/two", 2, "--keygen")
+    assert.are.equal(1, st1)
+    assert.are.equal(1, st2)
+    assert.are.equal(out1, out2)
+    assert.are.equal(err1, err2)
+    local two = h.listing(tmp .. "/two")
+    for i, name in ipairs(two) do
+      if name == "bin/u-1150.bin" then table.remove(two, i) end
+    end
+    assert.are.same(h.listing(tmp .. "/one"), two)
+    assert.are.equal(1099, #h.listing(tmp .. "/two/keys"))
+    assert.is_nil(h.read(tmp .. "/two/keys/keys-u-1101.bin"))
+    assert.are.equal("kept", h.read(tmp .. "/two/bin/u-1150.bin"))
+    h.cleanup(tmp)
+  end)
 
   it("numbers the files with --prefix_num as one process does", function()
     local tmp = h.tmpdir()

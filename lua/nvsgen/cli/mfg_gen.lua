@@ -18,8 +18,8 @@
 -- inputs; errors name the real file and line; a unit that fails leaves no
 -- file of its own; keys come from the OS CSPRNG, are written 0600 and never
 -- over an existing file; an --inputkey keys file is checked (size, CRC);
--- from 1,000 units the work is shared with worker processes (--jobs), so
--- after a failing unit some later units may already have their files.
+-- from 1,000 units the work is shared with worker processes (--jobs); the
+-- units other processes made after a failing one are removed again.
 
 local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
@@ -626,13 +626,53 @@ local function start_workers(jobs)
   return workers
 end
 
+--- Removes the files of a unit that was made (after a failing one, by
+-- another process).
+local function remove_unit(job, id)
+  local paths = job.paths
+  os.remove(paths.bin .. id .. ".bin")
+  os.remove(paths.csv .. id .. ".csv")
+  if paths.keys then
+    os.remove(paths.keys .. id .. ".bin")
+    os.remove(paths.hmac .. id .. ".bin")
+  end
+end
+
+--- Collects what the workers say: the first failure (the one on the
+-- lowest values line, `failure` being this process's own) and, per
+-- process, the line where it stopped (math.huge: it made its whole share;
+-- nil: unknown, it died without saying).
+local function gather_workers(workers, failure, n)
+  local reached = { math.huge }
+  if failure then reached[1] = failure.line end
+  for w, f in ipairs(workers) do
+    local text = f:read("a") or ""
+    local closed = f:close()
+    local line, status, message = text:match("^failed (%d+) (%d+)\n(.*)$")
+    line = tonumber(line)
+    if line then
+      if line > 0 then reached[w + 1] = line end
+      if not failure or (failure.line or math.huge) > line then
+        failure = { message = message, status = tonumber(status), line = line > 0 and line or nil }
+      end
+    elseif closed then
+      reached[w + 1] = math.huge
+    elseif not failure then
+      failure = { message = ("worker %d of %d failed (its message is above)"):format(w + 1, n) }
+    end
+  end
+  return failure, reached
+end
+
 --- A batch shared by `jobs` processes: unit i is made by process
 -- (i - 1) % jobs + 1; the others are the `workers` (start_workers), which
 -- make their share silently and report a failure on their standard output.
 -- This process then prints the reports of the units in order, up to the
 -- first unit that failed (in any process), and that unit's message, as one
--- process would. Only a failure differs: units after the failing one that
--- other processes made keep their files.
+-- process would. Units after the failing one that other processes made
+-- meanwhile are removed, so the batch leaves what one process leaves: a
+-- process stops at its first failure, so the units of its share before
+-- that line are the ones it made, each from files it created.
 function make_shared(job, shard, jobs, workers)
   local k, n = 1, jobs
   if shard then k, n = shard[1], shard[2] end
@@ -651,19 +691,8 @@ function make_shared(job, shard, jobs, workers)
     if failure then report_to_main(failure) end
     return
   end
-  for w, f in ipairs(workers) do
-    local text = f:read("a") or ""
-    local closed = f:close()
-    local line, status, message = text:match("^failed (%d+) (%d+)\n(.*)$")
-    if line then
-      line = tonumber(line)
-      if not failure or (failure.line or math.huge) > line then
-        failure = { message = message, status = tonumber(status), line = line }
-      end
-    elseif not closed and not failure then
-      failure = { message = ("worker %d of %d failed (its message is above)"):format(w + 1, n) }
-    end
-  end
+  local reached
+  failure, reached = gather_workers(workers, failure, n)
   local stop = failure and failure.line
   local out, count = {}, 0
   local function report(id)
@@ -674,12 +703,17 @@ function make_shared(job, shard, jobs, workers)
       count = 0
     end
   end
-  if job.fileid or stop then
-    -- The ids (or the units before the failing line) are in the values.
-    each_unit(job, function(_, id, _, line)
-      if stop and line >= stop then return false end
-      report(id)
+  if stop then
+    each_unit(job, function(number, id, _, line)
+      if line < stop then
+        report(id)
+      elseif line > stop then
+        local made = reached[(number - 1) % n + 1]
+        if made and line < made then remove_unit(job, id) end
+      end
     end)
+  elseif job.fileid then
+    each_unit(job, function(_, id) report(id) end)
   else
     for number = 1, job.units do report(file_id(job, number, tostring(number))) end
   end
