@@ -51,6 +51,13 @@ describe("nvs_partition_gen generate refuses bad input", function()
     refuses(NS .. "a,data,u8 ,1\n", "in.csv:3: key 'a': unknown encoding 'u8 '")
   end)
 
+  it("STRING, HEX2BIN or BASE64 in capitals, which the reference would store undecoded", function()
+    refuses(NS .. "a,data,HEX2BIN,abcd\n", "in.csv:3: key 'a': encoding 'HEX2BIN' must be written 'hex2bin'")
+    refuses(NS .. "a,data,String,x\n", "in.csv:3: key 'a': encoding 'String' must be written 'string'")
+    refuses(NS .. "a,data,BASE64,YQ==\n", "in.csv:3: key 'a': encoding 'BASE64' must be written 'base64'")
+    refuses(NS .. "a,data,Float,1\n", "in.csv:3: key 'a': unknown encoding 'Float'")
+  end)
+
   it("a key longer than 15 bytes", function()
     refuses(NS .. "abcdefghijklmnop,data,u8,1\n",
       "in.csv:3: key 'abcdefghijklmnop' is 16 bytes long, at most 15 are allowed")
@@ -142,6 +149,42 @@ describe("nvs_partition_gen generate refuses bad input", function()
     h.cleanup(dir)
     assert.are.equal(2, status)
     assert.matches("the following arguments are required: input\n$", err)
+  end)
+end)
+
+describe("nvs_partition_gen generate reads input as the reference does", function()
+  local function image_of(csv_text, size)
+    local dir = h.tmpdir()
+    h.write(dir .. "/in.csv", csv_text)
+    local argv = { "generate", "in.csv", "out.bin", size or "0x3000" }
+    local status, out, err = h.run("nvsgen.cli.partition_gen", argv, dir)
+    local image = h.read(dir .. "/out.bin")
+    h.cleanup(dir)
+    assert.are.equal("", err)
+    assert.are.equal(0, status)
+    return image, out
+  end
+
+  it("integer encodings and binary in capitals, as their lower-case names", function()
+    assert.is_true(image_of(NS .. "a,data,u8,5\nb,data,binary,xy\n")
+      == image_of(NS .. "a,data,U8,5\nb,data,BINARY,xy\n"))
+  end)
+
+  it("numbers with Unicode digits and white space, as Python's int() reads them", function()
+    assert.is_true(image_of(NS .. "a,data,i32,-33\nb,data,hex2bin,abcd\n")
+      == image_of(NS .. "a,data,i32,-\u{663}_\u{663}\u{A0}\nb,data,hex2bin,\u{3000}abcd\28\n"))
+    assert.is_true(image_of(NS .. "a,data,u8,1\n", "0x3000")
+      == image_of(NS .. "a,data,u8,1\n", "0x0000000000000003000"))
+    assert.is_true(image_of(NS .. "a,data,u8,1\n", "0x3000")
+      == image_of(NS .. "a,data,u8,1\n", "\u{FF11}\u{FF12}\u{FF12}\u{FF18}\u{FF18}"))
+  end)
+
+  it("warns of a read-only size as often as the reference", function()
+    local _, out = image_of(NS .. "a,data,u8,1\n", "0x2000")
+    assert.are.equal('Minimum partition size for read/write NVS is 0x3000 bytes. Partitions smaller '
+      .. 'than this must be flagged as "readonly" in the partition table CSV.\n'
+      .. "Creating NVS binary with version: V2 - Multipage Blob Support Enabled\n"
+      .. "Created NVS binary: ===> out.bin\n", out)
   end)
 end)
 

@@ -174,6 +174,20 @@ describe("mfg_gen generate", function()
     assert.are.equal(unit_lines(real, "d-1") .. "\nFiles generated in " .. real .. " ...\n", out)
   end)
 
+  it("warns of a read-only size for each unit, twice when encrypting, as mfg_gen.py does", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    local warning = '\nMinimum partition size for read/write NVS is 0x3000 bytes. Partitions smaller '
+      .. 'than this must be flagged as "readonly" in the partition table CSV.\n'
+    local st, out = run({ "generate", "config.csv", "values.csv", "d", "0x2000", "--outdir", "o" })
+    assert.are.equal(0, st)
+    assert.are.equal(unit_lines("o", "d-1", warning) .. "\nFiles generated in o ...\n", out)
+    h.write(dir .. "/k.bin", h.read(SAMPLE .. "/testdata/sample_encryption_keys.bin"))
+    st, out = run({ "generate", "config.csv", "values.csv", "d", "0x2000", "--outdir", "e", "--inputkey", "k.bin" })
+    assert.are.equal(0, st)
+    assert.are.equal("\nGenerating encrypted NVS binary images...\n" .. unit_lines("e", "d-1", warning .. warning)
+      .. "\nFiles generated in e ...\n", out)
+  end)
+
   it("accepts a values file with a header and no rows", function()
     inputs(SMALL_CONFIG, "serial,name\n")
     local st, out = run({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "o" })

@@ -23,6 +23,31 @@ describe("nvsgen.values", function()
     assert.is_nil(values.integer("_1"))
   end)
 
+  it("reads Unicode digits and white space in numbers as Python does", function()
+    assert.are.equal("5", values.integer("5\u{A0}"))             -- no-break space
+    assert.are.equal("5", values.integer("\u{3000}5\u{85}"))
+    assert.are.equal("3", values.integer("\u{663}"))             -- Arabic-Indic three
+    assert.are.equal("-33", values.integer("-\u{663}_\u{663}"))
+    assert.are.equal("19", values.integer("\u{FF11}\u{1D7D7}"))  -- fullwidth 1, mathematical 9
+    assert.are.equal("90", values.integer("\u{1FBF9}\u{1FBF0}")) -- the last range's ends
+    local v, err = values.integer("5\28")                      -- int() keeps \x1c
+    assert.is_nil(v)
+    assert.are.equal("'5\28' is not an integer", err)
+    assert.is_nil(values.integer("\u{66A}"))                   -- a sign, not a digit
+    assert.is_nil(values.integer("\u{65F}"))                   -- just below a zero
+    assert.is_nil(values.integer("5\u{200B}"))                 -- zero width: not a space
+    assert.is_nil(values.integer("5\255"))
+    assert.are.equal(1.5, values.real("\u{661}.5\u{A0}"))
+    assert.are.equal("0x12", values.python_ascii("0x\u{FF11}\u{FF12}"))
+  end)
+
+  it("strips as Python's str.strip() does", function()
+    assert.are.equal("a b", values.python_strip("\28\u{A0} \u{2000}a b\u{3000}\u{200A}\t\31"))
+    assert.are.equal("", values.python_strip("\u{2028}\u{2029}"))
+    assert.are.equal("\u{200B}x", values.python_strip("\u{200B}x"))
+    assert.are.equal("\171\205", values.hex("\u{A0}abcd\28"))
+  end)
+
   it("reads reals as Python's float() does", function()
     assert.are.equal(1.5, values.real(" 1.5 "))
     assert.are.equal(-2250.0, values.real("-2.25e3"))
@@ -43,6 +68,12 @@ describe("nvsgen.values", function()
     assert.is_nil(v)
     assert.are.equal("invalid hex2bin value: odd number of hex digits", err)
     assert.are.equal("invalid hex2bin value: not a hex digit", select(2, values.hex("0g")))
+  end)
+
+  it("refuses base64 text that is not ASCII, as binascii does", function()
+    local v, err = values.base64("YWJj\u{E9}")
+    assert.is_nil(v)
+    assert.are.equal("base64 value is not ASCII", err)
   end)
 
   it("decodes base64 leniently, as binascii does", function()

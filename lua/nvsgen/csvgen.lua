@@ -61,6 +61,17 @@ local function encode(encoding, value, from_file)
   elseif fill == false then
     return nil, nil, err
   end
+  -- The reference lower-cases the encoding only after decoding the value:
+  -- an integer or binary encoding in capitals gives the same bytes, but
+  -- STRING, HEX2BIN or BASE64 would be stored undecoded (and a string
+  -- without its NUL), which is not what the row says.
+  local lower = encoding:lower()
+  if lower ~= encoding then
+    if INTEGER_ENCODINGS[lower] or lower == "binary" then return encode(lower, value, from_file) end
+    if lower == "string" or BLOB_DECODERS[lower] then
+      return nil, nil, ("encoding '%s' must be written '%s'"):format(encoding, lower)
+    end
+  end
   return nil, nil, ("unknown encoding '%s'"):format(encoding)
 end
 

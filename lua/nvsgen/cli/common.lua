@@ -2,6 +2,7 @@
 -- output paths in the reference tools' way.
 
 local lfs = require("lfs")
+local values = require("nvsgen.values")
 
 local M = {}
 
@@ -11,6 +12,16 @@ M.EXIT_OK, M.EXIT_FAIL, M.EXIT_USAGE = 0, 1, 2
 --- Where the command lines write; specs swap these for buffers to run the
 -- commands in-process and check what they print.
 M.stdout, M.stderr = io.stdout, io.stderr
+
+--- What the reference generators print before building an image of each
+-- --version, and after checking a size below the read/write minimum.
+M.VERSION_BANNER = {
+  ["1"] = "Creating NVS binary with version: V1 - Multipage Blob Support Disabled",
+  ["2"] = "Creating NVS binary with version: V2 - Multipage Blob Support Enabled",
+}
+M.READ_WRITE_MIN_SIZE = 0x3000
+M.READ_ONLY_WARNING = "Minimum partition size for read/write NVS is 0x3000 bytes. "
+  .. 'Partitions smaller than this must be flagged as "readonly" in the partition table CSV.'
 
 --- Prints a line of progress or results on standard output.
 function M.say(...)
@@ -48,7 +59,9 @@ end
 --- Parses a size as Python's int(text, 0) does: decimal, 0x, 0o or 0b,
 -- underscores between digits. Returns an integer or nil.
 function M.parse_int(text)
-  local t = text:match("^%s*(.-)%s*$")
+  local t = values.python_ascii(text) -- Unicode digits and spaces, as int() reads them
+  if not t then return nil end
+  t = t:match("^%s*(.-)%s*$")
   local sign, body = t:match("^([+-]?)(.*)$")
   local base, digits = 10, body
   local prefix = body:sub(1, 2):lower()
@@ -62,7 +75,9 @@ function M.parse_int(text)
   -- Python refuses decimal numbers with leading zeros (other than zero).
   if base == 10 and digits:find("^0") and digits:find("[^0]") then return nil end
   local valid = ({ [16] = "^%x+$", [10] = "^%d+$", [8] = "^[0-7]+$", [2] = "^[01]+$" })[base]
-  if not digits:find(valid) or #digits > 15 then return nil end
+  -- Leading zeros aside, 15 digits are exact in a double and far beyond
+  -- any flash.
+  if not digits:find(valid) or #digits:gsub("^0+", "") > 15 then return nil end
   local n = tonumber(digits, base)
   return sign == "-" and -n or n
 end

@@ -48,10 +48,7 @@ local ENCODINGS = {
 local ENCODING_LIST = "string, binary, hex2bin, base64, u8, i8, u16, u32, i32, u64, i64"
 local TYPES = { data = true, file = true, namespace = true }
 
-local VERSION_BANNER = {
-  ["1"] = "Creating NVS binary with version: V1 - Multipage Blob Support Disabled",
-  ["2"] = "Creating NVS binary with version: V2 - Multipage Blob Support Enabled",
-}
+local VERSION_BANNER = common.VERSION_BANNER
 
 local HMAC_OPTIONS = {
   { "--key_protect_hmac", flag = true,
@@ -416,6 +413,12 @@ local function report_pieces(job)
   local paths = job.paths
   local pieces = { "\nCreated CSV file: ===> " .. paths.csv }
   local after = ".csv\n"
+  if job.size < common.READ_WRITE_MIN_SIZE then
+    -- The partition generator mfg_gen.py calls warns of a read-only size
+    -- for each unit: once per size check, and encrypting checks twice.
+    local warning = "\n" .. common.READ_ONLY_WARNING .. "\n"
+    after = after .. warning .. (job.encrypted and warning or "")
+  end
   if job.keygen then
     pieces[2] = after .. "\nCreated encryption keys: ===>  " .. paths.keys
     after = ".bin\n"
@@ -802,7 +805,7 @@ local function generate(argv)
         :format(values, config.repeat_keys[1]))
     end
     job = {
-      quiet = shard ~= nil, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
+      quiet = shard ~= nil, size = size, values = values, header = header, prefix = opts.prefix, outdir = opts.outdir,
       banner = VERSION_BANNER[opts.version],
       partition = nvsgen.partition{ size = size, version = tonumber(opts.version) },
       fill = repeat_columns(header, config.repeat_keys), first = first, first_plain = first_plain,
@@ -810,7 +813,8 @@ local function generate(argv)
       csv_lines = { "key,type,encoding,value\r\n" }, -- see build_unit
     }
     job.items = unit_template(config, job.partition)
-    if setup_encryption(job, opts) and not shard then
+    job.encrypted = setup_encryption(job, opts)
+    if job.encrypted and not shard then
       common.stdout:write("\nGenerating encrypted NVS binary images...\n")
     end
     job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")

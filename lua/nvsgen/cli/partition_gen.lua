@@ -42,10 +42,7 @@ M.GENERATE = {
   options = { VERSION_OPTION, OUTDIR_OPTION },
 }
 
-local VERSION_BANNER = {
-  ["1"] = "Creating NVS binary with version: V1 - Multipage Blob Support Disabled",
-  ["2"] = "Creating NVS binary with version: V2 - Multipage Blob Support Enabled",
-}
+local VERSION_BANNER = common.VERSION_BANNER
 
 --- Builds the partition an `encrypt` or `generate` command line describes.
 -- Returns the partition, or nil and a message.
@@ -80,6 +77,14 @@ function M.output(opts)
   return common.output_path(opts.outdir, name)
 end
 
+--- Prints the reference's warning for a partition too small to be written
+-- by the firmware, as often as it does (`times`: once per size check).
+local function warn_read_only(opts, times)
+  if common.partition_size(opts.size) < common.READ_WRITE_MIN_SIZE then
+    for _ = 1, times do common.say(common.READ_ONLY_WARNING) end
+  end
+end
+
 function M.generate(argv)
   local opts, status = M.parse(M.GENERATE, argv)
   if not opts then return status end
@@ -91,6 +96,7 @@ function M.generate(argv)
   local ok
   ok, err = partition:write(path)
   if not ok then return common.fail(PROG, err) end
+  warn_read_only(opts, 1)
   common.say(VERSION_BANNER[opts.version])
   common.say("Created NVS binary: ===> ", path)
   return common.EXIT_OK
@@ -269,6 +275,7 @@ function M.encrypt(argv)
     if plan and not had_dir then lfs.rmdir(plan.keys_dir) end
     return common.fail(PROG, err)
   end
+  warn_read_only(opts, 2)
   if plan then common.say("Created encryption keys: ===>  ", plan.keys_path) end
   common.say(VERSION_BANNER[opts.version])
   common.say("Created NVS binary: ===> ", path)
