@@ -50,6 +50,7 @@ build = {
     ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",
     ["nvsgen.reader"] = "lua/nvsgen/reader.lua",
     ["nvsgen.csvgen"] = "lua/nvsgen/csvgen.lua",
+    ["nvsgen.pytext"] = "lua/nvsgen/pytext.lua",
     ["nvsgen.values"] = "lua/nvsgen/values.lua",
     ["nvsgen.wifi"] = "lua/nvsgen/wifi.lua",
     ["nvsgen.cli.args"] = "lua/nvsgen/cli/args.lua",

@@ -123,6 +123,20 @@ describe("mfg_gen generate", function()
     end
   end)
 
+  it("drops lines of white space only before reading the CSV, even inside a quoted value", function()
+    -- As mfg_gen.py's str.isspace() sees it: a no-break space and \28 too.
+    inputs("\nns,namespace,\n \t\nserial,data,u32\n\u{A0}\nname,data,string\n",
+      'serial,name\n\28\n1,"a\n\n  \nb"\n\u{3000}\n2,"  "\n')
+    local st, _, err = run({ "generate", "config.csv", "values.csv", "B", "0x3000", "--outdir", "o" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal('key,type,encoding,value\r\nns,namespace,,\r\nserial,data,u32,1\r\n'
+      .. 'name,data,string,"a\nb"\r\n', h.read(dir .. "/o/csv/B-1.csv"))
+    assert.are.equal('key,type,encoding,value\r\nns,namespace,,\r\nserial,data,u32,2\r\n'
+      .. 'name,data,string,  \r\n', h.read(dir .. "/o/csv/B-2.csv"))
+    assert.is_nil(h.read(dir .. "/o/csv/B-3.csv"))
+  end)
+
   it("writes an empty string value as an empty field", function()
     inputs(SMALL_CONFIG, "serial,name\n7,\n")
     local st = run({ "generate", "config.csv", "values.csv", "E", "0x3000", "--outdir", "o" })
@@ -233,6 +247,12 @@ describe("mfg_gen generate refuses", function()
     assert.are.equal(0, st)
     assert.are.equal("key,type,encoding,value\r\na,namespace,,\r\nserial,data,u32,1\r\n"
       .. "b,namespace,,\r\nserial,data,u32,2\r\n", h.read(dir .. "/o/csv/d-1.csv"))
+  end)
+
+  it("a value with a line starting with '#', which the unit CSV would lose as a comment", function()
+    inputs(SMALL_CONFIG, 'serial,name\n1,"a\n#b"\n')
+    refuses(gen(), "values.csv:2: key 'name': a line of the value starts with '#', which"
+      .. " nvs_partition_gen drops as a comment")
   end)
 
   it("a bad value, naming the values file, line and key; earlier units stay", function()

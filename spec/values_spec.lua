@@ -38,13 +38,9 @@ describe("nvsgen.values", function()
     assert.is_nil(values.integer("5\u{200B}"))                 -- zero width: not a space
     assert.is_nil(values.integer("5\255"))
     assert.are.equal(1.5, values.real("\u{661}.5\u{A0}"))
-    assert.are.equal("0x12", values.python_ascii("0x\u{FF11}\u{FF12}"))
   end)
 
-  it("strips as Python's str.strip() does", function()
-    assert.are.equal("a b", values.python_strip("\28\u{A0} \u{2000}a b\u{3000}\u{200A}\t\31"))
-    assert.are.equal("", values.python_strip("\u{2028}\u{2029}"))
-    assert.are.equal("\u{200B}x", values.python_strip("\u{200B}x"))
+  it("strips hex2bin as Python's str.strip() does", function()
     assert.are.equal("\171\205", values.hex("\u{A0}abcd\28"))
   end)
 

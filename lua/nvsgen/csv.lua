@@ -1,7 +1,8 @@
 -- nvsgen.csv: CSV reading and writing in the dialect of Python's csv module.
 --
 -- The reference tools open their CSV files as UTF-8 text with universal
--- newlines, optionally drop physical lines starting with '#', and parse the
+-- newlines, optionally drop physical lines starting with '#' (or, as
+-- mfg_gen.py does, lines of white space only), and parse the
 -- rest with the default (non-strict) dialect. This module reproduces that
 -- behaviour, streaming the input in chunks so that large value tables are
 -- read in constant memory. Bad data is reported as `nil, "NAME:LINE: msg"`;
@@ -17,6 +18,7 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local math_type = math.type
 
 local core = require("nvsgen.core")
+local is_blank_line = require("nvsgen.pytext").is_blank_line
 local plain_fields, plain_count = core.csv_plain_fields, core.csv_plain_count
 
 local M = {}
@@ -113,8 +115,8 @@ local function fail(self, msg)
 end
 
 -- Next physical line that the parser should see: counted, checked for
--- UTF-8, comment lines dropped (the reference filters them before parsing,
--- so even a line inside a quoted field goes).
+-- UTF-8, comment and blank lines dropped if asked (the reference tools
+-- filter them before parsing, so even a line inside a quoted field goes).
 local function next_physical(self)
   while true do
     local line, msg = read_line(self)
@@ -128,7 +130,9 @@ local function next_physical(self)
     if not utf8len(line) then
       return fail(self, format("%s:%d: not valid UTF-8", self.name, n))
     end
-    if not (self.comments and byte(line, 1) == HASH) then return line end
+    if not ((self.comments and byte(line, 1) == HASH) or (self.blank_lines and is_blank_line(line))) then
+      return line
+    end
   end
 end
 
@@ -245,12 +249,17 @@ end
 -- with a byte order mark), a reader that failed and any line that is not
 -- plain give nil: the Lua parser takes them.
 local function take_plain(self, split)
-  if self.lineno == 0 or self.err then return nil end
-  local result, pos, extra = split(self.buf, self.pos, self.comments)
-  if not result then return nil end
-  local n = self.lineno + 1
-  self.lineno, self.pos = n, pos
-  return result, n, extra
+  while true do
+    if self.lineno == 0 or self.err then return nil end
+    local result, pos, extra = split(self.buf, self.pos, self.comments)
+    if not result then return nil end
+    local n = self.lineno + 1
+    self.lineno, self.pos = n, pos
+    -- A line of one field may be white space only: dropped when asked.
+    local only = extra -- count's only field
+    if type(result) == "table" then only = result[2] == nil and result[1] end
+    if not (self.blank_lines and only and is_blank_line(only)) then return result, n, extra end
+  end
 end
 
 --- Parses the next record. Returns the list of fields, the physical line
@@ -314,23 +323,26 @@ end
 
 Reader.__name = "nvsgen.csv.reader"
 
-local function new_reader(file, buf, name, comments)
+local function new_reader(file, buf, name, opts)
   return setmetatable({
     file = file,          -- nil when reading from a string
     buf = buf, pos = 1,   -- normalized text not yet split into lines
     held_cr = false,
     name = name,
-    comments = comments,
+    comments = opts.comments or false,
+    blank_lines = opts.blank_lines or false,
     lineno = 0,
     err = nil,
     closed = false,
   }, Reader)
 end
 
-local READER_OPTS = { comments = "boolean" }
+local READER_OPTS = { comments = "boolean", blank_lines = "boolean" }
 
 --- Open a CSV file for reading.
--- opts.comments: drop physical lines starting with '#'.
+-- opts.comments: drop physical lines starting with '#';
+-- opts.blank_lines: drop physical lines of white space only (as Python's
+-- str.isspace() sees it), as mfg_gen.py does before reading its inputs.
 -- Returns a reader, or nil and "PATH: cannot open (reason)".
 function M.open(path, opts)
   if type(path) ~= "string" then argerror(1, "open", "string expected, got " .. type(path)) end
@@ -341,7 +353,7 @@ function M.open(path, opts)
     if sub(msg, 1, #prefix) == prefix then msg = sub(msg, #prefix + 1) end
     return nil, format("%s: cannot open (%s)", path, msg)
   end
-  return new_reader(file, "", path, opts.comments or false)
+  return new_reader(file, "", path, opts)
 end
 
 --- A reader over an in-memory string; `name` is used in messages.
@@ -351,7 +363,7 @@ function M.from_string(text, name, opts)
     argerror(2, "from_string", "string expected, got " .. type(name))
   end
   opts = check_opts(opts, READER_OPTS, 3, "from_string")
-  local r = new_reader(nil, "", name or "(string)", opts.comments or false)
+  local r = new_reader(nil, "", name or "(string)", opts)
   r.buf = normalize(r, text)
   if r.held_cr then r.buf, r.held_cr = r.buf .. "\n", false end
   return r

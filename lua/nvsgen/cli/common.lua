@@ -2,7 +2,7 @@
 -- output paths in the reference tools' way.
 
 local lfs = require("lfs")
-local values = require("nvsgen.values")
+local pytext = require("nvsgen.pytext")
 
 local M = {}
 
@@ -59,7 +59,7 @@ end
 --- Parses a size as Python's int(text, 0) does: decimal, 0x, 0o or 0b,
 -- underscores between digits. Returns an integer or nil.
 function M.parse_int(text)
-  local t = values.python_ascii(text) -- Unicode digits and spaces, as int() reads them
+  local t = pytext.ascii_number(text) -- Unicode digits and spaces, as int() reads them
   if not t then return nil end
   t = t:match("^%s*(.-)%s*$")
   local sign, body = t:match("^([+-]?)(.*)$")

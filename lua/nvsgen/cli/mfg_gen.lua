@@ -134,39 +134,27 @@ local function has_field(fields, value)
   return false
 end
 
-local function blank(field)
-  return find(field, "^[ \t\f\v]*$") ~= nil
-end
-
---- Next record of `reader`, skipping the lines mfg_gen.py drops (those of
--- white space only). Returns fields, line and whether the record was
--- plain (see csv Reader:next), nil at the end; raises on unreadable input.
+--- Next record of `reader` (see open_csv). Returns fields, line and
+-- whether the record was plain (see csv Reader:next), nil at the end;
+-- raises on unreadable input.
 local function next_row(reader)
-  while true do
-    local fields, line, plain = reader:next()
-    if not fields then
-      if line then raise(line) end
-      return nil
-    end
-    if #fields > 1 or not blank(fields[1]) then return fields, line, plain end
-  end
+  local fields, line, plain = reader:next()
+  if not fields and line then raise(line) end
+  return fields, line, plain
 end
 
 --- Passes over the next record as next_row would return it; returns its
 -- number of fields and its line, nil at the end.
 local function skip_row(reader)
-  while true do
-    local count, line, only = reader:count()
-    if not count then
-      if line then raise(line) end
-      return nil
-    end
-    if count > 1 or not blank(only) then return count, line end
-  end
+  local count, line = reader:count()
+  if not count and line then raise(line) end
+  return count, line
 end
 
+--- A reader of `path` that drops the lines mfg_gen.py drops before reading
+-- its inputs as CSV: those of white space only, even inside a quoted value.
 local function open_csv(path)
-  local reader, err = csv.open(path)
+  local reader, err = csv.open(path, { blank_lines = true })
   if not reader then raise(err) end
   return reader
 end
@@ -355,6 +343,12 @@ local function build_unit(job, fields, line, plain)
       end
       local value = fields[p]
       p = p + 1
+      if not plain and find(value, "\n#", 1, true) then
+        -- nvs_partition_gen would drop that line of the unit CSV as a
+        -- comment, and read the rest of the file into the value.
+        raise(("%s:%d: key '%s': a line of the value starts with '#', which nvs_partition_gen"
+          .. " drops as a comment"):format(job.values, line, key), nil, line)
+      end
       out[i + 1] = item.prefix .. (plain and value or csv_field(value)) .. "\r\n"
       if item.value_column then row[item.value_column] = value end
     end
