@@ -62,6 +62,19 @@ describe("nvsgen.cli.common", function()
     assert.is_nil(common.parse_int("012"))
     assert.is_nil(common.parse_int("3000h"))
     assert.are.equal(0, common.parse_int("00"))
+    assert.are.equal(0x3000, common.parse_int("0x0000000000000003000"))
+    assert.are.equal(12288, common.parse_int("\u{FF11}\u{FF12}\u{FF12}\u{FF18}\u{FF18}\u{A0}"))
+    assert.is_nil(common.parse_int("1234567890123456"))
+  end)
+
+  it("reports a failure on one line, control characters escaped", function()
+    local saved = common.stderr
+    local lines = {}
+    common.stderr = { write = function(_, ...) for _, s in ipairs({ ... }) do lines[#lines + 1] = s end end }
+    local status = common.fail("tool", "out/u-x\ny\r\t\1\127.csv: No such file or directory")
+    common.stderr = saved
+    assert.are.equal(1, status)
+    assert.are.equal("tool: out/u-x\\ny\\r\\t\\x01\\x7f.csv: No such file or directory\n", table.concat(lines))
   end)
 
   it("checks partition sizes", function()

@@ -179,6 +179,26 @@ describe("nvs_partition_gen generate reads input as the reference does", functio
       == image_of(NS .. "a,data,u8,1\n", "\u{FF11}\u{FF12}\u{FF12}\u{FF18}\u{FF18}"))
   end)
 
+  it("a file's bytes as bytes: base64 skips non-ASCII, hex2bin strips ASCII space only", function()
+    local dir = h.tmpdir()
+    h.write(dir .. "/in.csv", NS .. "a,file,base64,a.txt\nb,file,hex2bin,b.txt\nc,data,hex2bin,\28ab\n")
+    h.write(dir .. "/a.txt", "\255QU\200JD")
+    h.write(dir .. "/b.txt", " abcd\n")
+    local status, _, err = h.run("nvsgen.cli.partition_gen", { "generate", "in.csv", "out.bin", "0x3000" }, dir)
+    local image = h.read(dir .. "/out.bin")
+    assert.are.equal("", err)
+    assert.are.equal(0, status)
+    assert.are.equal("ABC", image:sub(64 + 32 * 2 + 1, 64 + 32 * 2 + 3))
+    assert.are.equal("\171\205", image:sub(64 + 32 * 5 + 1, 64 + 32 * 5 + 2))
+    assert.are.equal("\171", image:sub(64 + 32 * 8 + 1, 64 + 32 * 8 + 1))
+    -- In a file, \28 is not white space to bytes.strip().
+    h.write(dir .. "/b.txt", "\28abcd")
+    status, _, err = h.run("nvsgen.cli.partition_gen", { "generate", "in.csv", "out2.bin", "0x3000" }, dir)
+    h.cleanup(dir)
+    assert.are.equal(1, status)
+    assert.matches("^nvs_partition_gen: in.csv:4: key 'b': invalid hex2bin value", err)
+  end)
+
   it("warns of a read-only size as often as the reference", function()
     local _, out = image_of(NS .. "a,data,u8,1\n", "0x2000")
     assert.are.equal('Minimum partition size for read/write NVS is 0x3000 bytes. Partitions smaller '

@@ -137,6 +137,17 @@ describe("mfg_gen generate", function()
     assert.is_nil(h.read(dir .. "/o/csv/B-3.csv"))
   end)
 
+  it("keeps a byte order mark of the config file in the first key, as mfg_gen.py does", function()
+    inputs("\239\187\191ns,namespace,\nserial,data,u32\n", "\239\187\191serial\n7\n")
+    local st, _, err = run({ "generate", "config.csv", "values.csv", "M", "0x3000", "--outdir", "o" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal("key,type,encoding,value\r\n\239\187\191ns,namespace,,\r\nserial,data,u32,7\r\n",
+      h.read(dir .. "/o/csv/M-1.csv"))
+    -- The namespace entry's key is those five bytes.
+    assert.are.equal("\239\187\191ns\0", h.read(dir .. "/o/bin/M-1.bin"):sub(64 + 9, 64 + 14))
+  end)
+
   it("writes an empty string value as an empty field", function()
     inputs(SMALL_CONFIG, "serial,name\n7,\n")
     local st = run({ "generate", "config.csv", "values.csv", "E", "0x3000", "--outdir", "o" })
@@ -466,6 +477,17 @@ describe("mfg_gen generate with encryption", function()
       assert.are.equal(assert(crypto.key_from_hmac(hmac)),
         assert(crypto.read_keys(dir .. "/o/keys/keys-P-" .. i .. ".bin")))
     end
+  end)
+
+  it("names keys files as mfg_gen.py does when the id ends in .bin", function()
+    inputs("ns,namespace,\nserial,data,u32\n", "id,serial\nu1.bin,1\nu2,2\n")
+    local st, out = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--fileid", "id", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(0, st)
+    assert.are.same({ "hmac-keys-P-u1.bin", "hmac-keys-P-u2.bin", "keys-P-u1.bin", "keys-P-u2.bin" },
+      h.listing(dir .. "/o/keys"))
+    assert.matches("\nCreated encryption keys: ===>  o/keys/keys%-P%-u1%.bin\n\n", out)
+    assert.matches("\nCreated encryption keys: ===>  o/keys/keys%-P%-u2%.bin\n\n", out)
   end)
 
   it("a failing unit leaves neither its keys nor its HMAC key", function()

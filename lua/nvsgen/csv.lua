@@ -126,7 +126,7 @@ local function next_physical(self)
     end
     local n = self.lineno + 1
     self.lineno = n
-    if n == 1 and sub(line, 1, 3) == BOM then line = sub(line, 4) end
+    if n == 1 and not self.keep_bom and sub(line, 1, 3) == BOM then line = sub(line, 4) end
     if not utf8len(line) then
       return fail(self, format("%s:%d: not valid UTF-8", self.name, n))
     end
@@ -331,18 +331,21 @@ local function new_reader(file, buf, name, opts)
     name = name,
     comments = opts.comments or false,
     blank_lines = opts.blank_lines or false,
+    keep_bom = opts.keep_bom or false,
     lineno = 0,
     err = nil,
     closed = false,
   }, Reader)
 end
 
-local READER_OPTS = { comments = "boolean", blank_lines = "boolean" }
+local READER_OPTS = { comments = "boolean", blank_lines = "boolean", keep_bom = "boolean" }
 
 --- Open a CSV file for reading.
 -- opts.comments: drop physical lines starting with '#';
 -- opts.blank_lines: drop physical lines of white space only (as Python's
--- str.isspace() sees it), as mfg_gen.py does before reading its inputs.
+-- str.isspace() sees it), as mfg_gen.py does before reading its inputs;
+-- opts.keep_bom: keep a byte order mark at the start as text (by default it
+-- is dropped).
 -- Returns a reader, or nil and "PATH: cannot open (reason)".
 function M.open(path, opts)
   if type(path) ~= "string" then argerror(1, "open", "string expected, got " .. type(path)) end

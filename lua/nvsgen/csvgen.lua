@@ -49,7 +49,7 @@ local function encode(encoding, value, from_file)
     end
     return "string", value
   elseif BLOB_DECODERS[encoding] then
-    local v, err = BLOB_DECODERS[encoding](value)
+    local v, err = BLOB_DECODERS[encoding](value, from_file)
     return "blob", v, err
   elseif encoding == "binary" then
     return "blob", value

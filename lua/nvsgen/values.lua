@@ -64,18 +64,19 @@ function M.real(text)
   return nil, ("'%s' is not a number"):format(text)
 end
 
---- hex2bin: stripped (as Python's str.strip() does), an even number of hex
--- digits in either case.
-function M.hex(text)
-  local bytes, err = core.hex_decode(pytext.strip(text))
+--- hex2bin: stripped (as Python's str.strip() does, or bytes.strip() for
+-- a file's bytes), an even number of hex digits in either case.
+function M.hex(text, from_file)
+  local bytes, err = core.hex_decode(from_file and strip(text) or pytext.strip(text))
   if not bytes then return nil, "invalid hex2bin value: " .. err end
   return bytes
 end
 
 --- base64: decoded as Python's binascii does (non-alphabet bytes skipped),
--- from ASCII text only, as binascii takes it.
-function M.base64(text)
-  if find(text, "[\128-\255]") then return nil, "base64 value is not ASCII" end
+-- from ASCII text only, as binascii takes a str (a file's bytes may hold
+-- anything).
+function M.base64(text, from_file)
+  if not from_file and find(text, "[\128-\255]") then return nil, "base64 value is not ASCII" end
   local bytes, err = core.base64_decode(text)
   if not bytes then return nil, err end
   return bytes

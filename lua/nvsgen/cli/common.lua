@@ -29,8 +29,15 @@ function M.say(...)
   M.stdout:write("\n")
 end
 
+-- Control characters as a message shows them (as Lua or C would write them).
+local CONTROL_ESCAPES = setmetatable({ ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }, {
+  __index = function(_, c) return ("\\x%02x"):format(c:byte()) end,
+})
+
 --- Prints "prog: message" on stderr and returns the failure status.
 function M.fail(prog, message, status)
+  -- One line, whatever a file name or value in it holds.
+  message = message:gsub("[%c\127]", CONTROL_ESCAPES)
   M.stderr:write(prog, ": ", message, "\n")
   return status or M.EXIT_FAIL
 end

@@ -30,7 +30,7 @@ local csvgen = require("nvsgen.csvgen")
 local parse_integer = require("nvsgen.values").integer
 local lfs = require("lfs")
 
-local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+local find, match, sub, byte, concat = string.find, string.match, string.sub, string.byte, table.concat
 local tostring, tonumber, ipairs, error, pcall = tostring, tonumber, ipairs, error, pcall
 
 local csv_field = csv.field
@@ -153,8 +153,9 @@ end
 
 --- A reader of `path` that drops the lines mfg_gen.py drops before reading
 -- its inputs as CSV: those of white space only, even inside a quoted value.
-local function open_csv(path)
-  local reader, err = csv.open(path, { blank_lines = true })
+-- keep_bom: a byte order mark stays, as mfg_gen.py keeps it.
+local function open_csv(path, keep_bom)
+  local reader, err = csv.open(path, { blank_lines = true, keep_bom = keep_bom })
   if not reader then raise(err) end
   return reader
 end
@@ -197,7 +198,9 @@ end
 -- reference's order of checks. Returns the config as
 -- { rows = { { fields, line, namespace }... }, repeat_keys = {...} }.
 local function read_config(conf, values, header)
-  local reader = open_csv(conf)
+  -- A byte order mark stays part of the first key, as mfg_gen.py reads it
+  -- (the values file's is dropped: mfg_gen.py would only fail on it).
+  local reader = open_csv(conf, true)
   local rows, keys, repeat_keys, repeat_set = {}, {}, {}, {}
   while true do
     local fields, line = next_row(reader)
@@ -399,6 +402,16 @@ local function unit_paths(job)
   }
 end
 
+--- What the partition generator adds to the name of a unit's keys file
+-- (path: the name so far): ".bin", unless the extension os.path.splitext
+-- finds in it already holds ".bin" (an id "u1.bin" names "keys-P-u1.bin").
+-- mfg_gen.py stops at another extension; here ".bin" is added.
+local function keys_suffix(path)
+  local ext = match(path, "[^/]*$"):match("^%.*[^.].-(%.[^.]*)$")
+  if ext and find(ext, ".bin", 1, true) then return "" end
+  return ".bin"
+end
+
 --- The text mfg_gen.py prints for a unit whose files are written, in the
 -- pieces that go around the unit's id (two or three times): only the id
 -- changes from unit to unit, and joining the pieces costs half as much as
@@ -415,7 +428,7 @@ local function report_pieces(job)
   end
   if job.keygen then
     pieces[2] = after .. "\nCreated encryption keys: ===>  " .. paths.keys
-    after = ".bin\n"
+    after = "\n" -- after the keys file's suffix (keys_suffix)
   end
   pieces[#pieces + 1] = after .. "\n" .. job.banner .. "\n\nCreated NVS binary: ===> " .. paths.bin
   pieces[#pieces + 1] = ".bin\n"
@@ -424,7 +437,7 @@ end
 
 local function unit_report(job, id)
   local r = job.report
-  if r[4] then return r[1] .. id .. r[2] .. id .. r[3] .. id .. r[4] end
+  if r[4] then return r[1] .. id .. r[2] .. id .. keys_suffix(job.paths.keys .. id) .. r[3] .. id .. r[4] end
   return r[1] .. id .. r[2] .. id .. r[3]
 end
 
@@ -436,10 +449,11 @@ local function emit_unit(job, id, text, line)
   local key, keys_path, hmac, hmac_path
   local crypto = job.crypto
   if job.keygen then
-    keys_path = paths.keys .. id .. ".bin"
+    local suffix = keys_suffix(paths.keys .. id)
+    keys_path = paths.keys .. id .. suffix
     if job.hmac_per_unit then
       hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
-      hmac_path = paths.hmac .. id .. ".bin"
+      hmac_path = paths.hmac .. id .. suffix
       key = assert(crypto.key_from_hmac(hmac))
     else
       key = job.key or assert(crypto.generate_key())
@@ -630,8 +644,9 @@ local function remove_unit(job, id)
   os.remove(paths.bin .. id .. ".bin")
   os.remove(paths.csv .. id .. ".csv")
   if paths.keys then
-    os.remove(paths.keys .. id .. ".bin")
-    os.remove(paths.hmac .. id .. ".bin")
+    local suffix = keys_suffix(paths.keys .. id)
+    os.remove(paths.keys .. id .. suffix)
+    os.remove(paths.hmac .. id .. suffix)
   end
 end
 
