@@ -407,9 +407,18 @@ end
 -- finds in it already holds ".bin" (an id "u1.bin" names "keys-P-u1.bin").
 -- mfg_gen.py stops at another extension; here ".bin" is added.
 local function keys_suffix(path)
-  local ext = match(path, "[^/]*$"):match("^%.*[^.].-(%.[^.]*)$")
+  local base = match(path, "^.*/(.*)$") or path
+  local ext = match(base, "^%.*[^.].-(%.[^.]*)$")
   if ext and find(ext, ".bin", 1, true) then return "" end
   return ".bin"
+end
+
+--- keys_suffix for unit `id`'s keys file. An id without '.' or '/' adds
+-- nothing to the extension that counts ("-" ends any ".bin" before it),
+-- so its suffix is the job's, found once.
+local function unit_keys_suffix(job, id)
+  if not find(id, "[./]") then return job.keys_suffix end
+  return keys_suffix(job.paths.keys .. id)
 end
 
 --- The text mfg_gen.py prints for a unit whose files are written, in the
@@ -437,7 +446,7 @@ end
 
 local function unit_report(job, id)
   local r = job.report
-  if r[4] then return r[1] .. id .. r[2] .. id .. keys_suffix(job.paths.keys .. id) .. r[3] .. id .. r[4] end
+  if r[4] then return r[1] .. id .. r[2] .. id .. unit_keys_suffix(job, id) .. r[3] .. id .. r[4] end
   return r[1] .. id .. r[2] .. id .. r[3]
 end
 
@@ -449,7 +458,7 @@ local function emit_unit(job, id, text, line)
   local key, keys_path, hmac, hmac_path
   local crypto = job.crypto
   if job.keygen then
-    local suffix = keys_suffix(paths.keys .. id)
+    local suffix = unit_keys_suffix(job, id)
     keys_path = paths.keys .. id .. suffix
     if job.hmac_per_unit then
       hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
@@ -644,7 +653,7 @@ local function remove_unit(job, id)
   os.remove(paths.bin .. id .. ".bin")
   os.remove(paths.csv .. id .. ".csv")
   if paths.keys then
-    local suffix = keys_suffix(paths.keys .. id)
+    local suffix = unit_keys_suffix(job, id)
     os.remove(paths.keys .. id .. suffix)
     os.remove(paths.hmac .. id .. suffix)
   end
@@ -828,6 +837,7 @@ local function generate(argv)
     end
     job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
     job.paths = unit_paths(job)
+    job.keys_suffix = job.keys_dir and keys_suffix(job.paths.keys .. "1")
     job.report = report_pieces(job)
     make_dir(pyjoin(opts.outdir, "csv"))
     make_dir(pyjoin(opts.outdir, "bin"))
