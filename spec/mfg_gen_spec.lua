@@ -488,6 +488,11 @@ describe("mfg_gen generate with encryption", function()
       h.listing(dir .. "/o/keys"))
     assert.matches("\nCreated encryption keys: ===>  o/keys/keys%-P%-u1%.bin\n\n", out)
     assert.matches("\nCreated encryption keys: ===>  o/keys/keys%-P%-u2%.bin\n\n", out)
+    -- A prefix ending in ".bin" gives every name an extension holding it.
+    st = run({ "generate", "config.csv", "values.csv", "a.bin", "0x3000", "--outdir", "p",
+      "--keygen", "--fileid", "id" })
+    assert.are.equal(0, st)
+    assert.are.same({ "keys-a.bin-u1.bin", "keys-a.bin-u2" }, h.listing(dir .. "/p/keys"))
   end)
 
   it("a failing unit leaves neither its keys nor its HMAC key", function()
