@@ -30,7 +30,7 @@ local csvgen = require("nvsgen.csvgen")
 local parse_integer = require("nvsgen.values").integer
 local lfs = require("lfs")
 
-local find, match, sub, byte, concat = string.find, string.match, string.sub, string.byte, table.concat
+local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
 local tostring, tonumber, ipairs, error, pcall = tostring, tonumber, ipairs, error, pcall
 
 local csv_field = csv.field
@@ -403,13 +403,12 @@ local function unit_paths(job)
 end
 
 --- What the partition generator adds to the name of a unit's keys file
--- (path: the name so far): ".bin", unless the extension os.path.splitext
--- finds in it already holds ".bin" (an id "u1.bin" names "keys-P-u1.bin").
--- mfg_gen.py stops at another extension; here ".bin" is added.
+-- (path: the name so far): nothing when the name already has an extension
+-- holding ".bin" (an id "u1.bin" names "keys-P-u1.bin"), as common.bin_name
+-- judges every .bin name; else ".bin" (mfg_gen.py stops at another
+-- extension, here ".bin" is added).
 local function keys_suffix(path)
-  local base = match(path, "^.*/(.*)$") or path
-  local ext = match(base, "^%.*[^.].-(%.[^.]*)$")
-  if ext and find(ext, ".bin", 1, true) then return "" end
+  if common.bin_name(path) == path then return "" end
   return ".bin"
 end
 
