@@ -79,8 +79,8 @@ end
 
 --- Prints the reference's warning for a partition too small to be written
 -- by the firmware, as often as it does (`times`: once per size check).
-local function warn_read_only(opts, times)
-  if common.partition_size(opts.size) < common.READ_WRITE_MIN_SIZE then
+local function warn_read_only(partition, times)
+  if partition.size < common.READ_WRITE_MIN_SIZE then
     for _ = 1, times do common.say(common.READ_ONLY_WARNING) end
   end
 end
@@ -96,7 +96,7 @@ function M.generate(argv)
   local ok
   ok, err = partition:write(path)
   if not ok then return common.fail(PROG, err) end
-  warn_read_only(opts, 1)
+  warn_read_only(partition, 1)
   common.say(VERSION_BANNER[opts.version])
   common.say("Created NVS binary: ===> ", path)
   return common.EXIT_OK
@@ -275,7 +275,7 @@ function M.encrypt(argv)
     if plan and not had_dir then lfs.rmdir(plan.keys_dir) end
     return common.fail(PROG, err)
   end
-  warn_read_only(opts, 2)
+  warn_read_only(partition, 2)
   if plan then common.say("Created encryption keys: ===>  ", plan.keys_path) end
   common.say(VERSION_BANNER[opts.version])
   common.say("Created NVS binary: ===> ", path)
