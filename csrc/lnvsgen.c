@@ -497,7 +497,10 @@ static int push_file_error(lua_State *L, const char *path, int rc)
 }
 
 /* How a file is written: the names Lua passes (encoder:write, write_keys),
- * in the order of the enum. */
+ * in the order of the enum.  One open/write/close, over an existing file
+ * ("direct") or refusing one ("new"); or atomically through a temporary
+ * file, over an existing file ("replace") or refusing one ("atomic_new"),
+ * as core.write_file does. */
 static const char *const write_modes[] = {"direct", "new", "replace", "atomic_new", NULL};
 enum { WRITE_DIRECT, WRITE_DIRECT_NEW, WRITE_REPLACE, WRITE_ATOMIC_NEW };
 
@@ -850,10 +853,6 @@ static int l_pbkdf2_sha1(lua_State *L)
     return 1;
 }
 
-/* How encoder:write() puts the file in place: one open/write/close, over an
- * existing file ("direct") or refusing one ("new"); or atomically through
- * a temporary file, over an existing file ("replace") or refusing one
- * ("atomic_new"), as core.write_file does. */
 /* encoder:write(path, how [, mode [, xts [, hash]]]) -> bytes written
  *                        [, sha256 hex] | nil, message, errno
  * Writes the encoder's image (encrypted with xts if given) straight from its

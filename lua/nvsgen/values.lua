@@ -14,7 +14,8 @@ local find, byte, sub = string.find, string.byte, string.sub
 --- Surrounding white space removed, as `^%s*(.-)%s*$` would, but in linear
 -- time with cheap steps: that pattern costs ~20 ns a byte (50 us for a
 -- 2,400-digit hex2bin value). This is the white space Python's int() and
--- float() skip once digits and spaces are ASCII (see nvsgen.pytext).
+-- float() skip once digits and spaces are ASCII (see nvsgen.pytext), and
+-- what bytes.strip() removes from a file's bytes.
 local function strip(s)
   local first = find(s, "%S")
   if not first then return "" end
