@@ -82,10 +82,30 @@ describe("nvsgen.cli.common", function()
     assert.are.equal("size 0x1800 is not a multiple of 4096", select(2, common.partition_size("0x1800")))
   end)
 
+  it("splits extensions as os.path.splitext does", function()
+    local cases = {
+      { "out.bin", "out", ".bin" }, { "a.b.csv", "a.b", ".csv" }, { "out", "out", "" },
+      { ".bin", ".bin", "" }, { "..csv", "..csv", "" }, { "...", "...", "" },
+      { ".a.b", ".a", ".b" }, { "a..", "a.", "." }, { "d.x/f", "d.x/f", "" },
+      { "d/.x.bin", "d/.x", ".bin" }, { "", "", "" },
+    }
+    for _, c in ipairs(cases) do
+      assert.are.same({ c[2], c[3] }, { common.split_ext(c[1]) })
+    end
+    assert.is_true(common.has_bin_ext("k.bin2"))
+    assert.is_false(common.has_bin_ext(".bin"))
+    assert.is_false(common.has_bin_ext("k.bi"))
+  end)
+
   it("names output files as the reference does", function()
     assert.are.equal("out.bin", common.bin_name("out"))
     assert.are.equal("out.bin", common.bin_name("out.bin"))
     assert.are.equal("out.txt: only the .bin extension is allowed", select(2, common.bin_name("out.txt")))
+    -- A name of dots and one word has no extension, as os.path.splitext sees it.
+    assert.are.equal(".bin.bin", common.bin_name(".bin"))
+    assert.are.equal("d.x/.keys.bin", common.bin_name("d.x/.keys"))
+    assert.are.equal(".k.bin", common.bin_name(".k.bin"))
+    assert.are.equal("out.: only the .bin extension is allowed", select(2, common.bin_name("out.")))
     assert.are.equal("dir/x.bin", common.join("dir/", "x.bin"))
     assert.are.equal("/abs/x.bin", common.join("dir", "/abs/x.bin"))
   end)

@@ -131,14 +131,32 @@ function M.join(outdir, name)
   return (outdir:gsub("/+$", "")) .. "/" .. name
 end
 
+--- Splits `path` into stem and extension as Python's os.path.splitext,
+-- which the reference tools judge names by: the extension is the last '.'
+-- of the final component and what follows it, unless only dots come before
+-- that '.' in the component (".bin" and "..csv" have no extension).
+function M.split_ext(path)
+  local dir, base = path:match("^(.-)([^/]*)$")
+  local stem, ext = base:match("^(%.*[^.].*)(%.[^.]*)$")
+  if not stem then return path, "" end
+  return dir .. stem, ext
+end
+
+--- True when `name` has the extension the reference asks of a .bin file:
+-- one holding ".bin" (so "out.bin" and "out.bin2", not "out" or ".bin").
+function M.has_bin_ext(name)
+  local _, ext = M.split_ext(name)
+  return ext:find(".bin", 1, true) ~= nil
+end
+
+M.BIN_EXT_ONLY = "%s: only the .bin extension is allowed"
+
 --- An output file name as the reference accepts it: no extension gets
 -- ".bin", another extension is refused. Returns the name, or nil, message.
 function M.bin_name(name)
-  local ext = name:match("%.([^./]*)$")
-  if not ext then return name .. ".bin" end
-  if not ("." .. ext):find(".bin", 1, true) then
-    return nil, ("%s: only the .bin extension is allowed"):format(name)
-  end
+  local _, ext = M.split_ext(name)
+  if ext == "" then return name .. ".bin" end
+  if not M.has_bin_ext(name) then return nil, M.BIN_EXT_ONLY:format(name) end
   return name
 end
 

@@ -181,7 +181,7 @@ local function check_values(values, header, on_row)
 end
 
 local function check_extension(path, what)
-  if not find(path, "[^/]%.csv$") then
+  if select(2, common.split_ext(path)) ~= ".csv" then
     raise(("%s: the %s file must have the .csv extension"):format(path, what))
   end
 end
@@ -408,8 +408,7 @@ end
 -- judges every .bin name; else ".bin" (mfg_gen.py stops at another
 -- extension, here ".bin" is added).
 local function keys_suffix(path)
-  if common.bin_name(path) == path then return "" end
-  return ".bin"
+  return common.has_bin_ext(path) and "" or ".bin"
 end
 
 --- keys_suffix for unit `id`'s keys file. An id without '.' or '/' adds
@@ -528,9 +527,7 @@ local function setup_encryption(job, opts)
   local crypto = require("nvsgen.crypto")
   job.crypto = crypto
   if opts.inputkey then
-    if not find(opts.inputkey, "%.bin[^./]*$") then
-      raise(("%s: only the .bin extension is allowed"):format(opts.inputkey))
-    end
+    if not common.has_bin_ext(opts.inputkey) then raise(common.BIN_EXT_ONLY:format(opts.inputkey)) end
     local key, err = crypto.read_keys(opts.inputkey)
     if not key then raise(err) end
     job.partition:set_key(key)

@@ -145,10 +145,7 @@ M.GENERATE_KEY = {
 --- Names the decrypt command and encrypt's output must have: an extension
 -- containing ".bin" (no extension is refused too, as the reference does).
 local function check_bin(name)
-  local ext = name:match("%.([^./]*)$")
-  if not ext or not ("." .. ext):find(".bin", 1, true) then
-    return nil, ("%s: only the .bin extension is allowed"):format(name)
-  end
+  if not common.has_bin_ext(name) then return nil, common.BIN_EXT_ONLY:format(name) end
   return name
 end
 
