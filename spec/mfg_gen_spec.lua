@@ -304,6 +304,9 @@ describe("mfg_gen generate refuses", function()
   it("files without the .csv extension, and empty files", function()
     refuses({ "generate", "config.txt", "values.csv", "d", "0x3000" },
       "config.txt: the config file must have the .csv extension")
+    -- Only dots before ".csv": no extension at all, as os.path.splitext sees it.
+    refuses({ "generate", "config.csv", "..csv", "d", "0x3000" },
+      "..csv: the values file must have the .csv extension")
     inputs("\n  \n", "serial,name\n")
     refuses(gen(), "config.csv: the config file is empty")
     inputs(SMALL_CONFIG, "\n")
