@@ -259,6 +259,20 @@ describe("batch", function()
     assert.matches("recipe: %-%-size 0x3000 differs from partition 'nvs' %(0x4000%) in", err2)
   end)
 
+  it("refuses a partition that is not data,nvs, and writes nothing", function()
+    helper.write(tmp .. "/partitions.csv", "nvs,data,nvs,,0x4000\nfactory,app,factory,,1M\n"
+      .. "keys,data,nvs_keys,,0x1000\n")
+    for _, case in ipairs({ { 2, "factory", "app,factory" }, { 3, "keys", "data,nvs_keys" } }) do
+      local line, name, kind = case[1], case[2], case[3]
+      local status, _, err = recipes.run(GEN, { "--serial-range", "1", "--outdir", tmp .. "/o",
+        "--partition-table", tmp .. "/partitions.csv", "--partition", name })
+      assert.equal(2, status)
+      assert.equal(("recipe: %s/partitions.csv:%d: partition '%s' is %s; NVS images need a data,nvs partition")
+        :format(tmp, line, name, kind), err:match("\n(.*)\n$"))
+    end
+    assert.is_nil(lfs.attributes(tmp .. "/o"))
+  end)
+
   it("checks its command line", function()
     local function usage_error(argv)
       local status, _, err = recipes.run(GEN, argv)

@@ -20,12 +20,14 @@ M.TABLE_OFFSET = 0x8000
 M.TABLE_SIZE = 0x1000
 
 local TYPES = { app = 0x00, data = 0x01 }
+--- The type and subtype codes of an NVS partition (data, nvs).
+M.DATA, M.NVS = TYPES.data, 0x02
 local ALIGN = { [0x00] = 0x10000 }
 local DATA_ALIGN = 0x1000
 
 local SUBTYPES = {
   [0x00] = { factory = 0x00, test = 0x20 },
-  [0x01] = { ota = 0x00, phy = 0x01, nvs = 0x02, coredump = 0x03, nvs_keys = 0x04,
+  [0x01] = { ota = 0x00, phy = 0x01, nvs = M.NVS, coredump = 0x03, nvs_keys = 0x04,
     efuse = 0x05, undefined = 0x06, esphttpd = 0x80, fat = 0x81, spiffs = 0x82, littlefs = 0x83 },
 }
 for i = 0, 15 do SUBTYPES[0x00]["ota_" .. i] = 0x10 + i end

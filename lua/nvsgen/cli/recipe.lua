@@ -107,6 +107,12 @@ function M.batch_options(r, opts)
     if not list then return nil, err end
     part, err = partition_table.find(list, opts.partition or "nvs", opts.partition_table)
     if not part then return nil, err end
+    -- Only a data,nvs partition is read by the firmware as NVS; an image
+    -- sized for an app or an nvs_keys partition would be flashed over it.
+    if part.type_id ~= partition_table.DATA or part.subtype_id ~= partition_table.NVS then
+      return nil, ("%s:%d: partition '%s' is %s,%s; NVS images need a data,nvs partition")
+        :format(opts.partition_table, part.line, part.name, part.type, part.subtype)
+    end
     if b.size and b.size ~= part.size then
       return nil, ("--size 0x%X differs from partition '%s' (0x%X) in %s")
         :format(b.size, part.name, part.size, opts.partition_table)
