@@ -404,9 +404,9 @@ end
 
 --- What the partition generator adds to the name of a unit's keys file
 -- (path: the name so far): nothing when the name already has an extension
--- holding ".bin" (an id "u1.bin" names "keys-P-u1.bin"), as common.bin_name
--- judges every .bin name; else ".bin" (mfg_gen.py stops at another
--- extension, here ".bin" is added).
+-- holding ".bin" (an id "u1.bin" names "keys-P-u1.bin"), judged by
+-- common.has_bin_ext as every .bin name is; else ".bin" (mfg_gen.py stops
+-- at another extension, here ".bin" is added).
 local function keys_suffix(path)
   return common.has_bin_ext(path) and "" or ".bin"
 end
