@@ -419,6 +419,16 @@ local function unit_keys_suffix(job, id)
   return keys_suffix(job.paths.keys .. id)
 end
 
+--- The paths of unit `id`'s files: its CSV, its image and, when the job
+-- writes keys, its keys and HMAC key files.
+local function unit_files(job, id)
+  local paths = job.paths
+  local csv_path, bin_path = paths.csv .. id .. ".csv", paths.bin .. id .. ".bin"
+  if not paths.keys then return csv_path, bin_path end
+  local suffix = unit_keys_suffix(job, id)
+  return csv_path, bin_path, paths.keys .. id .. suffix, paths.hmac .. id .. suffix
+end
+
 --- The text mfg_gen.py prints for a unit whose files are written, in the
 -- pieces that go around the unit's id (two or three times): only the id
 -- changes from unit to unit, and joining the pieces costs half as much as
@@ -451,16 +461,12 @@ end
 --- Writes one unit's files (removing those written if one fails) and says
 -- so (unless job.quiet: a worker). Raises "values:line: message" on failure.
 local function emit_unit(job, id, text, line)
-  local paths = job.paths
-  local csv_path = paths.csv .. id .. ".csv"
-  local key, keys_path, hmac, hmac_path
+  local csv_path, bin_path, keys_path, hmac_path = unit_files(job, id)
+  local key, hmac
   local crypto = job.crypto
   if job.keygen then
-    local suffix = unit_keys_suffix(job, id)
-    keys_path = paths.keys .. id .. suffix
     if job.hmac_per_unit then
       hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
-      hmac_path = paths.hmac .. id .. suffix
       key = assert(crypto.key_from_hmac(hmac))
     else
       key = job.key or assert(crypto.generate_key())
@@ -480,7 +486,7 @@ local function emit_unit(job, id, text, line)
     ok, err = crypto.write_keys(keys_path, key)
     if ok then keys_done = true else err = already_exists(err) end
   end
-  if ok then ok, err = write_image(job.partition, paths.bin .. id .. ".bin") end
+  if ok then ok, err = write_image(job.partition, bin_path) end
   if not ok then
     if keys_done then os.remove(keys_path) end
     if hmac_done then os.remove(hmac_path) end
@@ -645,13 +651,12 @@ end
 --- Removes the files of a unit that was made (after a failing one, by
 -- another process).
 local function remove_unit(job, id)
-  local paths = job.paths
-  os.remove(paths.bin .. id .. ".bin")
-  os.remove(paths.csv .. id .. ".csv")
-  if paths.keys then
-    local suffix = unit_keys_suffix(job, id)
-    os.remove(paths.keys .. id .. suffix)
-    os.remove(paths.hmac .. id .. suffix)
+  local csv_path, bin_path, keys_path, hmac_path = unit_files(job, id)
+  os.remove(bin_path)
+  os.remove(csv_path)
+  if keys_path then
+    os.remove(keys_path)
+    os.remove(hmac_path)
   end
 end
 
@@ -694,7 +699,8 @@ function make_shared(job, shard, jobs, workers)
   local k, n = 1, jobs
   if shard then k, n = shard[1], shard[2] end
   job.quiet = true
-  local function mine(number) return (number - 1) % n + 1 == k end
+  local function process_of(number) return (number - 1) % n + 1 end
+  local function mine(number) return process_of(number) == k end
   local ok, failure = pcall(each_unit, job, function(number, id, fields, line, plain)
     if mine(number) then emit_unit(job, id, build_unit(job, fields, line, plain), line) end
   end, mine)
@@ -725,7 +731,7 @@ function make_shared(job, shard, jobs, workers)
       if line < stop then
         report(id)
       elseif line > stop then
-        local made = reached[(number - 1) % n + 1]
+        local made = reached[process_of(number)]
         if made and line < made then remove_unit(job, id) end
       end
     end)
