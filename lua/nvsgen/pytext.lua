@@ -44,17 +44,16 @@ end
 -- any other non-ASCII character (or bad UTF-8) is in it: no number then.
 function M.ascii_number(text)
   if not find(text, "[\128-\255]") then return text end
+  if not utf8.len(text) then return nil end -- utf8.codes would raise
   local out = {}
-  local ok = pcall(function()
-    for _, cp in utf8.codes(text) do
-      local d = cp >= 128 and unicode_digit(cp)
-      if cp < 128 then out[#out + 1] = string.char(cp)
-      elseif d then out[#out + 1] = string.char(48 + d)
-      elseif UNICODE_SPACES[utf8.char(cp)] then out[#out + 1] = " "
-      else error("not a number") end
-    end
-  end)
-  return ok and table.concat(out) or nil
+  for _, cp in utf8.codes(text) do
+    local d = cp >= 128 and unicode_digit(cp)
+    if cp < 128 then out[#out + 1] = string.char(cp)
+    elseif d then out[#out + 1] = string.char(48 + d)
+    elseif UNICODE_SPACES[utf8.char(cp)] then out[#out + 1] = " "
+    else return nil end
+  end
+  return table.concat(out)
 end
 
 --- Surrounding white space removed as Python's str.strip() removes it:

@@ -142,11 +142,15 @@ function M.split_ext(path)
   return dir .. stem, ext
 end
 
+-- Python's '.bin' in ext, for an extension split_ext gave.
+local function holds_bin(ext)
+  return ext:find(".bin", 1, true) ~= nil
+end
+
 --- True when `name` has the extension the reference asks of a .bin file:
 -- one holding ".bin" (so "out.bin" and "out.bin2", not "out" or ".bin").
 function M.has_bin_ext(name)
-  local _, ext = M.split_ext(name)
-  return ext:find(".bin", 1, true) ~= nil
+  return holds_bin(select(2, M.split_ext(name)))
 end
 
 M.BIN_EXT_ONLY = "%s: only the .bin extension is allowed"
@@ -156,7 +160,7 @@ M.BIN_EXT_ONLY = "%s: only the .bin extension is allowed"
 function M.bin_name(name)
   local _, ext = M.split_ext(name)
   if ext == "" then return name .. ".bin" end
-  if not M.has_bin_ext(name) then return nil, M.BIN_EXT_ONLY:format(name) end
+  if not holds_bin(ext) then return nil, M.BIN_EXT_ONLY:format(name) end
   return name
 end
 
