@@ -299,16 +299,10 @@ function Reader:count()
   local start, line, quoted = begin_record(self)
   if not start then return nil, line end
   if quoted then return #quoted, start, quoted[2] == nil and quoted[1] or nil end
-  local last = text_end(line)
-  local n, pos = 0, 1
-  while true do
-    local e = find(line, ",", pos, true)
-    n = n + 1
-    if not e or e > last then break end
-    pos = e + 1
-  end
-  if n == 1 then return 1, start, sub(line, 1, last) end
-  return n, start
+  -- One field more than commas (a newline only ends the line).
+  local _, commas = gsub(line, ",", "")
+  if commas == 0 then return 1, start, sub(line, 1, text_end(line)) end
+  return commas + 1, start
 end
 
 function Reader:close()
