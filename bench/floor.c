@@ -12,7 +12,10 @@
  *             language: the image written under a pending name, its
  *             SHA-256 for the manifest, the rename into place.  Run as two
  *             processes side by side it shows the best a 2-core machine
- *             can do, before any image is built.
+ *             can do, before any image is built;
+ *   keys      required, plus the 4096-byte keys file a batch with a key per
+ *             unit writes beside each image (no key made, nothing
+ *             encrypted): the best such a batch can do.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -46,20 +49,23 @@ int main(int argc, char **argv)
     long size = argc > 3 ? strtol(argv[3], NULL, 0) : 0x6000;
     const char *mode = argc > 4 ? argv[4] : "plain";
     long first = argc > 5 ? strtol(argv[5], NULL, 0) : 0;
-    int required = strcmp(mode, "required") == 0;
-    char path[4096], pending[4200];
+    int keys = strcmp(mode, "keys") == 0;
+    int required = keys || strcmp(mode, "required") == 0;
+    char path[4096], pending[4200], keys_path[4200];
+    unsigned char keys_data[4096];
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned char *data;
     double t0;
     long i;
     if (argc < 2 || n <= 0 || size <= 0 || first < 0 || (!required && strcmp(mode, "plain") != 0)) {
-        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required [FIRST]]]]\n");
+        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys [FIRST]]]]\n");
         return 2;
     }
     data = malloc((size_t)size);
     if (data == NULL)
         return 1;
     memset(data, 0xff, (size_t)size);
+    memset(keys_data, 0xff, sizeof keys_data);
     t0 = now();
     for (i = first; i < first + n; i++) {
         /* Make each file differ a little, as the images do. */
@@ -74,6 +80,12 @@ int main(int argc, char **argv)
         if (!EVP_Digest(data, (size_t)size, digest, NULL, EVP_sha256(), NULL)) {
             fprintf(stderr, "SHA-256 failed\n");
             return 1;
+        }
+        if (keys) {
+            memcpy(keys_data, &i, sizeof i);
+            snprintf(keys_path, sizeof keys_path, "%s-keys.bin", path);
+            if (write_file(keys_path, keys_data, sizeof keys_data) != 0)
+                return 1;
         }
         if (write_file(pending, data, (size_t)size) != 0)
             return 1;
