@@ -35,8 +35,8 @@ end
 function M.integer(text)
   -- The usual form, decimal digits without a leading zero, is canonical.
   if find(text, "^%-?[1-9]%d*$") or text == "0" then return text end
-  local ascii = pytext.ascii_number(text)
-  local sign, digits = strip(ascii or ""):match("^([+-]?)([%d_]+)$")
+  -- Other non-ASCII text is no number: "" fails the match below.
+  local sign, digits = strip(pytext.ascii_number(text) or ""):match("^([+-]?)([%d_]+)$")
   if not digits or digits:find("^_") or digits:find("_$") or digits:find("__") then
     return nil, ("'%s' is not an integer"):format(text)
   end
@@ -51,7 +51,8 @@ local SPECIAL_REALS = {
 --- Python's float(): decimal notation with optional exponent, inf and nan.
 -- (The encoder refuses NaN, as the firmware does.)
 function M.real(text)
-  local t = strip(pytext.ascii_number(text) or "?")
+  -- Other non-ASCII text is no number: "" fails both matches below.
+  local t = strip(pytext.ascii_number(text) or "")
   local sign, word = t:match("^([+-]?)(%a+)$")
   if word and SPECIAL_REALS[word:lower()] then
     local v = SPECIAL_REALS[word:lower()]
