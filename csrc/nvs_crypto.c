@@ -416,11 +416,30 @@ int nvs_random_bytes(uint8_t *buf, size_t len)
     return NVS_CRYPTO_OK;
 }
 
+/* SHA-256 fetched from the provider once: EVP_sha256() makes OpenSSL 3
+ * look the algorithm up again on every digest (a lock and name compares,
+ * more than half of the cost of hashing a short input).  Where the fetch
+ * fails, EVP_sha256() still works the slow way. */
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ERR_clear_error();
+}
+
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
+}
+
 int nvs_sha256(const void *data, size_t len, uint8_t out[NVS_SHA256_SIZE])
 {
     if ((data == NULL && len != 0) || out == NULL)
         return NVS_CRYPTO_EINVAL;
-    if (!EVP_Digest(len != 0 ? data : "", len, out, NULL, EVP_sha256(), NULL))
+    if (!EVP_Digest(len != 0 ? data : "", len, out, NULL, sha256_md(), NULL))
         return openssl_failed();
     return NVS_CRYPTO_OK;
 }
@@ -436,7 +455,7 @@ nvs_sha256_ctx *nvs_sha256_new(void)
     if (ctx == NULL)
         return NULL;
     ctx->md = EVP_MD_CTX_new();
-    if (ctx->md == NULL || !EVP_DigestInit_ex(ctx->md, EVP_sha256(), NULL)) {
+    if (ctx->md == NULL || !EVP_DigestInit_ex(ctx->md, sha256_md(), NULL)) {
         ERR_clear_error();
         nvs_sha256_free(ctx);
         return NULL;
@@ -458,7 +477,7 @@ int nvs_sha256_final(nvs_sha256_ctx *ctx, uint8_t out[NVS_SHA256_SIZE])
     if (ctx == NULL || out == NULL)
         return NVS_CRYPTO_EINVAL;
     if (!EVP_DigestFinal_ex(ctx->md, out, NULL) ||
-        !EVP_DigestInit_ex(ctx->md, EVP_sha256(), NULL))
+        !EVP_DigestInit_ex(ctx->md, sha256_md(), NULL))
         return openssl_failed();
     return NVS_CRYPTO_OK;
 }
