@@ -504,13 +504,116 @@ static int push_file_error(lua_State *L, const char *path, int rc)
 static const char *const write_modes[] = {"direct", "new", "replace", "atomic_new", NULL};
 enum { WRITE_DIRECT, WRITE_DIRECT_NEW, WRITE_REPLACE, WRITE_ATOMIC_NEW };
 
-/* Writes len bytes to path as `how` (the enum above) says; 0 or -errno. */
-static int write_as(const char *path, const void *data, size_t len, mode_t mode, int how)
+/* Writes len bytes to path as `how` (the enum above) says; 0 or -errno.
+ * `folder` is NVS_CURRENT_FOLDER or an output folder (opt_folder) in
+ * which `path` is a name: then `how` is a direct one. */
+static int write_as(int folder, const char *path, const void *data, size_t len, mode_t mode,
+                    int how)
 {
     if (how == WRITE_DIRECT || how == WRITE_DIRECT_NEW)
-        return nvs_write_direct(path, data, len, mode, how == WRITE_DIRECT_NEW);
+        return nvs_write_direct_at(folder, path, data, len, mode, how == WRITE_DIRECT_NEW);
     return nvs_write_file(path, data, len, mode, how == WRITE_REPLACE);
 }
+
+/* ---- output folders ----------------------------------------------------------- */
+
+/* A folder opened once for the many files of a batch (nvs_folder_open):
+ * encoder:write, write_keys and folder:rename take names in it.  Its path
+ * is the userdata's user value, to name files in messages. */
+#define FOLDER_MT "nvsgen.folder"
+
+typedef struct {
+    int fd; /* -1 once closed */
+} lfolder;
+
+/* core.folder(path) -> folder | nil, message, errno */
+static int l_folder_new(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lfolder *f = (lfolder *)lua_newuserdatauv(L, sizeof *f, 1);
+    int fd;
+    f->fd = -1;
+    luaL_setmetatable(L, FOLDER_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    fd = nvs_folder_open(path);
+    if (fd < 0)
+        return push_file_error(L, path, fd);
+    f->fd = fd;
+    return 1;
+}
+
+static lfolder *check_folder(lua_State *L, int arg)
+{
+    lfolder *f = (lfolder *)luaL_checkudata(L, arg, FOLDER_MT);
+    luaL_argcheck(L, f->fd >= 0, arg, "folder is closed");
+    return f;
+}
+
+/* The descriptor of the optional folder at `arg` (or NVS_CURRENT_FOLDER); a folder
+ * takes only the direct ways of writing (`how`). */
+static int opt_folder(lua_State *L, int arg, int how)
+{
+    if (lua_isnoneornil(L, arg))
+        return NVS_CURRENT_FOLDER;
+    luaL_argcheck(L, how == WRITE_DIRECT || how == WRITE_DIRECT_NEW, arg,
+                  "a folder takes only \"direct\" or \"new\" writes");
+    return check_folder(L, arg)->fd;
+}
+
+/* How messages name file `name`: as it is, or, given a folder at `arg`,
+ * joined to the folder's path (pushed on the stack, only on failures). */
+static const char *shown_path(lua_State *L, int arg, const char *name)
+{
+    size_t len;
+    const char *dir;
+    if (lua_isnoneornil(L, arg))
+        return name;
+    lua_getiuservalue(L, arg, 1);
+    dir = lua_tolstring(L, -1, &len);
+    if (strcmp(dir, ".") == 0)
+        return name;
+    return lua_pushfstring(L, len > 0 && dir[len - 1] == '/' ? "%s%s" : "%s/%s", dir, name);
+}
+
+/* folder:rename(from, to) -> true | nil, message, errno: names in the folder */
+static int l_folder_rename(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    const char *from = luaL_checkstring(L, 2);
+    const char *to = luaL_checkstring(L, 3);
+    int rc = nvs_rename_at(f->fd, from, to);
+    if (rc != 0)
+        return push_file_error(L, shown_path(L, 1, from), rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* folder:close(), also __gc and __close */
+static int l_folder_close(lua_State *L)
+{
+    lfolder *f = (lfolder *)luaL_checkudata(L, 1, FOLDER_MT);
+    if (f->fd >= 0)
+        nvs_folder_close(f->fd);
+    f->fd = -1;
+    return 0;
+}
+
+static int l_folder_tostring(lua_State *L)
+{
+    lfolder *f = (lfolder *)luaL_checkudata(L, 1, FOLDER_MT);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushfstring(L, "nvsgen.folder (%s%s)", lua_tostring(L, -1), f->fd < 0 ? ", closed" : "");
+    return 1;
+}
+
+static const luaL_Reg folder_methods[] = {
+    {"rename", l_folder_rename}, {"close", l_folder_close}, {NULL, NULL}};
+
+static const luaL_Reg folder_metamethods[] = {{"__gc", l_folder_close},
+                                              {"__close", l_folder_close},
+                                              {"__tostring", l_folder_tostring},
+                                              {NULL, NULL}};
 
 /* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
  * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
@@ -523,7 +626,7 @@ static int l_write_file(lua_State *L)
     lua_Integer mode = luaL_optinteger(L, 3, 0644);
     int rc;
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "invalid mode");
-    rc = write_as(path, data, len, (mode_t)mode, how);
+    rc = write_as(NVS_CURRENT_FOLDER, path, data, len, (mode_t)mode, how);
     if (rc != 0)
         return push_file_error(L, path, rc);
     lua_pushboolean(L, 1);
@@ -853,11 +956,12 @@ static int l_pbkdf2_sha1(lua_State *L)
     return 1;
 }
 
-/* encoder:write(path, how [, mode [, xts [, hash]]]) -> bytes written
- *                        [, sha256 hex] | nil, message, errno
+/* encoder:write(path, how [, mode [, xts [, hash [, folder]]]]) -> bytes
+ *                        written [, sha256 hex] | nil, message, errno
  * Writes the encoder's image (encrypted with xts if given) straight from its
  * buffer, the batch's hot path: no Lua string of 24 KB per unit.  With hash
  * the SHA-256 of exactly the bytes written comes back as 64 hex digits.
+ * With a folder (core.folder), path is a name in it.
  * The encrypted copy is the only heap memory, freed before anything can
  * raise (every argument is checked first). */
 static int l_encoder_write(lua_State *L)
@@ -868,6 +972,7 @@ static int l_encoder_write(lua_State *L)
     lua_Integer mode = luaL_optinteger(L, 4, 0644);
     lxts *x = lua_isnoneornil(L, 5) ? NULL : (lxts *)luaL_checkudata(L, 5, XTS_MT);
     int hash = lua_toboolean(L, 6);
+    int folder = opt_folder(L, 7, how);
     uint8_t digest[NVS_SHA256_SIZE];
     uint8_t *copy = NULL;
     const uint8_t *data;
@@ -881,13 +986,13 @@ static int l_encoder_write(lua_State *L)
             return push_crypto_error(L, NVS_CRYPTO_EIMAGE_SIZE);
         copy = (uint8_t *)malloc(len);
         if (copy == NULL)
-            return push_file_error(L, path, -ENOMEM);
+            return push_file_error(L, shown_path(L, 7, path), -ENOMEM);
         memcpy(copy, data, len);
         crc = nvs_xts_image(x->ctx, copy, len, 1);
         data = copy;
     }
     if (crc == NVS_CRYPTO_OK) {
-        rc = write_as(path, data, len, (mode_t)mode, how);
+        rc = write_as(folder, path, data, len, (mode_t)mode, how);
         if (rc == 0 && hash)
             crc = nvs_sha256(data, len, digest);
     }
@@ -895,7 +1000,7 @@ static int l_encoder_write(lua_State *L)
     if (crc != NVS_CRYPTO_OK)
         return push_crypto_error(L, crc);
     if (rc != 0)
-        return push_file_error(L, path, rc);
+        return push_file_error(L, shown_path(L, 7, path), rc);
     lua_pushinteger(L, (lua_Integer)len);
     if (!hash)
         return 1;
@@ -907,28 +1012,33 @@ static int l_encoder_write(lua_State *L)
     return 2;
 }
 
-/* core.write_keys(path, key, how) -> true | nil, message [, errno]
+/* core.write_keys(path, key, how [, folder]) -> true | nil, message [, errno]
  * The keys partition of a 64-byte key, mode 0600, written as encoder:write's
- * `how` says.  It is built in a buffer wiped afterwards: no copy of the keys
- * stays behind in a Lua string. */
+ * `how` says (with a folder, path is a name in it).  It is built in a
+ * buffer wiped afterwards: no copy of the keys stays behind in a Lua
+ * string. */
 static int l_write_keys(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     int how = luaL_checkoption(L, 3, NULL, write_modes);
-    const uint8_t *key = get_xts_key(L, 2);
+    int folder = opt_folder(L, 4, how);
+    const uint8_t *key;
     uint8_t keys[NVS_KEYS_PARTITION_SIZE];
     int rc;
+    lua_settop(L, 4);
+    key = get_xts_key(L, 2);
     if (key == NULL) {
-        /* fail and the message are on the stack: the message names the file */
-        lua_pushfstring(L, "%s: %s", path, lua_tostring(L, -1));
-        lua_replace(L, -2);
+        /* get_xts_key left fail and a message (at 6): it names the file */
+        const char *shown = shown_path(L, 4, path);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", shown, lua_tostring(L, 6));
         return 2;
     }
     nvs_keys_build(keys, key);
-    rc = write_as(path, keys, sizeof keys, 0600, how);
+    rc = write_as(folder, path, keys, sizeof keys, 0600, how);
     nvs_wipe(keys, sizeof keys);
     if (rc != 0)
-        return push_file_error(L, path, rc);
+        return push_file_error(L, shown_path(L, 4, path), rc);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1175,7 +1285,7 @@ static const luaL_Reg core_functions[] = {
     {"read_file", l_read_file},
     {"xts", l_xts_new},                 {"encrypt_image", l_encrypt_image},
     {"decrypt_image", l_decrypt_image}, {"keys_build", l_keys_build},
-    {"write_keys", l_write_keys},
+    {"write_keys", l_write_keys},       {"folder", l_folder_new},
     {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
@@ -1195,6 +1305,11 @@ int luaopen_nvsgen_core(lua_State *L)
     luaL_newmetatable(L, XTS_MT);
     luaL_setfuncs(L, xts_metamethods, 0);
     luaL_newlib(L, xts_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, FOLDER_MT);
+    luaL_setfuncs(L, folder_metamethods, 0);
+    luaL_newlib(L, folder_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newmetatable(L, READ_RESULT_MT);

@@ -120,10 +120,11 @@ static int write_unnamed(const char *path, const void *data, size_t len, mode_t 
 }
 #endif
 
-int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive)
+int nvs_write_direct_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
+                        int exclusive)
 {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
-    int fd = open(path, flags, mode & 07777);
+    int fd = openat(folder, name, flags, mode & 07777);
     int rc;
     if (fd < 0)
         return -errno;
@@ -131,6 +132,27 @@ int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     return rc;
+}
+
+int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive)
+{
+    return nvs_write_direct_at(NVS_CURRENT_FOLDER, path, data, len, mode, exclusive);
+}
+
+int nvs_folder_open(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+void nvs_folder_close(int folder)
+{
+    close(folder);
+}
+
+int nvs_rename_at(int folder, const char *from, const char *to)
+{
+    return renameat(folder, from, folder, to) < 0 ? -errno : 0;
 }
 
 int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace)

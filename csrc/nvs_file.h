@@ -4,6 +4,7 @@
 #ifndef NVS_FILE_H
 #define NVS_FILE_H
 
+#include <fcntl.h> /* AT_FDCWD */
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -23,6 +24,22 @@ int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, 
  * `mode` applies, less the umask, to a file it creates.  Returns 0 or a
  * negative errno value. */
 int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive);
+
+/* A batch names thousands of files in one output folder.  Opened once
+ * (nvs_folder_open), the folder's descriptor lets each file be named by
+ * its name alone (openat, renameat): the kernel then does not walk the
+ * folder's path again for every create and rename.  nvs_folder_open
+ * returns a descriptor (the caller closes it) or a negative errno value;
+ * the others work as nvs_write_direct and rename(2) on names in `folder`,
+ * returning 0 or a negative errno value. */
+int nvs_folder_open(const char *path);
+void nvs_folder_close(int folder);
+/* The `folder` argument that means the process's current folder, where
+ * names are paths as nvs_write_direct takes them. */
+#define NVS_CURRENT_FOLDER AT_FDCWD
+int nvs_write_direct_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
+                        int exclusive);
+int nvs_rename_at(int folder, const char *from, const char *to);
 
 /* Reads the whole file at `path` into a new buffer (malloc'd, NUL after
  * the last byte so text can be used in place; the caller frees it) and

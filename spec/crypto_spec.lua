@@ -107,6 +107,22 @@ describe("nvsgen.crypto key files", function()
     assert.is_nil(lfs.attributes(dir .. "/k2.bin"))
   end)
 
+  it("the core writes a keys file by name in a folder opened once, naming its path", function()
+    local core = require("nvsgen.core")
+    local key = crypto.generate_key()
+    local folder = assert(core.folder(dir))
+    assert.is_true(core.write_keys("k.bin", key, "direct", folder))
+    assert.are.equal("rw-------", lfs.attributes(dir .. "/k.bin", "permissions"))
+    assert.are.equal(crypto.keys_partition(key), h.read(dir .. "/k.bin"))
+    assert.are.same({ nil, dir .. "/k2.bin: key is 3 bytes long, 64 are needed" },
+      { core.write_keys("k2.bin", "abc", "direct", folder) })
+    assert.are.same({ nil, dir .. "/k.bin: already exists", 17 }, { core.write_keys("k.bin", key, "new", folder) })
+    assert.has_error(function() core.write_keys("k.bin", key, "atomic_new", folder) end,
+      "bad argument #4 to 'write_keys' (a folder takes only \"direct\" or \"new\" writes)")
+    folder:close()
+    assert.is_nil(lfs.attributes(dir .. "/k2.bin"))
+  end)
+
   it("write_keys refuses to overwrite unless asked", function()
     local first, second = crypto.generate_key(), crypto.generate_key()
     assert(crypto.write_keys(dir .. "/k.bin", first))

@@ -438,12 +438,17 @@ function M.run(opts)
     values_reader = err
   end
 
-  local m, fresh, lock
+  -- Files are named relative to `prefix` (outdir and a slash) in messages
+  -- and for lfs, and to `folder` (outdir opened once) where they are made.
+  local prefix = outdir == "." and "" or (outdir:gsub("/+$", "")) .. "/"
+  local m, fresh, lock, folder
   if not dry then
     ok, err = common.make_dirs(outdir)
     if not ok then return nil, err end
     lock, err = lock_outdir(outdir, not opts.shard, 30)
     if not lock then return nil, err end
+    folder, err = core.folder(prefix == "" and "." or prefix)
+    if not folder then lock:close(); return nil, err end
     -- Temporary files of an atomic write cut short by a kill. In a folder
     -- that was empty no image can be in the way, so none is looked for.
     fresh = true
@@ -484,7 +489,6 @@ function M.run(opts)
   local generate_key = crypto.generate_key
   local want_csv = opts.csv
   local force = opts.force
-  local prefix = outdir == "." and "" or (outdir:gsub("/+$", "")) .. "/"
   local total = serials.count
   local bar = opts.progress and progress_bar(opts.progress, total)
   local written, skipped, finished = 0, 0, 0
@@ -510,7 +514,7 @@ function M.run(opts)
     local flushed, ferr = manifest_file:flush()
     if not flushed then return nil, format("%s: %s", m.path, ferr) end
     for i = 1, grouped do
-      local renamed, rerr = os_rename(group_pending[i], group_final[i])
+      local renamed, rerr = folder:rename(group_pending[i], group_final[i])
       if not renamed then return nil, rerr end
     end
     grouped = 0
@@ -530,12 +534,12 @@ function M.run(opts)
       end
     end
     local image_name = format(name, serial)
-    local image_path = prefix .. image_name
-    local pending = image_path .. ".part"
+    local pending = image_name .. ".part"
     local status = "build"
     if not dry and not fresh then
+      local image_path = prefix .. image_name
       local done = recorded[serial]
-      if done and attributes(pending, "mode") then
+      if done and attributes(prefix .. pending, "mode") then
         status = "finish"
       elseif attributes(image_path, "mode") then
         if force then status = "build"
@@ -555,7 +559,7 @@ function M.run(opts)
       skipped = skipped + 1
       if next_values then next_values(serial) end
     elseif status == "finish" then
-      ok, err = os_rename(pending, image_path)
+      ok, err = folder:rename(pending, image_name)
       if not ok then failure = err; break end
       finished = finished + 1
       if next_values then next_values(serial) end
@@ -625,7 +629,7 @@ function M.run(opts)
         -- is written, after both are complete; a rerun rebuilds (and so
         -- overwrites) anything of an unrecorded unit.
         if keygen then
-          ok, err = write_keys(prefix .. keys_name, key, "direct")
+          ok, err = write_keys(keys_name, key, "direct", folder)
           if not ok then failure = err; break end
         end
         if csv_text then
@@ -633,11 +637,11 @@ function M.run(opts)
           if not ok then failure = err; break end
         end
         local bytes, hash
-        bytes, hash = write_image(partition, pending, "direct", 420, true)
+        bytes, hash = write_image(partition, pending, "direct", 420, true, folder)
         if not bytes then failure = hash; break end
         row[1], row[2], row[3], row[4], row[5] = serial, image_name, bytes, hash, keys_name
         grouped = grouped + 1
-        group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_path,
+        group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_name,
           plain and concat(row, ",", 1, n + #columns) .. "\r\n" or format_row(row)
         if grouped == GROUP then
           ok, err = commit()
@@ -680,6 +684,7 @@ function M.run(opts)
   local seconds = clock() - started
   if bar then bar(written + skipped + finished, true) end
   if manifest_file then manifest_file:close() end
+  if folder then folder:close() end
   if lock then
     -- The lock file goes with the last process of the batch (workers left
     -- running after a failure still hold it).

@@ -175,9 +175,10 @@ end
 -- `how` is "direct" (open/write/close over any file), "new" (the same,
 -- refusing an existing file), "replace" or "atomic_new" (atomic, as
 -- `write`). With `hash`, also returns the SHA-256 hex of the bytes written.
+-- With `folder` (core.folder), `path` is a name in it and `how` direct.
 -- Returns the size written [and the hash], or nil and a message.
-function Partition:write_image(path, how, mode, hash)
-  return self.encoder:write(path, how, mode or 420, self.xts, hash)
+function Partition:write_image(path, how, mode, hash, folder)
+  return self.encoder:write(path, how, mode or 420, self.xts, hash, folder)
 end
 
 --- Empties the partition so the same object can build the next unit.
