@@ -61,6 +61,7 @@ build = {
     ["nvsgen.cli.recipe"] = "lua/nvsgen/cli/recipe.lua",
     ["nvsgen.recipe"] = "lua/nvsgen/recipe.lua",
     ["nvsgen.batch"] = "lua/nvsgen/batch.lua",
+    ["nvsgen.chunks"] = "lua/nvsgen/chunks.lua",
     ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
   },
   install = {

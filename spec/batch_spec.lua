@@ -303,33 +303,6 @@ describe("batch", function()
     assert.matches("%-%-inputkey KEYS.bin", out)
   end)
 
-  it("deals out a shared batch's units in chunks, each to one process", function()
-    local path = tmp .. "/lock"
-    local a = assert(io.open(path, "a+"))
-    local b = assert(io.open(path, "a+"))
-    a:setvbuf("no")
-    b:setvbuf("no")
-    local mine_a, mine_b = batch.chunk_taker(a, path), batch.chunk_taker(b, path)
-    assert.equal(32, batch.CHUNK)
-    -- a takes chunk 0 (indexes 1-32), b chunk 1 (33-64).
-    assert.same({ true }, { mine_a(1) })
-    assert.same({ false, 33 }, { mine_b(1) })
-    assert.same({ true }, { mine_a(32) })
-    assert.same({ true }, { mine_b(33) })
-    -- a, past its chunk, takes the next free one: chunk 2 (65-96).
-    assert.same({ false, 65 }, { mine_a(33) })
-    assert.same({ true }, { mine_a(65) })
-    assert.same({ true }, { mine_b(64) })
-    assert.same({ false, 97 }, { mine_b(65) })
-    assert.equal("cccc", helper.read(path))
-    a:close()
-    b:close()
-    local ro = assert(io.open(path, "r"))
-    assert.same({ nil, path .. ": cannot take a chunk of units (Bad file descriptor)" },
-      { batch.chunk_taker(ro, path)(1) })
-    ro:close()
-  end)
-
   it("shares a large batch between worker processes", function()
     local cmd = ("cd %s && lua5.4 gen.lua --serial-range 1-1200 --outdir %s --jobs 2 2>&1"):format(
       helper.ROOT, tmp)

@@ -18,13 +18,14 @@
 -- made. Only a resumed batch keeps a set of the serials already recorded.
 --
 -- With --jobs N the units are shared by N processes, dealt out in chunks
--- on demand (see chunk_taker), so all of them finish together.
+-- on demand through the lock file (nvsgen.chunks).
 
 local lfs = require("lfs")
 local core = require("nvsgen.core")
 local nvsgen = require("nvsgen")
 local csv = require("nvsgen.csv")
 local recipe_mod = require("nvsgen.recipe")
+local chunks = require("nvsgen.chunks")
 local common = require("nvsgen.cli.common")
 
 local format, concat = string.format, table.concat
@@ -298,47 +299,8 @@ local function lock_outdir(outdir, exclusive_first, wait)
     f:close()
     return nil, format("%s: cannot lock (%s)", path, lerr)
   end
-  f:setvbuf("no") -- the chunks of a shared batch are taken by single writes
+  f:setvbuf("no") -- it deals out the chunks of a shared batch (nvsgen.chunks)
   return f
-end
-
--- The units of a shared batch, in order, are cut into chunks of CHUNK
--- that the processes take as they go (taking one costs two system calls;
--- at the end, processes wait at most one chunk for each other). A
--- process takes the next chunk by appending one byte to the lock file,
--- which every process of the batch has open for appending: an append is
--- atomic (as the manifest's lines are), so where its byte landed is a
--- chunk number no other process gets. A worker that starts late or is
--- slowed down simply takes fewer chunks.
-M.CHUNK = 32
-
---- Empties the lock file `path` before the workers start: chunk numbers
--- count from its start.
-local function reset_chunks(path)
-  local f, err = io_open(path, "w")
-  if not f then return nil, format("%s: cannot reset (%s)", path, err) end
-  f:close()
-  return true
-end
-
---- For a process of a shared batch: mine(index) tells whether the unit of
--- that batch index is this process's, taking the next chunk once the
--- current one is passed. Indexes must come in increasing order. Returns
--- true; or false and the first index of this process's chunk (beyond the
--- batch's last index once every chunk is taken); or nil and a message.
-function M.chunk_taker(lock_file, path)
-  local first, last = 0, 0
-  return function(index)
-    if index > last then
-      local ok, err = lock_file:write("c")
-      local taken = ok and lock_file:seek("cur")
-      if not taken then return nil, format("%s: cannot take a chunk of units (%s)", path, err) end
-      first = (taken - 1) * M.CHUNK + 1
-      last = first + M.CHUNK - 1
-    end
-    if index >= first then return true end
-    return false, first
-  end
 end
 
 local OPTIONS = {
@@ -464,16 +426,16 @@ function M.run(opts)
   -- of units as this one does and append to the same manifest; a line is
   -- one write() to a file opened for appending, so lines never mix.
   -- Workers need the header written.
-  local shares = 1
+  local share, shares = 1, 1
   local workers = {}
   local lock_path = common.join(outdir, M.LOCK)
   if opts.shard then
-    shares = opts.shard[2]
+    share, shares = opts.shard[1], opts.shard[2]
     fresh = opts.shard[3] or false
   elseif m and opts.jobs and opts.jobs > 1 and opts.spawn and serials.count >= 2 * opts.jobs
       and (m.header_written or #m.exports > 0) then
     if not m.header_written then manifest_header(m); m.file:flush() end
-    ok, err = reset_chunks(lock_path)
+    ok, err = chunks.reset(lock_path)
     if not ok then lock:close(); return nil, err end
     shares = opts.jobs
     for k = 2, shares do
@@ -522,7 +484,7 @@ function M.run(opts)
   end
   local started = clock()
 
-  local mine = shares > 1 and M.chunk_taker(lock, lock_path)
+  local mine = shares > 1 and chunks.taker(lock, lock_path, share)
   for index, serial in serials:each() do
     if mine then
       local taken, next_first = mine(index)
@@ -657,7 +619,7 @@ function M.run(opts)
       written = written + 1
     end
     if bar then bar(index) end
-    if parent and index % M.CHUNK == 0 and parent_pid() ~= parent then
+    if parent and index % chunks.SIZE == 0 and parent_pid() ~= parent then
       failure = M.PARENT_GONE
       break
     end
