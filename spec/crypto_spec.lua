@@ -108,7 +108,6 @@ describe("nvsgen.crypto key files", function()
   end)
 
   it("the core writes a keys file by name in a folder opened once, naming its path", function()
-    local core = require("nvsgen.core")
     local key = crypto.generate_key()
     local folder = assert(core.folder(dir))
     assert.is_true(core.write_keys("k.bin", key, "direct", folder))
