@@ -594,12 +594,24 @@ describe("mfg_gen with worker processes", function()
     return status, (text:gsub(out:gsub("%p", "%%%0"), "OUT")), h.read(folder .. "/stderr")
   end
 
+  -- The chunk files of shared batches in the system's temporary folder.
+  local function chunk_files()
+    local names = {}
+    for name in lfs.dir("/tmp") do
+      if name:match("^lua_") then names[name] = true end
+    end
+    return names
+  end
+
   for _, bad in ipairs({ false, true }) do
     it("writes and prints what one process does" .. (bad and ", up to a failing unit" or ""), function()
       local tmp = h.tmpdir()
       write_inputs(tmp, bad)
       local st1, out1, err1 = run_script(tmp, tmp .. "/one", 1)
+      local before = chunk_files()
       local st2, out2, err2 = run_script(tmp, tmp .. "/two", 2)
+      -- The batch's chunk file is gone with it.
+      assert.are.same(before, chunk_files())
       assert.are.equal(st1, st2)
       assert.are.equal(out1, out2)
       assert.are.equal(err1, err2)

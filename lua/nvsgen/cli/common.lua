@@ -186,6 +186,9 @@ local function quote(word)
   return "'" .. word:gsub("'", "'\\''") .. "'"
 end
 
+--- `word` quoted for the shell.
+M.quote = quote
+
 --- The command line that runs this script again (interpreter, its options,
 -- script, arguments), or nil when it is not run as a script (in-process, as
 -- the specs do).

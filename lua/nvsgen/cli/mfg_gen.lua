@@ -27,6 +27,7 @@ local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local csv = require("nvsgen.csv")
 local csvgen = require("nvsgen.csvgen")
+local chunks = require("nvsgen.chunks")
 local parse_integer = require("nvsgen.values").integer
 local lfs = require("lfs")
 
@@ -91,7 +92,8 @@ M.GENERATE = {
     { "--keyfile", help = "accepted for compatibility and ignored (--keygen names the keys files)" },
     { "--input", help = "accepted for compatibility and ignored" },
     { "--jobs", metavar = "N", help = "processes to use for 1,000 units or more (default: one per CPU, at most 4)" },
-    { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the units (a worker)" },
+    { "--shard", metavar = "K/N", help = "(internal) be process K of N of a shared batch (a worker)" },
+    { "--chunks", metavar = "FILE", help = "(internal) with --shard: take the units from FILE (nvsgen.chunks)" },
     { "--output", help = "accepted for compatibility and ignored" },
   },
 }
@@ -634,11 +636,12 @@ local function report_to_main(failure)
 end
 
 --- Starts the worker processes 2..jobs of a shared batch: copies of this
--- command with --shard K/N (common.spawn, as the recipe driver's workers).
-local function start_workers(jobs)
+-- command with --shard K/N and the chunk file they take their units from
+-- (common.spawn, as the recipe driver's workers).
+local function start_workers(jobs, chunk_path)
   local workers = {}
   for w = 2, jobs do
-    local f, err = common.spawn(rerun, ("--shard %d/%d"):format(w, jobs))
+    local f, err = common.spawn(rerun, ("--shard %d/%d --chunks %s"):format(w, jobs, common.quote(chunk_path)))
     if not f then
       for _, started in ipairs(workers) do started:close() end
       raise("cannot start a worker: " .. tostring(err))
@@ -686,28 +689,42 @@ local function gather_workers(workers, failure, n)
   return failure, reached
 end
 
---- A batch shared by `jobs` processes: unit i is made by process
--- (i - 1) % jobs + 1; the others are the `workers` (start_workers), which
--- make their share silently and report a failure on their standard output.
--- This process then prints the reports of the units in order, up to the
--- first unit that failed (in any process), and that unit's message, as one
--- process would. Units after the failing one that other processes made
--- meanwhile are removed, so the batch leaves what one process leaves: a
--- process stops at its first failure, so the units of its share before
--- that line are the ones it made, each from files it created.
-function make_shared(job, shard, jobs, workers)
+--- A batch shared by `jobs` processes: each takes chunks of units from
+-- the chunk file at `chunk_path` as it goes (nvsgen.chunks); the others
+-- are the `workers` (start_workers), which make their units silently and
+-- report a failure on their standard output. This process then prints the
+-- reports of the units in order, up to the first unit that failed (in any
+-- process), and that unit's message, as one process would. Units after
+-- the failing one that other processes made meanwhile are removed, so the
+-- batch leaves what one process leaves: a process stops at its first
+-- failure, so the units of its chunks before that line are the ones it
+-- made, each from files it created. The main process removes the chunk
+-- file once the workers are done.
+function make_shared(job, shard, jobs, workers, chunk_path)
   local k, n = 1, jobs
   if shard then k, n = shard[1], shard[2] end
   job.quiet = true
-  local function process_of(number) return (number - 1) % n + 1 end
-  local function mine(number) return process_of(number) == k end
+  local file, err = chunks.open(chunk_path)
+  if not file then
+    for _, f in ipairs(workers) do f:close() end
+    if not shard then os.remove(chunk_path) end
+    raise(err)
+  end
+  local take = chunks.taker(file, chunk_path, k)
+  local function mine(number)
+    local taken, terr = take(number)
+    if taken == nil then raise(terr) end
+    return taken
+  end
   local ok, failure = pcall(each_unit, job, function(number, id, fields, line, plain)
     if mine(number) then emit_unit(job, id, build_unit(job, fields, line, plain), line) end
   end, mine)
+  file:close()
   if ok then
     failure = nil
   elseif getmetatable(failure) ~= Failure then
     for _, f in ipairs(workers) do f:close() end
+    if not shard then os.remove(chunk_path) end
     error(failure, 0)
   end
   if shard then
@@ -716,6 +733,9 @@ function make_shared(job, shard, jobs, workers)
   end
   local reached
   failure, reached = gather_workers(workers, failure, n)
+  -- Who made which unit; where that cannot be read, no unit is removed.
+  local process_of = chunks.owners(chunk_path) or function() return nil end
+  os.remove(chunk_path)
   local stop = failure and failure.line
   local out, count = {}, 0
   local function report(id)
@@ -751,6 +771,7 @@ function shard_options(opts)
     local k, n = opts.shard:match("^(%d+)/(%d+)$")
     k, n = tonumber(k), tonumber(n)
     if not k or k < 1 or k > n then raise("--shard: expected K/N", common.EXIT_USAGE) end
+    if not opts.chunks then raise("--shard needs --chunks FILE", common.EXIT_USAGE) end
     shard = { k, n }
   end
   if opts.jobs then
@@ -815,9 +836,15 @@ local function generate(argv)
   -- every process before it writes. They are waited for, so that none is
   -- left running after this process fails.
   local workers, job = {}, nil
+  local chunk_path = shard and opts.chunks
   local ready, failure = pcall(function()
     local first, first_plain, units = check_values(values, header, function(units)
-      if units == 1000 and jobs > 1 then workers = start_workers(jobs) end
+      if units == 1000 and jobs > 1 then
+        -- A file of the system's temporary folder (mode 0600), not of
+        -- the output or input folders; removed once the batch is done.
+        chunk_path = os.tmpname()
+        workers = start_workers(jobs, chunk_path)
+      end
     end)
     if units < 1000 then jobs = 1 end
     if #config.repeat_keys > 0 and not first then
@@ -852,11 +879,12 @@ local function generate(argv)
   end)
   if not ready then
     for _, f in ipairs(workers) do f:close() end
+    if chunk_path and not shard then os.remove(chunk_path) end
     if shard and getmetatable(failure) == Failure then report_to_main(failure) end
     error(failure, 0)
   end
   if shard or jobs > 1 then
-    make_shared(job, shard, jobs, workers)
+    make_shared(job, shard, jobs, workers, chunk_path)
   else
     each_unit(job, function(_, id, fields, line, plain)
       emit_unit(job, id, build_unit(job, fields, line, plain), line)
