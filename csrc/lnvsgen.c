@@ -550,8 +550,8 @@ static lfolder *check_folder(lua_State *L, int arg)
     return f;
 }
 
-/* The descriptor of the optional folder at `arg` (or NVS_CURRENT_FOLDER); a folder
- * takes only the direct ways of writing (`how`). */
+/* The descriptor of the optional folder at `arg` (or NVS_CURRENT_FOLDER);
+ * a folder takes only the direct ways of writing (`how`). */
 static int opt_folder(lua_State *L, int arg, int how)
 {
     if (lua_isnoneornil(L, arg))

@@ -651,6 +651,13 @@ local function start_workers(jobs, chunk_path)
   return workers
 end
 
+--- Lets go of a shared batch that stops early: its workers (closing a
+-- worker's pipe waits for it) and, in the main process, the chunk file.
+local function abandon_shared(workers, chunk_path, shard)
+  for _, f in ipairs(workers) do f:close() end
+  if chunk_path and not shard then os.remove(chunk_path) end
+end
+
 --- Removes the files of a unit that was made (after a failing one, by
 -- another process).
 local function remove_unit(job, id)
@@ -706,8 +713,7 @@ function make_shared(job, shard, jobs, workers, chunk_path)
   job.quiet = true
   local file, err = chunks.open(chunk_path)
   if not file then
-    for _, f in ipairs(workers) do f:close() end
-    if not shard then os.remove(chunk_path) end
+    abandon_shared(workers, chunk_path, shard)
     raise(err)
   end
   local take = chunks.taker(file, chunk_path, k)
@@ -723,8 +729,7 @@ function make_shared(job, shard, jobs, workers, chunk_path)
   if ok then
     failure = nil
   elseif getmetatable(failure) ~= Failure then
-    for _, f in ipairs(workers) do f:close() end
-    if not shard then os.remove(chunk_path) end
+    abandon_shared(workers, chunk_path, shard)
     error(failure, 0)
   end
   if shard then
@@ -878,8 +883,7 @@ local function generate(argv)
     end
   end)
   if not ready then
-    for _, f in ipairs(workers) do f:close() end
-    if chunk_path and not shard then os.remove(chunk_path) end
+    abandon_shared(workers, chunk_path, shard)
     if shard and getmetatable(failure) == Failure then report_to_main(failure) end
     error(failure, 0)
   end
