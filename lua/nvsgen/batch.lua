@@ -279,11 +279,13 @@ M.PARENT_GONE = "the batch's main process is gone"
 -- Takes the output folder's lock (an fcntl lock, gone with its process):
 -- exclusive for a moment, to be sure no process of an earlier run of the
 -- batch (a worker whose main process was killed) is still writing, then
--- shared with this run's workers. Waits up to `wait` seconds.
+-- shared with this run's workers. Waits up to `wait` seconds. The lock
+-- file is also the batch's chunk file (nvsgen.chunks), opened as one.
+-- Returns the open lock file and its path, or nil and a message.
 local function lock_outdir(outdir, exclusive_first, wait)
   local path = common.join(outdir, M.LOCK)
-  local f, err = io_open(path, "a+")
-  if not f then return nil, format("%s: cannot open (%s)", path, err) end
+  local f, err = chunks.open(path)
+  if not f then return nil, err end
   if exclusive_first then
     local deadline = M.clock() + wait
     while not lfs.lock(f, "w") do
@@ -299,8 +301,7 @@ local function lock_outdir(outdir, exclusive_first, wait)
     f:close()
     return nil, format("%s: cannot lock (%s)", path, lerr)
   end
-  f:setvbuf("no") -- it deals out the chunks of a shared batch (nvsgen.chunks)
-  return f
+  return f, path
 end
 
 local OPTIONS = {
@@ -403,12 +404,12 @@ function M.run(opts)
   -- Files are named relative to `prefix` (outdir and a slash) in messages
   -- and for lfs, and to `folder` (outdir opened once) where they are made.
   local prefix = outdir == "." and "" or (outdir:gsub("/+$", "")) .. "/"
-  local m, fresh, lock, folder
+  local m, fresh, lock, lock_path, folder
   if not dry then
     ok, err = common.make_dirs(outdir)
     if not ok then return nil, err end
-    lock, err = lock_outdir(outdir, not opts.shard, 30)
-    if not lock then return nil, err end
+    lock, lock_path = lock_outdir(outdir, not opts.shard, 30)
+    if not lock then return nil, lock_path end
     folder, err = core.folder(prefix == "" and "." or prefix)
     if not folder then lock:close(); return nil, err end
     -- Temporary files of an atomic write cut short by a kill. In a folder
@@ -428,7 +429,6 @@ function M.run(opts)
   -- Workers need the header written.
   local share, shares = 1, 1
   local workers = {}
-  local lock_path = common.join(outdir, M.LOCK)
   if opts.shard then
     share, shares = opts.shard[1], opts.shard[2]
     fresh = opts.shard[3] or false
@@ -651,7 +651,7 @@ function M.run(opts)
     -- The lock file goes with the last process of the batch (workers left
     -- running after a failure still hold it).
     lock:close()
-    if not opts.shard and (not failure or #workers == 0) then os_remove(common.join(outdir, M.LOCK)) end
+    if not opts.shard and (not failure or #workers == 0) then os_remove(lock_path) end
   end
   if values_reader then values_reader:close() end
   if failure then return nil, failure end
