@@ -134,11 +134,6 @@ int nvs_write_direct_at(int folder, const char *name, const void *data, size_t l
     return rc;
 }
 
-int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive)
-{
-    return nvs_write_direct_at(NVS_CURRENT_FOLDER, path, data, len, mode, exclusive);
-}
-
 int nvs_folder_open(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -17,28 +17,28 @@
  * Returns 0 or a negative errno value. */
 int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace);
 
-/* Writes `len` bytes to `path` with one open/write/close and nothing else:
- * for files whose completeness the caller vouches for some other way (a
- * pending name renamed later, a record written after).  With `exclusive`
- * an existing `path` is refused (-EEXIST), otherwise it is truncated.
- * `mode` applies, less the umask, to a file it creates.  Returns 0 or a
- * negative errno value. */
-int nvs_write_direct(const char *path, const void *data, size_t len, mode_t mode, int exclusive);
-
 /* A batch names thousands of files in one output folder.  Opened once
  * (nvs_folder_open), the folder's descriptor lets each file be named by
  * its name alone (openat, renameat): the kernel then does not walk the
  * folder's path again for every create and rename.  nvs_folder_open
- * returns a descriptor (the caller closes it) or a negative errno value;
- * the others work as nvs_write_direct and rename(2) on names in `folder`,
- * returning 0 or a negative errno value. */
+ * returns a descriptor (the caller closes it) or a negative errno value. */
 int nvs_folder_open(const char *path);
 void nvs_folder_close(int folder);
-/* The `folder` argument that means the process's current folder, where
- * names are paths as nvs_write_direct takes them. */
+/* The `folder` argument that means the process's current folder: names
+ * are then paths, relative to it or absolute. */
 #define NVS_CURRENT_FOLDER AT_FDCWD
+
+/* Writes `len` bytes to file `name` in `folder` with one open/write/close
+ * and nothing else: for files whose completeness the caller vouches for
+ * some other way (a pending name renamed later, a record written after).
+ * With `exclusive` an existing file is refused (-EEXIST), otherwise it is
+ * truncated.  `mode` applies, less the umask, to a file it creates.
+ * Returns 0 or a negative errno value. */
 int nvs_write_direct_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
                         int exclusive);
+
+/* rename(2) of `from` to `to`, both names in `folder`: 0 or a negative
+ * errno value. */
 int nvs_rename_at(int folder, const char *from, const char *to);
 
 /* Reads the whole file at `path` into a new buffer (malloc'd, NUL after
