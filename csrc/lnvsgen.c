@@ -506,13 +506,13 @@ enum { WRITE_DIRECT, WRITE_DIRECT_NEW, WRITE_REPLACE, WRITE_ATOMIC_NEW };
 
 /* Writes len bytes to path as `how` (the enum above) says; 0 or -errno.
  * `folder` is NVS_CURRENT_FOLDER or an output folder (opt_folder) in
- * which `path` is a name: then `how` is a direct one. */
+ * which `path` is a name. */
 static int write_as(int folder, const char *path, const void *data, size_t len, mode_t mode,
                     int how)
 {
     if (how == WRITE_DIRECT || how == WRITE_DIRECT_NEW)
         return nvs_write_direct_at(folder, path, data, len, mode, how == WRITE_DIRECT_NEW);
-    return nvs_write_file(path, data, len, mode, how == WRITE_REPLACE);
+    return nvs_write_file_at(folder, path, data, len, mode, how == WRITE_REPLACE);
 }
 
 /* ---- output folders ----------------------------------------------------------- */
@@ -550,14 +550,11 @@ static lfolder *check_folder(lua_State *L, int arg)
     return f;
 }
 
-/* The descriptor of the optional folder at `arg` (or NVS_CURRENT_FOLDER);
- * a folder takes only the direct ways of writing (`how`). */
-static int opt_folder(lua_State *L, int arg, int how)
+/* The descriptor of the optional folder at `arg` (or NVS_CURRENT_FOLDER). */
+static int opt_folder(lua_State *L, int arg)
 {
     if (lua_isnoneornil(L, arg))
         return NVS_CURRENT_FOLDER;
-    luaL_argcheck(L, how == WRITE_DIRECT || how == WRITE_DIRECT_NEW, arg,
-                  "a folder takes only \"direct\" or \"new\" writes");
     return check_folder(L, arg)->fd;
 }
 
@@ -615,8 +612,9 @@ static const luaL_Reg folder_metamethods[] = {{"__gc", l_folder_close},
                                               {"__tostring", l_folder_tostring},
                                               {NULL, NULL}};
 
-/* core.write_file(path, data [, mode [, replace]]) -> true | nil, message
- * Atomic: a temporary file renamed (or linked, when not replacing) into place. */
+/* core.write_file(path, data [, mode [, replace [, folder]]]) -> true | nil, message
+ * Atomic: a temporary file renamed (or linked, when not replacing) into
+ * place.  With a folder, path is a name in it. */
 static int l_write_file(lua_State *L)
 {
     int how = lua_isnoneornil(L, 4) || lua_toboolean(L, 4) ? WRITE_REPLACE : WRITE_ATOMIC_NEW;
@@ -624,11 +622,12 @@ static int l_write_file(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer mode = luaL_optinteger(L, 3, 0644);
+    int folder = opt_folder(L, 5);
     int rc;
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "invalid mode");
-    rc = write_as(NVS_CURRENT_FOLDER, path, data, len, (mode_t)mode, how);
+    rc = write_as(folder, path, data, len, (mode_t)mode, how);
     if (rc != 0)
-        return push_file_error(L, path, rc);
+        return push_file_error(L, shown_path(L, 5, path), rc);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -972,7 +971,7 @@ static int l_encoder_write(lua_State *L)
     lua_Integer mode = luaL_optinteger(L, 4, 0644);
     lxts *x = lua_isnoneornil(L, 5) ? NULL : (lxts *)luaL_checkudata(L, 5, XTS_MT);
     int hash = lua_toboolean(L, 6);
-    int folder = opt_folder(L, 7, how);
+    int folder = opt_folder(L, 7);
     uint8_t digest[NVS_SHA256_SIZE];
     uint8_t *copy = NULL;
     const uint8_t *data;
@@ -1021,7 +1020,7 @@ static int l_write_keys(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     int how = luaL_checkoption(L, 3, NULL, write_modes);
-    int folder = opt_folder(L, 4, how);
+    int folder = opt_folder(L, 4);
     const uint8_t *key;
     uint8_t keys[NVS_KEYS_PARTITION_SIZE];
     int rc;

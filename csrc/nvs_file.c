@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int write_all(int fd, const unsigned char *p, size_t len)
@@ -61,16 +62,17 @@ static int set_mode(int fd, mode_t mode)
 }
 
 #ifdef O_TMPFILE
-/* Names an unnamed file: by its descriptor where the process may (it needs
- * CAP_DAC_READ_SEARCH; remembered after the first refusal), else through
- * its /proc/self/fd link.  Returns 0 or errno. */
-static int link_unnamed(int fd, const char *path)
+/* Names an unnamed file `name` in `folder`: by its descriptor where the
+ * process may (it needs CAP_DAC_READ_SEARCH on older kernels; remembered
+ * after the first refusal), else through its /proc/self/fd link.  Returns
+ * 0 or errno. */
+static int link_unnamed(int fd, int folder, const char *name)
 {
     static int empty_path_ok = 1;
     char proc[64];
 #ifdef AT_EMPTY_PATH
     if (empty_path_ok) {
-        if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+        if (linkat(fd, "", folder, name, AT_EMPTY_PATH) == 0)
             return 0;
         if (errno != EPERM && errno != ENOENT && errno != EINVAL)
             return errno;
@@ -80,37 +82,39 @@ static int link_unnamed(int fd, const char *path)
     (void)empty_path_ok;
 #endif
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 ? errno : 0;
+    return linkat(AT_FDCWD, proc, folder, name, AT_SYMLINK_FOLLOW) < 0 ? errno : 0;
 }
 
-/* Linux, no replacing: an unnamed file in the target's folder, given its
- * name by linkat once complete.  One directory change per file instead of
- * three (create, link, unlink), and nothing to clean up if the process
+/* Linux, no replacing: an unnamed file in the folder `name` goes in, given
+ * its name by linkat once complete.  One directory change per file instead
+ * of three (create, link, unlink), and nothing to clean up if the process
  * dies.  Returns 1 when the folder's file system (or a missing /proc) does
  * not allow it, so that the caller takes the portable way. */
-static int write_unnamed(const char *path, const void *data, size_t len, mode_t mode)
+static int write_unnamed(int folder, const char *name, const void *data, size_t len, mode_t mode)
 {
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *dir = malloc(dlen + 1);
+    const char *slash = strrchr(name, '/');
+    size_t dlen = slash == NULL ? 1 : slash == name ? 1 : (size_t)(slash - name);
+    char dir_buf[256];
+    char *dir = dlen < sizeof dir_buf ? dir_buf : malloc(dlen + 1);
     int fd, rc;
     if (dir == NULL)
         return -ENOMEM;
     if (slash == NULL)
         memcpy(dir, ".", 1);
     else
-        memcpy(dir, path, dlen);
+        memcpy(dir, name, dlen);
     dir[dlen] = '\0';
-    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 0777);
+    fd = openat(folder, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 0777);
     rc = fd < 0 ? errno : 0;
-    free(dir);
+    if (dir != dir_buf)
+        free(dir);
     if (fd < 0)
         return rc == EOPNOTSUPP || rc == EISDIR || rc == EINVAL ? 1 : -rc;
     rc = set_mode(fd, mode); /* exactly `mode`, whatever the umask */
     if (rc == 0)
         rc = write_all(fd, (const unsigned char *)data, len);
     if (rc == 0) {
-        rc = link_unnamed(fd, path);
+        rc = link_unnamed(fd, folder, name);
         if (rc != 0)
             rc = rc == ENOENT ? 1 : -rc; /* ENOENT: no /proc (the folder exists) */
     }
@@ -119,6 +123,37 @@ static int write_unnamed(const char *path, const void *data, size_t len, mode_t 
     return rc;
 }
 #endif
+
+/* Creates a new file `tmp` (mode 0600) in `folder`: `tmp` holds a name
+ * ending in ".tmp-XXXXXX", whose last six characters are replaced until a
+ * name is free, as mkstemp(3) does (which knows no folder descriptor).
+ * O_EXCL makes a name that is taken, or a planted link, a retry, never a
+ * file shared with someone else.  Returns the descriptor or a negative
+ * errno value. */
+static int create_temporary(int folder, char *tmp)
+{
+    static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static unsigned long counter;
+    char *x = tmp + strlen(tmp) - 6;
+    int attempt;
+    for (attempt = 0; attempt < 1000; attempt++) {
+        struct timespec ts;
+        unsigned long long v;
+        int i, fd;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        /* Names need only be unlikely to be taken: O_EXCL does the rest. */
+        v = ((unsigned long long)ts.tv_nsec << 16) ^ (unsigned long long)ts.tv_sec ^
+            ((unsigned long long)getpid() << 32) ^ (++counter * 0x9E3779B97F4A7C15ULL);
+        for (i = 0; i < 6; i++) {
+            x[i] = letters[v % (sizeof letters - 1)];
+            v /= sizeof letters - 1;
+        }
+        fd = openat(folder, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd < 0 ? -errno : fd;
+    }
+    return -EEXIST;
+}
 
 int nvs_write_direct_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
                         int exclusive)
@@ -150,32 +185,32 @@ int nvs_rename_at(int folder, const char *from, const char *to)
     return renameat(folder, from, folder, to) < 0 ? -errno : 0;
 }
 
-int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace)
+int nvs_write_file_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
+                      int replace)
 {
-    size_t plen = strlen(path);
+    size_t nlen = strlen(name);
     char *tmp;
     int fd, rc;
 #ifdef O_TMPFILE
     if (!replace) {
-        rc = write_unnamed(path, data, len, mode);
+        rc = write_unnamed(folder, name, data, len, mode);
         if (rc <= 0)
             return rc;
     }
 #endif
-    tmp = malloc(plen + 16);
+    tmp = malloc(nlen + 16);
     if (tmp == NULL)
         return -ENOMEM;
-    /* A dot-prefixed name would be nicer, but the folder part of `path` is
+    /* A dot-prefixed name would be nicer, but the folder part of `name` is
      * not parsed here; the suffix marks it as ours and unfinished. */
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", 12);
-    fd = mkstemp(tmp);
+    memcpy(tmp, name, nlen);
+    memcpy(tmp + nlen, ".tmp-XXXXXX", 12);
+    fd = create_temporary(folder, tmp);
     if (fd < 0) {
-        rc = -errno;
         free(tmp);
-        return rc;
+        return fd;
     }
-    /* mkstemp creates the file 0600; widen it only when asked. */
+    /* The file is created 0600; widen it only when asked. */
     rc = fchmod(fd, mode) < 0 ? -errno : 0;
     if (rc == 0)
         rc = write_all(fd, (const unsigned char *)data, len);
@@ -183,14 +218,14 @@ int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, 
         rc = -errno;
     if (rc == 0) {
         if (replace)
-            rc = rename(tmp, path) < 0 ? -errno : 0;
+            rc = renameat(folder, tmp, folder, name) < 0 ? -errno : 0;
         else
-            rc = link(tmp, path) < 0 ? -errno : 0;
+            rc = linkat(folder, tmp, folder, name, 0) < 0 ? -errno : 0;
     }
     /* After a rename the temporary name is gone; after link or a failure it
      * must go. */
     if (!replace || rc != 0)
-        unlink(tmp);
+        unlinkat(folder, tmp, 0);
     free(tmp);
     return rc;
 }

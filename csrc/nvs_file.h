@@ -8,15 +8,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Writes `len` bytes to `path` through a temporary file in the same folder
- * that is renamed into place once complete, so a reader (or a batch killed
- * at any moment) sees either the old state or the whole new file.
- * `mode` sets the permissions (0600 for secrets).  With `replace` == 0 an
- * existing `path` is left alone and -EEXIST returned; the check and the
- * creation are one atomic step (link), so two writers cannot both win.
- * Returns 0 or a negative errno value. */
-int nvs_write_file(const char *path, const void *data, size_t len, mode_t mode, int replace);
-
 /* A batch names thousands of files in one output folder.  Opened once
  * (nvs_folder_open), the folder's descriptor lets each file be named by
  * its name alone (openat, renameat): the kernel then does not walk the
@@ -27,6 +18,16 @@ void nvs_folder_close(int folder);
 /* The `folder` argument that means the process's current folder: names
  * are then paths, relative to it or absolute. */
 #define NVS_CURRENT_FOLDER AT_FDCWD
+
+/* Writes `len` bytes to file `name` in `folder` through a temporary file
+ * in the same folder that is renamed into place once complete, so a
+ * reader (or a batch killed at any moment) sees either the old state or
+ * the whole new file.  `mode` sets the permissions (0600 for secrets).
+ * With `replace` == 0 an existing file is left alone and -EEXIST
+ * returned; the check and the creation are one atomic step (link), so two
+ * writers cannot both win.  Returns 0 or a negative errno value. */
+int nvs_write_file_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
+                      int replace);
 
 /* Writes `len` bytes to file `name` in `folder` with one open/write/close
  * and nothing else: for files whose completeness the caller vouches for

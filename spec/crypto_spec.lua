@@ -116,8 +116,10 @@ describe("nvsgen.crypto key files", function()
     assert.are.same({ nil, dir .. "/k2.bin: key is 3 bytes long, 64 are needed" },
       { core.write_keys("k2.bin", "abc", "direct", folder) })
     assert.are.same({ nil, dir .. "/k.bin: already exists", 17 }, { core.write_keys("k.bin", key, "new", folder) })
-    assert.has_error(function() core.write_keys("k.bin", key, "atomic_new", folder) end,
-      "bad argument #4 to 'write_keys' (a folder takes only \"direct\" or \"new\" writes)")
+    assert.is_true(core.write_keys("k3.bin", key, "atomic_new", folder))
+    assert.are.equal("rw-------", lfs.attributes(dir .. "/k3.bin", "permissions"))
+    assert.are.same({ nil, dir .. "/k3.bin: already exists", 17 },
+      { core.write_keys("k3.bin", key, "atomic_new", folder) })
     folder:close()
     assert.is_nil(lfs.attributes(dir .. "/k2.bin"))
   end)

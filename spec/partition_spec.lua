@@ -1,4 +1,5 @@
 --- The Lua API: nvsgen.partition and its setters.
+local lfs = require("lfs")
 local nvsgen = require("nvsgen")
 local h = require("spec.support.helper")
 
@@ -142,8 +143,28 @@ describe("nvsgen.partition", function()
     assert.are.same({ nil, dir .. "/a.bin: already exists", 17 }, { p:write_image("a.bin", "new", 420, false, folder) })
     assert.are.same({ nil, dir .. "/no/a.bin: No such file or directory", 2 },
       { p:write_image("no/a.bin", "direct", 420, false, folder) })
-    assert.has_error(function() p:write_image("c.bin", "replace", 420, false, folder) end,
-      "bad argument #6 to 'write' (a folder takes only \"direct\" or \"new\" writes)")
+    -- The atomic ways too, in the folder or in a folder below it, leaving
+    -- no temporary file.
+    assert(lfs.mkdir(dir .. "/sub"))
+    for _, name in ipairs({ "c.bin", "sub/c.bin" }) do
+      assert.are.equal(0x6000, p:write_image(name, "atomic_new", 384, false, folder))
+      assert.are.equal("rw-------", lfs.attributes(dir .. "/" .. name, "permissions"))
+      assert.are.same({ nil, dir .. "/" .. name .. ": already exists", 17 },
+        { p:write_image(name, "atomic_new", 420, false, folder) })
+      p:u8("m" .. #name, 1) -- a new image, over the one just written
+      assert.are.equal(0x6000, p:write_image(name, "replace", 420, false, folder))
+      assert.are.equal("rw-r--r--", lfs.attributes(dir .. "/" .. name, "permissions"))
+      assert.is_true(h.read(dir .. "/" .. name) == p:image())
+    end
+    -- Any file, as core.write_file writes it.
+    assert.is_true(core.write_file("t.csv", "a,b\n", 420, false, folder))
+    assert.are.equal("a,b\n", h.read(dir .. "/t.csv"))
+    assert.are.same({ nil, dir .. "/t.csv: already exists", 17 }, { core.write_file("t.csv", "c", 420, false, folder) })
+    assert.is_true(core.write_file("t.csv", "c", 420, true, folder))
+    assert.are.equal("c", h.read(dir .. "/t.csv"))
+    assert.are.same({ "a.bin", "c.bin", "sub/", "sub/c.bin", "t.csv" }, h.listing(dir))
+    assert.are.same({ nil, dir .. "/no/c.bin: No such file or directory", 2 },
+      { p:write_image("no/c.bin", "replace", 420, false, folder) })
     -- The current folder: names stay as they are in messages.
     local here = assert(core.folder("."))
     assert.are.same({ nil, "no-such.part: No such file or directory", 2 }, { here:rename("no-such.part", "x") })

@@ -69,11 +69,12 @@ function M.read_keys(path)
 end
 
 --- Writes the keys partition of `key` to `path`, mode 0600, atomically.
--- Refuses an existing file unless `opts.replace` is true. Returns true, or
--- nil and a message.
+-- Refuses an existing file unless `opts.replace` is true. With
+-- `opts.folder` (core.folder), `path` is a name in that folder. Returns
+-- true, or nil and a message.
 function M.write_keys(path, key, opts)
-  local replace = opts ~= nil and opts.replace == true
-  return core.write_keys(path, key, replace and "replace" or "atomic_new")
+  opts = opts or {}
+  return core.write_keys(path, key, opts.replace == true and "replace" or "atomic_new", opts.folder)
 end
 
 -- Two bits per entry in the bitmap at offset 32 of each page.

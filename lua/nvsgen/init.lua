@@ -175,7 +175,7 @@ end
 -- `how` is "direct" (open/write/close over any file), "new" (the same,
 -- refusing an existing file), "replace" or "atomic_new" (atomic, as
 -- `write`). With `hash`, also returns the SHA-256 hex of the bytes written.
--- With `folder` (core.folder), `path` is a name in it and `how` direct.
+-- With `folder` (core.folder), `path` is a name in it.
 -- Returns the size written [and the hash], or nil and a message.
 function Partition:write_image(path, how, mode, hash, folder)
   return self.encoder:write(path, how, mode or 420, self.xts, hash, folder)
