@@ -23,6 +23,7 @@
 
 local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
+local core = require("nvsgen.core")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local csv = require("nvsgen.csv")
@@ -377,30 +378,56 @@ local function already_exists(err)
   return err
 end
 
-local function write_new(path, data, mode)
-  local ok, err = nvsgen.write_file(path, data, mode or 420, false)
+-- With a folder (core.folder), `path` is a name in it.
+local function write_new(path, data, mode, folder)
+  local ok, err = nvsgen.write_file(path, data, mode or 420, false, folder)
   if ok then return true end
   return nil, already_exists(err)
 end
 
 -- The image goes from the encoder's buffer to the file (encrypted on the
 -- way if a key is set), atomically and never over an existing file.
-local function write_image(partition, path)
-  local ok, err = partition:write_image(path, "atomic_new")
+local function write_image(partition, name, folder)
+  local ok, err = partition:write_image(name, "atomic_new", nil, false, folder)
   if ok then return true end
   return nil, already_exists(err)
 end
 
+-- A name in a folder must not start with "/" (it would be taken from the
+-- root): the slashes a PREFIX starts with go with the folders' paths.
+local function prefix_slashes(job)
+  return job.prefix:match("^/*")
+end
+
+--- The folders of a unit's files, as the prefixes of their paths: each
+-- ends with "/" (core.folder then names a file in it as this prefix and
+-- the file's name, the path mfg_gen.py would show).
+local function unit_dirs(job)
+  local slashes = prefix_slashes(job)
+  return {
+    csv = job.csv_dir .. slashes,
+    bin = pyjoin(job.outdir, "bin/") .. slashes,
+    keys = job.keys_dir and pyjoin(job.keys_dir, ""),
+  }
+end
+
 --- The paths of a unit's files are these prefixes, the unit's id and the
 -- suffixes, as mfg_gen.py joins them (os.path.join looks only at the start
--- of the part joined, which never starts with the id).
-local function unit_paths(job)
+-- of the part joined, which never starts with the id): a folder of
+-- unit_dirs and a name in it (job.names).
+local function unit_names(job)
   local name = job.prefix .. "-"
+  local relative = name:sub(#prefix_slashes(job) + 1)
+  return { csv = relative, bin = relative, keys = "keys-" .. name, hmac = "hmac-keys-" .. name }
+end
+
+local function unit_paths(job)
+  local dirs, names = job.dirs, job.names
   return {
-    csv = job.csv_dir .. name,
-    bin = pyjoin(job.outdir, "bin/" .. name),
-    keys = job.keys_dir and pyjoin(job.keys_dir, "keys-" .. name),
-    hmac = job.keys_dir and pyjoin(job.keys_dir, "hmac-keys-" .. name),
+    csv = dirs.csv .. names.csv,
+    bin = dirs.bin .. names.bin,
+    keys = dirs.keys and dirs.keys .. names.keys,
+    hmac = dirs.keys and dirs.keys .. names.hmac,
   }
 end
 
@@ -421,14 +448,14 @@ local function unit_keys_suffix(job, id)
   return keys_suffix(job.paths.keys .. id)
 end
 
---- The paths of unit `id`'s files: its CSV, its image and, when the job
--- writes keys, its keys and HMAC key files.
+--- The names of unit `id`'s files in their folders (job.dirs): its CSV,
+-- its image and, when the job writes keys, its keys and HMAC key files.
 local function unit_files(job, id)
-  local paths = job.paths
-  local csv_path, bin_path = paths.csv .. id .. ".csv", paths.bin .. id .. ".bin"
-  if not paths.keys then return csv_path, bin_path end
+  local names = job.names
+  local csv_file, bin_file = names.csv .. id .. ".csv", names.bin .. id .. ".bin"
+  if not job.keys_dir then return csv_file, bin_file end
   local suffix = unit_keys_suffix(job, id)
-  return csv_path, bin_path, paths.keys .. id .. suffix, paths.hmac .. id .. suffix
+  return csv_file, bin_file, names.keys .. id .. suffix, names.hmac .. id .. suffix
 end
 
 --- The text mfg_gen.py prints for a unit whose files are written, in the
@@ -463,7 +490,8 @@ end
 --- Writes one unit's files (removing those written if one fails) and says
 -- so (unless job.quiet: a worker). Raises "values:line: message" on failure.
 local function emit_unit(job, id, text, line)
-  local csv_path, bin_path, keys_path, hmac_path = unit_files(job, id)
+  local csv_file, bin_file, keys_file, hmac_file = unit_files(job, id)
+  local folders = job.folders
   local key, hmac
   local crypto = job.crypto
   if job.keygen then
@@ -478,21 +506,22 @@ local function emit_unit(job, id, text, line)
 
   -- The files in order; the image last, so that a unit with an image has
   -- all its files. A failure removes the files of the unit written before.
-  local ok, err = write_new(csv_path, text)
+  local ok, err = write_new(csv_file, text, nil, folders.csv)
   local csv_done, hmac_done, keys_done = ok, false, false
   if ok and hmac then
-    ok, err = write_new(hmac_path, hmac, 384)
+    ok, err = write_new(hmac_file, hmac, 384, folders.keys)
     hmac_done = ok
   end
-  if ok and keys_path then
-    ok, err = crypto.write_keys(keys_path, key)
+  if ok and keys_file then
+    ok, err = crypto.write_keys(keys_file, key, { folder = folders.keys })
     if ok then keys_done = true else err = already_exists(err) end
   end
-  if ok then ok, err = write_image(job.partition, bin_path) end
+  if ok then ok, err = write_image(job.partition, bin_file, folders.bin) end
   if not ok then
-    if keys_done then os.remove(keys_path) end
-    if hmac_done then os.remove(hmac_path) end
-    if csv_done then os.remove(csv_path) end
+    local dirs = job.dirs
+    if keys_done then os.remove(dirs.keys .. keys_file) end
+    if hmac_done then os.remove(dirs.keys .. hmac_file) end
+    if csv_done then os.remove(dirs.csv .. csv_file) end
     raise(("%s:%d: %s"):format(job.values, line, err), nil, line)
   end
   if not job.quiet then common.stdout:write(unit_report(job, id)) end
@@ -503,6 +532,12 @@ end
 local function make_dir(path)
   local ok, err = common.make_dirs(path)
   if not ok then raise(err) end
+end
+
+local function open_folder(path)
+  local folder, err = core.folder(path)
+  if not folder then raise(err) end
+  return folder
 end
 
 --- The 64-byte key an --key_protect_hmac command line gives, and the HMAC
@@ -661,12 +696,13 @@ end
 --- Removes the files of a unit that was made (after a failing one, by
 -- another process).
 local function remove_unit(job, id)
-  local csv_path, bin_path, keys_path, hmac_path = unit_files(job, id)
-  os.remove(bin_path)
-  os.remove(csv_path)
-  if keys_path then
-    os.remove(keys_path)
-    os.remove(hmac_path)
+  local csv_file, bin_file, keys_file, hmac_file = unit_files(job, id)
+  local dirs = job.dirs
+  os.remove(dirs.bin .. bin_file)
+  os.remove(dirs.csv .. csv_file)
+  if keys_file then
+    os.remove(dirs.keys .. keys_file)
+    os.remove(dirs.keys .. hmac_file)
   end
 end
 
@@ -870,12 +906,19 @@ local function generate(argv)
       common.stdout:write("\nGenerating encrypted NVS binary images...\n")
     end
     job.csv_dir = pyjoin(pyjoin(opts.outdir, "csv"), "")
+    job.dirs, job.names = unit_dirs(job), unit_names(job)
     job.paths = unit_paths(job)
     job.keys_suffix = job.keys_dir and keys_suffix(job.paths.keys .. "1")
     job.report = report_pieces(job)
     make_dir(pyjoin(opts.outdir, "csv"))
     make_dir(pyjoin(opts.outdir, "bin"))
     if job.keygen and units > 0 then make_dir(job.keys_dir) end -- as mfg_gen.py: with its first key
+    -- The folders are opened once: the kernel then does not walk their
+    -- paths for every file (nvsgen.core folder).
+    job.folders = {}
+    for kind, dir in pairs(job.dirs) do
+      if kind ~= "keys" or units > 0 then job.folders[kind] = open_folder(dir) end
+    end
     if job.batch_hmac then
       local ok
       ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
@@ -894,6 +937,7 @@ local function generate(argv)
       emit_unit(job, id, build_unit(job, fields, line, plain), line)
     end)
   end
+  for _, folder in pairs(job.folders) do folder:close() end
   common.stdout:write("\nFiles generated in ", opts.outdir, " ...\n")
   return common.EXIT_OK
 end
