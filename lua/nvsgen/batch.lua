@@ -595,7 +595,7 @@ function M.run(opts)
           if not ok then failure = err; break end
         end
         if csv_text then
-          ok, err = write_file(prefix .. stem .. ".csv", csv_text, 420, true)
+          ok, err = write_file(stem .. ".csv", csv_text, 420, true, folder)
           if not ok then failure = err; break end
         end
         local bytes, hash
