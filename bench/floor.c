@@ -17,16 +17,44 @@
  *             image is built;
  *   keys      required, plus the 4096-byte keys file a batch with a key per
  *             unit writes beside each image (no key made, nothing
- *             encrypted): the best such a batch can do.
+ *             encrypted): the best such a batch can do;
+ *   mfg       what mfg_gen must do for every unit whatever its language:
+ *             read the unit's value file (DIR/cert.der, 1,200 bytes, made
+ *             before the clock starts), then write the unit's CSV (300
+ *             bytes, to DIR/csv) and its image (to DIR/bin), each
+ *             atomically as mfg_gen does (an unnamed file linked into its
+ *             folder opened once; Linux only).
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* O_TMPFILE, AT_EMPTY_PATH */
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+enum mode { PLAIN, REQUIRED, KEYS, MFG };
+
+/* What every unit's loop needs: the output folder (opened once), the
+ * image's bytes, the fetched SHA-256. */
+typedef struct {
+    const char *dir_path;
+    int dir;
+    unsigned char *data;
+    size_t size;
+    EVP_MD *sha256;
+    /* mfg mode (used only where O_TMPFILE is defined, which cppcheck
+     * does not see) */
+    /* cppcheck-suppress unusedStructMember */
+    int csv_dir;
+    /* cppcheck-suppress unusedStructMember */
+    int bin_dir;
+} bench;
 
 static double now(void)
 {
@@ -47,71 +75,167 @@ static int write_file(int dir, const char *path, const unsigned char *data, size
     return 0;
 }
 
+static int plain_unit(const bench *b, long i)
+{
+    char path[4200];
+    /* The simplest loop: a path per file. */
+    snprintf(path, sizeof path, "%s/unit-%ld.bin", b->dir_path, i);
+    return write_file(AT_FDCWD, path, b->data, b->size);
+}
+
+static int required_unit(const bench *b, long i, int keys)
+{
+    char path[64], pending[80];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    snprintf(path, sizeof path, "unit-%ld.bin", i);
+    snprintf(pending, sizeof pending, "%s.part", path);
+    if (!EVP_Digest(b->data, b->size, digest, NULL, b->sha256, NULL)) {
+        fprintf(stderr, "SHA-256 failed\n");
+        return -1;
+    }
+    if (keys) {
+        unsigned char keys_data[4096];
+        char keys_path[80];
+        memset(keys_data, 0xff, sizeof keys_data);
+        memcpy(keys_data, &i, sizeof i);
+        snprintf(keys_path, sizeof keys_path, "%s-keys.bin", path);
+        if (write_file(b->dir, keys_path, keys_data, sizeof keys_data) != 0)
+            return -1;
+    }
+    if (write_file(b->dir, pending, b->data, b->size) != 0)
+        return -1;
+    if (renameat(b->dir, pending, b->dir, path) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
+#ifdef O_TMPFILE
+/* An unnamed file in `dir`, given its name once complete. */
+static int write_atomic(int dir, const char *name, const void *data, size_t size)
+{
+    int fd = openat(dir, ".", O_TMPFILE | O_WRONLY, 0644);
+    if (fd < 0 || write(fd, data, size) != (ssize_t)size ||
+        linkat(fd, "", dir, name, AT_EMPTY_PATH) != 0) {
+        perror(name);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+static int mfg_unit(const bench *b, long i)
+{
+    char name[64], value[4096], text[300];
+    struct stat st;
+    int fd = openat(b->dir, "cert.der", O_RDONLY);
+    if (fd < 0 || fstat(fd, &st) != 0 || read(fd, value, sizeof value) != st.st_size) {
+        perror("cert.der");
+        return -1;
+    }
+    close(fd);
+    memset(text, 'x', sizeof text);
+    snprintf(name, sizeof name, "unit-%ld.csv", i);
+    if (write_atomic(b->csv_dir, name, text, sizeof text) != 0)
+        return -1;
+    snprintf(name, sizeof name, "unit-%ld.bin", i);
+    return write_atomic(b->bin_dir, name, b->data, b->size);
+}
+
+/* The subfolders and the value file of the mfg loop, made before the clock
+ * starts (either of two processes may make them first). */
+static int mfg_setup(bench *b)
+{
+    unsigned char cert[1200];
+    memset(cert, 0x30, sizeof cert);
+    if (write_file(b->dir, "cert.der", cert, sizeof cert) != 0)
+        return -1;
+    mkdirat(b->dir, "csv", 0755);
+    mkdirat(b->dir, "bin", 0755);
+    b->csv_dir = openat(b->dir, "csv", O_RDONLY | O_DIRECTORY);
+    b->bin_dir = openat(b->dir, "bin", O_RDONLY | O_DIRECTORY);
+    if (b->csv_dir < 0 || b->bin_dir < 0) {
+        perror("csv, bin");
+        return -1;
+    }
+    return 0;
+}
+#else
+static int mfg_unit(const bench *b, long i)
+{
+    (void)b;
+    (void)i;
+    return -1;
+}
+
+static int mfg_setup(bench *b)
+{
+    (void)b;
+    fprintf(stderr, "mfg mode needs O_TMPFILE (Linux)\n");
+    return -1;
+}
+#endif
+
+static int parse_mode(const char *name)
+{
+    static const char *const names[] = {"plain", "required", "keys", "mfg"};
+    int m;
+    for (m = 0; m < 4; m++)
+        if (strcmp(name, names[m]) == 0)
+            return m;
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     long n = argc > 2 ? strtol(argv[2], NULL, 0) : 10000;
     long size = argc > 3 ? strtol(argv[3], NULL, 0) : 0x6000;
-    const char *mode = argc > 4 ? argv[4] : "plain";
+    int mode = parse_mode(argc > 4 ? argv[4] : "plain");
     long first = argc > 5 ? strtol(argv[5], NULL, 0) : 0;
-    int keys = strcmp(mode, "keys") == 0;
-    int required = keys || strcmp(mode, "required") == 0;
-    char path[4096], pending[4200], keys_path[4200];
-    unsigned char keys_data[4096];
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned char *data;
-    EVP_MD *sha256;
-    int dir;
+    bench b = {0};
     double t0;
     long i;
-    if (argc < 2 || n <= 0 || size <= 0 || first < 0 || (!required && strcmp(mode, "plain") != 0)) {
-        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys [FIRST]]]]\n");
+    int rc = 0;
+    if (argc < 2 || n <= 0 || size <= 0 || first < 0 || mode < 0) {
+        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg [FIRST]]]]\n");
         return 2;
     }
-    data = malloc((size_t)size);
-    if (data == NULL)
-        return 1;
-    memset(data, 0xff, (size_t)size);
-    memset(keys_data, 0xff, sizeof keys_data);
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    dir = open(argv[1], O_RDONLY | O_DIRECTORY);
-    if (sha256 == NULL || dir < 0) {
+    b.dir_path = argv[1];
+    b.size = (size_t)size;
+    b.data = malloc(b.size);
+    b.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    b.dir = open(argv[1], O_RDONLY | O_DIRECTORY);
+    if (b.data == NULL || b.sha256 == NULL || b.dir < 0) {
         perror(argv[1]);
-        free(data);
         return 1;
     }
+    memset(b.data, 0xff, b.size);
+    if (mode == MFG && mfg_setup(&b) != 0)
+        return 1;
     t0 = now();
-    for (i = first; i < first + n; i++) {
+    for (i = first; rc == 0 && i < first + n; i++) {
         /* Make each file differ a little, as the images do. */
-        memcpy(data, &i, sizeof i);
-        if (!required) {
-            /* The simplest loop: a path per file. */
-            snprintf(path, sizeof path, "%s/unit-%ld.bin", argv[1], i);
-            if (write_file(AT_FDCWD, path, data, (size_t)size) != 0)
-                return 1;
-            continue;
-        }
-        snprintf(path, sizeof path, "unit-%ld.bin", i);
-        snprintf(pending, sizeof pending, "%s.part", path);
-        if (!EVP_Digest(data, (size_t)size, digest, NULL, sha256, NULL)) {
-            fprintf(stderr, "SHA-256 failed\n");
-            return 1;
-        }
-        if (keys) {
-            memcpy(keys_data, &i, sizeof i);
-            snprintf(keys_path, sizeof keys_path, "%s-keys.bin", path);
-            if (write_file(dir, keys_path, keys_data, sizeof keys_data) != 0)
-                return 1;
-        }
-        if (write_file(dir, pending, data, (size_t)size) != 0)
-            return 1;
-        if (renameat(dir, pending, dir, path) != 0) {
-            perror(path);
-            return 1;
+        memcpy(b.data, &i, sizeof i);
+        switch (mode) {
+        case PLAIN:
+            rc = plain_unit(&b, i);
+            break;
+        case REQUIRED:
+        case KEYS:
+            rc = required_unit(&b, i, mode == KEYS);
+            break;
+        default:
+            rc = mfg_unit(&b, i);
+            break;
         }
     }
+    if (rc != 0)
+        return 1;
     printf("%.6f\n", now() - t0);
-    close(dir);
-    EVP_MD_free(sha256);
-    free(data);
+    close(b.dir);
+    EVP_MD_free(b.sha256);
+    free(b.data);
     return 0;
 }

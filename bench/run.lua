@@ -133,7 +133,8 @@ print(("%-34s %7.3f s  %8.0f files/s"):format("floor (C, open/write/close)", flo
 -- the manifest, rename), in C, shared by two processes as the driver's
 -- work is: the best this machine allows before any image is built. With a
 -- key per unit, a keys file beside each image too (no key made, nothing
--- encrypted).
+-- encrypted). Then what mfg_gen must do per unit: read the value file, and
+-- write the unit's CSV and image atomically.
 local half = UNITS // 2
 local function required_work(label, mode)
   local t = best(function(dir)
@@ -144,6 +145,7 @@ local function required_work(label, mode)
 end
 required_work("required work (C, 2 processes)", "required")
 required_work("  the same, key per unit", "keys")
+required_work("  mfg_gen's (read, CSV, image)", "mfg")
 
 -- The measured commands, for the side-by-side comparison at the end.
 local measured = {}
