@@ -175,6 +175,18 @@ describe("mfg_gen generate", function()
     assert.are.same({ "bin/", "bin/dev-serial.bin", "csv/", "csv/dev-serial.csv" }, h.listing(dir .. "/q"))
   end)
 
+  it("keeps a PREFIX's leading slash in the paths, as mfg_gen.py joins them, under the output folder", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n")
+    local st, out = run({ "generate", "config.csv", "values.csv", "/nvsgen-spec-prefix", "0x3000", "--outdir", "o" })
+    assert.are.equal(0, st)
+    assert.are.same({ "bin/", "bin/nvsgen-spec-prefix-1.bin", "csv/", "csv/nvsgen-spec-prefix-1.csv" },
+      h.listing(dir .. "/o"))
+    assert.is_nil(lfs.attributes("/nvsgen-spec-prefix-1.bin"))
+    assert.is_nil(lfs.attributes("/nvsgen-spec-prefix-1.csv"))
+    assert.matches("Created CSV file: ===> o/csv//nvsgen-spec-prefix-1.csv\n", out, 1, true)
+    assert.matches("Created NVS binary: ===> o/bin//nvsgen-spec-prefix-1.bin\n", out, 1, true)
+  end)
+
   it("prints names with '%' as they are, with and without keys", function()
     inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
     local st, out = run({ "generate", "config.csv", "values.csv", "d%s", "0x3000", "--outdir", "o%d" })
