@@ -94,8 +94,7 @@ static int write_unnamed(int folder, const char *name, const void *data, size_t 
 {
     const char *slash = strrchr(name, '/');
     size_t dlen = slash == NULL ? 1 : slash == name ? 1 : (size_t)(slash - name);
-    char dir_buf[256];
-    char *dir = dlen < sizeof dir_buf ? dir_buf : malloc(dlen + 1);
+    char *dir = malloc(dlen + 1);
     int fd, rc;
     if (dir == NULL)
         return -ENOMEM;
@@ -106,8 +105,7 @@ static int write_unnamed(int folder, const char *name, const void *data, size_t 
     dir[dlen] = '\0';
     fd = openat(folder, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 0777);
     rc = fd < 0 ? errno : 0;
-    if (dir != dir_buf)
-        free(dir);
+    free(dir);
     if (fd < 0)
         return rc == EOPNOTSUPP || rc == EISDIR || rc == EINVAL ? 1 : -rc;
     rc = set_mode(fd, mode); /* exactly `mode`, whatever the umask */
