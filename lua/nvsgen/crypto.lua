@@ -69,12 +69,11 @@ function M.read_keys(path)
 end
 
 --- Writes the keys partition of `key` to `path`, mode 0600, atomically.
--- Refuses an existing file unless `opts.replace` is true. With
--- `opts.folder` (core.folder), `path` is a name in that folder. Returns
--- true, or nil and a message.
+-- Refuses an existing file unless `opts.replace` is true. Returns true, or
+-- nil and a message.
 function M.write_keys(path, key, opts)
-  opts = opts or {}
-  return core.write_keys(path, key, opts.replace == true and "replace" or "atomic_new", opts.folder)
+  local replace = opts ~= nil and opts.replace == true
+  return core.write_keys(path, key, replace and "replace" or "atomic_new")
 end
 
 -- Two bits per entry in the bitmap at offset 32 of each page.

@@ -513,7 +513,7 @@ local function emit_unit(job, id, text, line)
     hmac_done = ok
   end
   if ok and keys_file then
-    ok, err = crypto.write_keys(keys_file, key, { folder = folders.keys })
+    ok, err = core.write_keys(keys_file, key, "atomic_new", folders.keys)
     if ok then keys_done = true else err = already_exists(err) end
   end
   if ok then ok, err = write_image(job.partition, bin_file, folders.bin) end
@@ -912,12 +912,12 @@ local function generate(argv)
     job.report = report_pieces(job)
     make_dir(pyjoin(opts.outdir, "csv"))
     make_dir(pyjoin(opts.outdir, "bin"))
-    if job.keygen and units > 0 then make_dir(job.keys_dir) end -- as mfg_gen.py: with its first key
     -- The folders are opened once: the kernel then does not walk their
     -- paths for every file (nvsgen.core folder).
-    job.folders = {}
-    for kind, dir in pairs(job.dirs) do
-      if kind ~= "keys" or units > 0 then job.folders[kind] = open_folder(dir) end
+    job.folders = { csv = open_folder(job.dirs.csv), bin = open_folder(job.dirs.bin) }
+    if job.keygen and units > 0 then -- as mfg_gen.py: keys/ with its first key
+      make_dir(job.keys_dir)
+      job.folders.keys = open_folder(job.dirs.keys)
     end
     if job.batch_hmac then
       local ok
