@@ -8,8 +8,9 @@
 -- included), best of BENCH_RUNS (default 3), into fresh folders:
 --   * floor: bench/floor (a C loop that only writes 10,000 files);
 --   * the work every image needs, in C (bench/floor "required" mode: a
---     pending file, its SHA-256, the rename) in two processes, and the same
---     with a keys file per unit ("keys" mode);
+--     pending file, its SHA-256, the rename) in two processes, the same
+--     with a keys file per unit ("keys" mode), and mfg_gen's file work
+--     ("mfg" mode: the value file read, the CSV and the image written);
 --   * the recipe driver (bench/w1.lua), plain and with a key per unit;
 --   * bin/mfg_gen.lua on the same units, plain and with --keygen;
 --   * peak memory (max RSS of any process of the run) at 10,000 and
