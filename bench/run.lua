@@ -133,9 +133,9 @@ print(("%-34s %7.3f s  %8.0f files/s"):format("floor (C, open/write/close)", flo
 -- What every image costs whatever the language (pending file, SHA-256 for
 -- the manifest, rename), in C, shared by two processes as the driver's
 -- work is: the best this machine allows before any image is built. With a
--- key per unit, a keys file beside each image too (no key made, nothing
--- encrypted). Then what mfg_gen must do per unit: read the value file, and
--- write the unit's CSV and image atomically.
+-- key per unit, also the key made, the image's entries encrypted with it
+-- and the keys file written beside the image. Then what mfg_gen must do per
+-- unit: read the value file, and write the unit's CSV and image atomically.
 local half = UNITS // 2
 local function required_work(label, mode)
   local t = best(function(dir)
@@ -143,13 +143,18 @@ local function required_work(label, mode)
     return "sh -c " .. q(one:format(half, 0) .. " & " .. one:format(UNITS - half, half) .. "; wait")
   end)
   print(("%-34s %7.3f s  %8.0f units/s  %5.2fx floor"):format(label, t, rate(t), t / floor))
+  return t
 end
-required_work("required work (C, 2 processes)", "required")
-required_work("  the same, key per unit", "keys")
-required_work("  mfg_gen's (read, CSV, image)", "mfg")
 
--- The measured commands, for the side-by-side comparison at the end.
-local measured = {}
+-- The measured commands, for the side-by-side comparison at the end; the
+-- C loops first, as the most any program can reach on this machine.
+local measured = {
+  { label = "required work (C, 2 processes)", seconds = required_work("required work (C, 2 processes)", "required"),
+    bound = true },
+  { label = "  the same, key per unit", seconds = required_work("  the same, key per unit", "keys"),
+    encrypted = true, bound = true },
+}
+required_work("  mfg_gen's (read, CSV, image)", "mfg")
 
 local function report(label, t, target, encrypted)
   print(("%-34s %7.3f s  %8.0f units/s  %5.2fx floor  (target >= %d units/s, <= 1.5x floor)")
@@ -205,8 +210,9 @@ if reference and reference ~= "" then
   for _, m in ipairs(measured) do
     local ref, target = plain, 20
     if m.encrypted then ref, target = keygen, 50 end
-    print(("%-34s %7.1fx mfg_gen.py%s  (target >= %dx)"):format(m.label, ref / m.seconds,
-      m.encrypted and " --keygen" or "", target))
+    print(("%-34s %7.1fx mfg_gen.py%s  (%s)"):format(m.label, ref / m.seconds,
+      m.encrypted and " --keygen" or "",
+      m.bound and "bare C loop: the most to expect here" or ("target >= %dx"):format(target)))
   end
 end
 
