@@ -180,9 +180,17 @@ static int mfg_unit(const bench *b, long i)
 static int mfg_setup(bench *b)
 {
     unsigned char cert[1200];
+    char temp[64];
+    /* Written under this process's own name and renamed into place: the
+     * other process may already be reading it. */
     memset(cert, 0x30, sizeof cert);
-    if (write_file(b->dir, "cert.der", cert, sizeof cert) != 0)
+    snprintf(temp, sizeof temp, "cert.der.%ld", (long)getpid());
+    if (write_file(b->dir, temp, cert, sizeof cert) != 0)
         return -1;
+    if (renameat(b->dir, temp, b->dir, "cert.der") != 0) {
+        perror("cert.der");
+        return -1;
+    }
     mkdirat(b->dir, "csv", 0755);
     mkdirat(b->dir, "bin", 0755);
     b->csv_dir = openat(b->dir, "csv", O_RDONLY | O_DIRECTORY);

@@ -140,7 +140,9 @@ local half = UNITS // 2
 local function required_work(label, mode)
   local t = best(function(dir)
     local one = ("%s %s %%d 0x6000 %s %%d"):format(q(FLOOR), q(dir), mode)
-    return "sh -c " .. q(one:format(half, 0) .. " & " .. one:format(UNITS - half, half) .. "; wait")
+    -- Both processes are waited for, and either one failing fails the run.
+    return "sh -c " .. q(one:format(half, 0) .. " & first=$!; " .. one:format(UNITS - half, half)
+      .. "; second=$?; wait $first && [ $second -eq 0 ]")
   end)
   print(("%-34s %7.3f s  %8.0f units/s  %5.2fx floor"):format(label, t, rate(t), t / floor))
   return t
