@@ -63,6 +63,7 @@ build = {
     ["nvsgen.batch"] = "lua/nvsgen/batch.lua",
     ["nvsgen.chunks"] = "lua/nvsgen/chunks.lua",
     ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
+    ["nvsgen.flash"] = "lua/nvsgen/flash.lua",
   },
   install = {
     bin = {
