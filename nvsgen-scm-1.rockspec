@@ -64,6 +64,7 @@ build = {
     ["nvsgen.chunks"] = "lua/nvsgen/chunks.lua",
     ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
     ["nvsgen.flash"] = "lua/nvsgen/flash.lua",
+    ["nvsgen.unit_layout"] = "lua/nvsgen/unit_layout.lua",
   },
   install = {
     bin = {
