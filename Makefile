@@ -143,7 +143,7 @@ uninstall:
 # The benchmark's reference loops in C: only writing files (the floor), and
 # the work every image needs (pending file, SHA-256, rename), with or without
 # a key per unit (key made, entries encrypted, keys file), and the work every
-# unit of mfg_gen needs.
+# unit of mfg_gen needs, plain and with --keygen.
 build/bench-floor: bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c $(DEP_LIBS)
