@@ -176,7 +176,10 @@ function M.new(opts)
     parts[i], by_label[part.label] = part, part
   end
 
-  local layout = setmetatable({ parts = parts, by_label = by_label, encrypted = encrypted,
+  -- The partitions by label, for the recipe's u:partition(label).
+  local partitions = {}
+  for _, p in ipairs(parts) do partitions[p.label] = p.partition end
+  local layout = setmetatable({ parts = parts, by_label = by_label, partitions = partitions, encrypted = encrypted,
     name = opts.name or "unit-%d.bin", prefix = opts.prefix or "", merged = opts.merged,
     hex = opts.hex }, Layout)
   layout.stem = layout.name:gsub("%.bin$", "")
