@@ -93,12 +93,21 @@ function M.merged(parts)
   return concat(out)
 end
 
+-- Two capital hex digits for each byte value.
+local HEX2 = {}
+for v = 0, 255 do HEX2[v] = format("%02X", v) end
+
 -- The checksum of a record: the two's complement of the sum of its bytes.
 local function checksum(sum)
   return (-sum) & 0xFF
 end
 
+-- The sum of the bytes i to j of data (at most 16), in one call to byte.
 local function sum_bytes(data, i, j)
+  local a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16 = byte(data, i, j)
+  if j - i == 15 then
+    return a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15 + a16
+  end
   local s = 0
   for k = i, j do s = s + byte(data, k) end
   return s
@@ -133,6 +142,7 @@ function M.intel_hex(parts)
   local block
   for _, run in ipairs(runs) do
     local data = concat(run.chunks)
+    local digits = hex_encode(data):upper()
     local addr, pos, n = run.start, 1, #data
     while pos <= n do
       local high = addr >> 16
@@ -144,9 +154,10 @@ function M.intel_hex(parts)
       local low = addr & 0xFFFF
       local count = math.min(16, 0x10000 - low, n - pos + 1)
       local last = pos + count - 1
-      local sum = count + (low >> 8) + (low & 0xFF) + sum_bytes(data, pos, last)
-      lines[#lines + 1] = format(":%02X%04X00%s%02X\n", count, low, hex_encode(sub(data, pos, last)):upper(),
-        checksum(sum))
+      local hi, lo = low >> 8, low & 0xFF
+      local sum = count + hi + lo + sum_bytes(data, pos, last)
+      lines[#lines + 1] = ":" .. HEX2[count] .. HEX2[hi] .. HEX2[lo] .. "00" .. sub(digits, 2 * pos - 1, 2 * last)
+        .. HEX2[checksum(sum)] .. "\n"
       addr, pos = addr + count, last + 1
     end
   end
