@@ -34,7 +34,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
              $(LUA_CFLAGS) $(DEP_CFLAGS)
 
-CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_crypto.c \
+CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_proc.c csrc/nvs_crypto.c \
            csrc/nvs_reader.c csrc/nvs_csv.c
 BINDING_SRC = csrc/lnvsgen.c
 HEADERS = $(wildcard csrc/*.h)

@@ -35,7 +35,7 @@ build = {
   modules = {
     ["nvsgen.core"] = {
       sources = {
-        "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
+        "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c", "csrc/nvs_proc.c",
         "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c",
         "csrc/lnvsgen.c",
       },

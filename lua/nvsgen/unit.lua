@@ -1,0 +1,151 @@
+--- nvsgen.unit: the unit a recipe's `unit` function writes through (u:namespace, u:string, u:export, ...).
+--
+-- The batch driver makes one context and reuses it for every unit
+-- (begin() starts the next), so the hot path makes no closures. Mistakes
+-- raise at the recipe's line, naming the key; the driver adds the unit.
+
+local files = require("nvsgen.files")
+local nvsgen = require("nvsgen")
+local core = require("nvsgen.core")
+
+local type, error, setmetatable, ipairs, pairs = type, error, setmetatable, ipairs, pairs
+local format = string.format
+
+local M = {}
+
+
+local Unit = {}
+Unit.__index = Unit
+Unit.__name = "nvsgen.recipe.unit"
+
+--- A unit context writing into `partition`, for `recipe`. `random(n)` gives
+-- n bytes from a CSPRNG. The batch driver reuses one context for every
+-- unit (begin() starts the next), so the hot path makes no closures.
+function M.context(recipe, partition, random)
+  return setmetatable({
+    recipe = recipe, partition = partition, encoder = partition.encoder,
+    random = random, dir = recipe.dir, params = recipe.params,
+    serial = nil, index = 0, values = nil, exported = {}, rows = nil,
+    ns = nil,
+  }, Unit)
+end
+
+--- Starts unit `serial` (the batch's `index`-th) with `values` (its row of
+-- the values table, or nil). `record` keeps the items written, for --csv.
+function Unit:begin(serial, index, values, record)
+  self.serial, self.index, self.values = serial, index, values
+  local exported = self.exported
+  for k in pairs(exported) do exported[k] = nil end
+  self.rows = record and {} or nil
+  self.ns = nil
+end
+
+local function raise(msg)
+  error(msg, 3)
+end
+
+function Unit:namespace(name)
+  if type(name) ~= "string" then
+    raise(format("namespace name must be a string, got %s", type(name)))
+  end
+  local ok, err = self.encoder:namespace(name)
+  if not ok then raise(format("namespace '%s': %s", name, err)) end
+  self.ns = name
+  local rows = self.rows
+  if rows then rows[#rows + 1] = { name, "namespace" } end
+  return self
+end
+
+local BYTE_KINDS = { string = true, blob = true }
+local REAL_KINDS = { float = true, double = true }
+
+for code, kind in ipairs(nvsgen.KINDS) do
+  -- What Lua types the kind takes: integers also as decimal strings (u64).
+  -- The encoder takes the kind's code (its place in KINDS) as well as its
+  -- name: no string compares per item.
+  local bytes, real = BYTE_KINDS[kind], REAL_KINDS[kind]
+  local expects = bytes and "a string" or real and "a number" or "an integer"
+  Unit[kind] = function(self, key, value)
+    if type(key) ~= "string" then
+      raise(format("%s: key must be a string, got %s", kind, type(key)))
+    end
+    local t = type(value)
+    if bytes and t ~= "string" or real and t ~= "number"
+        or not bytes and not real and t ~= "number" and t ~= "string" then
+      raise(format("key '%s': %s expects %s, got %s", key, kind, expects, t))
+    end
+    local ok, err = self.encoder:put(code, key, value)
+    if not ok then raise(err) end
+    local rows = self.rows
+    if rows then rows[#rows + 1] = { key, kind, value } end
+    return self
+  end
+end
+
+--- A path as the recipe means it: relative to the recipe's folder.
+function Unit:path(path)
+  if path:sub(1, 1) == "/" or self.dir == "." then return path end
+  return self.dir .. "/" .. path
+end
+
+--- The bytes of the file at `path` (relative to the recipe's folder).
+function Unit:file(path)
+  if type(path) ~= "string" then raise(format("file: path must be a string, got %s", type(path))) end
+  local full = self:path(path)
+  local data, err = files.read_value_file(full)
+  if not data then raise(err) end
+  return data
+end
+
+--- `n` random bytes from the CSPRNG.
+function Unit:random_bytes(n)
+  if math.type(n) ~= "integer" or n < 0 then
+    raise("random_bytes: a non-negative integer count expected")
+  end
+  return self.random(n)
+end
+
+--- `n` random hex digits (lowercase) from the CSPRNG.
+function Unit:random_hex(n)
+  if math.type(n) ~= "integer" or n < 0 then
+    raise("random_hex: a non-negative integer count expected")
+  end
+  local hex = core.hex_encode(self.random((n + 1) // 2))
+  if n % 2 == 1 then hex = hex:sub(1, n) end
+  return hex
+end
+
+--- Records `value` (a string or number) for the manifest's column `name`
+-- and returns it, so `u:string("K", u:export("K", v))` reads naturally.
+function Unit:export(name, value)
+  if type(name) ~= "string" then raise("export: name must be a string") end
+  local t = type(value)
+  if t ~= "string" and t ~= "number" then
+    raise(format("export '%s': a string or number expected, got %s", name, t))
+  end
+  if self.exported[name] ~= nil then raise(format("export '%s' is set twice", name)) end
+  self.exported[name] = value
+  return value
+end
+
+--- The unit's value in column `name` of the values table; raises when the
+-- table or the value is missing.
+function Unit:value(name)
+  local row = self.values
+  if not row then raise(format("no values row for serial %d (value '%s')", self.serial, name)) end
+  local v = row[name]
+  if v == nil then
+    local columns = self.values_columns
+    if columns and columns[name] then
+      -- In the header, but this row is too short to hold it.
+      raise(format("%s: the row of serial %d is short: no value in column '%s'", self.values_where,
+        self.serial, name))
+    end
+    raise(format("the values table has no column '%s'", name))
+  end
+  return v
+end
+
+M.Unit = Unit
+
+return M
