@@ -952,10 +952,15 @@ static void open_batch(lua_State *L)
 
 /* core.write_file(path, data [, mode [, replace [, folder]]]) -> true | nil, message
  * Atomic: a temporary file renamed (or linked, when not replacing) into
- * place.  With a folder, path is a name in it. */
+ * place.  With a folder, path is a name in it.  `replace` may also name
+ * how to write, as encoder:write does ("direct", "new", "replace",
+ * "atomic_new"): "new" for a batch's pending files, which need no
+ * temporary file of their own. */
 static int l_write_file(lua_State *L)
 {
-    int how = lua_isnoneornil(L, 4) || lua_toboolean(L, 4) ? WRITE_REPLACE : WRITE_ATOMIC_NEW;
+    int how = lua_type(L, 4) == LUA_TSTRING           ? luaL_checkoption(L, 4, NULL, write_modes)
+              : lua_isnoneornil(L, 4) || lua_toboolean(L, 4) ? WRITE_REPLACE
+                                                          : WRITE_ATOMIC_NEW;
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);

@@ -70,7 +70,7 @@ local OPTIONS = {
   recipe = true, serials = true, outdir = true, size = true, version = true, name = true,
   values = true, keygen = true, inputkey = true, csv = true, dry_run = true, force = true,
   offset = true, progress = true, crypto = true, shard = true, jobs = true, spawn = true,
-  lock_wait = true,
+  lock_wait = true, layout = true,
 }
 
 --- The file name pattern, checked: it must give different names for
@@ -134,6 +134,7 @@ end
 -- check(fields) for the manifest: nil, or what differs between a record
 -- and this run.
 local function record_check(b)
+  if b.layout then return b.layout:record_check() end
   local version_checked = false
   return function(fields)
     local serial = tonumber(fields[1])
@@ -200,6 +201,9 @@ local function blocks(n)
   return (n + 4095) // 4096 * 4096
 end
 
+-- Defined below where they belong, called before.
+local values_setup, stage_layout
+
 ---------------------------------------------------------------------------
 -- Prepare
 ---------------------------------------------------------------------------
@@ -215,6 +219,11 @@ local function parameters(opts)
     progress = opts.progress, total = opts.serials.count,
     written = 0, skipped = 0, finished = 0, unit_bytes = nil,
   }
+  -- A unit of several partitions (nvsgen.unit_layout) is written as
+  -- several files, all pending until its record is written.
+  local layout = opts.layout
+  b.layout = layout
+  if layout then b.size = layout.parts[1].size end
   if not b.size then return nil, "no partition size: the recipe sets none, give --size" end
   local problem = M.check_size(b.size)
   if problem then return nil, problem end
@@ -222,6 +231,13 @@ local function parameters(opts)
   if not ok then return nil, err end
   b.prefix = outdir_mod.prefix(b.outdir)
   b.crypto = opts.crypto or require("nvsgen.crypto")
+  if layout then
+    layout.prefix = b.prefix
+    b.partition, b.keygen, b.inputkey, b.encrypted = layout.parts[1].partition, layout:keygen(), nil,
+      layout.encrypted
+    b.u = unit_mod.context(r, b.partition, b.crypto.random_bytes, layout.partitions)
+    return values_setup(b, opts)
+  end
   local made
   made, b.partition = pcall(nvsgen.partition, { size = b.size, version = b.version })
   if not made then return nil, tostring(b.partition):gsub("^[^:]*:%d+: ", "") end
@@ -234,6 +250,12 @@ local function parameters(opts)
   end
   b.encrypted = b.keygen or b.inputkey ~= nil
   b.u = unit_mod.context(r, b.partition, b.crypto.random_bytes)
+  return values_setup(b, opts)
+end
+
+-- The values table of the batch, if any: b, or nil and a message.
+function values_setup(b, opts)
+  local r, err = b.r
   local values_path = opts.values or (r.values and b.u:path(r.values))
   if values_path then
     b.next_values, err = values_source(values_path, r.key_column or "serial")
@@ -273,6 +295,7 @@ local function open_outdir(b, opts)
     shared = b.shard ~= nil,
     drop = force and function(serial) return serials:contains(serial) end,
     check = not force and record_check(b) or nil,
+    base = b.layout and b.layout:columns(),
   })
   if not b.manifest then return nil, err end
   b.recorded = b.manifest.recorded
@@ -327,11 +350,13 @@ local function build(b, serial, index)
     if not vrow then return nil, format("unit %d: %s", serial, vline) end
   end
   local partition = b.partition
-  partition:reset()
   local key
-  if b.keygen then
-    key = b.crypto.generate_key()
-    partition:set_key(key)
+  if b.keygen then key = b.crypto.generate_key() end
+  if b.layout then
+    b.layout:begin(key)
+  else
+    partition:reset()
+    if key then partition:set_key(key) end
   end
   local u = b.u
   u:begin(serial, index, vrow, b.want_csv)
@@ -364,6 +389,7 @@ local function stage(b, serial, names, stem, key)
         serial, k, m.path, table.concat(m.columns, ","))
     end
   end
+  if b.layout then return stage_layout(b, serial, names, key) end
   local image = names[#names]
   local keys_name = b.keygen and stem .. "-keys.bin" or b.inputkey or ""
   local text, err
@@ -384,6 +410,18 @@ local function stage(b, serial, names, stem, key)
   end)
   if not bytes then return nil, err, code end
   b.unit_bytes = blocks(b.size) + (key ~= true and 4096 or 0) + (text and blocks(#text) or 0) + 256
+  return true
+end
+
+-- stage() for a unit of several files: all written pending, one record.
+function stage_layout(b, serial, names, key)
+  local files, fields = b.layout:outputs(serial, key ~= true and key or nil)
+  if not files then return nil, format("unit %d: %s", serial, fields) end
+  table.insert(fields, 1, serial)
+  local bytes, err, code = b.stage:stage_files(names, files, b.manifest:record(fields, b.u.exported))
+  if not bytes then return nil, err, code end
+  b.unit_bytes = 256
+  for _, f in ipairs(files) do b.unit_bytes = b.unit_bytes + blocks(#f.data) end
   return true
 end
 
@@ -410,11 +448,17 @@ end
 -- Makes (or skips, or finishes) unit `serial`. true, or nil, message, errno.
 local function unit(b, serial, index)
   local image = format(b.name, serial)
-  local names, stem = staging.names(image, b.keygen, b.want_csv)
+  local names, stem
+  if b.layout then
+    names = b.layout:file_names(serial)
+  else
+    names, stem = staging.names(image, b.keygen, b.want_csv)
+  end
   local status = "build"
   if not b.fresh then
     local err
-    status, err = b.stage:status(serial, names, b.recorded[serial], b.size >= 0x3000 and b.size or nil)
+    status, err = b.stage:status(serial, names, b.recorded[serial],
+      not b.layout and b.size >= 0x3000 and b.size or nil)
     if not status then return nil, err end
   end
   if status ~= "build" then
@@ -525,6 +569,8 @@ local function run(opts)
     seconds = M.clock() - started, outdir = b.outdir, first = b.prefix .. format(b.name, b.serials:first()),
     manifest = b.manifest and b.manifest.path, size = b.size, version = b.version, encrypted = b.encrypted,
     signal = b.signal,
+    flash_args = b.layout and b.layout:flash_args_name(b.serials:first())
+      and b.prefix .. b.layout:flash_args_name(b.serials:first()),
   }
   if b.failure then return nil, b.failure, summary end
   return summary

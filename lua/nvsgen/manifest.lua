@@ -99,12 +99,14 @@ M.format_record = csv.format_row
 -- export columns, maybe none yet). Options: `shared` (a worker: the
 -- manifest is the main process's, read but never cut or rewritten),
 -- `drop(serial)` (true for the records --force takes out), `check(fields)`
--- (nil, or a message when a record was made with other parameters).
+-- (nil, or a message when a record was made with other parameters),
+-- `base` (the columns before the exported ones; default M.COLUMNS, a
+-- unit of several files has its own: nvsgen.unit_layout).
 -- Returns the manifest ({ path, columns, recorded = set of serials }), or
 -- nil and a message.
 function M.open(folder, prefix, exports, opts)
   local path = prefix .. M.NAME
-  local m = setmetatable({ path = path, folder = folder, recorded = {},
+  local m = setmetatable({ path = path, folder = folder, recorded = {}, base = opts.base or M.COLUMNS,
     columns = table.move(exports, 1, #exports, 1, {}) }, Manifest)
   local file, err, code = core.open_append(folder, M.NAME, "existing", M.MODE, true)
   if not file and code ~= 2 then return nil, err end -- 2: ENOENT, a new manifest
@@ -139,13 +141,14 @@ function Manifest:load(text, opts)
   if header == nil and hstart then return nil, format("%s:1: %s", path, hend) end
   local good_end = 0
   if header then
-    for i, col in ipairs(M.COLUMNS) do
+    local base = self.base
+    for i, col in ipairs(base) do
       if header[i] ~= col then
         return nil, format("%s: not a manifest of nvsgen (column %d is not '%s')", path, i, col)
       end
     end
     local have = {}
-    for i = #M.COLUMNS + 1, #header do have[#have + 1] = header[i] end
+    for i = #base + 1, #header do have[#have + 1] = header[i] end
     local exports = self.columns
     if #exports > 0 and concat(have, ",") ~= concat(exports, ",") then
       return nil, format("%s: exported columns %s differ from the recipe's %s; use another --outdir",
@@ -204,7 +207,8 @@ end
 
 --- Writes the header (once the export columns are known). true or nil, message.
 function Manifest:write_header()
-  local cols = table.move(M.COLUMNS, 1, #M.COLUMNS, 1, {})
+  local base = self.base
+  local cols = table.move(base, 1, #base, 1, {})
   for _, c in ipairs(self.columns) do cols[#cols + 1] = c end
   local ok, err = self.file:append(M.format_record(cols), true)
   if not ok then return nil, err end
@@ -225,10 +229,11 @@ function Manifest:close()
   self.file = nil
 end
 
---- The record of a unit: `fields` holds serial, image, size, sha256 and
--- keys; `exported` the unit's exports, taken in the manifest's column order.
+--- The record of a unit: `fields` holds the base columns' values (serial,
+-- image, size, sha256 and keys); `exported` the unit's exports, taken in
+-- the manifest's column order.
 function Manifest:record(fields, exported)
-  local n, columns = #M.COLUMNS, self.columns
+  local n, columns = #self.base, self.columns
   for i = 1, #columns do
     local v = exported[columns[i]]
     fields[n + i] = v == nil and "" or tostring(v)

@@ -38,7 +38,8 @@ Recipe.__name = "nvsgen.recipe"
 local FIELDS = {
   size = "number", version = "number", name = "string", values = "string",
   key_column = "string", exports = "table", params = "table", unit = "function",
-  description = "string", encrypt = "string",
+  description = "string", encrypt = "string", partitions = "table", partition_table = "string",
+  keys = "string",
 }
 
 -- Paths of the recipe scripts being loaded by M.load, innermost last.

@@ -60,7 +60,7 @@ function Stage:status(serial, names, recorded, image_size)
       local st = lstat(prefix .. part)
       if st then
         -- Only a file the batch made: plain, one link, complete.
-        if st.mode ~= "file" or st.nlink ~= 1 or name == image and st.size ~= image_size then
+        if st.mode ~= "file" or st.nlink ~= 1 or name == image and image_size and st.size ~= image_size then
           return nil, format("unit %d: %s is not the batch's own (a link, or not the recorded file);"
             .. " remove it and run again", serial, prefix .. part)
         end
@@ -69,9 +69,12 @@ function Stage:status(serial, names, recorded, image_size)
         finished = true
       end
     end
-    if not lstat(prefix .. image) then
-      return nil, format("unit %d: recorded in %s but %s is missing; use --force to build it again",
-        serial, self.manifest.path:match("[^/]*$"), prefix .. image)
+    -- A unit recorded is done only with every one of its files in place.
+    for k = #names, 1, -1 do
+      if not lstat(prefix .. names[k]) then
+        return nil, format("unit %d: recorded in %s but %s is missing; use --force to build it again",
+          serial, self.manifest.path:match("[^/]*$"), prefix .. names[k])
+      end
     end
     return finished and "finish" or "skip"
   end
@@ -118,6 +121,28 @@ function Stage:stage(names, partition, key, csv, make_record)
   self.units = self.units + 1
   self.lines[self.units] = record
   return bytes + size + #record
+end
+
+--- Writes the pending files of a unit made of several (nvsgen.unit_layout):
+-- `files`, a list of { name, data, mode } (`names` the same names);
+-- `record` is the unit's manifest record. Returns the bytes the unit takes
+-- on the disk, or nil, message, errno (its pending files removed).
+function Stage:stage_files(names, files, record)
+  local folder, bytes = self.folder, #record
+  for _, f in ipairs(files) do
+    local ok, err, code = write_file(f.name .. M.PENDING, f.data, f.mode, "new", folder)
+    if not ok then return self:unstage(names, err, code) end
+    bytes = bytes + #f.data
+  end
+  local pending, finals, n = self.pending, self.finals, self.files
+  for _, f in ipairs(files) do
+    n = n + 1
+    pending[n], finals[n] = f.name .. M.PENDING, f.name
+  end
+  self.files = n
+  self.units = self.units + 1
+  self.lines[self.units] = record
+  return bytes
 end
 
 -- Removes the pending files of a unit that failed half-way.

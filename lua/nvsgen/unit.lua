@@ -21,9 +21,12 @@ Unit.__name = "nvsgen.recipe.unit"
 --- A unit context writing into `partition`, for `recipe`. `random(n)` gives
 -- n bytes from a CSPRNG. The batch driver reuses one context for every
 -- unit (begin() starts the next), so the hot path makes no closures.
-function M.context(recipe, partition, random)
+-- `partitions` (a recipe with several): the unit's partitions by label,
+-- for u:partition(label); each unit starts in `partition`.
+function M.context(recipe, partition, random, partitions)
   return setmetatable({
-    recipe = recipe, partition = partition, encoder = partition.encoder,
+    recipe = recipe, current = partition, first = partition, partitions = partitions,
+    encoder = partition.encoder,
     random = random, dir = recipe.dir, params = recipe.params,
     serial = nil, index = 0, values = nil, exported = {}, rows = nil,
     ns = nil,
@@ -38,6 +41,7 @@ function Unit:begin(serial, index, values, record)
   for k in pairs(exported) do exported[k] = nil end
   self.rows = record and {} or nil
   self.ns = nil
+  if self.partitions then self.current, self.encoder = self.first, self.first.encoder end
 end
 
 local function raise(msg)
@@ -53,6 +57,18 @@ function Unit:namespace(name)
   self.ns = name
   local rows = self.rows
   if rows then rows[#rows + 1] = { name, "namespace" } end
+  return self
+end
+
+--- Writes what follows into the unit's partition labelled `label` (a
+-- recipe with `partitions`); each unit starts in the first one.
+function Unit:partition(label)
+  local p = self.partitions and self.partitions[label]
+  if not p then
+    if not self.partitions then raise("partition: the recipe has no 'partitions' field") end
+    raise(format("partition '%s' is not one of the recipe's partitions", tostring(label)))
+  end
+  self.current, self.encoder, self.ns = p, p.encoder, nil
   return self
 end
 

@@ -281,6 +281,33 @@ function Layout:file_names(serial)
   return names
 end
 
+-- The names a unit's record holds, in its order (the shared keys file
+-- as given).
+local function row_names(self, serial)
+  local stem = format(self.stem, serial)
+  local names = {}
+  for i, p in ipairs(self.parts) do names[i] = stem .. "-" .. p.label .. ".bin" end
+  if self.keys then names[#names + 1] = self.keys.fixed or stem .. "-" .. self.keys.label .. ".bin" end
+  if self.placed then names[#names + 1] = stem .. ".flash_args" end
+  if self.merged then names[#names + 1] = stem .. ".merged.bin" end
+  if self.hex then names[#names + 1] = stem .. ".hex" end
+  return names
+end
+
+--- A check for the manifest's records (nvsgen.manifest): nil, or what
+-- differs between a record's file names and those this layout gives.
+function Layout:record_check()
+  return function(fields)
+    local serial = tonumber(fields[1])
+    for i, name in ipairs(row_names(self, serial)) do
+      if fields[2 * i] ~= name then
+        return format("unit %d was made with %s, this run gives %s; run with the same options, use another"
+          .. " --outdir, or --force to make the units again", serial, fields[2 * i], name)
+      end
+    end
+  end
+end
+
 --- The argument file's name for unit `serial`, or nil when offsets are
 -- not all known.
 function Layout:flash_args_name(serial)

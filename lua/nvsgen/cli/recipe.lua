@@ -14,6 +14,7 @@ local common = require("nvsgen.cli.common")
 local batch = require("nvsgen.batch")
 local workers = require("nvsgen.workers")
 local partition_table = require("nvsgen.partition_table")
+local unit_layout = require("nvsgen.unit_layout")
 
 local M = {}
 
@@ -33,6 +34,8 @@ M.OPTIONS = {
   { "--force", flag = true, help = "overwrite existing images (make the units again)" },
   { "--partition-table", metavar = "PARTITIONS.csv", help = "ESP-IDF partition table for size and offset" },
   { "--partition", metavar = "NAME", help = "partition in --partition-table (default: nvs)" },
+  { "--merged", flag = true, help = "also write each unit's partitions as one binary (unit-N.merged.bin)" },
+  { "--hex", flag = true, help = "also write each unit's partitions as Intel HEX (unit-N.hex)" },
   { "--jobs", metavar = "N", help = "processes to use (default: one per CPU, at most 4)" },
   { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the batch (a worker)" },
 }
@@ -103,8 +106,18 @@ function M.batch_options(r, opts)
   elseif opts.keygen or opts.inputkey then
     return nil, (opts.keygen and "--keygen" or "--inputkey") .. " needs --encrypt"
   end
+  -- The table: --partition-table, else the recipe's own (beside it).
+  local table_path = opts.partition_table
+  if not table_path and r.partition_table then
+    local p = r.partition_table
+    table_path = (p:sub(1, 1) == "/" or r.dir == ".") and p or r.dir .. "/" .. p
+  end
+  if r.partitions or opts.merged or opts.hex then
+    return M.layout_options(r, opts, b, table_path)
+  end
   local part
-  if opts.partition_table then
+  if table_path then
+    opts.partition_table = table_path
     local list
     list, err = partition_table.read(opts.partition_table)
     if not list then return nil, err end
@@ -127,6 +140,30 @@ function M.batch_options(r, opts)
   return b, part
 end
 
+--- batch.run options for a unit of several partitions, or of one written
+-- whole (--merged, --hex): `b` with its nvsgen.unit_layout, or nil and a
+-- message.
+function M.layout_options(r, opts, b, table_path)
+  if opts.csv then return nil, "--csv writes one partition's CSV; it cannot describe a unit of several files" end
+  if r.partitions and opts.size then return nil, "--size: the recipe's partitions have their own sizes" end
+  if r.partitions and opts.partition then return nil, "--partition: the recipe names its partitions" end
+  local list, err
+  if table_path then
+    list, err = partition_table.read(table_path)
+    if not list then return nil, err end
+  end
+  local layout
+  layout, err = unit_layout.new{
+    partitions = r.partitions, label = opts.partition, size = b.size or r.size,
+    version = b.version or r.version, encrypt = r.encrypt == "keygen" or opts.encrypt or nil, keys = r.keys,
+    table = list, table_name = table_path, inputkey = b.inputkey, name = b.name or r.name,
+    merged = opts.merged, hex = opts.hex,
+  }
+  if not layout then return nil, err end
+  b.layout = layout
+  return b
+end
+
 --- The one-line summary of a finished batch.
 function M.summary(prog, s, part)
   local rate = s.seconds > 0 and s.written > 0 and ("%.0f units/s"):format(s.written / s.seconds) or "-"
@@ -140,7 +177,9 @@ function M.summary(prog, s, part)
         s.finished > 0 and (" (%d completed)"):format(s.finished) or "",
         s.seconds, rate, s.encrypted and "encrypted images in " or "images in ", s.outdir, s.manifest)
   end
-  if part then
+  if s.flash_args then
+    line = line .. ("\nflash a unit: esptool.py write_flash @%s"):format(s.flash_args)
+  elseif part then
     line = line .. ("\nflash a unit: esptool.py write_flash 0x%X %s"):format(part.offset, s.first)
   end
   return line
