@@ -566,7 +566,8 @@ local function run(opts)
   finish(b)
   local summary = {
     total = b.total, written = b.written, skipped = b.skipped, finished = b.finished,
-    seconds = M.clock() - started, outdir = b.outdir, first = b.prefix .. format(b.name, b.serials:first()),
+    seconds = M.clock() - started, outdir = b.outdir,
+    first = b.prefix .. (b.layout and b.layout:file_names(b.serials:first())[1] or format(b.name, b.serials:first())),
     manifest = b.manifest and b.manifest.path, size = b.size, version = b.version, encrypted = b.encrypted,
     signal = b.signal,
     flash_args = b.layout and b.layout:flash_args_name(b.serials:first())
