@@ -4,6 +4,7 @@
 --       [--version 1|2] [--name unit-%d.bin] [--values values.csv]
 --       [--encrypt (--keygen | --inputkey KEYS.bin)] [--csv] [--dry-run]
 --       [--force] [--partition-table partitions.csv [--partition nvs]]
+--       [--merged] [--hex]
 --
 -- Prints a one-line summary on stdout, a progress bar on stderr when it is
 -- a terminal, and "prog: message" on stderr on failure (exit status 1; 2
