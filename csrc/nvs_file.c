@@ -270,14 +270,17 @@ int nvs_append(int fd, const void *data, size_t len, int locked, int sync, off_t
         rc = -errno;
     if (rc == 0) {
         rc = write_all(fd, (const unsigned char *)data, len);
-        /* A part of the bytes may have gone in: take them out again. */
-        if (rc != 0 && ftruncate(fd, before) < 0 && rc == 0)
-            rc = -errno;
+        /* A part of the bytes may have gone in: take them out again (only
+         * safe while the appenders take turns). */
+        if (rc != 0 && locked)
+            (void)ftruncate(fd, before);
     }
     if (rc == 0 && sync && fdatasync(fd) < 0)
         rc = -errno;
-    if (rc == 0 && end != NULL)
-        *end = before + (off_t)len;
+    /* Where this write ended: the offset an O_APPEND write leaves on this
+     * open file (another process may have appended since `before`). */
+    if (rc == 0 && end != NULL && (*end = lseek(fd, 0, SEEK_CUR)) < 0)
+        rc = -errno;
     if (locked)
         flock(fd, LOCK_UN);
     return rc;

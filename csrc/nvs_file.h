@@ -60,7 +60,7 @@ int nvs_open_append_at(int folder, const char *name, int how, mode_t mode);
  * ended, so no half record stays behind.  With `locked`, the processes
  * appending to the file take turns (flock), so a cut back never removes
  * another's record.  With `sync` the bytes are on the disk (fdatasync)
- * before it returns.  Sets *end to the file's new length.  Returns 0 or a
+ * before it returns.  Sets *end to where this write ended.  Returns 0 or a
  * negative errno value. */
 int nvs_append(int fd, const void *data, size_t len, int locked, int sync, off_t *end);
 

@@ -62,6 +62,12 @@ M.PARENT_GONE = workers.STOPPED
 -- count and each page's flash address as 32-bit numbers.
 M.MAX_SIZE = 0xFFFFF000
 
+--- Units committed together: each commit waits for the disk twice (the
+-- files, then the records), so that is done for a group of at least
+-- GROUP units once COMMIT_SECONDS have passed since the last, and at most
+-- GROUP_MAX units (what a kill can make the rerun build again).
+M.GROUP, M.GROUP_MAX, M.COMMIT_SECONDS = 256, 4096, 0.5
+
 --- Seconds a run waits for another batch on its folder to end before it
 -- refuses (a worker of a killed batch stops within a chunk of units).
 M.LOCK_WAIT = 10
@@ -217,7 +223,7 @@ local function parameters(opts)
     name = opts.name or r.name or "unit-%d.bin", outdir = opts.outdir or ".", dry = opts.dry_run,
     force = opts.force, want_csv = opts.csv, inputkey = opts.inputkey, shard = opts.shard,
     progress = opts.progress, total = opts.serials.count,
-    written = 0, skipped = 0, finished = 0, unit_bytes = nil,
+    written = 0, skipped = 0, finished = 0, unit_bytes = nil, committed = M.clock(),
   }
   -- A unit of several partitions (nvsgen.unit_layout) is written as
   -- several files, all pending until its record is written.
@@ -428,6 +434,7 @@ end
 -- Records and renames the staged units. true, or nil, message, errno.
 local function commit(b)
   local n, err, code = b.stage:commit()
+  b.committed = M.clock()
   if not n then return nil, err, code end
   return true
 end
@@ -472,7 +479,10 @@ local function unit(b, serial, index)
   ok, err, code = stage(b, serial, names, stem, key)
   if not ok then return nil, err, code end
   b.written = b.written + 1
-  if b.stage.units == 32 then return commit(b) end
+  local staged = b.stage.units
+  if staged >= M.GROUP and (staged >= M.GROUP_MAX or M.clock() - b.committed >= M.COMMIT_SECONDS) then
+    return commit(b)
+  end
   return true
 end
 

@@ -84,6 +84,7 @@ function M.start(lock, count, spawn)
   local team = setmetatable({ list = {}, count = count }, Team)
   local fd = lock:fd()
   core.fd_inherit(fd, true)
+  core.fd_inherit(watch, true)
   local prefix = M.command_prefix(fd, watch)
   for k = 2, count do
     local w, werr = spawn(k, count, prefix)
