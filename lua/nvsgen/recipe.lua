@@ -67,7 +67,8 @@ local function check_fields(fields, what)
     local want = FIELDS[k]
     if not want then
       return nil, format("%s: unknown field '%s'", what, tostring(k))
-    elseif type(v) ~= want then
+    elseif type(v) ~= want and not (k == "keys" and type(v) == "table") then
+      -- (keys: a label, or { label =, offset = } without a partition table)
       return nil, format("%s: field '%s' must be a %s, got %s", what, k, want, type(v))
     end
   end
