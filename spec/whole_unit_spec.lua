@@ -60,6 +60,18 @@ describe("whole units", function()
   before_each(function() tmp = helper.tmpdir() end)
   after_each(function() helper.cleanup(tmp) end)
 
+  it("writes pending files new, with core.write_file's named ways", function()
+    local core = require("nvsgen.core")
+    local folder = assert(core.folder(tmp))
+    assert.is_true(core.write_file("a.part", "secret", 384, "new", folder))
+    assert.equal("rw-------", lfs.attributes(tmp .. "/a.part", "permissions"))
+    assert.same({ nil, tmp .. "/a.part: already exists", 17 }, { core.write_file("a.part", "x", 384, "new", folder) })
+    assert.is_true(core.write_file("a.part", "over", 420, "direct", folder))
+    assert.equal("over", helper.read(tmp .. "/a.part"))
+    assert.has_error(function() core.write_file("b", "x", 420, "sideways", folder) end)
+    folder:close()
+  end)
+
   it("two_partitions.lua: per unit fctry, nvs, keys, flash_args, merged and HEX", function()
     local status, out, err = recipes.run(EXAMPLE, { "--serial-range", "1000-1002", "--outdir", "out", "--merged",
       "--hex" }, tmp)
