@@ -144,6 +144,11 @@ function Manifest:load(text, opts)
     local base = self.base
     for i, col in ipairs(base) do
       if header[i] ~= col then
+        if header[1] == base[1] then
+          -- Another kind of unit (other partitions, --merged, --hex).
+          return nil, format("%s: its units were made as other files (columns %s), this run makes %s;"
+            .. " run with the same options, or use another --outdir", path, concat(header, ","), concat(base, ","))
+        end
         return nil, format("%s: not a manifest of nvsgen (column %d is not '%s')", path, i, col)
       end
     end
