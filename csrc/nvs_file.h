@@ -55,13 +55,13 @@ enum { NVS_OPEN_EXISTING, NVS_OPEN_CREATE, NVS_OPEN_NEW };
  * errno value. */
 int nvs_open_append_at(int folder, const char *name, int how, mode_t mode);
 
-/* Appends `len` bytes to `fd` (from nvs_open_append_at) in whole or not at
- * all: on a short write (a full disk) the file is cut back to where it
- * ended, so no half record stays behind.  With `locked`, the processes
- * appending to the file take turns (flock), so a cut back never removes
- * another's record.  With `sync` the bytes are on the disk (fdatasync)
- * before it returns.  Sets *end to where this write ended.  Returns 0 or a
- * negative errno value. */
+/* Appends `len` bytes to `fd` (from nvs_open_append_at).  With `locked`,
+ * the processes appending to the file take turns (flock) and the append
+ * goes in whole or not at all: on a short write (a full disk) the file is
+ * cut back to where it ended, so no half record stays behind.  (Without,
+ * appends of one byte, as the chunk file's, need no cutting back.)  With
+ * `sync` the bytes are on the disk (fdatasync) before it returns.  Sets
+ * *end to where this write ended.  Returns 0 or a negative errno value. */
 int nvs_append(int fd, const void *data, size_t len, int locked, int sync, off_t *end);
 
 /* Like nvs_rename_at, but with `replace` == 0 an existing `to` is left

@@ -436,6 +436,8 @@ local function commit(b)
   local n, err, code = b.stage:commit()
   b.committed = M.clock()
   if not n then return nil, err, code end
+  -- A unit counts as written once it is recorded.
+  b.written = b.written + n
   return true
 end
 
@@ -478,7 +480,6 @@ local function unit(b, serial, index)
   local ok, code
   ok, err, code = stage(b, serial, names, stem, key)
   if not ok then return nil, err, code end
-  b.written = b.written + 1
   local staged = b.stage.units
   if staged >= M.GROUP and (staged >= M.GROUP_MAX or M.clock() - b.committed >= M.COMMIT_SECONDS) then
     return commit(b)
@@ -515,7 +516,7 @@ local function units_loop(b)
         break
       end
     end
-    if progress then progress(b.written + b.skipped + b.finished, total) end
+    if progress then progress(b.written + (b.stage and b.stage.units or 0) + b.skipped + b.finished, total) end
     ::continue::
   end
 end
