@@ -135,6 +135,37 @@ describe("whole units", function()
     assert.is_nil(lfs.attributes(tmp .. "/o"))
   end)
 
+  it("names the unit and the label when a unit selects a partition the recipe lacks", function()
+    local r = two_recipe(tmp, TABLE, { unit = function(u) u:partition("nvs"):partition("storage") end })
+    local status, _, err = recipes.run(r, { "--serial-range", "4", "--outdir", "o" }, tmp)
+    assert.equal(1, status)
+    assert.matches("^recipe: unit 4: .*whole_unit_spec%.lua:%d+: partition 'storage' is not one of the recipe's"
+      .. " partitions\n$", err)
+    assert.same({ "manifest.csv" }, helper.listing(tmp .. "/o"))
+  end)
+
+  it("places partitions and keys by the recipe's offsets without a table", function()
+    local r = recipe.define{
+      partitions = { { label = "a", size = 0x3000, offset = 0x9000 },
+        { label = "b", size = 0x2000, offset = 0xC000, encrypt = true } },
+      keys = { label = "k", offset = 0xE000 },
+      unit = function(u) u:namespace("x"):u8("v", 1):partition("b"):namespace("y"):u8("w", 2) end,
+    }
+    local status, out, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o", "--merged" }, tmp)
+    assert.equal(0, status, err)
+    assert.truthy(out:find("write_flash @o/unit-1.flash_args", 1, true))
+    assert.equal("0x9000 o/unit-1-a.bin\n0xc000 o/unit-1-b.bin\n0xe000 o/unit-1-k.bin\n",
+      helper.read(tmp .. "/o/unit-1.flash_args"))
+    local a, b = helper.read(tmp .. "/o/unit-1-a.bin"), helper.read(tmp .. "/o/unit-1-b.bin")
+    local keys = helper.read(tmp .. "/o/unit-1-k.bin")
+    -- b is read-only (0x2000): one page written, 0xFF up to the keys.
+    assert.equal(0x1000, #b)
+    assert.equal(a .. b .. ("\xFF"):rep(0x1000) .. keys, helper.read(tmp .. "/o/unit-1.merged.bin"))
+    assert.equal(1, nvsgen.read(a).namespaces.x.v)
+    local key = assert(crypto.parse_keys_partition(keys))
+    assert.equal(2, nvsgen.read(assert(crypto.decrypt_image(b, key))).namespaces.y.w)
+  end)
+
   it("resumes a unit recorded with files pending, and refuses one with a file missing", function()
     local r = two_recipe(tmp, TABLE)
     assert.equal(0, (recipes.run(r, { "--serial-range", "1-3", "--outdir", "o", "--hex" }, tmp)))
