@@ -155,7 +155,9 @@ function M.layout_options(r, opts, b, table_path)
   end
   local layout
   layout, err = unit_layout.new{
-    partitions = r.partitions, label = opts.partition, size = b.size or r.size,
+    -- One partition: a table's size wins over the recipe's, as without
+    -- --merged (only --size must agree with it).
+    partitions = r.partitions, label = opts.partition, size = b.size or not list and r.size or nil,
     version = b.version or r.version, encrypt = r.encrypt == "keygen" or opts.encrypt or nil, keys = r.keys,
     table = list, table_name = table_path, inputkey = b.inputkey, name = b.name or r.name,
     merged = opts.merged, hex = opts.hex,
