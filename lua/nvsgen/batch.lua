@@ -177,7 +177,9 @@ end
 local EXIT = setmetatable({}, { __tostring = function() return "os.exit" end })
 
 local function unit_error(r, serial, err)
-  local source = r.source or "recipe"
+  -- The recipe's file: where its (last) unit function is written.
+  local info = r.units[#r.units] and debug.getinfo(r.units[#r.units], "S")
+  local source = info and info.source:match("^@(.*)") or r.source or "recipe"
   if err == EXIT then
     return format("unit %d: %s: the recipe called os.exit; a recipe must not end the batch", serial, source)
   elseif type(err) == "string" then
@@ -478,8 +480,12 @@ local function units_loop(b)
 end
 
 local function finish(b)
-  -- The units staged before a failure are complete: they are committed too.
-  if b.stage then
+  -- The units staged before a failure are complete: they are committed
+  -- too. Not when asked to stop: that must be quick, and putting them on
+  -- the disk may not be; their files are removed (the rerun makes them).
+  if b.stage and (stop_signal() or b.failure == M.STOPPED) then
+    b.stage:discard()
+  elseif b.stage then
     local ok, err, code = commit(b)
     if not ok then
       b.stage:discard()
