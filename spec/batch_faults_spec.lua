@@ -117,7 +117,8 @@ describe("batch under faults", function()
       for _, second in ipairs({ "--jobs 1", "--jobs 2 --size 0x3000", "--jobs 2" }) do
         local out = tmp .. "/o"
         local run = "lua5.4 gen.lua --serial-range 1-3000 --outdir " .. out
-        local status = sh(("(%s --jobs 2 >/dev/null 2>&1 & %s %s >%s/b 2>&1 & wait)"):format(run, run, second, tmp), tmp)
+        local status = sh(("(%s --jobs 2 >/dev/null 2>&1 & %s %s >%s/b 2>&1 & wait)")
+          :format(run, run, second, tmp), tmp)
         assert.equal(0, status)
         local rows = check_folder(out)
         assert.equal(3000, #rows)

@@ -1,4 +1,4 @@
---- nvsgen.batch: runs a recipe for every serial of a batch, so that no unit is lost, half-made or made twice, whatever happens to the run.
+--- nvsgen.batch: runs a recipe for every serial of a batch; no unit lost, half-made or made twice.
 --
 -- batch.run reads as: prepare (parameters, output folder, lock, manifest,
 -- workers) -> per unit (status, build, stage, commit) -> finish. A unit
@@ -558,9 +558,9 @@ function M.run(opts)
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
   local exit = os.exit
-  os.exit = function() error(EXIT, 0) end
+  os.exit = function() error(EXIT, 0) end -- luacheck: ignore 122
   local result = table.pack(pcall(run, opts))
-  os.exit = exit
+  os.exit = exit -- luacheck: ignore 122
   core.watch_close()
   core.signals_default()
   if not result[1] then error(result[2], 0) end
