@@ -13,7 +13,8 @@ local function requires(name)
   local list, current = {}, "(top)"
   for line in text:gmatch("[^\n]*") do
     current = line:match("^function ([%w_.:]+)") or line:match("^local function ([%w_]+)") or current
-    for module in line:gmatch("require%(\"([%w_.]+)\"%)") do
+    local code = line:gsub("%-%-.*$", "") -- comments show examples
+    for module in code:gmatch("require%(\"([%w_.]+)\"%)") do
       list[#list + 1] = { module = module, where = current }
     end
   end
