@@ -19,10 +19,12 @@ description = {
 }
 
 -- Lua libraries come from Debian's packages (lua-filesystem, lua-term,
--- lua-dkjson), which luarocks does not see: scripts/ensure-deps installs
--- them, so only Lua itself is declared here.
+-- lua-dkjson, lua-system), which scripts/ensure-deps installs; luarocks
+-- does not see them. luasystem is declared as well: without it the batch's
+-- clock is CPU time and its wait for a locked folder cannot sleep.
 dependencies = {
   "lua >= 5.4",
+  "luasystem",
 }
 
 external_dependencies = {
@@ -62,6 +64,13 @@ build = {
     ["nvsgen.recipe"] = "lua/nvsgen/recipe.lua",
     ["nvsgen.batch"] = "lua/nvsgen/batch.lua",
     ["nvsgen.chunks"] = "lua/nvsgen/chunks.lua",
+    ["nvsgen.serials"] = "lua/nvsgen/serials.lua",
+    ["nvsgen.manifest"] = "lua/nvsgen/manifest.lua",
+    ["nvsgen.staging"] = "lua/nvsgen/staging.lua",
+    ["nvsgen.workers"] = "lua/nvsgen/workers.lua",
+    ["nvsgen.unit"] = "lua/nvsgen/unit.lua",
+    ["nvsgen.unit_csv"] = "lua/nvsgen/unit_csv.lua",
+    ["nvsgen.outdir"] = "lua/nvsgen/outdir.lua",
     ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
     ["nvsgen.flash"] = "lua/nvsgen/flash.lua",
     ["nvsgen.unit_layout"] = "lua/nvsgen/unit_layout.lua",

@@ -1,4 +1,4 @@
---- nvsgen.batch: runs a recipe for every serial of a batch, so that no unit is lost, half-made or made twice, whatever happens to the run.
+--- nvsgen.batch: runs a recipe for every serial of a batch; no unit lost, half-made or made twice.
 --
 -- batch.run reads as: prepare (parameters, output folder, lock, manifest,
 -- workers) -> per unit (status, build, stage, commit) -> finish. A unit
@@ -178,7 +178,9 @@ end
 local EXIT = setmetatable({}, { __tostring = function() return "os.exit" end })
 
 local function unit_error(r, serial, err)
-  local source = r.source or "recipe"
+  -- The recipe's file: where its (last) unit function is written.
+  local info = r.units[#r.units] and debug.getinfo(r.units[#r.units], "S")
+  local source = info and info.source:match("^@(.*)") or r.source or "recipe"
   if err == EXIT then
     return format("unit %d: %s: the recipe called os.exit; a recipe must not end the batch", serial, source)
   elseif type(err) == "string" then
@@ -522,8 +524,12 @@ local function units_loop(b)
 end
 
 local function finish(b)
-  -- The units staged before a failure are complete: they are committed too.
-  if b.stage then
+  -- The units staged before a failure are complete: they are committed
+  -- too. Not when asked to stop: that must be quick, and putting them on
+  -- the disk may not be; their files are removed (the rerun makes them).
+  if b.stage and (stop_signal() or b.failure == M.STOPPED) then
+    b.stage:discard()
+  elseif b.stage then
     local ok, err, code = commit(b)
     if not ok then
       b.stage:discard()
@@ -599,9 +605,9 @@ function M.run(opts)
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
   local exit = os.exit
-  os.exit = function() error(EXIT, 0) end
+  os.exit = function() error(EXIT, 0) end -- luacheck: ignore 122
   local result = table.pack(pcall(run, opts))
-  os.exit = exit
+  os.exit = exit -- luacheck: ignore 122
   core.watch_close()
   core.signals_default()
   if not result[1] then error(result[2], 0) end

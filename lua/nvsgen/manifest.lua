@@ -1,4 +1,4 @@
---- nvsgen.manifest: a batch's manifest.csv (one RFC 4180 record per unit made), read back, recovered and appended in whole records.
+--- nvsgen.manifest: a batch's manifest.csv, one RFC 4180 record per unit made, appended whole.
 --
 -- The manifest is the batch's memory: a unit counts as made once its
 -- record is in it. Records are appended a group at a time, each group in

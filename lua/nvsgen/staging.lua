@@ -1,4 +1,4 @@
---- nvsgen.staging: a unit's files (keys, CSV, image) written under pending names and put in place only once the unit is recorded.
+--- nvsgen.staging: a unit's files written under pending names, put in place once it is recorded.
 --
 -- Every file is created new (O_EXCL: never through a planted link, never
 -- over a file someone else made), keys files 0600 from the first byte.

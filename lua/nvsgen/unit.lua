@@ -72,25 +72,14 @@ function Unit:partition(label)
   return self
 end
 
-local BYTE_KINDS = { string = true, blob = true }
-local REAL_KINDS = { float = true, double = true }
-
-for code, kind in ipairs(nvsgen.KINDS) do
-  -- What Lua types the kind takes: integers also as decimal strings (u64).
-  -- The encoder takes the kind's code (its place in KINDS) as well as its
-  -- name: no string compares per item.
-  local bytes, real = BYTE_KINDS[kind], REAL_KINDS[kind]
-  local expects = bytes and "a string" or real and "a number" or "an integer"
+for _, kind in ipairs(nvsgen.KINDS) do
+  -- The partition API's fast setter holds the type rules.
+  local set = nvsgen.setter(kind)
   Unit[kind] = function(self, key, value)
     if type(key) ~= "string" then
       raise(format("%s: key must be a string, got %s", kind, type(key)))
     end
-    local t = type(value)
-    if bytes and t ~= "string" or real and t ~= "number"
-        or not bytes and not real and t ~= "number" and t ~= "string" then
-      raise(format("key '%s': %s expects %s, got %s", key, kind, expects, t))
-    end
-    local ok, err = self.encoder:put(code, key, value)
+    local ok, err = set(self.encoder, key, value)
     if not ok then raise(err) end
     local rows = self.rows
     if rows then rows[#rows + 1] = { key, kind, value } end

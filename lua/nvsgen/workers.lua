@@ -1,4 +1,4 @@
---- nvsgen.workers: the processes of one batch: the output folder's lock they share, starting workers, and telling them to stop.
+--- nvsgen.workers: the processes of a batch: the folder lock they share, starting and stopping workers.
 --
 -- The lock is a flock(2) lock on .nvsgen.lock in the output folder, taken
 -- by the batch's main process before it reads the manifest. Workers
@@ -105,7 +105,7 @@ function M.start(lock, count, spawn)
 end
 
 --- Tells the workers to stop at their next chunk.
-function Team:stop()
+function Team:stop() -- luacheck: no unused args
   core.watch_close()
 end
 
