@@ -67,6 +67,7 @@ demo: deps
 	$(LUA) gen.lua --serial-range 1000-1009 --outdir demo-out
 	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
 	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
+	$(LUA) examples/two_partitions.lua --serial-range 1000-1004 --outdir demo-out/two_partitions --merged --hex
 
 # The C core's own tests (crypto and reader against the vectors), then the
 # specs; busted's closing line "N passed, N failed" is the run's last line.
