@@ -437,9 +437,9 @@ end
 local function commit(b)
   local n, err, code = b.stage:commit()
   b.committed = M.clock()
-  if not n then return nil, err, code end
   -- A unit counts as written once it is recorded.
-  b.written = b.written + n
+  if n then b.written = b.written + n end
+  if err then return nil, err, code end
   return true
 end
 
@@ -545,7 +545,7 @@ local function finish(b)
   end
   local done = b.written + b.skipped + b.finished
   local sig = stop_signal()
-  if sig and (not b.failure or b.failure == M.STOPPED or b.shard) then
+  if sig then
     b.signal = sig
     b.failure = b.shard and M.STOPPED
       or format("interrupted: %d of %d units made; run the same command to finish", done, b.total)

@@ -32,7 +32,7 @@ Stage.__index = Stage
 -- With `replace` (--force) names are taken over.
 function M.new(folder, prefix, manifest, replace)
   return setmetatable({ folder = folder, prefix = prefix, manifest = manifest, replace = replace,
-    pending = {}, finals = {}, lines = {}, units = 0, files = 0 }, Stage)
+    pending = {}, finals = {}, lines = {}, ends = {}, units = 0, files = 0 }, Stage)
 end
 
 --- A unit's files: image name, keys file name (or nil) and CSV name (or
@@ -120,6 +120,7 @@ function Stage:stage(names, partition, key, csv, make_record)
   self.files = files
   self.units = self.units + 1
   self.lines[self.units] = record
+  self.ends[self.units] = files
   return bytes + size + #record
 end
 
@@ -152,14 +153,24 @@ function Stage:unstage(names, err, code)
 end
 
 --- Commits the staged units (see the module comment). Returns the number
--- committed, or nil, message, errno; on failure the units not recorded
--- have no file left.
+-- committed (and, when a full disk left room for only some, a message and
+-- ENOSPC), or nil, message, errno; the units not recorded have no file left.
 function Stage:commit()
   local units = self.units
   if units == 0 then return 0 end
+  local staged = units
   local folder = self.folder
   local ok, err, code = folder:sync()
   if ok then ok, err, code = self.manifest:append(table.concat(self.lines, "", 1, units)) end
+  -- On a full disk the newest units make room for the records of the
+  -- others (their files removed; the rerun makes them).
+  while not ok and M.is_full(code) and units > 1 do
+    for k = self.ends[units - 1] + 1, self.ends[units] do folder:remove(self.pending[k]) end
+    units = units - 1
+    self.files = self.ends[units]
+    ok, err, code = folder:sync()
+    if ok then ok, err, code = self.manifest:append(table.concat(self.lines, "", 1, units)) end
+  end
   if not ok then
     for k = 1, self.files do folder:remove(self.pending[k]) end
     self.units, self.files = 0, 0
@@ -179,6 +190,7 @@ function Stage:commit()
     end
   end
   self.units, self.files = 0, 0
+  if units < staged then return units, "disk full", M.ENOSPC end
   return units
 end
 

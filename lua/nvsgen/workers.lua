@@ -120,12 +120,15 @@ function Team:wait()
   local written, skipped, finished, failure = 0, 0, 0, nil
   for k, w in ipairs(self.list) do
     local text = w:read("a") or ""
-    local ok = w:close()
+    local ok, how, status = w:close()
     local ww, ws, wf, message = text:match("shard (%d+) (%d+) (%d+)\t?([^\n]*)\n?$")
     if ww then
       written, skipped, finished = written + tonumber(ww), skipped + tonumber(ws), finished + tonumber(wf)
     end
-    if not ww then
+    if not ww and how == "signal" then
+      failure = failure or format("worker %d of %d was killed (signal %d); run the same command to finish",
+        k + 1, self.count, status)
+    elseif not ww then
       failure = failure or format("worker %d of %d failed (its message is above)", k + 1, self.count)
     elseif message ~= "" and message ~= M.STOPPED then
       failure = failure or message
