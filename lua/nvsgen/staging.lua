@@ -143,6 +143,7 @@ function Stage:stage_files(names, files, record)
   self.files = n
   self.units = self.units + 1
   self.lines[self.units] = record
+  self.ends[self.units] = n
   return bytes
 end
 
