@@ -61,6 +61,8 @@ local function shell_word(word)
   if word ~= "" and not word:find("[^%w@%%+=:,./_-]") then return word end
   return "'" .. word:gsub("'", "'\"'\"'") .. "'"
 end
+--- A word quoted for a POSIX shell (and shlex.split) where it needs it.
+M.shell_word = shell_word
 
 --- The text of an esptool argument file (`esptool.py write_flash @FILE`):
 -- one `0xOFFSET NAME` line per part, by offset. Names are written as

@@ -181,7 +181,8 @@ function M.summary(prog, s, part)
         s.seconds, rate, s.encrypted and "encrypted images in " or "images in ", s.outdir, s.manifest)
   end
   if s.flash_args then
-    line = line .. ("\nflash a unit: esptool.py write_flash @%s"):format(s.flash_args)
+    line = line .. ("\nflash a unit: esptool.py write_flash %s"):format(
+      require("nvsgen.flash").shell_word("@" .. s.flash_args))
   elseif part then
     line = line .. ("\nflash a unit: esptool.py write_flash 0x%X %s"):format(part.offset, s.first)
   end
