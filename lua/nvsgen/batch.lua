@@ -557,12 +557,16 @@ function M.run(opts)
   -- Stop requests are looked at between units; a recipe cannot end the
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
+  -- os.exit kept by the recipe from before: the process still fails.
+  core.exit_guard("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
+    .. " run the same command to finish\n")
   local exit = os.exit
   os.exit = function() error(EXIT, 0) end -- luacheck: ignore 122
   local result = table.pack(pcall(run, opts))
   os.exit = exit -- luacheck: ignore 122
   core.watch_close()
   core.signals_default()
+  core.exit_guard(nil)
   if not result[1] then error(result[2], 0) end
   return table.unpack(result, 2, result.n)
 end
