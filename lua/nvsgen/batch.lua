@@ -273,7 +273,8 @@ local function open_outdir(b, opts)
   b.fresh = true
   for entry in lfs.dir(b.outdir) do
     if entry ~= "." and entry ~= ".." and entry ~= M.LOCK then b.fresh = false end
-    if entry:find("%.tmp%-%w%w%w%w%w%w$") then b.folder:remove(entry) end
+    -- (Only the main process: a worker starts while the others write.)
+    if not b.shard and entry:find("%.tmp%-%w%w%w%w%w%w$") then b.folder:remove(entry) end
   end
   if b.shard then b.fresh = b.shard[3] or false end
   local serials, force = b.serials, b.force
