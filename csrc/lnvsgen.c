@@ -907,6 +907,16 @@ static int l_watch_gone(lua_State *L)
     return 1;
 }
 
+/* core.exit_guard(message | nil): see nvs_exit_guard */
+static int l_exit_guard(lua_State *L)
+{
+    int rc = nvs_exit_guard(luaL_optstring(L, 1, NULL));
+    if (rc != 0)
+        return push_file_error(L, "atexit", rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg batch_folder_methods[] = {
     {"rename_new", l_folder_rename_new}, {"remove", l_folder_remove}, {"sync", l_folder_sync},
     {NULL, NULL}};
@@ -923,7 +933,8 @@ static const luaL_Reg batch_functions[] = {
     {"fd_close", l_fd_close},       {"signals_catch", l_signals_catch},
     {"signals_default", l_signals_default}, {"stop_signal", l_stop_signal},
     {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
-    {"watch_gone", l_watch_gone},   {NULL, NULL}};
+    {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
+    {NULL, NULL}};
 
 /* Adds the functions above to the module table on top of the stack, and
  * their classes. */

@@ -45,4 +45,9 @@ void nvs_watch_close(void);
 /* 1 when the writing end of the pipe read at `fd` is closed, else 0. */
 int nvs_watch_gone(int fd);
 
+/* While a batch runs, a process ending through exit() (a recipe calling
+ * os.exit) prints `message` and exits with status 1; NULL ends the guard.
+ * 0 or a negative errno value. */
+int nvs_exit_guard(const char *message);
+
 #endif

@@ -341,6 +341,25 @@ describe("batch under faults", function()
       assert.equal(2, #check_folder(tmp))
     end)
 
+    it("fail the run when a recipe ends the process with an os.exit it kept from before", function()
+      local path = script(tmp, "exit.lua", [[size = 0x3000, unit = function(u)
+        u:namespace("n"):u8("a", 1)
+        if u.serial == 3 then EXIT(0) end
+      end]])
+      helper.write(path, "local EXIT = os.exit\n" .. helper.read(path))
+      local status, out, err = sh(("lua5.4 %s --serial-range 1-5 --outdir %s/o"):format(path, tmp), tmp)
+      assert.equal(1, status)
+      assert.equal("", out)
+      assert.equal("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
+        .. " run the same command to finish\n", err)
+      -- Nothing was recorded; the rerun (without the exit) makes every unit.
+      local fixed = script(tmp, "fixed.lua", [[size = 0x3000, unit = function(u) u:namespace("n"):u8("a", 1) end]])
+      status, out, err = sh(("lua5.4 %s --serial-range 1-5 --outdir %s/o"):format(fixed, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.matches("5 units: 5 written, 0 already done", out)
+      assert.equal(5, #check_folder(tmp .. "/o"))
+    end)
+
     it("name the unit and the recipe for error({}) and error()", function()
       for value, what in pairs({ ["{}"] = "a table, not a message", ["nil"] = "an error with no message" }) do
         local r = recipe.define{ size = 0x3000, unit = function(u)

@@ -295,7 +295,8 @@ local function open_outdir(b, opts)
   b.fresh = true
   for entry in lfs.dir(b.outdir) do
     if entry ~= "." and entry ~= ".." and entry ~= M.LOCK then b.fresh = false end
-    if entry:find("%.tmp%-%w%w%w%w%w%w$") then b.folder:remove(entry) end
+    -- (Only the main process: a worker starts while the others write.)
+    if not b.shard and entry:find("%.tmp%-%w%w%w%w%w%w$") then b.folder:remove(entry) end
   end
   if b.shard then b.fresh = b.shard[3] or false end
   local serials, force = b.serials, b.force
@@ -604,12 +605,16 @@ function M.run(opts)
   -- Stop requests are looked at between units; a recipe cannot end the
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
+  -- os.exit kept by the recipe from before: the process still fails.
+  core.exit_guard("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
+    .. " run the same command to finish\n")
   local exit = os.exit
   os.exit = function() error(EXIT, 0) end -- luacheck: ignore 122
   local result = table.pack(pcall(run, opts))
   os.exit = exit -- luacheck: ignore 122
   core.watch_close()
   core.signals_default()
+  core.exit_guard(nil)
   if not result[1] then error(result[2], 0) end
   return table.unpack(result, 2, result.n)
 end
