@@ -72,7 +72,7 @@ build = {
     ["nvsgen.unit_csv"] = "lua/nvsgen/unit_csv.lua",
     ["nvsgen.outdir"] = "lua/nvsgen/outdir.lua",
     ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
-    ["nvsgen.flash"] = "lua/nvsgen/flash.lua",
+    ["nvsgen.flash_files"] = "lua/nvsgen/flash_files.lua",
     ["nvsgen.unit_layout"] = "lua/nvsgen/unit_layout.lua",
   },
   install = {

@@ -36,7 +36,7 @@
 
 local nvsgen = require("nvsgen")
 local crypto = require("nvsgen.crypto")
-local flash = require("nvsgen.flash")
+local flash = require("nvsgen.flash_files")
 local files_mod = require("nvsgen.files")
 local partition_table = require("nvsgen.partition_table")
 

@@ -182,7 +182,7 @@ function M.summary(prog, s, part)
   end
   if s.flash_args then
     line = line .. ("\nflash a unit: esptool.py write_flash %s"):format(
-      require("nvsgen.flash").shell_word("@" .. s.flash_args))
+      require("nvsgen.flash_files").shell_word("@" .. s.flash_args))
   elseif part then
     line = line .. ("\nflash a unit: esptool.py write_flash 0x%X %s"):format(part.offset, s.first)
   end

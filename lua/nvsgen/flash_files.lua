@@ -1,4 +1,4 @@
---- nvsgen.flash: a unit's partition files as flash-ready output: esptool's
+--- nvsgen.flash_files: a unit's partition files as flash-ready output: esptool's
 -- argument file, one merged binary, and Intel HEX.
 --
 -- Each function takes the unit's parts, a list of
@@ -6,7 +6,7 @@
 -- (size: the partition's, which the data must not pass; name: the file as
 -- esptool is to open it; label: for messages), in any order.
 --
---     local flash = require("nvsgen.flash")
+--     local flash = require("nvsgen.flash_files")
 --     local args = flash.flash_args(parts)   -- "0x9000 out/unit-1-fctry.bin\n..."
 --     local bin = flash.merged(parts)        -- lowest to highest written byte
 --     local hex = flash.intel_hex(parts)     -- only the written bytes

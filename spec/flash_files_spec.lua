@@ -1,5 +1,5 @@
--- nvsgen.flash: esptool argument files, merged binaries, Intel HEX.
-local flash = require("nvsgen.flash")
+-- nvsgen.flash_files: esptool argument files, merged binaries, Intel HEX.
+local flash = require("nvsgen.flash_files")
 
 -- Reads Intel HEX back: the records (each { type, addr, data, line }) and
 -- the bytes by absolute address; checks every checksum and the syntax.
@@ -54,7 +54,7 @@ local function unit()
   }
 end
 
-describe("flash", function()
+describe("flash_files", function()
   it("writes esptool's argument file by offset, names as given", function()
     assert.equal("0x9000 out/unit-1-fctry.bin\n0xf000 out/unit-1-nvs.bin\n0x16000 out/unit-1-nvs_keys.bin\n",
       flash.flash_args(unit()))
