@@ -1,5 +1,5 @@
 --- nvsgen.crypto: NVS encryption (XTS-AES-256 per entry), keys partitions,
--- the HMAC-based key scheme, randomness and hashes.
+-- the HMAC-based key scheme, randomness, hashes, KDFs and HMAC.
 --
 --     local crypto = require("nvsgen.crypto")
 --     local key = crypto.generate_key()              -- 64 bytes
@@ -44,6 +44,32 @@ M.pbkdf2_sha1 = core.pbkdf2_sha1
 M.xts = core.xts
 --- Encrypts an image string (or a core encoder's image) with a 64-byte key.
 M.encrypt_image = core.encrypt_image
+
+--- PBKDF2-HMAC-SHA256 and -SHA512: (password, salt, iterations, length)
+-- -> bytes.
+function M.pbkdf2_sha256(password, salt, iterations, length)
+  return core.pbkdf2("SHA256", password, salt, iterations, length)
+end
+
+function M.pbkdf2_sha512(password, salt, iterations, length)
+  return core.pbkdf2("SHA512", password, salt, iterations, length)
+end
+
+--- HKDF (RFC 5869) with SHA-256 (or `digest`: "SHA384", "SHA512"):
+-- (key, salt, info, length) -> bytes; salt and info may be "".
+function M.hkdf(key, salt, info, length, digest)
+  return core.hkdf(digest or "SHA256", key, salt, info, length)
+end
+
+--- HMAC-SHA256 (or `digest`: "SHA1", "SHA384", "SHA512") of `data`.
+function M.hmac(key, data, digest)
+  return core.hmac(digest or "SHA256", key, data)
+end
+
+--- SHA-512 of `data`, 64 raw bytes.
+function M.sha512(data)
+  return core.digest("SHA512", data)
+end
 
 --- SHA-256 of `data`, 32 raw bytes.
 function M.sha256(data)
