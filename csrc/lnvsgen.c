@@ -1600,13 +1600,14 @@ static int l_cert_export(lua_State *L)
     return idbuf_result(L, b);
 }
 
-/* Pushes an X509_NAME as one RFC 2253 line. */
+/* Pushes an X509_NAME as one RFC 2253 line; values of attributes OpenSSL
+ * has no name for (Matter's vendor ID) as text rather than a hex dump. */
 static int push_name(lua_State *L, const X509_NAME *name)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     char *p = NULL;
     long n;
-    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
+    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_DUMP_UNKNOWN) < 0) {
         BIO_free(bio);
         return push_id_error(L, NVS_ID_EOPENSSL);
     }
