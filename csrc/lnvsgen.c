@@ -1607,7 +1607,7 @@ static int push_name(lua_State *L, const X509_NAME *name)
     BIO *bio = BIO_new(BIO_s_mem());
     char *p = NULL;
     long n;
-    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_DUMP_UNKNOWN) < 0) {
+    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~XN_FLAG_DUMP_UNKNOWN_FIELDS) < 0) {
         BIO_free(bio);
         return push_id_error(L, NVS_ID_EOPENSSL);
     }
