@@ -1347,6 +1347,16 @@ static lcert *check_cert(lua_State *L, int idx)
     return c;
 }
 
+/* The certificate with its public key decoded (see nvs_id_cert_complete);
+ * raises only on memory exhaustion. */
+static X509 *whole_cert(lua_State *L, lcert *c)
+{
+    int rc = nvs_id_cert_complete(&c->x);
+    if (rc != NVS_ID_OK)
+        luaL_error(L, "certificate: %s", nvs_id_strerror(rc));
+    return c->x;
+}
+
 /* A new, empty key userdata on the stack (metatable set once it holds a key). */
 static lkey *new_key(lua_State *L)
 {
@@ -1472,7 +1482,7 @@ static int l_key_matches(lua_State *L)
     lcert *c = (lcert *)luaL_testudata(L, 2, CERT_MT);
     if (c != NULL) {
         luaL_argcheck(L, c->x != NULL, 2, "certificate is freed");
-        lua_pushboolean(L, nvs_id_cert_check_key(c->x, k->pkey) == NVS_ID_OK);
+        lua_pushboolean(L, nvs_id_cert_check_key(whole_cert(L, c), k->pkey) == NVS_ID_OK);
     } else {
         lua_pushboolean(L, nvs_id_key_public_equal(k->pkey, check_key(L, 2)->pkey));
     }
@@ -1644,7 +1654,9 @@ static int l_cert_serial(lua_State *L)
 static int l_cert_public_key(lua_State *L)
 {
     lcert *c = check_cert(L, 1);
-    lkey *k = new_key(L);
+    lkey *k;
+    whole_cert(L, c);
+    k = new_key(L);
     k->pkey = X509_get_pubkey(c->x);
     if (k->pkey == NULL)
         return push_id_error(L, NVS_ID_ECERT);
@@ -1655,7 +1667,8 @@ static int l_cert_public_key(lua_State *L)
 /* cert:is_ca() -> boolean */
 static int l_cert_is_ca(lua_State *L)
 {
-    lua_pushboolean(L, nvs_id_cert_check_ca(check_cert(L, 1)->x) == NVS_ID_OK);
+    /* OpenSSL caches what it finds in the certificate: whole first */
+    lua_pushboolean(L, nvs_id_cert_check_ca(whole_cert(L, check_cert(L, 1))) == NVS_ID_OK);
     return 1;
 }
 
@@ -1678,7 +1691,7 @@ static X509 **get_certs(lua_State *L, int idx, size_t *n)
         c = (lcert *)luaL_testudata(L, -1, CERT_MT);
         if (c == NULL || c->x == NULL)
             luaL_error(L, "certificate list: item %d is not a certificate", (int)(i + 1));
-        list[i] = c->x;
+        list[i] = whole_cert(L, c);
         lua_pop(L, 1);
     }
     *n = (size_t)len;
@@ -1696,6 +1709,7 @@ static int l_cert_verify(lua_State *L)
     const char *reason = NULL;
     int rc;
     lua_settop(L, 4); /* the arrays made below go above the arguments */
+    whole_cert(L, c);
     roots = get_certs(L, 2, &n_roots);
     chain = get_certs(L, 3, &n_chain);
     rc = nvs_id_cert_verify(c->x, roots, n_roots, chain, n_chain, at, &reason);

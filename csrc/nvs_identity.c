@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -419,6 +420,39 @@ static X509_EXTENSION *make_extension(X509V3_CTX *ctx, const nvs_id_pair *pairs,
     return ext;
 }
 
+/*
+ * OpenSSL 3.0 encodes a key for X509_set_pubkey through its encoder
+ * machinery, about half a millisecond a time, more than the signature; an
+ * EC key's SubjectPublicKeyInfo is only its curve's name and its point,
+ * so for EC keys those two are set in the certificate's key field directly
+ * (still OpenSSL's own ASN.1 types). Other keys take the general way.
+ */
+static int set_public_key(X509 *x, EVP_PKEY *key)
+{
+    if (EVP_PKEY_is_a(key, "EC")) {
+        unsigned char point[160];
+        char group[64];
+        size_t n = 0, glen = 0;
+        int curve = NID_undef;
+        if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                            sizeof point, &n) &&
+            EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                           &glen))
+            curve = OBJ_txt2nid(group);
+        if (curve != NID_undef) {
+            unsigned char *copy = (unsigned char *)OPENSSL_memdup(point, n);
+            if (copy != NULL &&
+                X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x),
+                                       OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                                       OBJ_nid2obj(curve), copy, (int)n))
+                return 1;
+            OPENSSL_free(copy);
+        }
+        ERR_clear_error();
+    }
+    return X509_set_pubkey(x, key);
+}
+
 static int set_random_serial(X509 *x)
 {
     uint8_t raw[NVS_ID_SERIAL_SIZE];
@@ -470,7 +504,7 @@ int nvs_id_cert_issue(const nvs_id_cert_spec *spec, EVP_PKEY *subject_key,
         !X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) ||
         ASN1_TIME_set(X509_getm_notBefore(x), (time_t)spec->not_before) == NULL ||
         ASN1_TIME_set(X509_getm_notAfter(x), (time_t)spec->not_after) == NULL ||
-        !X509_set_pubkey(x, subject_key)) {
+        !set_public_key(x, subject_key)) {
         rc = failed(NVS_ID_EOPENSSL);
         goto done;
     }
@@ -502,6 +536,31 @@ done:
     X509_NAME_free(name);
     X509_free(x);
     return rc;
+}
+
+int nvs_id_cert_complete(X509 **x)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    X509 *whole;
+    int n;
+
+    if (x == NULL || *x == NULL)
+        return NVS_ID_EINVAL;
+    if (X509_get0_pubkey(*x) != NULL)
+        return NVS_ID_OK;
+    ERR_clear_error();
+    n = i2d_X509(*x, &der);
+    if (n <= 0)
+        return failed(NVS_ID_EOPENSSL);
+    p = der;
+    whole = d2i_X509(NULL, &p, n);
+    OPENSSL_free(der);
+    if (whole == NULL)
+        return failed(NVS_ID_ECERT);
+    X509_free(*x);
+    *x = whole;
+    return NVS_ID_OK;
 }
 
 X509 *nvs_id_cert_load(const void *data, size_t len, int *err)

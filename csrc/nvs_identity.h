@@ -107,6 +107,15 @@ typedef struct {
 int nvs_id_cert_issue(const nvs_id_cert_spec *spec, EVP_PKEY *subject_key,
                       X509 *issuer, EVP_PKEY *issuer_key, X509 **out, size_t *bad);
 
+/*
+ * A certificate issued here holds an EC public key as its encoded bytes
+ * only (decoding is OpenSSL 3.0's slowest step, and issuing never needs
+ * it); before its key is used (checks, verification) this makes it whole,
+ * replacing *x by the same certificate parsed again. Nothing to do for a
+ * loaded certificate.
+ */
+int nvs_id_cert_complete(X509 **x);
+
 /* A certificate in PEM or DER. */
 X509 *nvs_id_cert_load(const void *data, size_t len, int *err);
 
