@@ -142,11 +142,11 @@ uninstall:
 
 # The benchmark's reference loops in C: only writing files (the floor), and
 # the work every image needs (pending file, SHA-256, rename), with or without
-# a key per unit (key made, entries encrypted, keys file), and the work every
-# unit of mfg_gen needs.
-build/bench-floor: bench/floor.c
+# a key per unit (key made, entries encrypted, keys file), the work every
+# unit of mfg_gen needs, and a Matter unit's (W2).
+build/bench-floor: bench/floor.c bench/matter_unit.c bench/matter_unit.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c $(DEP_LIBS)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c bench/matter_unit.c $(DEP_LIBS)
 
 clean:
 	rm -rf build

@@ -25,7 +25,11 @@
  *             before the clock starts), then write the unit's CSV (300
  *             bytes, to DIR/csv) and its image (to DIR/bin), each
  *             atomically as mfg_gen does (an unnamed file linked into its
- *             folder opened once; Linux only).
+ *             folder opened once; Linux only);
+ *   matter    required, after the work of a Matter unit (benchmark W2,
+ *             matter_unit.c): passcode, SPAKE2+ verifier at 1,000
+ *             iterations, a P-256 key and its DAC signed by the PAI in
+ *             $BENCH_PAI_CERT and $BENCH_PAI_KEY, the results in the image.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* O_TMPFILE, AT_EMPTY_PATH */
@@ -41,7 +45,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-enum mode { PLAIN, REQUIRED, KEYS, MFG };
+#include "matter_unit.h"
+
+enum mode { PLAIN, REQUIRED, KEYS, MFG, MATTER };
 
 /* What every unit's loop needs: the output folder (opened once), the
  * image's bytes, the fetched SHA-256. */
@@ -219,9 +225,9 @@ static int mfg_setup(bench *b)
 
 static int parse_mode(const char *name)
 {
-    static const char *const names[] = {"plain", "required", "keys", "mfg"};
+    static const char *const names[] = {"plain", "required", "keys", "mfg", "matter"};
     int m;
-    for (m = 0; m < 4; m++)
+    for (m = 0; m < 5; m++)
         if (strcmp(name, names[m]) == 0)
             return m;
     return -1;
@@ -234,11 +240,12 @@ int main(int argc, char **argv)
     int mode = parse_mode(argc > 4 ? argv[4] : "plain");
     long first = argc > 5 ? strtol(argv[5], NULL, 0) : 0;
     bench b = {0};
+    matter_bench mb = {0};
     double t0;
     long i;
     int rc = 0;
     if (argc < 2 || n <= 0 || size <= 0 || first < 0 || mode < 0) {
-        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg [FIRST]]]]\n");
+        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg|matter [FIRST]]]]\n");
         return 2;
     }
     b.dir_path = argv[1];
@@ -255,6 +262,9 @@ int main(int argc, char **argv)
     memset(b.data, 0xff, b.size);
     if (mode == MFG && mfg_setup(&b) != 0)
         return 1;
+    if (mode == MATTER && matter_setup(&mb, getenv("BENCH_PAI_CERT") ? getenv("BENCH_PAI_CERT") : "",
+                                       getenv("BENCH_PAI_KEY") ? getenv("BENCH_PAI_KEY") : "") != 0)
+        return 1;
     t0 = now();
     for (i = first; rc == 0 && i < first + n; i++) {
         /* Make each file differ a little, as the images do. */
@@ -266,6 +276,11 @@ int main(int argc, char **argv)
         case REQUIRED:
         case KEYS:
             rc = required_unit(&b, i, mode == KEYS);
+            break;
+        case MATTER:
+            rc = matter_unit(&mb, b.data + sizeof i, b.size - sizeof i);
+            if (rc == 0)
+                rc = required_unit(&b, i, 0);
             break;
         default:
             rc = mfg_unit(&b, i);

@@ -228,4 +228,72 @@ if reference and reference ~= "" then
   end
 end
 
+
+---------------------------------------------------------------------------
+-- Workload W2: Matter units (examples/matter.lua: a P-256 key and its DAC
+-- signed by the PAI, the SPAKE2+ verifier at 1,000 iterations, the
+-- onboarding codes), W2_UNITS of them (default 10,000; BENCH_W2=0 leaves
+-- W2 out), beside the bare C loop of the same OpenSSL calls and files
+-- (bench/floor "matter" mode), both as two processes, in memory (the
+-- folder above) and on disk (BENCH_DISK_DIR, default /var/tmp); and the
+-- same per-unit work in Python with the cryptography package
+-- (bench/w2_python.py, also two processes) when python3 has it.
+local function w2_bench()
+  local n = tonumber(os.getenv("W2_UNITS") or "") or 10000
+  local pai_cert = root .. "/examples/matter/pai-cert.pem"
+  local pai_key = root .. "/examples/matter/pai-key.pem"
+  local disk = (os.getenv("BENCH_DISK_DIR") or "/var/tmp") .. "/nvsgen-bench-w2-" .. tostring(os.time())
+  local n_half = n // 2
+  -- two processes side by side, each its half of the units
+  local function pair(one)
+    return "sh -c " .. q(one:format(n_half, 0) .. " & first=$!; " .. one:format(n - n_half, n_half)
+      .. "; second=$?; wait $first && [ $second -eq 0 ]")
+  end
+  local function recipe(dir)
+    return ("%s %s --serial-range 1-%d --outdir %s"):format(LUA, q(root .. "/examples/matter.lua"), n, q(dir))
+  end
+  local function c_matter(dir)
+    return ("BENCH_PAI_CERT=%s BENCH_PAI_KEY=%s "):format(q(pai_cert), q(pai_key))
+      .. pair(("%s %s %%d 0x6000 matter %%d"):format(q(FLOOR), q(dir)))
+  end
+  local function python(dir)
+    return pair(("python3 %s %s %%d %%d %s %s"):format(q(root .. "/bench/w2_python.py"), q(dir),
+      q(pai_cert), q(pai_key)))
+  end
+  local has_python = os.execute("python3 -c 'import cryptography' 2>/dev/null") == true
+  -- Timed in rounds as W1's figures are, in the folder `where` (memory or disk).
+  local function best(cmd, where)
+    local t = math.huge
+    for _ = 1, RUNS do
+      local dir = where .. "/w2-" .. tostring(counter)
+      counter = counter + 1
+      sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+      local t0 = system.monotime()
+      sh(cmd(dir) .. " >/dev/null")
+      t = math.min(t, system.monotime() - t0)
+      sh("rm -rf " .. q(dir))
+    end
+    return t
+  end
+  print(("workload W2: %d Matter units (DAC, SPAKE2+ at 1,000 iterations, codes), best of %d"):format(
+    n, RUNS))
+  sh("mkdir -p " .. q(disk))
+  for _, place in ipairs({ { "memory", base }, { "disk", disk } }) do
+    local c = best(c_matter, place[2])
+    local r = best(recipe, place[2])
+    print(("  %-6s bare C loop (2 processes)       %7.3f s  %7.0f units/s"):format(place[1], c, n / c))
+    print(("  %-6s recipe examples/matter.lua      %7.3f s  %7.0f units/s  %5.2fx C loop  (goal <= 1.25x)")
+      :format(place[1], r, n / r, r / c))
+    if has_python and place[1] == "memory" then
+      local p = best(python, place[2])
+      print(("  %-6s Python + cryptography (2 proc.) %7.3f s  %7.0f units/s  recipe %.2fx its speed")
+        :format(place[1], p, n / p, p / r))
+    end
+  end
+  if not has_python then print("  (python3 with the cryptography package not found: no Python line)") end
+  sh("rm -rf " .. q(disk))
+end
+
+if os.getenv("BENCH_W2") ~= "0" then w2_bench() end
+
 sh("rm -rf " .. q(base))
