@@ -899,18 +899,17 @@ static int random_u64(uint64_t *v)
 int nvs_id_random_uniform(uint64_t lo, uint64_t hi, uint64_t *out)
 {
     uint64_t span, reject_below, v;
-    int rc;
 
     if (out == NULL || hi < lo)
         return NVS_ID_EINVAL;
-    span = hi - lo + 1; /* 0 means the whole 2^64 range */
-    if (span == 0)
+    if (hi - lo == UINT64_MAX) /* the whole 2^64 range */
         return random_u64(out);
+    span = hi - lo + 1;
     /* 2^64 mod span: the draws below it would make the low values of the
      * range more likely than the others. */
     reject_below = (0 - span) % span;
     do {
-        rc = random_u64(&v);
+        int rc = random_u64(&v);
         if (rc != NVS_ID_OK)
             return rc;
     } while (v < reject_below);

@@ -135,22 +135,24 @@ static const char base38_alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
 
 size_t nvs_base38_encode(const uint8_t *in, size_t len, char *out)
 {
-    size_t i = 0, o = 0;
+    size_t i, o = 0;
 
-    while (i < len) {
-        size_t take = len - i >= 3 ? 3 : len - i;
+    for (i = 0; i < len; i += 3) {
+        size_t left = len - i, take = 3, k;
+        unsigned digits = 5;
+        uint32_t v = 0;
         /* a chunk is read little-endian and written least significant
          * digit first: 3 bytes need 5 digits, 2 need 4, 1 needs 2 */
-        unsigned digits = take == 3 ? 5 : take == 2 ? 4 : 2;
-        uint32_t v = 0;
-        size_t k;
+        if (left < 3) {
+            take = left;
+            digits = left == 2 ? 4 : 2;
+        }
         for (k = 0; k < take; k++)
             v |= (uint32_t)in[i + k] << (8 * k);
         for (k = 0; k < digits; k++) {
             out[o++] = base38_alphabet[v % 38];
             v /= 38;
         }
-        i += take;
     }
     out[o] = '\0';
     return o;

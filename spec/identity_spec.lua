@@ -88,7 +88,7 @@ describe("identity certificates", function()
         :gsub("X509v3 Key Usage: critical\n%s*", "keyUsage=critical,"))
   end)
 
-  it("issues a certificate that verifies against its CA, with the subject, OIDs, validity and extensions asked for", function()
+  it("issues a certificate that verifies against its CA, with the subject, OIDs, validity and extensions", function()
     local key = assert(identity.generate_key("p256"))
     local cert = assert(identity.issue{
       key = key, ca = ca, not_before = "2025-01-02 03:04:05", not_after = identity.NO_EXPIRY,

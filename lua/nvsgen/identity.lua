@@ -282,7 +282,8 @@ CA.__name = "nvsgen.identity.ca"
 -- nothing can write it anywhere. Returns the CA, or nil and a message.
 function M.load_ca(opts)
   check_options(opts, "load_ca", { cert = true, key = true, cert_data = true, key_data = true })
-  local cert_data, key_data, err = opts.cert_data, opts.key_data, nil
+  local cert_data, key_data = opts.cert_data, opts.key_data
+  local err
   local cert_name = opts.cert or "CA certificate"
   local key_name = opts.key or "CA key"
   if not cert_data then

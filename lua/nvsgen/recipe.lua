@@ -272,7 +272,7 @@ end
 -- batch-wide CA cache).
 
 --- A uniform integer in [lo, hi] from the CSPRNG (no modulo bias).
-function Unit:random_int(lo, hi)
+function Unit.random_int(_, lo, hi)
   if math.type(lo) ~= "integer" or math.type(hi) ~= "integer" then
     raise("random_int: integer bounds expected")
   end
@@ -283,7 +283,7 @@ function Unit:random_int(lo, hi)
 end
 
 --- A random (version 4) UUID, 36 lowercase characters.
-function Unit:uuid()
+function Unit.uuid(_)
   local v, err = core.uuid4()
   if not v then raise(err) end
   return v
