@@ -68,9 +68,10 @@ demo: deps
 	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
 	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
 
-# The C core's own tests (crypto and reader against the vectors), then the
+# The C core's own tests (crypto and reader against the vectors, identity and
+# Matter against the published examples), then the
 # specs; busted's closing line "N passed, N failed" is the run's last line.
-CTESTS = build/test_crypto build/test_reader
+CTESTS = build/test_crypto build/test_reader build/test_identity
 VECTORS = spec/fixtures/vectors
 
 build/test_%: csrc/test/test_%.c $(CORE_SRC) $(HEADERS)
@@ -81,6 +82,7 @@ ctest: $(CTESTS)
 	build/test_crypto $(VECTORS)/idf-samples $(VECTORS)/random
 	build/test_reader $$(for d in $(VECTORS)/*/*/; do \
 	    case "$$(head -n 1 $$d/args.txt 2>/dev/null)" in generate|decrypt) echo $$d/expected.bin;; esac; done)
+	build/test_identity
 
 test: deps
 	@$(MAKE) --no-print-directory all ctest
@@ -113,6 +115,10 @@ FUZZ = build/fuzz
 fuzz: deps
 	@scripts/ensure-deps clang libclang-rt-14-dev liblua5.4-dev
 	@mkdir -p $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
+	@mkdir -p $(FUZZ)/identity-corpus $(FUZZ)/identity-seeds
+	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_identity fuzz/fuzz_identity.c csrc/nvs_identity.c \
+	    csrc/nvs_matter.c csrc/nvs_crypto.c csrc/nvs_format.c $(DEP_LIBS)
+	cp examples/matter/*.pem examples/cloud/*.pem $(FUZZ)/identity-seeds/
 	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_format.c $(DEP_LIBS)
 	clang $(FUZZ_CFLAGS) -DNVSGEN_ROOT='"$(CURDIR)"' -o $(FUZZ)/fuzz_csv fuzz/fuzz_csv.c \
 	    $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS) -llua$(LUA_VERSION)
@@ -125,6 +131,8 @@ fuzz: deps
 	    $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds
 	$(FUZZ)/fuzz_csv -max_len=16384 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
+	$(FUZZ)/fuzz_identity -max_len=8192 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(FUZZ)/identity-corpus $(FUZZ)/identity-seeds
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen/cli $(DESTDIR)$(BINDIR)
