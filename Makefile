@@ -65,7 +65,8 @@ $(ASAN_MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA) gen.lua --serial-range 1000-1009 --outdir demo-out
-	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
+	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted \
+	        matter cloud_identity; do \
 	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
 
 # The C core's own tests (crypto and reader against the vectors, identity and
