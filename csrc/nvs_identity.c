@@ -659,6 +659,9 @@ int nvs_id_cert_verify(X509 *cert, X509 *const *roots, size_t n_roots,
     }
     if (store == NULL || ctx == NULL || untrusted == NULL)
         goto done;
+    /* every root given is trusted as it is, an intermediate (a PAI) too */
+    if (!X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN))
+        goto done;
     for (i = 0; i < n_roots; i++)
         if (!X509_STORE_add_cert(store, roots[i]))
             goto done;

@@ -130,7 +130,8 @@ int nvs_id_cert_check_ca(X509 *cert);
 
 /*
  * OpenSSL's own chain verification (X509_verify_cert) of cert against the
- * trusted roots, with untrusted intermediates, at time `at` (seconds since
+ * trusted roots (each a trust anchor, be it self-signed or an intermediate
+ * such as a PAI), with untrusted intermediates, at time `at` (seconds since
  * 1970; 0 for now).  NVS_ID_OK, or NVS_ID_EMISMATCH with *reason set to
  * OpenSSL's message.
  */
