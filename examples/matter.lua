@@ -23,6 +23,12 @@ local b64 = core.base64_encode
 -- Made once per batch, at the first unit, from the files the params name.
 local pai_der, declaration
 
+-- The value, or an error naming the key it was for (at the caller's line).
+local function must(key, value, err)
+  if value == nil then error(("key '%s': %s"):format(key, err), 2) end
+  return value
+end
+
 return recipe.run{
   description = "Matter factory data (chip-factory) with a DAC per unit signed by a PAI.",
   size = 0x6000,
@@ -34,8 +40,9 @@ return recipe.run{
     hardware_version = 1, hardware_version_string = "1.0",
     iterations = 1000,                  -- the specification's minimum
     discovery = matter.DISCOVERY.ble, flow = matter.FLOW.standard,
-    pai_cert = "matter/pai-cert.pem", pai_key = "matter/pai-key.pem",
-    certification_declaration = "matter/cd-test.der",
+    -- from this file's folder, also for a recipe that extends this one
+    pai_cert = here .. "/matter/pai-cert.pem", pai_key = here .. "/matter/pai-key.pem",
+    certification_declaration = here .. "/matter/cd-test.der",
   },
   unit = function(u)
     local p = u.params
@@ -46,14 +53,15 @@ return recipe.run{
     local passcode = matter.random_passcode(function(lo, hi) return u:random_int(lo, hi) end)
     local discriminator = matter.random_discriminator(function(lo, hi) return u:random_int(lo, hi) end)
     local salt = u:random_bytes(32)
-    local verifier = assert(matter.verifier(passcode, salt, p.iterations))
-    local qr, manual = assert(matter.codes{
+    local verifier = must("verifier", matter.verifier(passcode, salt, p.iterations))
+    local qr, manual = matter.codes{
       vendor_id = p.vendor_id, product_id = p.product_id, discriminator = discriminator,
       passcode = passcode, discovery = p.discovery, flow = p.flow,
-    })
+    }
+    must("qr_code", qr, manual)
 
-    local dac_key = assert(identity.generate_key("p256"))
-    local dac = assert(pai:issue{
+    local dac_key = must("dac-key", identity.generate_key("p256"))
+    local dac = must("dac-cert", pai:issue{
       key = dac_key, not_after = identity.NO_EXPIRY,
       subject = matter.subject(u:uuid(), p.vendor_id, p.product_id),
     })

@@ -152,4 +152,17 @@ describe("identity examples", function()
       .. EXAMPLES:gsub("%p", "%%%0") .. "/matter/pai%-key%.pem, " .. EXAMPLES:gsub("%p", "%%%0")
       .. "/cloud/factory%-ca%.pem%)\n$", err)
   end)
+
+  it("matter.lua: a bad parameter stops the batch with the unit and the key", function()
+    local recipe = require("nvsgen.recipe")
+    local r = recipe.load(EXAMPLES .. "/matter.lua"):extend{ params = { iterations = 999 } }
+    local status, _, err = recipes.run(r, { "--serial-range", "3-4", "--outdir", tmp })
+    assert.equal(1, status)
+    assert.matches("^recipe: unit 3: [^\n]*matter%.lua:%d+: key 'verifier': iterations must be 1000 to 100000\n$", err)
+    r = recipe.load(EXAMPLES .. "/matter.lua"):extend{ params = { pai_key = EXAMPLES .. "/cloud/factory-ca-key.pem" } }
+    status, _, err = recipes.run(r, { "--serial-range", "3-4", "--outdir", tmp .. "/b" })
+    assert.equal(1, status)
+    assert.matches("^recipe: unit 3: [^\n]*matter%.lua:%d+: CA key does not match CA certificate %([^\n]*"
+      .. "cloud/factory%-ca%-key%.pem, [^\n]*matter/pai%-cert%.pem%)\n$", err)
+  end)
 end)
