@@ -133,6 +133,7 @@ describe("the old nvs_partition_gen command line", function()
       "                         [--encrypt true|false] [--keygen true|false] [--keyfile FILE]",
       "", "" }, "\n")
     assert.are.equal(usage, out:sub(1, #usage))
-    assert.is_truthy(out:find("The second form is the command line of nvs_partition_gen.py up to ESP-IDF v4.0", 1, true))
+    assert.is_truthy(out:find("The second form is the command line of nvs_partition_gen.py up to ESP-IDF v4.0",
+      1, true))
   end)
 end)
