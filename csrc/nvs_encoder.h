@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "nvs_format.h"
+#include "nvs_keymap.h"
 
 enum nvs_encoder_status {
     NVS_OK = 0,
@@ -35,8 +36,6 @@ enum nvs_encoder_status {
     NVS_ERR_TOO_MANY_CHUNKS = -15
 };
 
-typedef struct nvs_key_set nvs_key_set;
-
 typedef struct nvs_encoder {
     uint8_t *image;        /* size bytes, owned by the encoder */
     size_t size;           /* partition size in bytes */
@@ -47,7 +46,7 @@ typedef struct nvs_encoder {
     unsigned ns_current;   /* namespace index items go to, 0 before any */
     unsigned ns_count;     /* namespaces created so far */
     char ns_names[NVS_NAMESPACE_MAX][NVS_KEY_MAX + 1];
-    nvs_key_set *keys;     /* (namespace, key) pairs written, to refuse repeats */
+    nvs_keymap keys;       /* (namespace, key) pairs written, to refuse repeats */
     size_t detail_value;   /* with some errors: the size or count asked */
     size_t detail_limit;   /* with some errors: the limit it broke */
 } nvs_encoder;
