@@ -23,6 +23,7 @@
 #include "nvs_encoder.h"
 #include "nvs_file.h"
 #include "nvs_reader.h"
+#include "nvs_visibility.h"
 
 #define ENCODER_MT "nvsgen.encoder"
 #define XTS_MT "nvsgen.xts"
@@ -1292,9 +1293,10 @@ static const luaL_Reg core_functions[] = {
     {"csv_plain_fields", l_csv_plain_fields}, {"csv_plain_count", l_csv_plain_count},
     {NULL, NULL}};
 
-int luaopen_nvsgen_core(lua_State *L);
+/* The module's one exported symbol (see nvs_visibility.h). */
+NVS_EXPORT int luaopen_nvsgen_core(lua_State *L);
 
-int luaopen_nvsgen_core(lua_State *L)
+NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
 {
     luaL_newmetatable(L, ENCODER_MT);
     luaL_setfuncs(L, encoder_metamethods, 0);

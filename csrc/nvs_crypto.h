@@ -14,6 +14,9 @@
 #include <stdint.h>
 
 #include "nvs_format.h"
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
 
 enum nvs_crypto_err {
     NVS_CRYPTO_OK = 0,
@@ -156,5 +159,7 @@ void nvs_sha256_free(nvs_sha256_ctx *ctx);
 int nvs_pbkdf2_sha1(const void *pass, size_t pass_len, const void *salt,
                     size_t salt_len, unsigned iterations, uint8_t *out,
                     size_t out_len);
+
+NVS_HIDDEN_END
 
 #endif

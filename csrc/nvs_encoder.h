@@ -16,6 +16,9 @@
 
 #include "nvs_format.h"
 #include "nvs_keymap.h"
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
 
 enum nvs_encoder_status {
     NVS_OK = 0,
@@ -88,5 +91,7 @@ const uint8_t *nvs_encoder_image(const nvs_encoder *e, size_t *len);
 
 /* A plain lowercase sentence for a status code. */
 const char *nvs_encoder_strerror(int status);
+
+NVS_HIDDEN_END
 
 #endif

@@ -14,6 +14,9 @@
 #include <stdint.h>
 
 #include "nvs_format.h"
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
 
 /* What nvs_keymap_get returns for a key the map does not hold, and what
  * nvs_keymap_add returns when it runs out of memory: never a value. */
@@ -46,5 +49,7 @@ void nvs_keymap_clear(nvs_keymap *m);
 
 /* Releases the memory; the map is then empty (zeroed). */
 void nvs_keymap_free(nvs_keymap *m);
+
+NVS_HIDDEN_END
 
 #endif
