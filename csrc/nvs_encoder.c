@@ -1,7 +1,8 @@
 /*
  * nvs_encoder.c - lays items out on NVS pages as the reference generator does.
  *
- * Placement rules (see NVS-FORMAT.md and the reference vectors):
+ * Placement rules (those of the reference, pinned by the vectors under
+ * spec/fixtures/vectors):
  *  - a fixed-size item or a namespace entry goes on the current page while
  *    it has a free entry;
  *  - a string or version-1 blob of span s stays on the current page only if
