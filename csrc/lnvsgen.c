@@ -977,7 +977,7 @@ static int l_encoder_write(lua_State *L)
     uint8_t *copy = NULL;
     const uint8_t *data;
     size_t len;
-    int rc = 0, crc = NVS_CRYPTO_OK;
+    int write_rc = 0, crypto_rc = NVS_CRYPTO_OK; /* -errno; enum nvs_crypto_err */
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 4, "invalid mode");
     luaL_argcheck(L, x == NULL || x->ctx != NULL, 5, "xts context is closed");
     data = nvs_encoder_image(e, &len);
@@ -988,19 +988,19 @@ static int l_encoder_write(lua_State *L)
         if (copy == NULL)
             return push_file_error(L, shown_path(L, 7, path), -ENOMEM);
         memcpy(copy, data, len);
-        crc = nvs_xts_image(x->ctx, copy, len, 1);
+        crypto_rc = nvs_xts_image(x->ctx, copy, len, 1);
         data = copy;
     }
-    if (crc == NVS_CRYPTO_OK) {
-        rc = write_as(folder, path, data, len, (mode_t)mode, how);
-        if (rc == 0 && hash)
-            crc = nvs_sha256(data, len, digest);
+    if (crypto_rc == NVS_CRYPTO_OK) {
+        write_rc = write_as(folder, path, data, len, (mode_t)mode, how);
+        if (write_rc == 0 && hash)
+            crypto_rc = nvs_sha256(data, len, digest);
     }
     free(copy);
-    if (crc != NVS_CRYPTO_OK)
-        return push_crypto_error(L, crc);
-    if (rc != 0)
-        return push_file_error(L, shown_path(L, 7, path), rc);
+    if (crypto_rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, crypto_rc);
+    if (write_rc != 0)
+        return push_file_error(L, shown_path(L, 7, path), write_rc);
     lua_pushinteger(L, (lua_Integer)len);
     if (!hash)
         return 1;
@@ -1322,5 +1322,10 @@ NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, core_functions);
+    /* The errno value file writes return third when the file exists and
+     * is not to be replaced: Lua code compares with it, not with a number
+     * that differs between systems. */
+    lua_pushinteger(L, EEXIST);
+    lua_setfield(L, -2, "EEXIST");
     return 1;
 }
