@@ -113,6 +113,9 @@ static void push_full(lua_State *L, const nvs_encoder *e, const char *what, cons
                     size_hex);
 }
 
+/* The longest start of a string cut by a NUL byte that a message quotes. */
+#define NUL_PREFIX_SHOWN 64u
+
 /* Pushes fail and a message naming `key` for core status `rc`. */
 static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, const char *key,
                           size_t klen, int value_index)
@@ -160,6 +163,20 @@ static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, con
         break;
     case NVS_ERR_TOO_MANY_CHUNKS:
         lua_pushfstring(L, "key '%s': blob needs more than %d chunks", key, NVS_BLOB_CHUNKS_MAX);
+        break;
+    case NVS_ERR_STR_NUL:
+        /* `value` is the string itself: %s shows it up to the NUL, which
+         * is what the firmware would read; a long one is only counted. */
+        if (e->detail_value == 0)
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at 1; firmware would read an "
+                            "empty string", key);
+        else if (e->detail_value <= NUL_PREFIX_SHOWN)
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at %I; firmware would read only "
+                            "'%s'", key, (lua_Integer)e->detail_value + 1, value);
+        else
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at %I; firmware would read only "
+                            "its first %I bytes", key, (lua_Integer)e->detail_value + 1,
+                            (lua_Integer)e->detail_value);
         break;
     default:
         lua_pushfstring(L, "key '%s': %s", key, nvs_encoder_strerror(rc));

@@ -302,6 +302,11 @@ int nvs_encoder_put_str(nvs_encoder *e, const char *key, size_t klen,
 {
     static const uint8_t nul = 0;
     size_t limit = e->version == 1 ? NVS_BLOB_MAX_V1 : NVS_STR_MAX_V2;
+    const uint8_t *inner_nul = len > 0 ? (const uint8_t *)memchr(s, 0, len) : NULL;
+    if (inner_nul != NULL) {
+        e->detail_value = (size_t)(inner_nul - s);
+        return NVS_ERR_STR_NUL;
+    }
     return put_single_page(e, key, klen, NVS_TYPE_STR, s, len, &nul, 1, limit);
 }
 
@@ -472,6 +477,8 @@ const char *nvs_encoder_strerror(int status)
         return "wrong type";
     case NVS_ERR_TOO_MANY_CHUNKS:
         return "blob needs more than 128 chunks";
+    case NVS_ERR_STR_NUL:
+        return "string contains a NUL byte";
     default:
         return "unknown error";
     }

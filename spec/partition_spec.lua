@@ -227,6 +227,24 @@ describe("nvsgen.partition", function()
         "nvsgen.partition: version must be 1 or 2, got 3")
     end)
 
+    it("a string holding a NUL byte, which the firmware would read cut short", function()
+      local p = fresh():u8("n", 1)
+      local before = p:image()
+      raises(function() p:string("s", "a\0b") end,
+        "key 's': string holds a NUL byte at 2; firmware would read only 'a'")
+      assert.are.same({ nil, "key 's': string holds a NUL byte at 2; firmware would read only 'a'" },
+        { p:put("string", "s", "a\0b") })
+      assert.are.same({ nil, "key 't': string holds a NUL byte at 3; firmware would read only 'ab'" },
+        { p:put("string", "t", "ab\0") })
+      assert.are.same({ nil, "key 'u': string holds a NUL byte at 1; firmware would read an empty string" },
+        { p:put("string", "u", "\0") })
+      assert.are.same({ nil, "key 'v': string holds a NUL byte at 66; firmware would read only its first 65 bytes" },
+        { p:put("string", "v", ("x"):rep(65) .. "\0") })
+      assert.is_true(p:image() == before)
+      -- blobs hold any bytes, and the refused keys are still free
+      p:blob("b", "a\0b"):string("s", "a")
+    end)
+
     it("wrong types", function()
       raises(function() fresh():string("s", {}) end, "key 's': string expects a string, got table")
       raises(function() fresh():u8("n", "x") end, "key 'n': x is not an integer")
