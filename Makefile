@@ -36,7 +36,7 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
              $(LUA_CFLAGS) $(DEP_CFLAGS)
 
 CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_crypto.c \
-           csrc/nvs_reader.c csrc/nvs_csv.c
+           csrc/nvs_reader.c csrc/nvs_csv.c csrc/nvs_keymap.c
 BINDING_SRC = csrc/lnvsgen.c
 HEADERS = $(wildcard csrc/*.h)
 MODULE = build/nvsgen/core.so
@@ -115,7 +115,7 @@ FUZZ = build/fuzz
 fuzz: deps
 	@scripts/ensure-deps clang libclang-rt-14-dev liblua5.4-dev
 	@mkdir -p $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
-	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_format.c $(DEP_LIBS)
+	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_keymap.c csrc/nvs_format.c $(DEP_LIBS)
 	clang $(FUZZ_CFLAGS) -DNVSGEN_ROOT='"$(CURDIR)"' -o $(FUZZ)/fuzz_csv fuzz/fuzz_csv.c \
 	    $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS) -llua$(LUA_VERSION)
 	i=0; for f in spec/fixtures/vectors/*/*/expected.bin; do i=$$((i+1)); \

@@ -46,7 +46,7 @@ build = {
     ["nvsgen.core"] = {
       sources = {
         "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
-        "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c",
+        "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c", "csrc/nvs_keymap.c",
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -55,6 +55,7 @@ build = {
       libdirs = { "$(ZLIB_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["nvsgen"] = "lua/nvsgen/init.lua",
+    ["nvsgen.options"] = "lua/nvsgen/options.lua",
     ["nvsgen.csv"] = "lua/nvsgen/csv.lua",
     ["nvsgen.files"] = "lua/nvsgen/files.lua",
     ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",

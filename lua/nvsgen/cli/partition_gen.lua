@@ -201,7 +201,7 @@ local function write_keys(plan)
     local path, err = common.output_path(nil, plan.hmac_path)
     if not path then return undo(err) end
     local ok
-    ok, err = nvsgen.write_file(path, plan.hmac, 384, false)
+    ok, err = nvsgen.write_file(path, plan.hmac, nvsgen.SECRET_MODE, false)
     if not ok then return undo(err) end
     written[#written + 1] = path
   end
