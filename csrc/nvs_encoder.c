@@ -128,7 +128,7 @@ static int check_item_key(nvs_encoder *e, uint8_t out[NVS_KEY_MAX + 1],
     if (nvs_keymap_get(&e->keys, (uint8_t)e->ns_current, (const char *)out) != NVS_KEYMAP_NONE)
         return NVS_ERR_DUPLICATE_KEY;
     /* Make room now so that remembering the key later cannot fail. */
-    if (nvs_keymap_reserve(&e->keys, 1) != 0)
+    if ((e->keys.n + 1) * 2 > e->keys.cap && nvs_keymap_reserve(&e->keys, 1) != 0)
         return NVS_ERR_NOMEM;
     return NVS_OK;
 }

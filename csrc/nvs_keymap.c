@@ -84,7 +84,7 @@ size_t nvs_keymap_add(nvs_keymap *m, uint8_t ns, const char *key, size_t val)
 {
     uint8_t k[NVS_KEYMAP_KEY_SIZE];
     size_t s;
-    if (nvs_keymap_reserve(m, 1) != 0)
+    if ((m->n + 1) * 2 > m->cap && nvs_keymap_reserve(m, 1) != 0)
         return NVS_KEYMAP_NONE;
     make_key(k, ns, key);
     s = find_slot(m, k);
@@ -98,9 +98,10 @@ size_t nvs_keymap_add(nvs_keymap *m, uint8_t ns, const char *key, size_t val)
 
 void nvs_keymap_clear(nvs_keymap *m)
 {
-    size_t j;
-    for (j = 0; j < m->cap; j++)
-        m->vals[j] = NVS_KEYMAP_NONE;
+    /* NVS_KEYMAP_NONE is SIZE_MAX, all bits set: one memset frees every
+     * slot (an encoder clears its map for every unit of a batch). */
+    if (m->cap > 0)
+        memset(m->vals, 0xFF, m->cap * sizeof *m->vals);
     m->n = 0;
 }
 
