@@ -19,6 +19,10 @@
 #include <openssl/types.h>
 #include <openssl/x509.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 enum nvs_id_err {
     NVS_ID_OK = 0,
     NVS_ID_EINVAL = -1,       /* NULL pointer or value out of range */
@@ -181,5 +185,7 @@ int nvs_id_random_uniform(uint64_t lo, uint64_t hi, uint64_t *out);
 
 /* A version-4 UUID as 36 characters and a NUL (lowercase hex). */
 int nvs_id_uuid4(char out[37]);
+
+NVS_HIDDEN_END
 
 #endif

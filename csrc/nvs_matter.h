@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 enum nvs_matter_err {
     NVS_MATTER_OK = 0,
     NVS_MATTER_EINVAL = -1,       /* NULL pointer */
@@ -70,5 +74,7 @@ size_t nvs_base38_encode(const uint8_t *in, size_t len, char *out);
 /* The Verhoeff check digit (0-9) of n decimal digits, or -1 if one of
  * them is not a digit. */
 int nvs_verhoeff_check(const char *digits, size_t n);
+
+NVS_HIDDEN_END
 
 #endif

@@ -2,13 +2,13 @@
 -- examples/matter.lua: Matter factory data, made per unit in one pass:
 -- namespace chip-factory with the keys, types and encodings esp-matter's
 -- firmware reads (as esp-matter-mfg-tool writes them), a P-256 DAC signed
--- by the PAI in matter/ (a test PAI: see make_test_pki.lua), the SPAKE2+
+-- by the PAI in matter/ (a test PAI: see scripts/make-test-pki.lua), the SPAKE2+
 -- verifier of a passcode drawn from the OS CSPRNG, and the onboarding
 -- codes. The manifest holds what goes on the label and to the cloud:
 -- passcode, discriminator, qr_code, manual_code, dac_cert (PEM); the DAC
 -- key exists only in the unit's image (and its keys file with --encrypt).
 --
---   lua5.4 examples/matter.lua --serial-range 1-100 --outdir out [--encrypt --keygen]
+--   lua5.4 examples/matter.lua --serial-range 1-100 --outdir out/matter --encrypt --keygen
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath
@@ -40,9 +40,9 @@ return recipe.run{
     hardware_version = 1, hardware_version_string = "1.0",
     iterations = 1000,                  -- the specification's minimum
     discovery = matter.DISCOVERY.ble, flow = matter.FLOW.standard,
-    -- from this file's folder, also for a recipe that extends this one
-    pai_cert = here .. "/matter/pai-cert.pem", pai_key = here .. "/matter/pai-key.pem",
-    certification_declaration = here .. "/matter/cd-test.der",
+    -- from the recipe's folder (a recipe extending this one: from its own)
+    pai_cert = "matter/pai-cert.pem", pai_key = "matter/pai-key.pem",
+    certification_declaration = "matter/cd-test.der",
   },
   unit = function(u)
     local p = u.params

@@ -145,7 +145,7 @@ describe("identity examples", function()
   it("a CA key that is not the CA certificate's stops the batch at its first unit", function()
     local recipe = require("nvsgen.recipe")
     local r = recipe.load(EXAMPLES .. "/cloud_identity.lua"):extend{
-      params = { ca_key = EXAMPLES .. "/matter/pai-key.pem" } }
+      params = { ca_cert = EXAMPLES .. "/cloud/factory-ca.pem", ca_key = EXAMPLES .. "/matter/pai-key.pem" } }
     local status, _, err = recipes.run(r, { "--serial-range", "1005-1006", "--outdir", tmp })
     assert.equal(1, status)
     assert.matches("^recipe: unit 1005: [^\n]*base%.lua:%d+: CA key does not match CA certificate %("
@@ -155,11 +155,14 @@ describe("identity examples", function()
 
   it("matter.lua: a bad parameter stops the batch with the unit and the key", function()
     local recipe = require("nvsgen.recipe")
-    local r = recipe.load(EXAMPLES .. "/matter.lua"):extend{ params = { iterations = 999 } }
+    local pki = { pai_cert = EXAMPLES .. "/matter/pai-cert.pem", pai_key = EXAMPLES .. "/matter/pai-key.pem",
+      certification_declaration = EXAMPLES .. "/matter/cd-test.der", iterations = 999 }
+    local r = recipe.load(EXAMPLES .. "/matter.lua"):extend{ params = pki }
     local status, _, err = recipes.run(r, { "--serial-range", "3-4", "--outdir", tmp })
     assert.equal(1, status)
     assert.matches("^recipe: unit 3: [^\n]*matter%.lua:%d+: key 'verifier': iterations must be 1000 to 100000\n$", err)
-    r = recipe.load(EXAMPLES .. "/matter.lua"):extend{ params = { pai_key = EXAMPLES .. "/cloud/factory-ca-key.pem" } }
+    pki.iterations, pki.pai_key = 1000, EXAMPLES .. "/cloud/factory-ca-key.pem"
+    r = recipe.load(EXAMPLES .. "/matter.lua"):extend{ params = pki }
     status, _, err = recipes.run(r, { "--serial-range", "3-4", "--outdir", tmp .. "/b" })
     assert.equal(1, status)
     assert.matches("^recipe: unit 3: [^\n]*matter%.lua:%d+: CA key does not match CA certificate %([^\n]*"

@@ -57,8 +57,8 @@ return recipe.define{
   exports = { "node_id", "certificate" },
   params = {
     mode = "ca", prefix = "acme-node-", days = 3650,
-    -- from this file's folder, whichever script extends the recipe
-    ca_cert = here .. "/factory-ca.pem", ca_key = here .. "/factory-ca-key.pem",
+    -- from the recipe's folder (a recipe extending this one: from its own)
+    ca_cert = "factory-ca.pem", ca_key = "factory-ca-key.pem",
     organization = "ACME Devices",
   },
   unit = function(u)

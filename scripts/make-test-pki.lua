@@ -1,15 +1,16 @@
 #!/usr/bin/env lua5.4
--- examples/make_test_pki.lua: makes the test certificates and keys the
--- identity examples sign with (already in the checkout; run again to
--- replace them): a Matter PAA (certificate only: its key is dropped), a
+-- scripts/make-test-pki.lua: makes the test certificates and keys the
+-- identity examples sign with, under examples/matter and examples/cloud
+-- (already in the checkout; run again to replace them): a Matter PAA (certificate only: its key is dropped), a
 -- PAI signed by it (certificate and key), a certification declaration
 -- stand-in, and a factory CA for cloud_identity.lua. For tests and
 -- development only: nothing made here may sign real products.
 --
---   lua5.4 examples/make_test_pki.lua
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
-package.cpath = here .. "/../build/?.so;" .. package.cpath
+--   lua5.4 scripts/make-test-pki.lua
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
+local here = root .. "/examples"
 
 local identity = require("nvsgen.identity")
 local matter = require("nvsgen.matter")
