@@ -13,6 +13,8 @@
 -- non-raising form for data-driven callers such as the CSV generator.
 
 local core = require("nvsgen.core")
+local options = require("nvsgen.options")
+local reader = require("nvsgen.reader")
 
 local M = {}
 
@@ -32,18 +34,8 @@ local REAL_KINDS = { float = true, double = true }
 local Partition = {}
 Partition.__index = Partition
 
---- Rejects option-table fields the function does not know, so a typo in a
--- recipe fails loudly instead of being ignored.
-function M.check_options(opts, known, what, level)
-  if type(opts) ~= "table" then
-    error(("%s: options table expected, got %s"):format(what, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(("%s: unknown option '%s'"):format(what, tostring(k)), level + 1)
-    end
-  end
-end
+--- Rejects option-table fields the function does not know (nvsgen.options).
+M.check_options = options.check
 
 local PARTITION_OPTIONS = { size = true, version = true, key = true, keyfile = true }
 
@@ -202,8 +194,10 @@ M.write_file = core.write_file
 
 --- Reads an image (bytes or path, with an optional key or keys file) back:
 -- namespaces, typed values and problems. See nvsgen.reader.
-function M.read(source, keys, opts)
-  return require("nvsgen.reader").read(source, keys, opts)
-end
+M.read = reader.read
+--- The reference CSV of a read result (nvsgen.export).
+M.to_csv = reader.to_csv
+--- nvsgen's JSON document of a read result (nvsgen.json).
+M.to_json = reader.to_json
 
 return M
