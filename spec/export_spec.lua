@@ -4,7 +4,7 @@
 local h = require("spec.support.helper")
 local nvsgen = require("nvsgen")
 local crypto = require("nvsgen.crypto")
-local lfs = lfs
+local lfs = require("lfs")
 
 local CLI = "nvsgen.cli.partition_gen"
 

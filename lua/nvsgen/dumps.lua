@@ -5,7 +5,7 @@
 local nvsgen_pages = require("nvsgen.pages")
 local report = require("nvsgen.report")
 
-local byte, concat, fmt = string.byte, table.concat, string.format
+local byte, char, concat, fmt = string.byte, string.char, table.concat, string.format
 
 local M = {}
 

@@ -67,7 +67,7 @@ local function row(key, kind, encoding, value)
 end
 
 --- The SIZE and --version to rebuild `r` with.
-local function layout(r)
+function M.layout(r)
   local version = 2
   for _, p in ipairs(r.pages) do
     if p.header_ok then
@@ -80,8 +80,9 @@ end
 
 --- Entries in the order the firmware finds them: namespace entries and
 -- items, each at its first entry (a version-2 blob at its first chunk),
--- pages ranked by sequence number.
-local function events(r)
+-- pages ranked by sequence number: a list of { ns = namespace entry } and
+-- { item = item } (nvsgen.read's tables).
+function M.events(r)
   local rank = {}
   local loaded = {}
   for _, p in ipairs(r.pages) do
@@ -225,13 +226,13 @@ function M.to_csv(r, opts)
   options.check(opts, OPTIONS, "nvsgen.to_csv", 2)
   local w = setmetatable({ notes = {}, outdir = opts.outdir, files = 0,
     file_min = opts.file_min or M.FILE_MIN, base = opts.name or "item" }, Writer)
-  local size, version = layout(r)
+  local size, version = M.layout(r)
   local lines = {
     fmt("# nvs_partition_gen %s IN.csv OUT.bin 0x%X --version %d%s", r.encrypted and "encrypt" or "generate",
       size, version, r.encrypted and " --inputkey KEYS.bin" or ""),
     "key,type,encoding,value",
   }
-  local list = events(r)
+  local list = M.events(r)
   local skip = wifi_entries(list, w)
   local created, current = {}, nil
   local function select(name)
@@ -241,7 +242,8 @@ function M.to_csv(r, opts)
   for _, e in ipairs(list) do
     if e.ns then
       local name = e.ns.name
-      if created[name] then -- nothing: the entry exists
+      if created[name] then
+        goto next -- the entry exists: nothing to add
       elseif csv_safe(name) then select(name)
       else
         w:note(fmt("left out: namespace '%s' at page %d, entry %03d: its name cannot be a CSV field",
@@ -263,6 +265,7 @@ function M.to_csv(r, opts)
         lines[#lines + 1] = line
       end
     end
+    ::next::
   end
   for _, pb in ipairs(r.problems) do
     if pb.severity == "error" then w:note("left out: " .. report.problem_line(pb)) end

@@ -185,6 +185,13 @@ end
 
 M.Partition = Partition
 
+--- A partition holding the items of an existing image (bytes or path,
+-- with an optional key or keys file, and nvsgen.read's options), to
+-- change, add (`p:u8(...)`...) and remove (`p:remove(ns, key)`) items and
+-- write it as a fresh image. Returns it, or nil and a message.
+-- See nvsgen.edit.
+M.from_image = require("nvsgen.edit").install(M)
+
 -- Codecs and helpers the command lines and recipes share.
 M.hex_decode = core.hex_decode
 M.hex_encode = core.hex_encode

@@ -82,6 +82,7 @@ end
 --               available_entries, namespace_count }
 --   errors, warnings, read_only, encrypted
 --   partition   the partition table entry, when read from a flash dump
+--   key         the 64-byte key an encrypted image was read with
 --   image       the plain (decrypted) image read
 --
 -- Values: integers as Lua integers (a u64 above 2^63-1 as its decimal
@@ -96,7 +97,7 @@ function M.read(source, keys, opts)
   end
   opts = opts or {}
   options.check(opts, READ_OPTIONS, "nvsgen.read", 2)
-  local image, err, dump_keys, part = source, nil, nil, nil
+  local image, err, dump_keys, part = source
   if opts.partition ~= nil or opts.partition_table_offset ~= nil then
     if opts.partition ~= nil and opts.partition ~= true and type(opts.partition) ~= "string" then
       error("nvsgen.read: partition must be a label or true, got " .. type(opts.partition), 2)
@@ -117,13 +118,14 @@ function M.read(source, keys, opts)
     if not key then return nil, err end
     image, err = decrypt(image, key)
     if not image then return nil, err end
-    encrypted = true
+    encrypted = key
   elseif dump_keys and pages.wrong_key(image) then
     -- Every header fails as plain text: the partition is encrypted, with
     -- the key of the dump's nvs_keys partition if that is the right one.
-    image, err = decrypt(image, crypto.parse_keys_partition(dump_keys))
+    local key = crypto.parse_keys_partition(dump_keys)
+    image, err = decrypt(image, key)
     if not image then return nil, "with the dump's nvs_keys partition: " .. err end
-    encrypted = true
+    encrypted = key
   end
   local r
   r, err = core.read(image, opts.read_only)
@@ -142,7 +144,9 @@ function M.read(source, keys, opts)
     t[item.key] = item.value
   end
   r.namespaces = namespaces
-  r.encrypted = encrypted
+  r.encrypted = encrypted ~= false
+  -- The key it was read with, so an edited copy is written with it too.
+  r.key = encrypted or nil
   r.partition = part
   r.image = image
   return r

@@ -10,52 +10,93 @@
 -- then the problems nvsgen.read finds, and exits 1 when there is any such
 -- problem. `-f json` prints nvsgen's own stable JSON (see README.md).
 
-local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
-local core = require("nvsgen.core")
+local dumps = require("nvsgen.dumps")
+local flash = require("nvsgen.flash")
+local json = require("nvsgen.json")
+local verify = require("nvsgen.verify")
 
-local byte, char, concat, fmt = string.byte, string.char, table.concat, string.format
-local unpack = string.unpack
+local fmt = string.format
 
 local M = {}
 
 local PROG = "nvs_tool"
-local PAGE, ENTRY, ENTRIES = 4096, 32, 126
+local PAGE = 4096
 
 M.SPEC = {
   prog = PROG,
-  summary = "Print and check an ESP-IDF NVS partition image (plain or encrypted).",
-  positionals = { { name = "file", help = "NVS partition image to read" } },
+  summary = "Print and check an ESP-IDF NVS partition image (plain or encrypted), or a whole flash dump.",
+  positionals = { { name = "file", optional = true, help = "NVS partition image or flash dump to read" } },
   options = {
     { "--integrity-check", alias = "-i", flag = true,
       help = "(-i) check the image; exit 1 if the firmware would find a problem" },
-    { "--dump", alias = "-d", metavar = "TYPE", default = "all",
-      choices = { "all", "written", "minimal", "namespaces", "blobs", "storage_info", "none" },
+    { "--dump", alias = "-d", metavar = "TYPE", default = "all", choices = dumps.NAMES,
       help = "(-d) what to print: all, written, minimal, namespaces, blobs, storage_info or none" },
     { "--color", metavar = "WHEN", default = "auto", choices = { "never", "auto", "always" },
       help = "colour the output: never, auto (on a terminal) or always" },
-    { "--format", alias = "-f", metavar = "FORMAT", default = "text", choices = { "text", "json" },
-      help = "(-f) output format, text or json; json ignores --dump" },
+    { "--format", alias = "-f", metavar = "FORMAT", default = "text", choices = { "text", "json", "csv" },
+      help = "(-f) output format: text, json, or csv (the CSV nvs_partition_gen rebuilds it from)" },
     { "--keys", metavar = "KEYS.bin", help = "keys partition file to decrypt the image with" },
+    { "--outdir", metavar = "DIR", help = "with -f csv: write blobs of 1024 bytes or more to files in DIR" },
+    { "--partition", metavar = "NAME", help = "FILE is a flash dump: read its partition NAME"
+      .. " (default: the first data,nvs one)" },
+    { "--partition-table-offset", metavar = "N", help = "FILE is a flash dump whose partition table"
+      .. " is at N (default 0x8000)" },
+    { "--list-partitions", flag = true, help = "FILE is a flash dump: print its partition table" },
+    { "--verify", metavar = "OUTDIR", help = "check the batch in OUTDIR against its manifest.csv" },
   },
 }
 
--- ---- the command ----------------------------------------------------------------
-
-local DUMPS = {
-  all = function(pages) dump_pages(pages, false) end,
-  written = function(pages) dump_pages(pages, true) end,
-  minimal = dump_minimal, namespaces = dump_namespaces, blobs = dump_blobs,
-  storage_info = dump_storage_info, none = function() end,
-}
-
-local function wants_color(when)
+--- Colour when asked, or on a terminal with auto. The answer for auto
+-- is the terminal test's, given the stream the command writes to.
+function M.wants_color(when, stream, isatty)
   if when == "always" then return true end
-  if when == "never" or common.stdout ~= io.stdout then return false end
+  if when == "never" or stream ~= io.stdout then return false end
+  if isatty == nil then
+    local ok, term = pcall(require, "term")
+    isatty = ok and term.isatty or function() return false end
+  end
+  return isatty(stream) == true
+end
+
+local function is_terminal(stream)
   local ok, term = pcall(require, "term")
-  return ok and term.isatty(io.stdout) or false
+  return stream == io.stderr and ok and term.isatty(stream) or false
+end
+
+--- --verify OUTDIR: one line per bad unit, the summary, exit 1 if any.
+local function run_verify(outdir)
+  local bar = is_terminal(common.stderr)
+  local last = -1
+  local summary, err = verify.run(outdir, {
+    on_bad = function(serial, problem)
+      if bar then common.stderr:write("\r\27[K") end
+      common.say(fmt("unit %s: %s", serial, problem))
+    end,
+    progress = bar and function(done, total)
+      local pct = total > 0 and done * 100 // total or 100
+      if pct ~= last or done == total then
+        last = pct
+        local width = 40
+        local filled = width * pct // 100
+        common.stderr:write(fmt("\r[%s%s] %3d%% %d/%d", ("#"):rep(filled), ("."):rep(width - filled), pct,
+          done, total))
+      end
+    end or nil,
+  })
+  if bar then common.stderr:write("\r\27[K") end
+  if not summary then return common.fail(PROG, err) end
+  common.say(verify.summary_line(summary))
+  return summary.bad > 0 and common.EXIT_FAIL or common.EXIT_OK
+end
+
+local function parse_offset(text)
+  if text == nil then return nil end
+  local n = common.parse_int(text)
+  if not n or n < 0 then return nil, ("--partition-table-offset: '%s' is not a number"):format(text) end
+  return n
 end
 
 function M.main(argv)
@@ -68,30 +109,52 @@ function M.main(argv)
     common.stdout:write(args.help(M.SPEC))
     return common.EXIT_OK
   end
-  local image
-  image, err = files.read(opts.file)
-  if not image then return common.fail(PROG, err) end
-  if #image % PAGE ~= 0 then
-    return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
-      opts.file, #image, #image % PAGE))
+  if opts.verify then
+    if opts.file then return common.fail(PROG, "--verify takes no FILE", common.EXIT_USAGE) end
+    return run_verify(opts.verify)
   end
-  local r
-  r, err = nvsgen.read(image, opts.keys)
-  if not r then return common.fail(PROG, err) end
-  out = { lines = {}, color = wants_color(opts.color) }
-  if opts.format == "json" then
-    say(M.json(r, opts.file:match("[^/]*$")))
+  if not opts.file then
+    common.stderr:write(args.usage(M.SPEC), "\n")
+    return common.fail(PROG, "the following arguments are required: file", common.EXIT_USAGE)
+  end
+  local offset
+  offset, err = parse_offset(opts.partition_table_offset)
+  if err then return common.fail(PROG, err) end
+  if opts.list_partitions then
+    local list
+    list, err = flash.read_table(opts.file, offset)
+    if not list then return common.fail(PROG, err) end
+    common.stdout:write(flash.format(list))
+    return common.EXIT_OK
+  end
+  local read_opts = {}
+  local image = opts.file
+  if opts.partition or offset then
+    read_opts.partition = opts.partition or true
+    read_opts.partition_table_offset = offset
   else
-    local pages = M.parse(r.image)
-    DUMPS[opts.dump](pages)
-    if opts.integrity_check then
-      say("")
-      integrity_check(pages)
-      firmware_check(r)
+    image, err = flash.read_file(opts.file)
+    if not image then return common.fail(PROG, err) end
+    if #image % PAGE ~= 0 then
+      return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
+        opts.file, #image, #image % PAGE))
     end
   end
-  common.stdout:write(concat(out.lines, "\n"), #out.lines > 0 and "\n" or "")
-  out = nil
+  local r
+  r, err = nvsgen.read(image, opts.keys, read_opts)
+  if not r then return common.fail(PROG, err) end
+  local text
+  if opts.format == "json" then
+    text = json.to_json(r, opts.file:match("[^/]*$")) .. "\n"
+  elseif opts.format == "csv" then
+    local name = opts.file:match("[^/]*$"):gsub("%.[^.]*$", "")
+    text, err = nvsgen.to_csv(r, { outdir = opts.outdir, name = name ~= "" and name or nil })
+    if not text then return common.fail(PROG, err) end
+  else
+    text = dumps.text(r, { dump = opts.dump, integrity = opts.integrity_check,
+      color = M.wants_color(opts.color, common.stdout) })
+  end
+  common.stdout:write(text)
   if opts.integrity_check and #r.problems > 0 then return common.EXIT_FAIL end
   return common.EXIT_OK
 end
