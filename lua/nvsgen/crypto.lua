@@ -83,6 +83,8 @@ M.check_items = pages.check_items
 -- (nvsgen.pages.wrong_key): then nil and "wrong key: N of M entries fail
 -- their CRC check". A damaged entry with the right key is no wrong key.
 function M.decrypt_image(image, key)
+  -- Nothing to decrypt is no image: an empty file must not give an empty one.
+  if type(image) == "string" and #image == 0 then return nil, "image is empty (0 bytes)" end
   local plain, err = core.decrypt_image(key, image)
   if not plain then return nil, err end
   local wrong = pages.wrong_key(plain)

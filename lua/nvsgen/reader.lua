@@ -119,6 +119,10 @@ function M.read(source, keys, opts)
     image, err = decrypt(image, key)
     if not image then return nil, err end
     encrypted = key
+  elseif part and not dump_keys and pages.wrong_key(image) then
+    local failed = pages.check_items(image)
+    return nil, ("partition '%s' looks encrypted (all %d entries fail their CRC check as plain data)"
+      .. " and the dump holds no valid nvs_keys page: give the keys"):format(part.name, failed)
   elseif dump_keys and pages.wrong_key(image) then
     -- Every header fails as plain text: the partition is encrypted, with
     -- the key of the dump's nvs_keys partition if that is the right one.
