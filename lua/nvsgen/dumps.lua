@@ -19,9 +19,20 @@ end
 
 -- ---- text output ------------------------------------------------------------
 
-local out -- the output: lines and whether to colour, set per run
+local out -- the output: where lines go and whether to colour, set per run
 
-local function say(...) out.lines[#out.lines + 1] = concat({ ... }) end
+-- Lines are handed on in batches, so a large image's dump is never held
+-- whole in memory.
+local BATCH = 512
+
+local function say(...)
+  local lines = out.lines
+  lines[#lines + 1] = concat({ ... })
+  if #lines >= BATCH then
+    out.write(concat(lines, "\n", 1, #lines) .. "\n")
+    out.lines = {}
+  end
+end
 
 local COLORS = { red = 31, green = 32, yellow = 33, blue = 34, cyan = 36, bold = 1 }
 local function paint(color, text)
@@ -522,22 +533,32 @@ local DUMPS = {
 --- The dump names `-d` takes.
 M.NAMES = { "all", "written", "minimal", "namespaces", "blobs", "storage_info", "none" }
 
---- The text nvs_tool prints for a read result `r` (nvsgen.read's):
--- `opts.dump` one of M.NAMES, `opts.integrity` adds the checks, and
--- `opts.color` paints it with ANSI colours. Returns the lines joined, each
--- ending in a newline.
-function M.text(r, opts)
-  out = { lines = {}, color = opts.color == true }
-  local pages = nvsgen_pages.parse(r.image)
-  DUMPS[opts.dump or "all"](pages)
-  if opts.integrity then
-    say("")
-    integrity_check(pages)
-    firmware_check(r)
+--- Writes the text nvs_tool prints for a read result `r` (nvsgen.read's)
+-- through `write(text)`, a batch of lines at a time, each line ending in a
+-- newline: `opts.dump` one of M.NAMES, `opts.integrity` adds the checks,
+-- `opts.color` paints it with ANSI colours.
+function M.write(r, opts, write)
+  out = { lines = {}, color = opts.color == true, write = write }
+  local dump = opts.dump or "all"
+  if dump ~= "none" or opts.integrity then
+    local pages = nvsgen_pages.parse(r.image)
+    DUMPS[dump](pages)
+    if opts.integrity then
+      say("")
+      integrity_check(pages)
+    end
   end
+  if opts.integrity then firmware_check(r) end
   local lines = out.lines
   out = nil
-  return concat(lines, "\n") .. (#lines > 0 and "\n" or "")
+  if #lines > 0 then write(concat(lines, "\n") .. "\n") end
+end
+
+--- The same text as one string.
+function M.text(r, opts)
+  local parts = {}
+  M.write(r, opts, function(text) parts[#parts + 1] = text end)
+  return concat(parts)
 end
 
 return M

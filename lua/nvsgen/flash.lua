@@ -17,10 +17,12 @@ local M = {}
 M.TABLE_OFFSET = 0x8000
 --- Room for the table: 95 entries and the MD5 entry.
 M.TABLE_SIZE = 0xC00
---- The most a partition read from a dump, or an image, may hold: NVS
--- partitions are far smaller, and nvs_tool's page model takes a few times
--- the image in memory.
-M.MAX_PARTITION = 16 * 1024 * 1024
+--- The most a partition read from a dump, or an image, may hold. NVS
+-- partitions are far smaller; the limit bounds memory, since the read
+-- result and nvs_tool's page model are Lua tables per item and entry (at
+-- worst, an image of nothing but integers, about 25 times the image for
+-- nvsgen.read and 85 times for `nvs_tool -i -d all`).
+M.MAX_PARTITION = 4 * 1024 * 1024
 --- The most read from a stream that cannot seek (a FIFO, a device).
 M.MAX_STREAM = 256 * 1024 * 1024
 

@@ -151,8 +151,10 @@ function M.main(argv)
     text, err = nvsgen.to_csv(r, { outdir = opts.outdir, name = name ~= "" and name or nil })
     if not text then return common.fail(PROG, err) end
   else
-    text = dumps.text(r, { dump = opts.dump, integrity = opts.integrity_check,
-      color = M.wants_color(opts.color, common.stdout) })
+    local stdout = common.stdout
+    dumps.write(r, { dump = opts.dump, integrity = opts.integrity_check,
+      color = M.wants_color(opts.color, stdout) }, function(t) stdout:write(t) end)
+    text = ""
   end
   common.stdout:write(text)
   if opts.integrity_check and #r.problems > 0 then return common.EXIT_FAIL end
