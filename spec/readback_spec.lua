@@ -353,3 +353,25 @@ describe("nvs_tool --verify", function()
     assert.are.equal("nvs_tool: " .. dir .. "/out/manifest.csv: cannot open (No such file or directory)\n", err)
   end)
 end)
+
+describe("examples/refurbish.lua", function()
+  it("writes a returned unit's new image from its old one", function()
+    local dir = h.tmpdir()
+    local status, _, err = recipes.run(h.ROOT .. "/examples/refurbish.lua",
+      { "--serial-range", "1000-1001", "--outdir", dir })
+    assert.are.equal("", err)
+    assert.are.equal(0, status)
+    for serial = 1000, 1001 do
+      local old = assert(nvsgen.read(("%s/examples/returned/mass-prod-%d.bin"):format(h.ROOT, serial)))
+      local new = assert(nvsgen.read(("%s/refurbished-%d.bin"):format(dir, serial)))
+      assert.are.same({}, new.problems)
+      local want = old.namespaces
+      want.mass_prod.HwRev = 4
+      want.mass_prod.Refurbished = "2026-12"
+      want.calibration.Gain = -10
+      assert.are.same(want, new.namespaces)
+      assert.are.equal(serial, new.namespaces.mass_prod.Serial)
+    end
+    h.cleanup(dir)
+  end)
+end)
