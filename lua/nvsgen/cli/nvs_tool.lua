@@ -16,6 +16,8 @@ local common = require("nvsgen.cli.common")
 local dumps = require("nvsgen.dumps")
 local flash = require("nvsgen.flash")
 local json = require("nvsgen.json")
+local pages = require("nvsgen.pages")
+local report = require("nvsgen.report")
 local verify = require("nvsgen.verify")
 
 local fmt = string.format
@@ -48,6 +50,12 @@ M.SPEC = {
     { "--verify", metavar = "OUTDIR", help = "check the batch in OUTDIR against its manifest.csv" },
   },
 }
+
+-- The library pieces this command line prints, under the names it has
+-- always given them.
+M.parse = pages.parse
+M.problem_line = report.problem_line
+M.json = json.to_json
 
 --- Colour when asked, or on a terminal with auto. The answer for auto
 -- is the terminal test's, given the stream the command writes to.
