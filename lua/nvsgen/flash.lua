@@ -183,6 +183,11 @@ function M.read_file(path, max)
   max = max or M.MAX_PARTITION
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
+  local ok, read_err = f:read(0) -- a folder opens, but does not read
+  if ok == nil and read_err then
+    f:close()
+    return nil, path .. ": " .. read_err
+  end
   local size = f:seek("end")
   if size and size > max then
     f:close()

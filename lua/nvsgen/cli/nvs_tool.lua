@@ -143,6 +143,7 @@ function M.main(argv)
   else
     image, err = flash.read_file(opts.file)
     if not image then return common.fail(PROG, err) end
+    if #image == 0 then return common.fail(PROG, opts.file .. ": empty file (0 bytes)") end
     if #image % PAGE ~= 0 then
       return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
         opts.file, #image, #image % PAGE))
