@@ -13,6 +13,20 @@ local M = {}
 local PAGE, ENTRY, ENTRIES = 4096, 32, 126
 M.PAGE, M.ENTRY, M.ENTRIES = PAGE, ENTRY, ENTRIES
 
+-- ---- the slots: what every view of the pages reads --------------------------
+
+--- The 2-bit state of entry `i` of the page at byte offset `base`, from
+-- the page's bitmap (3 empty, 2 written, 0 erased, 1 illegal).
+function M.slot_state(image, base, i)
+  return (byte(image, base + 33 + (i >> 2)) >> (2 * (i & 3))) & 3
+end
+
+--- The CRC an entry's header stores (bytes 4-7) and the one computed over
+-- its bytes 0-3 and 8-31, for the entry at byte offset `at`.
+function M.entry_crcs(image, at)
+  return unpack("<I4", image, at + 5), crc32(sub(image, at + 1, at + 4) .. sub(image, at + 9, at + 32))
+end
+
 -- ---- the raw view nvs_tool.py prints ---------------------------------------
 --
 -- Every slot as nvs_tool.py models it: a top-level entry takes the next
@@ -46,14 +60,13 @@ end
 
 --- One top-level slot. `span` is the byte as stored (shown and checked as
 -- nvs_tool.py does); `walk` the slots it takes.
-local function parse_entry(raw, index, state)
+local function parse_entry(raw, index, state, crc, crc_computed)
   local e = { raw = raw, index = index, state = state, is_empty = all_ff(raw), children = {} }
   local t = byte(raw, 2)
   e.ns, e.type_code, e.span, e.chunk_index = byte(raw, 1), t, byte(raw, 3), byte(raw, 4)
   e.type = M.TYPE_NAME[t] or fmt("0x%02x", t)
   e.walk = (e.span == 0 or e.span == 0xFF) and 1 or e.span
-  e.crc, e.data_crc = unpack("<I4", raw, 5), unpack("<I4", raw, 29)
-  e.crc_computed = crc32(raw:sub(1, 4) .. raw:sub(9, 32))
+  e.crc, e.crc_computed, e.data_crc = crc, crc_computed, unpack("<I4", raw, 29)
   e.data_computed = 0
   local key = raw:sub(9, 24):gsub("%z+$", "")
   if not key:find("[\128-\255]") then e.key = key end
@@ -103,13 +116,12 @@ function M.parse(image)
     p.status = M.PAGE_STATUS[p.status_word] or "Invalid"
     local function slot(i)
       local at = base + 64 + i * ENTRY
-      local state = (byte(p.bitmap, (i >> 2) + 1) >> (2 * (i & 3))) & 3
-      return image:sub(at + 1, at + ENTRY), ENTRY_STATE[state]
+      return image:sub(at + 1, at + ENTRY), ENTRY_STATE[M.slot_state(image, base, i)], at
     end
     local i = 0
     while i < ENTRIES do
-      local raw, state = slot(i)
-      local e = parse_entry(raw, i, state)
+      local raw, state, at = slot(i)
+      local e = parse_entry(raw, i, state, M.entry_crcs(image, at))
       for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
         local child, child_state = slot(c)
         e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
@@ -123,13 +135,9 @@ function M.parse(image)
   return pages
 end
 
--- Two bits per entry in the bitmap at offset 32 of each page.
 local WRITTEN = 2
 
-local function entry_state(page, offset, i)
-  local b = byte(page, offset + 33 + (i >> 2))
-  return (b >> (2 * (i & 3))) & 3
-end
+-- ---- the key check: item headers as the firmware's loader walks them --------
 
 --- Checks the item headers of a plain image: returns how many fail their
 -- CRC and how many written entries were checked as headers (an entry whose
@@ -140,12 +148,12 @@ function M.check_items(image)
   for offset = 0, #image - 4096, 4096 do
     local i = 0
     while i < ENTRIES do
-      if entry_state(image, offset, i) == WRITTEN then
-        local at = offset + 64 + 32 * i
-        local stored = unpack("<I4", image, at + 5)
+      if M.slot_state(image, offset, i) == WRITTEN then
+        local at = offset + 64 + ENTRY * i
+        local stored, computed = M.entry_crcs(image, at)
         checked = checked + 1
         local span = 1
-        if crc32(sub(image, at + 1, at + 4) .. sub(image, at + 9, at + 32)) == stored then
+        if computed == stored then
           span = byte(image, at + 3)
           if span < 1 or i + span > ENTRIES then span = 1 end
         else
