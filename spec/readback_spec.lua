@@ -195,12 +195,19 @@ describe("nvs_tool -f csv", function()
 
   it("chooses colour on a terminal only", function()
     local tool = require(TOOL)
-    local yes, no = function() return true end, function() return false end
-    assert.is_true(tool.wants_color("auto", io.stdout, yes))
-    assert.is_false(tool.wants_color("auto", io.stdout, no))
-    assert.is_false(tool.wants_color("auto", {}, yes))
-    assert.is_true(tool.wants_color("always", {}, no))
-    assert.is_false(tool.wants_color("never", io.stdout, yes))
+    local saved = tool.isatty
+    local asked
+    tool.isatty = function(stream) asked = stream return true end
+    local _, out = h.run(TOOL, { V2, "-i", "-d", "none", "--color", "auto" })
+    assert.truthy(out:find("\27[36mPage no. 0\27[0m \tCRC32: OK\n", 1, true))
+    assert.is_table(asked) -- asked about the stream it writes to: the spec's capture buffer
+    assert.is_false(tool.wants_color("never", io.stdout))
+    tool.isatty = function() return false end
+    _, out = h.run(TOOL, { V2, "-i", "-d", "none", "--color", "auto" })
+    assert.falsy(out:find("\27", 1, true))
+    assert.is_true(tool.wants_color("always", io.stdout))
+    tool.isatty = saved
+    assert.is_false(saved({ write = function() end }))
   end)
 
   it("reads at most its limit from a device or a FIFO", function()

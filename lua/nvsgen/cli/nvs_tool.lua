@@ -57,16 +57,19 @@ M.parse = pages.parse
 M.problem_line = report.problem_line
 M.json = json.to_json
 
---- Colour when asked, or on a terminal with auto. The answer for auto
--- is the terminal test's, given the stream the command writes to.
-function M.wants_color(when, stream, isatty)
+--- True when `stream` is a terminal: only the process's own stdout can
+-- be one. Specs replace it to run the `auto` choice in-process.
+function M.isatty(stream)
+  if stream ~= io.stdout then return false end
+  local ok, term = pcall(require, "term")
+  return ok and term.isatty(stream) == true
+end
+
+--- Colour when asked, or with auto when the output is a terminal.
+function M.wants_color(when, stream)
   if when == "always" then return true end
-  if when == "never" or stream ~= io.stdout then return false end
-  if isatty == nil then
-    local ok, term = pcall(require, "term")
-    isatty = ok and term.isatty or function() return false end
-  end
-  return isatty(stream) == true
+  if when == "never" then return false end
+  return M.isatty(stream) == true
 end
 
 local function is_terminal(stream)
