@@ -183,10 +183,10 @@ function M.read_file(path, max)
   max = max or M.MAX_PARTITION
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local ok, read_err = f:read(0) -- a folder opens, but does not read
-  if ok == nil and read_err then
+  local probe, probe_err = f:read(0) -- a folder opens, but does not read
+  if probe == nil and probe_err then
     f:close()
-    return nil, path .. ": " .. read_err
+    return nil, path .. ": " .. probe_err
   end
   local size = f:seek("end")
   if size and size > max then
