@@ -137,6 +137,21 @@ end
 
 local WRITTEN = 2
 
+--- Namespace index -> name, and the indices in the order first defined,
+-- from the written entries of namespace 0.
+function M.namespace_map(pages)
+  local map, order = {}, {}
+  for _, p in ipairs(pages) do
+    for _, e in ipairs(p.entries) do
+      if e.state == "Written" and e.ns == 0 and e.value ~= nil then
+        if map[e.value] == nil then order[#order + 1] = e.value end
+        map[e.value] = e.key == nil and "None" or e.key
+      end
+    end
+  end
+  return map, order
+end
+
 -- ---- the key check: item headers as the firmware's loader walks them --------
 
 --- Checks the item headers of a plain image: returns how many fail their
