@@ -62,8 +62,13 @@ local function item_value(item)
   return tostring(item.value) -- integers, u64 above 2^63-1 as its digits
 end
 
---- The JSON document of a read result (nvsgen.read's table).
+--- The JSON document of a read result (nvsgen.read's table); `name` is
+-- the file name it shows (default "").
 function M.to_json(r, name)
+  if type(r) ~= "table" or not r.items or not r.pages then
+    error("nvsgen.to_json: a result of nvsgen.read expected", 2)
+  end
+  name = name or ""
   local pages, namespaces, items, problems = {}, {}, {}, {}
   for k, p in ipairs(r.pages) do
     pages[k] = object({

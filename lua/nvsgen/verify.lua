@@ -86,7 +86,8 @@ end
 local function check_unit(outdir, rec, cols)
   local name = rec[cols.image] or ""
   if name == "" then return "no image in the manifest" end
-  local path = outdir .. "/" .. name
+  local function at(file) return file:sub(1, 1) == "/" and file or outdir .. "/" .. file end
+  local path = at(name)
   if not exists(path) then return ("%s: image is missing"):format(name) end
   local image, err = flash.read_file(path)
   if not image then return err end
@@ -99,8 +100,8 @@ local function check_unit(outdir, rec, cols)
   local keys = cols.keys and rec[cols.keys] or ""
   local r
   if keys ~= "" then
-    if not exists(outdir .. "/" .. keys) then return ("%s: keys file %s is missing"):format(name, keys) end
-    r, err = reader.read(image, outdir .. "/" .. keys)
+    if not exists(at(keys)) then return ("%s: keys file %s is missing"):format(name, keys) end
+    r, err = reader.read(image, at(keys))
   else
     r, err = reader.read(image)
   end
