@@ -216,6 +216,16 @@ describe("nvsgen.to_csv", function()
       .. "key,type,encoding,value\nn,namespace,,\nok,data,u8,1\n", text)
   end)
 
+  it("keeps its # lines UTF-8 text when a key or namespace is not", function()
+    local img = image_of(function(p) p:namespace("\255ns"):u8("k\255", 1):namespace("ok"):u8("a", 2) end)
+    local text = assert(nvsgen.to_csv(assert(nvsgen.read(img))))
+    assert.are.equal("# nvs_partition_gen generate IN.csv OUT.bin 0x4000 --version 2\n"
+      .. "# left out: namespace '\\xffns' at page 0, entry 000: its name cannot be a CSV field\n"
+      .. "# left out: namespace '\\xffns', key 'k\\xff' at page 0, entry 001: its key or namespace cannot"
+      .. " be a CSV field\n"
+      .. "key,type,encoding,value\nok,namespace,,\na,data,u8,2\n", text)
+  end)
+
   it("notes erased entries and entries the firmware drops", function()
     local img = image_of(function(p) p:namespace("n"):u8("a", 1):u8("b", 2) end)
     -- erase entry 1 (a) in the bitmap, and spoil entry 2's CRC

@@ -27,9 +27,12 @@ M.FILE_MIN = 1024
 
 local OPTIONS = { outdir = true, file_min = true, name = true }
 
--- Control characters as a `#` line shows them, so it stays one line.
+-- Control characters as a `#` line shows them, so it stays one line, and
+-- bytes that are not UTF-8 text too, so the CSV stays readable text.
 local function one_line(s)
-  return (s:gsub("[%c\127]", function(c) return fmt("\\x%02x", c:byte()) end))
+  s = s:gsub("[%c\127]", function(c) return fmt("\\x%02x", c:byte()) end)
+  if not utf8.len(s) then s = s:gsub("[\128-\255]", function(c) return fmt("\\x%02x", c:byte()) end) end
+  return s
 end
 
 --- Floats and doubles as the shortest text that reads back as the same
