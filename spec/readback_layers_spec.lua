@@ -4,7 +4,8 @@
 -- by reading the sources.
 local h = require("spec.support.helper")
 
-local READ_BACK = { "nvsgen", "nvsgen.reader", "nvsgen.pages", "nvsgen.dumps", "nvsgen.checks", "nvsgen.textout", "nvsgen.json",
+local READ_BACK = { "nvsgen", "nvsgen.reader", "nvsgen.pages", "nvsgen.dumps", "nvsgen.checks",
+  "nvsgen.textout", "nvsgen.json",
   "nvsgen.export", "nvsgen.report", "nvsgen.options", "nvsgen.edit", "nvsgen.flash", "nvsgen.verify",
   "nvsgen.crypto" }
 
