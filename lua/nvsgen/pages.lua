@@ -100,7 +100,11 @@ local function finish_entry(e)
   e.data_computed = crc32(data)
 end
 
---- The pages of a plain image, whole pages only.
+local BLANK = ("\255"):rep(ENTRY)
+local blank_slots = {}
+
+--- The pages of a plain image, whole pages only. Entries are shared
+-- between pages where they are alike: treat them as read-only.
 function M.parse(image)
   local pages = {}
   for n = 0, #image // PAGE - 1 do
@@ -121,7 +125,15 @@ function M.parse(image)
     local i = 0
     while i < ENTRIES do
       local raw, state, at = slot(i)
-      local e = parse_entry(raw, i, state, M.entry_crcs(image, at))
+      local e
+      if raw == BLANK and state == "Empty" then
+        -- Blank slots are alike but for their index, and nothing changes
+        -- them once parsed: one table per index serves every page.
+        e = blank_slots[i] or parse_entry(raw, i, state, M.entry_crcs(image, at))
+        blank_slots[i] = e
+      else
+        e = parse_entry(raw, i, state, M.entry_crcs(image, at))
+      end
       for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
         local child, child_state = slot(c)
         e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
