@@ -209,6 +209,20 @@ function M.read_file(path, max)
   return table.concat(parts)
 end
 
+--- True when the file at `path` can be read at will (not a stream) and
+-- holds a partition table entry at M.TABLE_OFFSET: a whole flash dump
+-- (whose table read_partition then checks). An NVS image never does: no
+-- page state starts with the entry's magic bytes.
+function M.is_dump(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local size = f:seek("end")
+  local data = size and size > M.TABLE_OFFSET + M.TABLE_SIZE and f:seek("set", M.TABLE_OFFSET)
+    and f:read(M.TABLE_SIZE)
+  f:close()
+  return type(data) == "string" and data:sub(1, 2) == MAGIC
+end
+
 local READ_OPTIONS = { partition = true, partition_table_offset = true, keys_partition = true }
 
 --- The partitions of the table in a dump (bytes or path) at

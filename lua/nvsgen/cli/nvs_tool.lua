@@ -140,7 +140,9 @@ function M.main(argv)
   end
   local read_opts = {}
   local image = opts.file
-  if opts.partition or offset then
+  -- A whole flash dump needs no option when its table is where ESP-IDF
+  -- puts it: its first data,nvs partition is read.
+  if opts.partition or offset or flash.is_dump(opts.file) then
     read_opts.partition = opts.partition or true
     read_opts.partition_table_offset = offset
   else
