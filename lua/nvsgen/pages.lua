@@ -58,10 +58,13 @@ local function u64_text(v)
   return fmt("%d%d", q, v - q * 10)
 end
 
+-- The children of a one-slot entry: one shared empty list (read-only).
+local NO_CHILDREN = setmetatable({}, { __newindex = function() error("nvsgen.pages: entries are read-only", 2) end })
+
 --- One top-level slot. `span` is the byte as stored (shown and checked as
 -- nvs_tool.py does); `walk` the slots it takes.
 local function parse_entry(raw, index, state, crc, crc_computed)
-  local e = { raw = raw, index = index, state = state, is_empty = all_ff(raw), children = {} }
+  local e = { raw = raw, index = index, state = state, is_empty = all_ff(raw), children = NO_CHILDREN }
   local t = byte(raw, 2)
   e.ns, e.type_code, e.span, e.chunk_index = byte(raw, 1), t, byte(raw, 3), byte(raw, 4)
   e.type = M.TYPE_NAME[t] or fmt("0x%02x", t)
@@ -134,6 +137,7 @@ function M.parse(image)
       else
         e = parse_entry(raw, i, state, M.entry_crcs(image, at))
       end
+      if e.walk > 1 then e.children = {} end
       for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
         local child, child_state = slot(c)
         e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
