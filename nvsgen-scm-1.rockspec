@@ -55,7 +55,6 @@ build = {
       libdirs = { "$(ZLIB_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["nvsgen"] = "lua/nvsgen/init.lua",
-    ["nvsgen.options"] = "lua/nvsgen/options.lua",
     ["nvsgen.csv"] = "lua/nvsgen/csv.lua",
     ["nvsgen.files"] = "lua/nvsgen/files.lua",
     ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",
