@@ -2110,6 +2110,25 @@ static const luaL_Reg encoder_metamethods[] = {{"__gc", l_encoder_gc},
                                                {"__tostring", l_encoder_tostring},
                                                {NULL, NULL}};
 
+/* ---- read-back: partition tables ---------------------------------------------
+ * Bindings the read-back features (flash dumps, their partition tables)
+ * add; kept together here. */
+
+/* core.md5(data) -> 16 raw bytes: the digest entry of a partition table. */
+static int l_md5(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    uint8_t out[NVS_MD5_SIZE];
+    int rc = nvs_md5(data, len, out);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    lua_pushlstring(L, (const char *)out, sizeof out);
+    return 1;
+}
+
+/* ---- end of read-back bindings ------------------------------------------- */
+
 static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
@@ -2123,6 +2142,7 @@ static const luaL_Reg core_functions[] = {
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
     {"read", l_read},
+    {"md5", l_md5}, /* read-back */
     {"csv_plain_fields", l_csv_plain_fields}, {"csv_plain_count", l_csv_plain_count},
     {NULL, NULL}};
 

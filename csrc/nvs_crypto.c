@@ -467,6 +467,15 @@ int nvs_sha256(const void *data, size_t len, uint8_t out[NVS_SHA256_SIZE])
     return NVS_CRYPTO_OK;
 }
 
+int nvs_md5(const void *data, size_t len, uint8_t out[NVS_MD5_SIZE])
+{
+    if ((data == NULL && len != 0) || out == NULL)
+        return NVS_CRYPTO_EINVAL;
+    if (!EVP_Digest(len != 0 ? data : "", len, out, NULL, EVP_md5(), NULL))
+        return openssl_failed();
+    return NVS_CRYPTO_OK;
+}
+
 struct nvs_sha256_ctx {
     EVP_MD_CTX *md;
 };

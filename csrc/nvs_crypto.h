@@ -145,6 +145,12 @@ int nvs_random_bytes(uint8_t *buf, size_t len);
 /* SHA-256 of one buffer. */
 int nvs_sha256(const void *data, size_t len, uint8_t out[NVS_SHA256_SIZE]);
 
+#define NVS_MD5_SIZE 16u
+
+/* MD5 of one buffer: only to check and write the digest entry of an
+ * ESP-IDF partition table, which uses it; nothing secret depends on it. */
+int nvs_md5(const void *data, size_t len, uint8_t out[NVS_MD5_SIZE]);
+
 /* Incremental SHA-256: new, update any number of times, final, free. */
 typedef struct nvs_sha256_ctx nvs_sha256_ctx;
 nvs_sha256_ctx *nvs_sha256_new(void);

@@ -207,6 +207,17 @@ end
 
 M.Partition = Partition
 
+--- A partition holding the items of an existing image (bytes or path,
+-- with an optional key or keys file, and nvsgen.read's options), to
+-- change, add (`p:u8(...)`...) and remove (`p:remove(ns, key)`) items and
+-- write it as a fresh image. Returns it, or nil and a message.
+-- See nvsgen.edit.
+local from_image
+function M.from_image(source, key, opts)
+  from_image = from_image or require("nvsgen.edit").install(M)
+  return from_image(source, key, opts)
+end
+
 -- Codecs and helpers the command lines and recipes share.
 M.hex_decode = core.hex_decode
 M.hex_encode = core.hex_encode
@@ -214,10 +225,24 @@ M.base64_decode = core.base64_decode
 M.base64_encode = core.base64_encode
 M.write_file = core.write_file
 
+-- The read-back side loads on first use: a batch or a single
+-- nvs_partition_gen run starts without it. (None of it requires this
+-- module, so these are no cycles.)
+
 --- Reads an image (bytes or path, with an optional key or keys file) back:
 -- namespaces, typed values and problems. See nvsgen.reader.
 function M.read(source, keys, opts)
   return require("nvsgen.reader").read(source, keys, opts)
+end
+
+--- The reference CSV of a read result (nvsgen.export).
+function M.to_csv(r, opts)
+  return require("nvsgen.export").to_csv(r, opts)
+end
+
+--- nvsgen's JSON document of a read result (nvsgen.json).
+function M.to_json(r, name)
+  return require("nvsgen.json").to_json(r, name)
 end
 
 return M
