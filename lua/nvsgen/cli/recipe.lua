@@ -12,6 +12,7 @@
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local batch = require("nvsgen.batch")
+local workers = require("nvsgen.workers")
 local partition_table = require("nvsgen.partition_table")
 
 local M = {}
@@ -76,6 +77,8 @@ function M.batch_options(r, opts)
   if opts.size then
     b.size, err = common.partition_size(opts.size)
     if not b.size then return nil, err end
+    err = batch.check_size(b.size)
+    if err then return nil, err end
   end
   if opts.version then b.version = tonumber(opts.version) end
   if opts.jobs then
@@ -148,6 +151,26 @@ local function stderr_is_terminal()
   return has_term and common.stderr == io.stderr and term.isatty(io.stderr)
 end
 
+--- A progress bar on `stream` (a terminal): progress(done, total [, last]).
+function M.progress_bar(stream)
+  local step
+  return function(done, total, last)
+    step = step or (total > 200 and total // 200 or 1)
+    if done % step ~= 0 and not last then return end
+    local width = 40
+    local filled = total > 0 and done * width // total or width
+    stream:write(("\r[%s%s] %3d%% %d/%d"):format(("#"):rep(filled), (" "):rep(width - filled),
+      total > 0 and done * 100 // total or 100, done, total))
+    if last then stream:write("\n") end
+    stream:flush()
+  end
+end
+
+-- Exit status of a run a signal stopped: 128 + the signal, as a shell says.
+local function signal_status(s)
+  return s and s.signal and 128 + s.signal
+end
+
 --- Runs recipe `r` with the command line `argv`; returns the exit status.
 function M.main(r, argv, prog)
   prog = prog or "recipe"
@@ -166,25 +189,28 @@ function M.main(r, argv, prog)
     common.stderr:write(args.usage(spec), "\n")
     return common.fail(prog, part, common.EXIT_USAGE)
   end
-  if stderr_is_terminal() and not b.shard then b.progress = io.stderr end
+  if stderr_is_terminal() and not b.shard then b.progress = M.progress_bar(io.stderr) end
   local command = common.rerun_command(argv)
   if command and not b.shard and not b.dry_run then
     b.jobs = b.jobs or math.min(common.cpu_count(), 4)
     -- Below this many units a worker costs more to start than it saves.
     if r.parallel == false or b.serials.count < 1000 then b.jobs = 1 end
-    b.spawn = function(k, n, fresh)
-      return common.spawn(command, ("--shard %d/%d%s"):format(k, n, fresh and "/new" or ""))
+    b.spawn = function(k, n, fresh, prefix)
+      return io.popen(("%s %s --shard %d/%d%s"):format(prefix, command, k, n, fresh and "/new" or ""), "r")
     end
   end
-  local s
-  s, err = batch.run(b)
+  local s, info
+  s, err, info = batch.run(b)
   if b.shard then
-    -- A worker whose main process is gone has nobody to report to.
-    if not s then return err == batch.PARENT_GONE and common.EXIT_FAIL or common.fail(prog, err) end
-    common.say(("shard %d %d %d"):format(s.written, s.skipped, s.finished))
-    return common.EXIT_OK
+    -- The main process reads the counts and the failure from the last line.
+    s = s or info
+    common.say(workers.report(s.written, s.skipped, s.finished, err))
+    return err and (signal_status(s) or common.EXIT_FAIL) or common.EXIT_OK
   end
-  if not s then return common.fail(prog, err) end
+  if not s then
+    common.fail(prog, err)
+    return signal_status(info) or common.EXIT_FAIL
+  end
   s.dry_run = b.dry_run
   common.say(M.summary(prog, s, part))
   return common.EXIT_OK
