@@ -1,7 +1,7 @@
 # nvsgen - build, test and install.
 #
 #   make          build the Lua module in-tree (build/nvsgen/core.so)
-#   make demo     build, then run gen.lua (ten units) and each example recipe into demo-out/
+#   make demo     build, then run `lua gen.lua` (ten units) and each example recipe into demo-out/
 #   make test     the C core's tests, then every spec under Lua 5.4 (slow ones too); ends with
 #                 "N passed, N failed"
 #   make asan     the same specs against an AddressSanitizer + UBSan build
@@ -22,6 +22,7 @@ DESTDIR ?=
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR ?= $(PREFIX)/bin
+OTHER_LUA_VERSIONS = 5.1 5.2 5.3
 
 LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags zlib libcrypto 2>/dev/null)
@@ -34,8 +35,9 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
              $(LUA_CFLAGS) $(DEP_CFLAGS)
 
-CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_proc.c csrc/nvs_crypto.c \
-           csrc/nvs_reader.c csrc/nvs_csv.c
+CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_proc.c \
+           csrc/nvs_crypto.c csrc/nvs_reader.c csrc/nvs_csv.c csrc/nvs_keymap.c csrc/nvs_identity.c \
+           csrc/nvs_matter.c
 BINDING_SRC = csrc/lnvsgen.c
 HEADERS = $(wildcard csrc/*.h)
 MODULE = build/nvsgen/core.so
@@ -64,14 +66,18 @@ $(ASAN_MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(LUA) gen.lua --serial-range 1000-1009 --outdir demo-out
-	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
-	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
-	$(LUA) examples/two_partitions.lua --serial-range 1000-1004 --outdir demo-out/two_partitions --merged --hex
+	lua gen.lua --serial-range 1000-1009 --outdir demo-out/gen
+	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted \
+	        matter cloud_identity; do \
+	    echo "lua examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv"; \
+	    lua examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
+	@echo "lua examples/two_partitions.lua --serial-range 1000-1004 --outdir demo-out/two_partitions --merged --hex"
+	@lua examples/two_partitions.lua --serial-range 1000-1004 --outdir demo-out/two_partitions --merged --hex
 
-# The C core's own tests (crypto and reader against the vectors), then the
+# The C core's own tests (crypto and reader against the vectors, identity and
+# Matter against the published examples), then the
 # specs; busted's closing line "N passed, N failed" is the run's last line.
-CTESTS = build/test_crypto build/test_reader
+CTESTS = build/test_crypto build/test_reader build/test_identity
 VECTORS = spec/fixtures/vectors
 
 build/test_%: csrc/test/test_%.c $(CORE_SRC) $(HEADERS)
@@ -82,6 +88,7 @@ ctest: $(CTESTS)
 	build/test_crypto $(VECTORS)/idf-samples $(VECTORS)/random
 	build/test_reader $$(for d in $(VECTORS)/*/*/; do \
 	    case "$$(head -n 1 $$d/args.txt 2>/dev/null)" in generate|decrypt) echo $$d/expected.bin;; esac; done)
+	build/test_identity
 
 # Specs tagged slow (whole batches in processes of their own: signals, a
 # full disk, two runs at once) are left out of a bare busted run, not here.
@@ -116,7 +123,11 @@ FUZZ = build/fuzz
 fuzz: deps
 	@scripts/ensure-deps clang libclang-rt-14-dev liblua5.4-dev
 	@mkdir -p $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
-	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_format.c $(DEP_LIBS)
+	@mkdir -p $(FUZZ)/identity-corpus $(FUZZ)/identity-seeds
+	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_identity fuzz/fuzz_identity.c csrc/nvs_identity.c \
+	    csrc/nvs_matter.c csrc/nvs_crypto.c csrc/nvs_format.c $(DEP_LIBS)
+	cp examples/matter/*.pem examples/cloud/*.pem $(FUZZ)/identity-seeds/
+	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_keymap.c csrc/nvs_format.c $(DEP_LIBS)
 	clang $(FUZZ_CFLAGS) -DNVSGEN_ROOT='"$(CURDIR)"' -o $(FUZZ)/fuzz_csv fuzz/fuzz_csv.c \
 	    $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS) -llua$(LUA_VERSION)
 	i=0; for f in spec/fixtures/vectors/*/*/expected.bin; do i=$$((i+1)); \
@@ -128,6 +139,8 @@ fuzz: deps
 	    $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds
 	$(FUZZ)/fuzz_csv -max_len=16384 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
+	$(FUZZ)/fuzz_identity -max_len=8192 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(FUZZ)/identity-corpus $(FUZZ)/identity-seeds
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen/cli $(DESTDIR)$(BINDIR)
@@ -137,19 +150,25 @@ install: $(MODULE)
 	for f in $(SCRIPTS); do \
 	    install -m755 $$f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
 	install -m755 gen.lua $(DESTDIR)$(BINDIR)/nvsgen-gen
+	# `lua my_recipe.lua` where `lua` is 5.1 to 5.3 finds nvsgen.recipe there,
+	# as the module that starts the recipe again under Lua 5.4.
+	for v in $(OTHER_LUA_VERSIONS); do \
+	    install -d $(DESTDIR)$(PREFIX)/share/lua/$$v/nvsgen; \
+	    install -m644 lua/nvsgen/lua54.lua $(DESTDIR)$(PREFIX)/share/lua/$$v/nvsgen/recipe.lua; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen
 	for f in $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
 	rm -f $(DESTDIR)$(BINDIR)/nvsgen-gen
+	for v in $(OTHER_LUA_VERSIONS); do rm -rf $(DESTDIR)$(PREFIX)/share/lua/$$v/nvsgen; done
 
 # The benchmark's reference loops in C: only writing files (the floor), and
 # the work every image needs (pending file, SHA-256, rename), with or without
-# a key per unit (key made, entries encrypted, keys file), and the work every
-# unit of mfg_gen needs, plain and with --keygen.
-build/bench-floor: bench/floor.c
+# a key per unit (key made, entries encrypted, keys file), the work every
+# unit of mfg_gen needs (plain and with --keygen), and a Matter unit's (W2).
+build/bench-floor: bench/floor.c bench/matter_unit.c bench/matter_unit.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c $(DEP_LIBS)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c bench/matter_unit.c $(DEP_LIBS)
 
 clean:
 	rm -rf build

@@ -28,7 +28,11 @@
  *             folder opened once; Linux only);
  *   mfgkeys   mfg, plus what --keygen adds: the key made, the image's
  *             entries encrypted with it (as in keys mode), and the keys
- *             file written atomically into DIR/keys.
+ *             file written atomically into DIR/keys;
+ *   matter    required, after the work of a Matter unit (benchmark W2,
+ *             matter_unit.c): passcode, SPAKE2+ verifier at 1,000
+ *             iterations, a P-256 key and its DAC signed by the PAI in
+ *             $BENCH_PAI_CERT and $BENCH_PAI_KEY, the results in the image.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* O_TMPFILE, AT_EMPTY_PATH */
@@ -44,7 +48,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-enum mode { PLAIN, REQUIRED, KEYS, MFG, MFGKEYS };
+#include "matter_unit.h"
+
+enum mode { PLAIN, REQUIRED, KEYS, MFG, MATTER, MFGKEYS };
 
 /* What every unit's loop needs: the output folder (opened once), the
  * image's bytes, the fetched SHA-256. */
@@ -257,9 +263,9 @@ static int mfg_setup(bench *b)
 
 static int parse_mode(const char *name)
 {
-    static const char *const names[] = {"plain", "required", "keys", "mfg", "mfgkeys"};
+    static const char *const names[] = {"plain", "required", "keys", "mfg", "matter", "mfgkeys"};
     int m;
-    for (m = 0; m < 5; m++)
+    for (m = 0; m < 6; m++)
         if (strcmp(name, names[m]) == 0)
             return m;
     return -1;
@@ -272,11 +278,12 @@ int main(int argc, char **argv)
     int mode = parse_mode(argc > 4 ? argv[4] : "plain");
     long first = argc > 5 ? strtol(argv[5], NULL, 0) : 0;
     bench b = {0};
+    matter_bench mb = {0};
     double t0;
     long i;
     int rc = 0;
     if (argc < 2 || n <= 0 || size <= 0 || first < 0 || mode < 0) {
-        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg|mfgkeys [FIRST]]]]\n");
+        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg|matter|mfgkeys [FIRST]]]]\n");
         return 2;
     }
     b.dir_path = argv[1];
@@ -293,6 +300,9 @@ int main(int argc, char **argv)
     memset(b.data, 0xff, b.size);
     if ((mode == MFG || mode == MFGKEYS) && mfg_setup(&b) != 0)
         return 1;
+    if (mode == MATTER && matter_setup(&mb, getenv("BENCH_PAI_CERT") ? getenv("BENCH_PAI_CERT") : "",
+                                       getenv("BENCH_PAI_KEY") ? getenv("BENCH_PAI_KEY") : "") != 0)
+        return 1;
     t0 = now();
     for (i = first; rc == 0 && i < first + n; i++) {
         /* Make each file differ a little, as the images do. */
@@ -307,6 +317,11 @@ int main(int argc, char **argv)
             break;
         case MFGKEYS:
             rc = mfg_keys_unit(&b, i);
+            break;
+        case MATTER:
+            rc = matter_unit(&mb, b.data + sizeof i, b.size - sizeof i);
+            if (rc == 0)
+                rc = required_unit(&b, i, 0);
             break;
         default:
             rc = mfg_unit(&b, i);

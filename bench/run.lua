@@ -57,8 +57,9 @@ end
 sh("mkdir -p " .. q(base))
 
 -- The folder on disk: under the checkout's build/ (not a tmpfs).
-local disk_base = os.getenv("BENCH_DISK_DIR")
-  or ("%s/build/bench-disk-%d"):format(here == "bench" and "." or root, os.time())
+-- BENCH_DISK_DIR is the folder it is made in (removed at the end), as for W2.
+local disk_base = ("%s/nvsgen-bench-disk-%d"):format(os.getenv("BENCH_DISK_DIR")
+  or (here == "bench" and "." or root) .. "/build", os.time())
 sh("mkdir -p " .. q(disk_base))
 
 local counter = 0
@@ -274,5 +275,83 @@ if reference and reference ~= "" then
       m.target and ("target >= %dx"):format(target) or "bare C loop: the most to expect here"))
   end
 end
+
+
+---------------------------------------------------------------------------
+-- Workload W2: Matter units (examples/matter.lua: a P-256 key and its DAC
+-- signed by the PAI, the SPAKE2+ verifier at 1,000 iterations, the
+-- onboarding codes), W2_UNITS of them (default 10,000; BENCH_W2=0 leaves
+-- W2 out), beside the bare C loop of the same OpenSSL calls and files
+-- (bench/floor "matter" mode), both as two processes, in memory (the
+-- folder above) and on disk (BENCH_DISK_DIR, default /var/tmp); and the
+-- same per-unit work in Python with the cryptography package
+-- (bench/w2_python.py, also two processes) when python3 has it.
+local function w2_bench()
+  local n = tonumber(os.getenv("W2_UNITS") or "") or 10000
+  local pai_cert = root .. "/examples/matter/pai-cert.pem"
+  local pai_key = root .. "/examples/matter/pai-key.pem"
+  local disk = (os.getenv("BENCH_DISK_DIR") or "/var/tmp") .. "/nvsgen-bench-w2-" .. tostring(os.time())
+  local n_half = n // 2
+  -- two processes side by side, each its half of the units
+  local function pair(one)
+    return "sh -c " .. q(one:format(n_half, 0) .. " & first=$!; " .. one:format(n - n_half, n_half)
+      .. "; second=$?; wait $first && [ $second -eq 0 ]")
+  end
+  local function recipe(dir)
+    return ("%s %s --serial-range 1-%d --outdir %s"):format(LUA, q(root .. "/examples/matter.lua"), n, q(dir))
+  end
+  local function c_matter(dir)
+    return ("BENCH_PAI_CERT=%s BENCH_PAI_KEY=%s "):format(q(pai_cert), q(pai_key))
+      .. pair(("%s %s %%d 0x6000 matter %%d"):format(q(FLOOR), q(dir)))
+  end
+  local function python(dir)
+    return pair(("python3 %s %s %%d %%d %s %s"):format(q(root .. "/bench/w2_python.py"), q(dir),
+      q(pai_cert), q(pai_key)))
+  end
+  local has_python = os.execute("python3 -c 'import cryptography' 2>/dev/null") == true
+  -- Timed in rounds as W1's figures are, in the folder `where` (memory or
+  -- disk): the best wall time, and the best CPU time (user + system of all
+  -- the processes, by /usr/bin/time), which other load on a shared machine
+  -- moves much less.
+  local function best(cmd, where)
+    local t, cpu = math.huge, math.huge
+    local log = base .. "/w2-time.log"
+    for _ = 1, RUNS do
+      local dir = where .. "/w2-" .. tostring(counter)
+      counter = counter + 1
+      sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+      local t0 = system.monotime()
+      sh(("/usr/bin/time -f '%%U %%S' -o %s sh -c %s >/dev/null"):format(q(log), q(cmd(dir))))
+      t = math.min(t, system.monotime() - t0)
+      local f = assert(io.open(log))
+      local user, sys = f:read("a"):match("([%d.]+) ([%d.]+)%s*$")
+      f:close()
+      cpu = math.min(cpu, tonumber(user) + tonumber(sys))
+      sh("rm -rf " .. q(dir))
+    end
+    return t, cpu
+  end
+  print(("workload W2: %d Matter units (DAC, SPAKE2+ at 1,000 iterations, codes), best of %d"):format(
+    n, RUNS))
+  print("  (wall time, then CPU time of all processes: the C loop's and the recipe's should be close)")
+  sh("mkdir -p " .. q(disk))
+  local line = "  %-6s %-32s %7.3f s %6.0f units/s  cpu %7.3f s"
+  for _, place in ipairs({ { "memory", base }, { "disk", disk } }) do
+    local c, c_cpu = best(c_matter, place[2])
+    local r, r_cpu = best(recipe, place[2])
+    print(line:format(place[1], "bare C loop (2 processes)", c, n / c, c_cpu))
+    print((line .. "  %.2fx C loop wall, %.2fx cpu (goal <= 1.25x)"):format(place[1],
+      "recipe examples/matter.lua", r, n / r, r_cpu, r / c, r_cpu / c_cpu))
+    if has_python and place[1] == "memory" then
+      local p, p_cpu = best(python, place[2])
+      print((line .. "  recipe %.2fx its speed, %.2fx by cpu"):format(place[1],
+        "Python + cryptography (2 proc.)", p, n / p, p_cpu, p / r, p_cpu / r_cpu))
+    end
+  end
+  if not has_python then print("  (python3 with the cryptography package not found: no Python line)") end
+  sh("rm -rf " .. q(disk))
+end
+
+if os.getenv("BENCH_W2") ~= "0" then w2_bench() end
 
 sh("rm -rf " .. q(base) .. " " .. q(disk_base))

@@ -23,8 +23,11 @@
 #include "nvs_csv.h"
 #include "nvs_encoder.h"
 #include "nvs_file.h"
+#include "nvs_identity.h"
+#include "nvs_matter.h"
 #include "nvs_proc.h"
 #include "nvs_reader.h"
+#include "nvs_visibility.h"
 
 #define ENCODER_MT "nvsgen.encoder"
 #define XTS_MT "nvsgen.xts"
@@ -114,6 +117,9 @@ static void push_full(lua_State *L, const nvs_encoder *e, const char *what, cons
                     size_hex);
 }
 
+/* The longest start of a string cut by a NUL byte that a message quotes. */
+#define NUL_PREFIX_SHOWN 64u
+
 /* Pushes fail and a message naming `key` for core status `rc`. */
 static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, const char *key,
                           size_t klen, int value_index)
@@ -161,6 +167,20 @@ static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, con
         break;
     case NVS_ERR_TOO_MANY_CHUNKS:
         lua_pushfstring(L, "key '%s': blob needs more than %d chunks", key, NVS_BLOB_CHUNKS_MAX);
+        break;
+    case NVS_ERR_STR_NUL:
+        /* `value` is the string itself: %s shows it up to the NUL, which
+         * is what the firmware would read; a long one is only counted. */
+        if (e->detail_value == 0)
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at 1; firmware would read an "
+                            "empty string", key);
+        else if (e->detail_value <= NUL_PREFIX_SHOWN)
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at %I; firmware would read only "
+                            "'%s'", key, (lua_Integer)e->detail_value + 1, value);
+        else
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at %I; firmware would read only "
+                            "its first %I bytes", key, (lua_Integer)e->detail_value + 1,
+                            (lua_Integer)e->detail_value);
         break;
     default:
         lua_pushfstring(L, "key '%s': %s", key, nvs_encoder_strerror(rc));
@@ -1330,7 +1350,7 @@ static int l_encoder_write(lua_State *L)
     uint8_t *copy = NULL;
     const uint8_t *data;
     size_t len;
-    int rc = 0, crc = NVS_CRYPTO_OK;
+    int write_rc = 0, crypto_rc = NVS_CRYPTO_OK; /* -errno; enum nvs_crypto_err */
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 4, "invalid mode");
     luaL_argcheck(L, x == NULL || x->ctx != NULL, 5, "xts context is closed");
     data = nvs_encoder_image(e, &len);
@@ -1341,19 +1361,19 @@ static int l_encoder_write(lua_State *L)
         if (copy == NULL)
             return push_file_error(L, shown_path(L, 7, path), -ENOMEM);
         memcpy(copy, data, len);
-        crc = nvs_xts_image(x->ctx, copy, len, 1);
+        crypto_rc = nvs_xts_image(x->ctx, copy, len, 1);
         data = copy;
     }
-    if (crc == NVS_CRYPTO_OK) {
-        rc = write_as(folder, path, data, len, (mode_t)mode, how);
-        if (rc == 0 && hash)
-            crc = nvs_sha256(data, len, digest);
+    if (crypto_rc == NVS_CRYPTO_OK) {
+        write_rc = write_as(folder, path, data, len, (mode_t)mode, how);
+        if (write_rc == 0 && hash)
+            crypto_rc = nvs_sha256(data, len, digest);
     }
     free(copy);
-    if (crc != NVS_CRYPTO_OK)
-        return push_crypto_error(L, crc);
-    if (rc != 0)
-        return push_file_error(L, shown_path(L, 7, path), rc);
+    if (crypto_rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, crypto_rc);
+    if (write_rc != 0)
+        return push_file_error(L, shown_path(L, 7, path), write_rc);
     lua_pushinteger(L, (lua_Integer)len);
     if (!hash)
         return 1;
@@ -1617,6 +1637,820 @@ static int l_read(lua_State *L)
     return 1;
 }
 
+/* ==== identity: keys, certificates, requests, KDFs, Matter codes ============
+ * Everything of nvs_identity.h and nvs_matter.h, registered on the core
+ * table by register_identity() at the end of this block. */
+
+#define KEY_MT "nvsgen.key"
+#define CERT_MT "nvsgen.cert"
+#define CSR_MT "nvsgen.csr"
+#define IDBUF_MT "nvsgen.idbuf"
+
+/* A key: private unless loaded as a public key; a sealed key (a CA's)
+ * never gives its private part out. */
+typedef struct {
+    EVP_PKEY *pkey;
+    int has_private;
+    int sealed;
+} lkey;
+
+typedef struct {
+    X509 *x;
+} lcert;
+
+typedef struct {
+    X509_REQ *req;
+} lcsr;
+
+/* An encoding from the core (OPENSSL_malloc'd, may hold a private key),
+ * owned by a userdata anchored on the stack so that a memory error raised
+ * while it becomes a Lua string still frees (and wipes) it. */
+typedef struct {
+    uint8_t *p;
+    size_t n;
+} idbuf;
+
+static int l_idbuf_gc(lua_State *L)
+{
+    idbuf *b = (idbuf *)luaL_checkudata(L, 1, IDBUF_MT);
+    OPENSSL_clear_free(b->p, b->n);
+    b->p = NULL;
+    b->n = 0;
+    return 0;
+}
+
+static idbuf *push_idbuf(lua_State *L)
+{
+    idbuf *b = (idbuf *)lua_newuserdatauv(L, sizeof *b, 0);
+    b->p = NULL;
+    b->n = 0;
+    luaL_setmetatable(L, IDBUF_MT);
+    return b;
+}
+
+/* Pushes the buffer's bytes as a string, then wipes and frees it. */
+static int idbuf_result(lua_State *L, idbuf *b)
+{
+    lua_pushlstring(L, (const char *)b->p, b->n);
+    OPENSSL_clear_free(b->p, b->n);
+    b->p = NULL;
+    b->n = 0;
+    return 1;
+}
+
+static int push_id_error(lua_State *L, int rc)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, nvs_id_strerror(rc));
+    return 2;
+}
+
+static lkey *check_key(lua_State *L, int idx)
+{
+    lkey *k = (lkey *)luaL_checkudata(L, idx, KEY_MT);
+    luaL_argcheck(L, k->pkey != NULL, idx, "key is freed");
+    return k;
+}
+
+static lcert *check_cert(lua_State *L, int idx)
+{
+    lcert *c = (lcert *)luaL_checkudata(L, idx, CERT_MT);
+    luaL_argcheck(L, c->x != NULL, idx, "certificate is freed");
+    return c;
+}
+
+/* The certificate with its public key decoded (see nvs_id_cert_complete);
+ * raises only on memory exhaustion. */
+static X509 *whole_cert(lua_State *L, lcert *c)
+{
+    int rc = nvs_id_cert_complete(&c->x);
+    if (rc != NVS_ID_OK)
+        luaL_error(L, "certificate: %s", nvs_id_strerror(rc));
+    return c->x;
+}
+
+/* A new, empty key userdata on the stack (metatable set once it holds a key). */
+static lkey *new_key(lua_State *L)
+{
+    lkey *k = (lkey *)lua_newuserdatauv(L, sizeof *k, 0);
+    k->pkey = NULL;
+    k->has_private = 0;
+    k->sealed = 0;
+    return k;
+}
+
+/* core.key_generate(type) -> key | nil, message */
+static int l_key_generate(lua_State *L)
+{
+    const char *type = luaL_checkstring(L, 1);
+    lkey *k = new_key(L);
+    int rc;
+    k->pkey = nvs_id_key_generate(type, &rc);
+    if (k->pkey == NULL) {
+        luaL_pushfail(L);
+        if (rc == NVS_ID_EKEYTYPE)
+            lua_pushfstring(L, "unknown key type '%s' (p256, p384, ed25519, rsa2048, rsa3072)",
+                            type);
+        else
+            lua_pushstring(L, nvs_id_strerror(rc));
+        return 2;
+    }
+    k->has_private = 1;
+    luaL_setmetatable(L, KEY_MT);
+    return 1;
+}
+
+/* core.key_load(bytes [, public]) -> key | nil, message */
+static int l_key_load(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    int public_only = lua_toboolean(L, 2);
+    lkey *k = new_key(L);
+    int rc;
+    k->pkey = public_only ? nvs_id_pubkey_load(data, len, &rc) : nvs_id_key_load(data, len, &rc);
+    if (k->pkey == NULL) {
+        luaL_pushfail(L);
+        lua_pushstring(L, public_only ? "not a public key in PEM or DER" : nvs_id_strerror(rc));
+        return 2;
+    }
+    k->has_private = !public_only;
+    luaL_setmetatable(L, KEY_MT);
+    return 1;
+}
+
+static int l_key_gc(lua_State *L)
+{
+    lkey *k = (lkey *)luaL_checkudata(L, 1, KEY_MT);
+    /* OpenSSL clears the private scalar or seed when it frees the key */
+    EVP_PKEY_free(k->pkey);
+    k->pkey = NULL;
+    return 0;
+}
+
+static int l_key_tostring(lua_State *L)
+{
+    lkey *k = (lkey *)luaL_checkudata(L, 1, KEY_MT);
+    const char *type = k->pkey != NULL ? nvs_id_key_type(k->pkey) : NULL;
+    lua_pushfstring(L, "nvsgen.key (%s%s)", k->pkey == NULL ? "freed" : type ? type : "other",
+                    k->pkey != NULL && !k->has_private ? ", public" : "");
+    return 1;
+}
+
+/* key:type() -> "p256" | "p384" | "ed25519" | "rsa2048" | "rsa3072" | "rsa" | nil */
+static int l_key_type(lua_State *L)
+{
+    const char *type = nvs_id_key_type(check_key(L, 1)->pkey);
+    if (type == NULL)
+        luaL_pushfail(L);
+    else
+        lua_pushstring(L, type);
+    return 1;
+}
+
+/* key:has_private() -> boolean */
+static int l_key_has_private(lua_State *L)
+{
+    lkey *k = check_key(L, 1);
+    lua_pushboolean(L, k->has_private && !k->sealed);
+    return 1;
+}
+
+/* key:seal(): its private part is never exported again */
+static int l_key_seal(lua_State *L)
+{
+    check_key(L, 1)->sealed = 1;
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* key:<form>() -> bytes | nil, message; the form is the closure's upvalue */
+static int l_key_export(lua_State *L)
+{
+    lkey *k = check_key(L, 1);
+    int form = (int)lua_tointeger(L, lua_upvalueindex(1));
+    int private_form = form == NVS_ID_PRIV_PKCS8_DER || form == NVS_ID_PRIV_SEC1_DER ||
+                       form == NVS_ID_PRIV_PEM || form == NVS_ID_PRIV_RAW;
+    idbuf *b;
+    int rc;
+    if (private_form && k->sealed) {
+        luaL_pushfail(L);
+        lua_pushstring(L, "the private key of a CA is never exported");
+        return 2;
+    }
+    if (private_form && !k->has_private)
+        return push_id_error(L, NVS_ID_EPUBLIC);
+    b = push_idbuf(L);
+    rc = nvs_id_key_export(k->pkey, form, &b->p, &b->n);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    return idbuf_result(L, b);
+}
+
+/* key:matches(other) -> boolean: same public key (other a key or certificate) */
+static int l_key_matches(lua_State *L)
+{
+    lkey *k = check_key(L, 1);
+    lcert *c = (lcert *)luaL_testudata(L, 2, CERT_MT);
+    if (c != NULL) {
+        luaL_argcheck(L, c->x != NULL, 2, "certificate is freed");
+        lua_pushboolean(L, nvs_id_cert_check_key(whole_cert(L, c), k->pkey) == NVS_ID_OK);
+    } else {
+        lua_pushboolean(L, nvs_id_key_public_equal(k->pkey, check_key(L, 2)->pkey));
+    }
+    return 1;
+}
+
+/* Reads the flat list {name1, value1, name2, value2, ...} at idx (nil:
+ * none) into a userdata-held array left on the stack; returns the array
+ * and its pair count. The strings stay alive in the table. */
+static nvs_id_pair *get_pairs(lua_State *L, int idx, size_t *n, const char *what)
+{
+    nvs_id_pair *pairs;
+    lua_Integer len, i;
+    *n = 0;
+    if (lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        return NULL;
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    len = luaL_len(L, idx);
+    if (len % 2 != 0)
+        luaL_error(L, "%s: names and values must alternate", what);
+    pairs = (nvs_id_pair *)lua_newuserdatauv(L, sizeof *pairs * (size_t)(len / 2 + 1), 0);
+    for (i = 0; i < len; i++) {
+        const char *s;
+        lua_geti(L, idx, i + 1);
+        s = lua_tostring(L, -1);
+        if (s == NULL || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s: item %d is not a string", what, (int)(i + 1));
+        lua_pop(L, 1); /* still referenced by the table */
+        if (i % 2 == 0)
+            pairs[i / 2].name = s;
+        else
+            pairs[i / 2].value = s;
+    }
+    *n = (size_t)(len / 2);
+    return pairs;
+}
+
+/* Pushes fail, the message, and the 1-based index of the refused pair. */
+static int push_pair_error(lua_State *L, int rc, size_t bad)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, nvs_id_strerror(rc));
+    if (rc == NVS_ID_ESUBJECT || rc == NVS_ID_EEXTENSION) {
+        lua_pushinteger(L, (lua_Integer)bad + 1);
+        return 3;
+    }
+    return 2;
+}
+
+static lcert *new_cert(lua_State *L)
+{
+    lcert *c = (lcert *)lua_newuserdatauv(L, sizeof *c, 0);
+    c->x = NULL;
+    return c;
+}
+
+/* core.cert_issue(subject, extensions, not_before, not_after, subject_key,
+ *                 issuer_cert|nil, issuer_key) -> cert | nil, message [, index] */
+static int l_cert_issue(lua_State *L)
+{
+    nvs_id_cert_spec spec;
+    lkey *subject_key, *issuer_key;
+    lcert *issuer = NULL, *c;
+    size_t bad = 0;
+    int rc;
+    lua_settop(L, 7); /* the arrays made below go above the arguments */
+    memset(&spec, 0, sizeof spec);
+    spec.not_before = (int64_t)luaL_checkinteger(L, 3);
+    spec.not_after = (int64_t)luaL_checkinteger(L, 4);
+    subject_key = check_key(L, 5);
+    if (!lua_isnil(L, 6))
+        issuer = check_cert(L, 6);
+    issuer_key = check_key(L, 7);
+    luaL_argcheck(L, issuer_key->has_private, 7, "issuer key has no private part");
+    spec.subject = get_pairs(L, 1, &spec.n_subject, "subject");
+    spec.extensions = get_pairs(L, 2, &spec.n_extensions, "extensions");
+    c = new_cert(L);
+    rc = nvs_id_cert_issue(&spec, subject_key->pkey, issuer ? issuer->x : NULL,
+                           issuer_key->pkey, &c->x, &bad);
+    if (rc != NVS_ID_OK)
+        return push_pair_error(L, rc, bad);
+    luaL_setmetatable(L, CERT_MT);
+    return 1;
+}
+
+/* core.cert_load(bytes) -> cert | nil, message */
+static int l_cert_load(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    lcert *c = new_cert(L);
+    int rc;
+    c->x = nvs_id_cert_load(data, len, &rc);
+    if (c->x == NULL)
+        return push_id_error(L, rc);
+    luaL_setmetatable(L, CERT_MT);
+    return 1;
+}
+
+static int l_cert_gc(lua_State *L)
+{
+    lcert *c = (lcert *)luaL_checkudata(L, 1, CERT_MT);
+    X509_free(c->x);
+    c->x = NULL;
+    return 0;
+}
+
+static int l_cert_tostring(lua_State *L)
+{
+    lcert *c = (lcert *)luaL_checkudata(L, 1, CERT_MT);
+    lua_pushstring(L, c->x == NULL ? "nvsgen.cert (freed)" : "nvsgen.cert");
+    return 1;
+}
+
+/* cert:der() / cert:pem() -> bytes (upvalue: pem) */
+static int l_cert_export(lua_State *L)
+{
+    lcert *c = check_cert(L, 1);
+    idbuf *b = push_idbuf(L);
+    int rc = nvs_id_cert_export(c->x, (int)lua_tointeger(L, lua_upvalueindex(1)), &b->p, &b->n);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    return idbuf_result(L, b);
+}
+
+/* Pushes an X509_NAME as one RFC 2253 line; values of attributes OpenSSL
+ * has no name for (Matter's vendor ID) as text rather than a hex dump. */
+static int push_name(lua_State *L, const X509_NAME *name)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    long n;
+    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~XN_FLAG_DUMP_UNKNOWN_FIELDS) < 0) {
+        BIO_free(bio);
+        return push_id_error(L, NVS_ID_EOPENSSL);
+    }
+    n = BIO_get_mem_data(bio, &p);
+    /* copy before freeing: the push may raise, so hold nothing across it */
+    {
+        luaL_Buffer lb;
+        luaL_buffinit(L, &lb);
+        luaL_addlstring(&lb, p != NULL ? p : "", n > 0 ? (size_t)n : 0);
+        BIO_free(bio);
+        luaL_pushresult(&lb);
+    }
+    return 1;
+}
+
+/* cert:subject() / cert:issuer() -> "CN=...,O=..." (upvalue: issuer) */
+static int l_cert_name(lua_State *L)
+{
+    lcert *c = check_cert(L, 1);
+    return push_name(L, lua_tointeger(L, lua_upvalueindex(1)) ? X509_get_issuer_name(c->x)
+                                                               : X509_get_subject_name(c->x));
+}
+
+/* cert:serial() -> the serial number's bytes (big-endian, as in DER) */
+static int l_cert_serial(lua_State *L)
+{
+    lcert *c = check_cert(L, 1);
+    const ASN1_INTEGER *s = X509_get0_serialNumber(c->x);
+    lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+    return 1;
+}
+
+/* cert:public_key() -> key (public only) */
+static int l_cert_public_key(lua_State *L)
+{
+    lcert *c = check_cert(L, 1);
+    lkey *k;
+    whole_cert(L, c);
+    k = new_key(L);
+    k->pkey = X509_get_pubkey(c->x);
+    if (k->pkey == NULL)
+        return push_id_error(L, NVS_ID_ECERT);
+    luaL_setmetatable(L, KEY_MT);
+    return 1;
+}
+
+/* cert:is_ca() -> boolean */
+static int l_cert_is_ca(lua_State *L)
+{
+    /* OpenSSL caches what it finds in the certificate: whole first */
+    lua_pushboolean(L, nvs_id_cert_check_ca(whole_cert(L, check_cert(L, 1))) == NVS_ID_OK);
+    return 1;
+}
+
+/* Reads the list of certificates at idx into a userdata-held array. */
+static X509 **get_certs(lua_State *L, int idx, size_t *n)
+{
+    X509 **list;
+    lua_Integer len, i;
+    *n = 0;
+    if (lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        return NULL;
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    len = luaL_len(L, idx);
+    list = (X509 **)lua_newuserdatauv(L, sizeof *list * (size_t)(len + 1), 0);
+    for (i = 0; i < len; i++) {
+        lcert *c;
+        lua_geti(L, idx, i + 1);
+        c = (lcert *)luaL_testudata(L, -1, CERT_MT);
+        if (c == NULL || c->x == NULL)
+            luaL_error(L, "certificate list: item %d is not a certificate", (int)(i + 1));
+        list[i] = whole_cert(L, c);
+        lua_pop(L, 1);
+    }
+    *n = (size_t)len;
+    return list;
+}
+
+/* cert:verify(roots [, chain [, at]]) -> true | nil, reason
+ * OpenSSL's X509_verify_cert against the trusted roots. */
+static int l_cert_verify(lua_State *L)
+{
+    lcert *c = check_cert(L, 1);
+    int64_t at = (int64_t)luaL_optinteger(L, 4, 0);
+    size_t n_roots, n_chain;
+    X509 **roots, **chain;
+    const char *reason = NULL;
+    int rc;
+    lua_settop(L, 4); /* the arrays made below go above the arguments */
+    whole_cert(L, c);
+    roots = get_certs(L, 2, &n_roots);
+    chain = get_certs(L, 3, &n_chain);
+    rc = nvs_id_cert_verify(c->x, roots, n_roots, chain, n_chain, at, &reason);
+    if (rc == NVS_ID_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    luaL_pushfail(L);
+    lua_pushstring(L, reason != NULL ? reason : nvs_id_strerror(rc));
+    return 2;
+}
+
+/* core.csr_make(subject, extensions, key) -> csr | nil, message [, index] */
+static int l_csr_make(lua_State *L)
+{
+    size_t n_subject, n_ext, bad = 0;
+    lkey *k = check_key(L, 3);
+    lua_settop(L, 3); /* the arrays made below go above the arguments */
+    const nvs_id_pair *subject, *ext;
+    lcsr *r;
+    int rc;
+    luaL_argcheck(L, k->has_private, 3, "key has no private part");
+    subject = get_pairs(L, 1, &n_subject, "subject");
+    ext = get_pairs(L, 2, &n_ext, "extensions");
+    r = (lcsr *)lua_newuserdatauv(L, sizeof *r, 0);
+    r->req = NULL;
+    rc = nvs_id_csr_make(subject, n_subject, ext, n_ext, k->pkey, &r->req, &bad);
+    if (rc != NVS_ID_OK)
+        return push_pair_error(L, rc, bad);
+    luaL_setmetatable(L, CSR_MT);
+    return 1;
+}
+
+static int l_csr_gc(lua_State *L)
+{
+    lcsr *r = (lcsr *)luaL_checkudata(L, 1, CSR_MT);
+    X509_REQ_free(r->req);
+    r->req = NULL;
+    return 0;
+}
+
+/* csr:der() / csr:pem() (upvalue: pem) */
+static int l_csr_export(lua_State *L)
+{
+    lcsr *r = (lcsr *)luaL_checkudata(L, 1, CSR_MT);
+    idbuf *b;
+    int rc;
+    luaL_argcheck(L, r->req != NULL, 1, "request is freed");
+    b = push_idbuf(L);
+    rc = nvs_id_csr_export(r->req, (int)lua_tointeger(L, lua_upvalueindex(1)), &b->p, &b->n);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    return idbuf_result(L, b);
+}
+
+/* csr:subject() */
+static int l_csr_subject(lua_State *L)
+{
+    lcsr *r = (lcsr *)luaL_checkudata(L, 1, CSR_MT);
+    luaL_argcheck(L, r->req != NULL, 1, "request is freed");
+    return push_name(L, X509_REQ_get_subject_name(r->req));
+}
+
+/* core.pbkdf2(digest, password, salt, iterations, length) -> bytes | nil, message */
+static int l_pbkdf2(lua_State *L)
+{
+    const char *digest = luaL_checkstring(L, 1);
+    size_t plen, slen;
+    const char *pass = luaL_checklstring(L, 2, &plen);
+    const char *salt = luaL_checklstring(L, 3, &slen);
+    lua_Integer iterations = luaL_checkinteger(L, 4);
+    lua_Integer length = luaL_checkinteger(L, 5);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    luaL_argcheck(L, iterations >= 1 && iterations <= 0x7fffffff, 4, "out of range");
+    luaL_argcheck(L, length >= 1 && length <= 0x100000, 5, "out of range");
+    out = (uint8_t *)luaL_buffinitsize(L, &b, (size_t)length);
+    rc = nvs_id_pbkdf2(digest, pass, plen, salt, slen, (unsigned)iterations, out,
+                       (size_t)length);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    luaL_pushresultsize(&b, (size_t)length);
+    return 1;
+}
+
+/* core.hkdf(digest, key, salt, info, length) -> bytes | nil, message */
+static int l_hkdf(lua_State *L)
+{
+    const char *digest = luaL_checkstring(L, 1);
+    size_t klen, slen, ilen;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    const char *salt = luaL_checklstring(L, 3, &slen);
+    const char *info = luaL_checklstring(L, 4, &ilen);
+    lua_Integer length = luaL_checkinteger(L, 5);
+    luaL_Buffer b;
+    uint8_t *out;
+    int rc;
+    luaL_argcheck(L, length >= 1 && length <= 255 * 64, 5, "out of range");
+    out = (uint8_t *)luaL_buffinitsize(L, &b, (size_t)length);
+    rc = nvs_id_hkdf(digest, key, klen, salt, slen, info, ilen, out, (size_t)length);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    luaL_pushresultsize(&b, (size_t)length);
+    return 1;
+}
+
+/* core.hmac(digest, key, data) -> bytes | nil, message */
+static int l_hmac(lua_State *L)
+{
+    const char *digest = luaL_checkstring(L, 1);
+    size_t klen, dlen, n = 0;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    const char *data = luaL_checklstring(L, 3, &dlen);
+    uint8_t out[NVS_ID_MAX_DIGEST];
+    int rc = nvs_id_hmac(digest, key, klen, data, dlen, out, &n);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    lua_pushlstring(L, (const char *)out, n);
+    return 1;
+}
+
+/* core.digest(digest, data) -> bytes | nil, message */
+static int l_digest(lua_State *L)
+{
+    const char *digest = luaL_checkstring(L, 1);
+    size_t dlen, n = 0;
+    const char *data = luaL_checklstring(L, 2, &dlen);
+    uint8_t out[NVS_ID_MAX_DIGEST];
+    int rc = nvs_id_digest(digest, data, dlen, out, &n);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    lua_pushlstring(L, (const char *)out, n);
+    return 1;
+}
+
+/* core.random_int(lo, hi) -> uniform integer in [lo, hi] | nil, message.
+ * Lua integers are signed: flipping the top bit maps them in order onto
+ * the unsigned range the core draws from. */
+static int l_random_int(lua_State *L)
+{
+    lua_Integer lo = luaL_checkinteger(L, 1);
+    lua_Integer hi = luaL_checkinteger(L, 2);
+    const uint64_t flip = (uint64_t)1 << 63;
+    uint64_t v = 0;
+    int rc;
+    luaL_argcheck(L, lo <= hi, 2, "interval is empty");
+    rc = nvs_id_random_uniform((uint64_t)lo ^ flip, (uint64_t)hi ^ flip, &v);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    lua_pushinteger(L, (lua_Integer)(v ^ flip));
+    return 1;
+}
+
+/* core.uuid4() -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" | nil, message */
+static int l_uuid4(lua_State *L)
+{
+    char text[37];
+    int rc = nvs_id_uuid4(text);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    lua_pushstring(L, text);
+    return 1;
+}
+
+static int push_matter_error(lua_State *L, int rc)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, nvs_matter_strerror(rc));
+    return 2;
+}
+
+/* core.matter_verifier(passcode, salt, iterations) -> 97 bytes | nil, message */
+static int l_matter_verifier(lua_State *L)
+{
+    lua_Integer passcode = luaL_checkinteger(L, 1);
+    size_t slen;
+    const char *salt = luaL_checklstring(L, 2, &slen);
+    lua_Integer iterations = luaL_checkinteger(L, 3);
+    uint8_t out[NVS_MATTER_VERIFIER_SIZE];
+    int rc;
+    if (passcode < 0 || passcode > 0xffffffff)
+        return push_matter_error(L, NVS_MATTER_EPASSCODE);
+    if (iterations < 0 || iterations > 0x7fffffff)
+        return push_matter_error(L, NVS_MATTER_EITERATIONS);
+    rc = nvs_matter_verifier((uint32_t)passcode, (const uint8_t *)salt, slen,
+                             (unsigned)iterations, out);
+    if (rc != NVS_MATTER_OK)
+        return push_matter_error(L, rc);
+    lua_pushlstring(L, (const char *)out, sizeof out);
+    return 1;
+}
+
+/* core.matter_passcode_valid(n) -> boolean */
+static int l_matter_passcode_valid(lua_State *L)
+{
+    lua_Integer p = luaL_checkinteger(L, 1);
+    lua_pushboolean(L, p >= 0 && p <= 0xffffffff && nvs_matter_passcode_valid((uint32_t)p));
+    return 1;
+}
+
+/* Reads field `name` of the table at 1 as an unsigned integer (default
+ * dflt when nil); an out-of-range value is left for the core to refuse. */
+static unsigned payload_field(lua_State *L, const char *name, lua_Integer dflt)
+{
+    lua_Integer v;
+    int isnum = 0;
+    lua_getfield(L, 1, name);
+    if (lua_isnil(L, -1)) {
+        v = dflt;
+    } else {
+        v = lua_tointegerx(L, -1, &isnum);
+        if (!isnum)
+            luaL_error(L, "payload field '%s': an integer expected", name);
+    }
+    lua_pop(L, 1);
+    if (v < 0 || v > 0x7fffffff)
+        v = 0x7fffffff; /* refused by the core as out of range */
+    return (unsigned)v;
+}
+
+/* core.matter_codes{vendor_id=, product_id=, discriminator=, passcode=
+ *   [, flow=0] [, discovery=2] [, version=0]} -> qr, manual | nil, message */
+static int l_matter_codes(lua_State *L)
+{
+    nvs_matter_payload p;
+    char qr[NVS_MATTER_QR_SIZE], manual[NVS_MATTER_MANUAL_SIZE];
+    int rc;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    p.version = payload_field(L, "version", 0);
+    p.vendor_id = payload_field(L, "vendor_id", -1);
+    p.product_id = payload_field(L, "product_id", -1);
+    p.flow = payload_field(L, "flow", 0);
+    p.discovery = payload_field(L, "discovery", 2);
+    p.discriminator = payload_field(L, "discriminator", -1);
+    p.passcode = payload_field(L, "passcode", -1);
+    rc = nvs_matter_qr(&p, qr);
+    if (rc == NVS_MATTER_OK)
+        rc = nvs_matter_manual(&p, manual);
+    if (rc != NVS_MATTER_OK)
+        return push_matter_error(L, rc);
+    lua_pushstring(L, qr);
+    lua_pushstring(L, manual);
+    return 2;
+}
+
+/* core.base38_encode(bytes) -> text */
+static int l_base38_encode(lua_State *L)
+{
+    size_t len;
+    const char *in = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    char *out;
+    luaL_argcheck(L, len <= 0x1000000, 1, "too long");
+    out = luaL_buffinitsize(L, &b, (len / 3 + 1) * 5 + 1);
+    luaL_pushresultsize(&b, nvs_base38_encode((const uint8_t *)in, len, out));
+    return 1;
+}
+
+/* core.verhoeff(digits) -> check digit 0-9 | nil */
+static int l_verhoeff(lua_State *L)
+{
+    size_t len;
+    const char *digits = luaL_checklstring(L, 1, &len);
+    int c = nvs_verhoeff_check(digits, len);
+    if (c < 0)
+        luaL_pushfail(L);
+    else
+        lua_pushinteger(L, c);
+    return 1;
+}
+
+static const luaL_Reg identity_functions[] = {
+    {"key_generate", l_key_generate},
+    {"key_load", l_key_load},
+    {"cert_issue", l_cert_issue},
+    {"cert_load", l_cert_load},
+    {"csr_make", l_csr_make},
+    {"pbkdf2", l_pbkdf2},
+    {"hkdf", l_hkdf},
+    {"hmac", l_hmac},
+    {"digest", l_digest},
+    {"random_int", l_random_int},
+    {"uuid4", l_uuid4},
+    {"matter_verifier", l_matter_verifier},
+    {"matter_passcode_valid", l_matter_passcode_valid},
+    {"matter_codes", l_matter_codes},
+    {"base38_encode", l_base38_encode},
+    {"verhoeff", l_verhoeff},
+    {NULL, NULL}};
+
+static const struct {
+    const char *name;
+    int form;
+} key_forms[] = {
+    {"private_der", NVS_ID_PRIV_PKCS8_DER}, {"private_sec1", NVS_ID_PRIV_SEC1_DER},
+    {"private_pem", NVS_ID_PRIV_PEM},       {"private_raw", NVS_ID_PRIV_RAW},
+    {"public_der", NVS_ID_PUB_DER},         {"public_pem", NVS_ID_PUB_PEM},
+    {"public_raw", NVS_ID_PUB_RAW},
+};
+
+/* Makes metatable `name` with metamethods `meta` and, as __index, a table
+ * of `methods`; leaves the __index table on the stack for more methods. */
+static void identity_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                           const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    lua_remove(L, -2);
+}
+
+/* Adds a closure of f with integer upvalue v as field `name` of the table on top. */
+static void set_closure(lua_State *L, const char *name, lua_CFunction f, int v)
+{
+    lua_pushinteger(L, v);
+    lua_pushcclosure(L, f, 1);
+    lua_setfield(L, -2, name);
+}
+
+/* Registers the classes, and the functions into the core table on top. */
+static void register_identity(lua_State *L)
+{
+    static const luaL_Reg key_meta[] = {
+        {"__gc", l_key_gc}, {"__close", l_key_gc}, {"__tostring", l_key_tostring}, {NULL, NULL}};
+    static const luaL_Reg key_methods[] = {{"type", l_key_type},
+                                           {"has_private", l_key_has_private},
+                                           {"seal", l_key_seal},
+                                           {"matches", l_key_matches},
+                                           {NULL, NULL}};
+    static const luaL_Reg cert_meta[] = {{"__gc", l_cert_gc},
+                                         {"__close", l_cert_gc},
+                                         {"__tostring", l_cert_tostring},
+                                         {NULL, NULL}};
+    static const luaL_Reg cert_methods[] = {{"serial", l_cert_serial},
+                                            {"public_key", l_cert_public_key},
+                                            {"is_ca", l_cert_is_ca},
+                                            {"verify", l_cert_verify},
+                                            {NULL, NULL}};
+    static const luaL_Reg csr_meta[] = {{"__gc", l_csr_gc}, {"__close", l_csr_gc}, {NULL, NULL}};
+    static const luaL_Reg csr_methods[] = {{"subject", l_csr_subject}, {NULL, NULL}};
+    static const luaL_Reg idbuf_meta[] = {{"__gc", l_idbuf_gc}, {NULL, NULL}};
+    size_t i;
+
+    identity_class(L, KEY_MT, key_meta, key_methods);
+    for (i = 0; i < sizeof key_forms / sizeof key_forms[0]; i++)
+        set_closure(L, key_forms[i].name, l_key_export, key_forms[i].form);
+    lua_pop(L, 1);
+    identity_class(L, CERT_MT, cert_meta, cert_methods);
+    set_closure(L, "der", l_cert_export, 0);
+    set_closure(L, "pem", l_cert_export, 1);
+    set_closure(L, "subject", l_cert_name, 0);
+    set_closure(L, "issuer", l_cert_name, 1);
+    lua_pop(L, 1);
+    identity_class(L, CSR_MT, csr_meta, csr_methods);
+    set_closure(L, "der", l_csr_export, 0);
+    set_closure(L, "pem", l_csr_export, 1);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, IDBUF_MT);
+    luaL_setfuncs(L, idbuf_meta, 0);
+    lua_pop(L, 1);
+    luaL_setfuncs(L, identity_functions, 0);
+}
+
+/* ==== end of identity ====================================================== */
+
 /* ---- module ----------------------------------------------------------------- */
 
 static const luaL_Reg encoder_methods[] = {
@@ -1629,6 +2463,25 @@ static const luaL_Reg encoder_metamethods[] = {{"__gc", l_encoder_gc},
                                                {"__close", l_encoder_gc},
                                                {"__tostring", l_encoder_tostring},
                                                {NULL, NULL}};
+
+/* ---- read-back: partition tables ---------------------------------------------
+ * Bindings the read-back features (flash dumps, their partition tables)
+ * add; kept together here. */
+
+/* core.md5(data) -> 16 raw bytes: the digest entry of a partition table. */
+static int l_md5(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    uint8_t out[NVS_MD5_SIZE];
+    int rc = nvs_md5(data, len, out);
+    if (rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, rc);
+    lua_pushlstring(L, (const char *)out, sizeof out);
+    return 1;
+}
+
+/* ---- end of read-back bindings ------------------------------------------- */
 
 static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
@@ -1643,12 +2496,14 @@ static const luaL_Reg core_functions[] = {
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
     {"read", l_read},
+    {"md5", l_md5}, /* read-back */
     {"csv_plain_fields", l_csv_plain_fields}, {"csv_plain_count", l_csv_plain_count},
     {NULL, NULL}};
 
-int luaopen_nvsgen_core(lua_State *L);
+/* The module's one exported symbol (see nvs_visibility.h). */
+NVS_EXPORT int luaopen_nvsgen_core(lua_State *L);
 
-int luaopen_nvsgen_core(lua_State *L)
+NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
 {
     luaL_newmetatable(L, ENCODER_MT);
     luaL_setfuncs(L, encoder_metamethods, 0);
@@ -1674,6 +2529,12 @@ int luaopen_nvsgen_core(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, core_functions);
+    /* The errno value file writes return third when the file exists and
+     * is not to be replaced: Lua code compares with it, not with a number
+     * that differs between systems. */
+    lua_pushinteger(L, EEXIST);
+    lua_setfield(L, -2, "EEXIST");
+    register_identity(L);
     open_batch(L);
     return 1;
 }

@@ -6,6 +6,10 @@
 #ifndef NVS_PROC_H
 #define NVS_PROC_H
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 /* Takes the lock of an output folder: file `name` in `folder` (made 0600
  * if missing, never through a symbolic link), locked with flock(2).  A
  * flock lock belongs to the open file, not to the process: no other
@@ -49,5 +53,7 @@ int nvs_watch_gone(int fd);
  * os.exit) prints `message` and exits with status 1; NULL ends the guard.
  * 0 or a negative errno value. */
 int nvs_exit_guard(const char *message);
+
+NVS_HIDDEN_END
 
 #endif

@@ -7,8 +7,8 @@
 -- unit-N-nvs.bin, unit-N-nvs_keys.bin and unit-N.flash_args (with --merged
 -- unit-N.merged.bin, with --hex unit-N.hex).
 --
---   lua5.4 examples/two_partitions.lua --serial-range 1000-1009 --outdir out --merged --hex
---   esptool.py write_flash @out/unit-1000.flash_args
+--   lua5.4 examples/two_partitions.lua --serial-range 1000-1009 --outdir out/two_partitions --merged --hex
+-- and then, to flash unit 1000: esptool.py write_flash @out/two_partitions/unit-1000.flash_args
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath

@@ -1,5 +1,5 @@
 --- nvsgen.crypto: NVS encryption (XTS-AES-256 per entry), keys partitions,
--- the HMAC-based key scheme, randomness and hashes.
+-- the HMAC-based key scheme, randomness, hashes, KDFs and HMAC.
 --
 --     local crypto = require("nvsgen.crypto")
 --     local key = crypto.generate_key()              -- 64 bytes
@@ -12,9 +12,9 @@
 
 local files = require("nvsgen.files")
 local core = require("nvsgen.core")
+local options = require("nvsgen.options")
+local pages = require("nvsgen.pages")
 
-local byte, sub, unpack = string.byte, string.sub, string.unpack
-local crc32 = core.crc32
 
 local M = {}
 
@@ -45,6 +45,32 @@ M.xts = core.xts
 --- Encrypts an image string (or a core encoder's image) with a 64-byte key.
 M.encrypt_image = core.encrypt_image
 
+--- PBKDF2-HMAC-SHA256 and -SHA512: (password, salt, iterations, length)
+-- -> bytes.
+function M.pbkdf2_sha256(password, salt, iterations, length)
+  return core.pbkdf2("SHA256", password, salt, iterations, length)
+end
+
+function M.pbkdf2_sha512(password, salt, iterations, length)
+  return core.pbkdf2("SHA512", password, salt, iterations, length)
+end
+
+--- HKDF (RFC 5869) with SHA-256 (or `digest`: "SHA384", "SHA512"):
+-- (key, salt, info, length) -> bytes; salt and info may be "".
+function M.hkdf(key, salt, info, length, digest)
+  return core.hkdf(digest or "SHA256", key, salt, info, length)
+end
+
+--- HMAC-SHA256 (or `digest`: "SHA1", "SHA384", "SHA512") of `data`.
+function M.hmac(key, data, digest)
+  return core.hmac(digest or "SHA256", key, data)
+end
+
+--- SHA-512 of `data`, 64 raw bytes.
+function M.sha512(data)
+  return core.digest("SHA512", data)
+end
+
 --- SHA-256 of `data`, 32 raw bytes.
 function M.sha256(data)
   return core.sha256(data)
@@ -68,61 +94,36 @@ function M.read_keys(path)
   return key
 end
 
+local WRITE_KEYS_OPTIONS = { replace = true }
+
 --- Writes the keys partition of `key` to `path`, mode 0600, atomically.
 -- Refuses an existing file unless `opts.replace` is true. Returns true, or
 -- nil and a message.
 function M.write_keys(path, key, opts)
+  if opts ~= nil then
+    options.check(opts, WRITE_KEYS_OPTIONS, "crypto.write_keys", 2)
+    if opts.replace ~= nil and type(opts.replace) ~= "boolean" then
+      error("crypto.write_keys: option 'replace' must be a boolean, got " .. type(opts.replace), 2)
+    end
+  end
   local replace = opts ~= nil and opts.replace == true
   return core.write_keys(path, key, replace and "replace" or "atomic_new")
 end
 
--- Two bits per entry in the bitmap at offset 32 of each page.
-local ENTRIES, WRITTEN = 126, 2
-
-local function entry_state(page, offset, i)
-  local b = byte(page, offset + 33 + (i >> 2))
-  return (b >> (2 * (i & 3))) & 3
-end
-
---- Checks the item headers of a plain image: returns how many fail their
--- CRC and how many written entries were checked as headers (an entry whose
--- CRC fails is taken as a one-entry item). A header's CRC covers its bytes
--- 0-3 and 8-31.
-function M.check_items(image)
-  local failed, checked = 0, 0
-  for offset = 0, #image - 4096, 4096 do
-    local i = 0
-    while i < ENTRIES do
-      if entry_state(image, offset, i) == WRITTEN then
-        local at = offset + 64 + 32 * i
-        local stored = unpack("<I4", image, at + 5)
-        checked = checked + 1
-        local span = 1
-        if crc32(sub(image, at + 1, at + 4) .. sub(image, at + 9, at + 32)) == stored then
-          span = byte(image, at + 3)
-          if span < 1 or i + span > ENTRIES then span = 1 end
-        else
-          failed = failed + 1
-        end
-        i = i + span
-      else
-        i = i + 1
-      end
-    end
-  end
-  return failed, checked
-end
+--- Checks the item headers of a plain image (nvsgen.pages.check_items).
+M.check_items = pages.check_items
 
 --- Decrypts an encrypted image with its 64-byte key, entry by entry as the
--- bitmaps say. A wrong key shows as item headers whose CRC fails: then nil
--- and "wrong key: N of M entries fail their CRC check".
+-- bitmaps say. A wrong key shows as item headers that all fail their CRC
+-- (nvsgen.pages.wrong_key): then nil and "wrong key: N of M entries fail
+-- their CRC check". A damaged entry with the right key is no wrong key.
 function M.decrypt_image(image, key)
+  -- Nothing to decrypt is no image: an empty file must not give an empty one.
+  if type(image) == "string" and #image == 0 then return nil, "image is empty (0 bytes)" end
   local plain, err = core.decrypt_image(key, image)
   if not plain then return nil, err end
-  local failed, checked = M.check_items(plain)
-  if failed > 0 then
-    return nil, ("wrong key: %d of %d entries fail their CRC check"):format(failed, checked)
-  end
+  local wrong = pages.wrong_key(plain)
+  if wrong then return nil, wrong end
   return plain
 end
 

@@ -13,6 +13,7 @@
 -- non-raising form for data-driven callers such as the CSV generator.
 
 local core = require("nvsgen.core")
+local options = require("nvsgen.options")
 
 local M = {}
 
@@ -32,18 +33,17 @@ local REAL_KINDS = { float = true, double = true }
 local Partition = {}
 Partition.__index = Partition
 
---- Rejects option-table fields the function does not know, so a typo in a
--- recipe fails loudly instead of being ignored.
-function M.check_options(opts, known, what, level)
-  if type(opts) ~= "table" then
-    error(("%s: options table expected, got %s"):format(what, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(("%s: unknown option '%s'"):format(what, tostring(k)), level + 1)
-    end
-  end
-end
+--- Rejects option-table fields the function does not know (see
+-- nvsgen.options): check_options(opts, known, what, level).
+M.check_options = options.check
+
+--- File modes of the files the library writes (Lua has no octal literals).
+M.FILE_MODE = tonumber("644", 8)   -- rw-r--r--: images, CSV files
+M.SECRET_MODE = tonumber("600", 8) -- rw-------: keys, HMAC keys
+
+--- The errno value write_file and write_image return third when the file
+-- exists and is not to be replaced (it differs between systems).
+M.EEXIST = core.EEXIST
 
 local PARTITION_OPTIONS = { size = true, version = true, key = true, keyfile = true }
 
@@ -183,10 +183,24 @@ function Partition:image()
   return self.encoder:image()
 end
 
+local WRITE_OPTIONS = { replace = true, mode = true }
+
 --- Writes the image to `path` atomically. Returns true, or nil and a message.
--- `opts.replace = false` refuses to overwrite an existing file.
+-- `opts.replace = false` refuses to overwrite an existing file; `opts.mode`
+-- is the file's mode (default FILE_MODE).
 function Partition:write(path, opts)
-  opts = opts or {}
+  if opts == nil then
+    opts = {}
+  else
+    options.check(opts, WRITE_OPTIONS, "partition:write", 2)
+  end
+  if opts.replace ~= nil and type(opts.replace) ~= "boolean" then
+    error("partition:write: option 'replace' must be a boolean, got " .. type(opts.replace), 2)
+  end
+  local mode = opts.mode
+  if mode ~= nil and (math.type(mode) ~= "integer" or mode < 0 or mode > tonumber("7777", 8)) then
+    error("partition:write: option 'mode' must be a file mode, got " .. tostring(mode), 2)
+  end
   -- Straight from the encoder's buffer: no copy of the image as a string.
   local written, err = self:write_image(path, opts.replace == false and "atomic_new" or "replace", opts.mode)
   if not written then return nil, err end
@@ -200,7 +214,7 @@ end
 -- With `folder` (core.folder), `path` is a name in it.
 -- Returns the size written [and the hash], or nil and a message.
 function Partition:write_image(path, how, mode, hash, folder)
-  return self.encoder:write(path, how, mode or 420, self.xts, hash, folder)
+  return self.encoder:write(path, how, mode or M.FILE_MODE, self.xts, hash, folder)
 end
 
 --- Empties the partition so the same object can build the next unit.
@@ -215,6 +229,17 @@ end
 
 M.Partition = Partition
 
+--- A partition holding the items of an existing image (bytes or path,
+-- with an optional key or keys file, and nvsgen.read's options), to
+-- change, add (`p:u8(...)`...) and remove (`p:remove(ns, key)`) items and
+-- write it as a fresh image. Returns it, or nil and a message.
+-- See nvsgen.edit.
+local from_image
+function M.from_image(source, key, opts)
+  from_image = from_image or require("nvsgen.edit").install(M)
+  return from_image(source, key, opts)
+end
+
 -- Codecs and helpers the command lines and recipes share.
 M.hex_decode = core.hex_decode
 M.hex_encode = core.hex_encode
@@ -222,10 +247,24 @@ M.base64_decode = core.base64_decode
 M.base64_encode = core.base64_encode
 M.write_file = core.write_file
 
+-- The read-back side loads on first use: a batch or a single
+-- nvs_partition_gen run starts without it. (None of it requires this
+-- module, so these are no cycles.)
+
 --- Reads an image (bytes or path, with an optional key or keys file) back:
 -- namespaces, typed values and problems. See nvsgen.reader.
 function M.read(source, keys, opts)
   return require("nvsgen.reader").read(source, keys, opts)
+end
+
+--- The reference CSV of a read result (nvsgen.export).
+function M.to_csv(r, opts)
+  return require("nvsgen.export").to_csv(r, opts)
+end
+
+--- nvsgen's JSON document of a read result (nvsgen.json).
+function M.to_json(r, name)
+  return require("nvsgen.json").to_json(r, name)
 end
 
 return M

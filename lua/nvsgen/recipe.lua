@@ -26,6 +26,10 @@
 -- Relative paths in a recipe (`u:file`, the `values` field) are taken from
 -- the folder of the recipe's script, so a recipe works from any folder.
 
+-- First: a script started by Lua 5.1 to 5.3 goes on under Lua 5.4 (so this
+-- file must stay readable by every Lua from 5.1 on; see nvsgen.lua54).
+require("nvsgen.lua54")
+
 local type, error, setmetatable, ipairs, pairs = type, error, setmetatable, ipairs, pairs
 local format = string.format
 

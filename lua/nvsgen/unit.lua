@@ -120,6 +120,51 @@ function Unit:random_hex(n)
   return hex
 end
 
+-- Identity helpers: each delegates to nvsgen.identity or the core, so
+-- the unit runtime only adds the unit's own context (its folder, the
+-- batch-wide CA cache).
+
+--- A uniform integer in [lo, hi] from the CSPRNG (no modulo bias).
+function Unit.random_int(_, lo, hi)
+  if math.type(lo) ~= "integer" or math.type(hi) ~= "integer" then
+    raise("random_int: integer bounds expected")
+  end
+  if lo > hi then raise(format("random_int: empty interval [%d, %d]", lo, hi)) end
+  local v, err = core.random_int(lo, hi)
+  if not v then raise(err) end
+  return v
+end
+
+--- A random (version 4) UUID, 36 lowercase characters.
+function Unit.uuid(_)
+  local v, err = core.uuid4()
+  if not v then raise(err) end
+  return v
+end
+
+-- CAs loaded by u:ca, by their paths: once per batch (per process).
+local cas = {}
+
+--- The CA whose certificate and key are the files `cert` and `key`
+-- (relative to the recipe's folder; PEM or DER), loaded at its first use
+-- and kept for the batch. Raises when a file is unreadable, the
+-- certificate is not a CA's or the key is not its key.
+function Unit:ca(cert, key)
+  if type(cert) ~= "string" or type(key) ~= "string" then
+    raise("ca: paths of the certificate and of the key expected")
+  end
+  local cert_path, key_path = self:path(cert), self:path(key)
+  local id = cert_path .. "\0" .. key_path
+  local ca = cas[id]
+  if not ca then
+    local err
+    ca, err = require("nvsgen.identity").load_ca{ cert = cert_path, key = key_path }
+    if not ca then raise(err) end
+    cas[id] = ca
+  end
+  return ca
+end
+
 --- Records `value` (a string or number) for the manifest's column `name`
 -- and returns it, so `u:string("K", u:export("K", v))` reads naturally.
 function Unit:export(name, value)

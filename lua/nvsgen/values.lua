@@ -61,7 +61,10 @@ function M.real(text)
   local plain = t:gsub("(%d)_(%d)", "%1%2")
   if plain:match("^[+-]?%d*%.?%d*[eE]?[+-]?%d*$") and plain:find("%d") then
     local v = tonumber(plain)
-    if v then return v + 0.0 end
+    -- As float() does, -0 is -0.0: adding 0.0 would drop its sign.
+    if math.type(v) == "integer" then v = v + 0.0 end
+    if v == 0 and plain:sub(1, 1) == "-" then v = -0.0 end
+    if v then return v end
   end
   return nil, ("'%s' is not a number"):format(text)
 end

@@ -380,7 +380,7 @@ end
 
 -- With a folder (core.folder), `path` is a name in it.
 local function write_new(path, data, mode, folder)
-  local ok, err = nvsgen.write_file(path, data, mode or 420, false, folder)
+  local ok, err = nvsgen.write_file(path, data, mode or nvsgen.FILE_MODE, false, folder)
   if ok then return true end
   return nil, already_exists(err)
 end
@@ -509,7 +509,7 @@ local function emit_unit(job, id, text, line)
   local ok, err = write_new(csv_file, text, nil, folders.csv)
   local csv_done, hmac_done, keys_done = ok, false, false
   if ok and hmac then
-    ok, err = write_new(hmac_file, hmac, 384, folders.keys)
+    ok, err = write_new(hmac_file, hmac, nvsgen.SECRET_MODE, folders.keys)
     hmac_done = ok
   end
   if ok and keys_file then
@@ -921,7 +921,7 @@ local function generate(argv)
     end
     if job.batch_hmac then
       local ok
-      ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], 384)
+      ok, err = write_new(job.batch_hmac[2], job.batch_hmac[1], nvsgen.SECRET_MODE)
       if not ok then raise(err) end
     end
   end)
@@ -960,7 +960,7 @@ local function generate_key(argv)
     make_dir(path:match("^(.*)/[^/]*$") or ".")
   end
   if hmac then
-    local ok, err = write_new(hmac_path, hmac, 384)
+    local ok, err = write_new(hmac_path, hmac, nvsgen.SECRET_MODE)
     if not ok then raise(err) end
   end
   local ok, err = crypto.write_keys(keys_path, key)

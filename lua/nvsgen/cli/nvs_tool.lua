@@ -10,765 +10,104 @@
 -- then the problems nvsgen.read finds, and exits 1 when there is any such
 -- problem. `-f json` prints nvsgen's own stable JSON (see README.md).
 
-local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
-local core = require("nvsgen.core")
+local dumps = require("nvsgen.dumps")
+local flash = require("nvsgen.flash")
+local json = require("nvsgen.json")
+local pages = require("nvsgen.pages")
+local report = require("nvsgen.report")
+local verify = require("nvsgen.verify")
 
-local byte, char, concat, fmt = string.byte, string.char, table.concat, string.format
-local unpack = string.unpack
+local fmt = string.format
 
 local M = {}
 
 local PROG = "nvs_tool"
-local PAGE, ENTRY, ENTRIES = 4096, 32, 126
+local PAGE = 4096
 
 M.SPEC = {
   prog = PROG,
-  summary = "Print and check an ESP-IDF NVS partition image (plain or encrypted).",
-  positionals = { { name = "file", help = "NVS partition image to read" } },
+  summary = "Print and check an ESP-IDF NVS partition image (plain or encrypted), or a whole flash dump.",
+  positionals = { { name = "file", optional = true, help = "NVS partition image or flash dump to read" } },
   options = {
     { "--integrity-check", alias = "-i", flag = true,
       help = "(-i) check the image; exit 1 if the firmware would find a problem" },
-    { "--dump", alias = "-d", metavar = "TYPE", default = "all",
-      choices = { "all", "written", "minimal", "namespaces", "blobs", "storage_info", "none" },
+    { "--dump", alias = "-d", metavar = "TYPE", default = "all", choices = dumps.NAMES,
       help = "(-d) what to print: all, written, minimal, namespaces, blobs, storage_info or none" },
     { "--color", metavar = "WHEN", default = "auto", choices = { "never", "auto", "always" },
       help = "colour the output: never, auto (on a terminal) or always" },
-    { "--format", alias = "-f", metavar = "FORMAT", default = "text", choices = { "text", "json" },
-      help = "(-f) output format, text or json; json ignores --dump" },
+    { "--format", alias = "-f", metavar = "FORMAT", default = "text", choices = { "text", "json", "csv" },
+      help = "(-f) output format: text, json, or csv (the CSV nvs_partition_gen rebuilds it from)" },
     { "--keys", metavar = "KEYS.bin", help = "keys partition file to decrypt the image with" },
+    { "--outdir", metavar = "DIR", help = "with -f csv: write blobs of 1024 bytes or more to files in DIR" },
+    { "--partition", metavar = "NAME", help = "FILE is a flash dump: read its partition NAME"
+      .. " (default: the first data,nvs one)" },
+    { "--partition-table-offset", metavar = "N", help = "FILE is a flash dump whose partition table"
+      .. " is at N (default 0x8000)" },
+    { "--list-partitions", flag = true, help = "FILE is a flash dump: print its partition table" },
+    { "--verify", metavar = "OUTDIR", help = "check the batch in OUTDIR against its manifest.csv" },
   },
 }
 
--- ---- the raw view nvs_tool.py prints ---------------------------------------
---
--- Every slot as nvs_tool.py models it: a top-level entry takes the next
--- span - 1 slots as its data (cut at the page end), whatever the bitmap says.
+-- The library pieces this command line prints, under the names it has
+-- always given them.
+M.parse = pages.parse
+M.problem_line = report.problem_line
+M.json = json.to_json
 
-local PAGE_STATUS = {
-  [0xFFFFFFFF] = "Empty", [0xFFFFFFFE] = "Active", [0xFFFFFFFC] = "Full",
-  [0xFFFFFFF8] = "Erasing", [0x00000000] = "Corrupted",
-}
-local ENTRY_STATE = { [3] = "Empty", [2] = "Written", [0] = "Erased", [1] = "Invalid" }
-local TYPE_NAME = {
-  [0x01] = "uint8_t", [0x11] = "int8_t", [0x02] = "uint16_t", [0x12] = "int16_t",
-  [0x04] = "uint32_t", [0x14] = "int32_t", [0x08] = "uint64_t", [0x18] = "int64_t",
-  [0x24] = "float", [0x28] = "double",
-  [0x21] = "string", [0x41] = "blob", [0x42] = "blob_data", [0x48] = "blob_index",
-}
-local KNOWN_TYPE = {}
-for _, name in pairs(TYPE_NAME) do KNOWN_TYPE[name] = true end
-local VAR_TYPES = { string = true, blob = true, blob_data = true }
-
-local function all_ff(s)
-  return not s:find("[^\255]")
-end
-
--- A u64 above 2^63-1 as the digits Python prints.
-local function u64_text(v)
-  if v >= 0 then return v end
-  local q = (v >> 1) // 5
-  return fmt("%d%d", q, v - q * 10)
-end
-
---- One top-level slot. `span` is the byte as stored (shown and checked as
--- nvs_tool.py does); `walk` the slots it takes.
-local function parse_entry(raw, index, state)
-  local e = { raw = raw, index = index, state = state, is_empty = all_ff(raw), children = {} }
-  local t = byte(raw, 2)
-  e.ns, e.type_code, e.span, e.chunk_index = byte(raw, 1), t, byte(raw, 3), byte(raw, 4)
-  e.type = TYPE_NAME[t] or fmt("0x%02x", t)
-  e.walk = (e.span == 0 or e.span == 0xFF) and 1 or e.span
-  e.crc, e.data_crc = unpack("<I4", raw, 5), unpack("<I4", raw, 29)
-  e.crc_computed = core.crc32(raw:sub(1, 4) .. raw:sub(9, 32))
-  e.data_computed = 0
-  local key = raw:sub(9, 24):gsub("%z+$", "")
-  if not key:find("[\128-\255]") then e.key = key end
-  if e.key then
-    if t < 0x20 and TYPE_NAME[t] then
-      local size, signed = t & 0xF, t & 0xF0 ~= 0
-      e.value = unpack((signed and "<i" or "<I") .. size, raw, 25)
-      if size == 8 and not signed then e.value = u64_text(e.value) end
-    elseif t == 0x24 then
-      e.value = unpack("<f", raw, 25)
-    elseif t == 0x28 then
-      e.value = unpack("<d", raw, 25)
-    elseif VAR_TYPES[e.type] then
-      e.size = unpack("<I2", raw, 25)
-    elseif t == 0x48 then
-      e.size, e.chunk_count, e.chunk_start = unpack("<I4BB", raw, 25)
-    end
-  end
-  return e
-end
-
---- The data CRC nvs_tool.py computes: over the data slots, cut to the
--- item's size when it has one.
-local function finish_entry(e)
-  if e.walk == 1 then return end
-  local data = {}
-  for k, c in ipairs(e.children) do data[k] = c.raw end
-  data = concat(data)
-  if e.size and e.size > 0 then data = data:sub(1, e.size) end
-  if VAR_TYPES[e.type] then e.data = data end
-  e.data_computed = core.crc32(data)
-end
-
---- The pages of a plain image, whole pages only.
-function M.parse(image)
-  local pages = {}
-  for n = 0, #image // PAGE - 1 do
-    local base = n * PAGE
-    local header = image:sub(base + 1, base + 32)
-    local p = {
-      number = n, address = base, header = header, is_empty = all_ff(header),
-      status_word = unpack("<I4", header, 1), page_index = unpack("<I4", header, 5),
-      version = 256 - byte(header, 9), crc = unpack("<I4", header, 29),
-      crc_computed = core.crc32(header:sub(5, 28)),
-      bitmap = image:sub(base + 33, base + 64), entries = {},
-    }
-    p.status = PAGE_STATUS[p.status_word] or "Invalid"
-    local function slot(i)
-      local at = base + 64 + i * ENTRY
-      local state = (byte(p.bitmap, (i >> 2) + 1) >> (2 * (i & 3))) & 3
-      return image:sub(at + 1, at + ENTRY), ENTRY_STATE[state]
-    end
-    local i = 0
-    while i < ENTRIES do
-      local raw, state = slot(i)
-      local e = parse_entry(raw, i, state)
-      for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
-        local child, child_state = slot(c)
-        e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
-      end
-      finish_entry(e)
-      p.entries[#p.entries + 1] = e
-      i = i + e.walk
-    end
-    pages[#pages + 1] = p
-  end
-  return pages
-end
-
--- ---- text output ------------------------------------------------------------
-
-local out -- the output: lines and whether to colour, set per run
-
-local function say(...) out.lines[#out.lines + 1] = concat({ ... }) end
-
-local COLORS = { red = 31, green = 32, yellow = 33, blue = 34, cyan = 36, bold = 1 }
-local function paint(color, text)
-  text = tostring(text)
-  if not out.color then return text end
-  return "\27[" .. COLORS[color] .. "m" .. text .. "\27[0m"
-end
-
--- Python's str.isprintable() for chr(b), b < 256.
-local function printable(b)
-  return (b >= 0x20 and b < 0x7F) or (b >= 0xA1 and b ~= 0xAD)
-end
-
---- The 32 bytes as hex and as characters (Latin-1, as Python's chr()).
-local function dump_raw(raw)
-  local hex, chars = {}, {}
-  for k = 1, 32 do
-    local b = byte(raw, k)
-    hex[#hex + 1] = (k == 17 and " " or "") .. fmt("%02x ", b)
-    chars[#chars + 1] = (k == 17 and " " or "") .. (printable(b) and utf8.char(b) or ".")
-  end
-  return concat(hex) .. " " .. concat(chars)
-end
-
-local function key_text(e)
-  return e.key == nil and "None" or e.key
-end
-
--- Floats as the shortest text that reads back the same, as Python prints.
-local function number_text(v)
-  if math.type(v) == "float" then
-    if v ~= v then return "nan" elseif v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
-    for digits = 1, 17 do
-      local s = fmt("%." .. digits .. "g", v)
-      if tonumber(s) == v then return s end
-    end
-  end
-  return tostring(v)
-end
-
-local function crc_text(stored, computed, format)
-  return paint(stored == computed and "green" or "red", fmt(format, stored))
-end
-
-local function entry_data_text(e)
-  if e.key == nil then return "None" end
-  if e.type == "blob_index" then
-    return fmt("Size=%d, ChunkCount=%d, ChunkStart=%d", e.size, e.chunk_count, e.chunk_start)
-  elseif VAR_TYPES[e.type] then
-    return fmt("Size=%d, CRC32=", e.size) .. crc_text(e.data_crc, e.data_computed, "%x")
-  elseif e.value ~= nil then
-    return number_text(e.value)
-  end
-  return "None"
-end
-
-local function state_text(state)
-  if state == "Written" then return paint("green", "Written") end
-  if state == "Erased" then return paint("red", "Erased ") end
-  return state
-end
-
-local function entry_line(e)
-  return paint("bold", fmt(" %03d.", e.index)) .. " " .. state_text(e.state)
-    .. fmt(", Namespace Index: %03d, Type: %-10s, Span: %03d, Chunk Index: %03d, CRC32: ", e.ns, e.type,
-      e.span, e.chunk_index)
-    .. crc_text(e.crc, e.crc_computed, "%8x") .. " | " .. key_text(e) .. " : " .. entry_data_text(e)
-end
-
-local function bitmap_line(p)
-  local t = {}
-  for k = 1, 32 do t[k] = fmt("%02x ", byte(p.bitmap, k)) end
-  return paint("bold", " Entry state bitmap: ") .. concat(t)
-end
-
-local function dump_pages(pages, written_only)
-  for _, p in ipairs(pages) do
-    if p.is_empty then
-      say(paint("bold", fmt("Page Empty, Page address: 0x%x", p.address)))
-    else
-      say(paint("bold", fmt("Page no. %d, Status: %s, Version: %d, CRC32: ", p.page_index, p.status, p.version)
-        .. crc_text(p.crc, p.crc_computed, "%8x")) .. paint("bold", fmt(", Page address: 0x%x", p.address)))
-    end
-    say(bitmap_line(p))
-    local run = {}
-    local function flush()
-      if #run >= 3 then
-        say(paint("bold", fmt(" %03d.", run[1])), " Empty")
-        say(paint("bold", " ..."))
-        say(paint("bold", fmt(" %03d.", run[#run])), " Empty")
-      else
-        for _, i in ipairs(run) do say(paint("bold", fmt(" %03d.", i)), " Empty") end
-      end
-      run = {}
-    end
-    for _, e in ipairs(p.entries) do
-      if not written_only or e.state == "Written" then
-        if e.state == "Empty" and e.is_empty then
-          run[#run + 1] = e.index
-        else
-          flush()
-          say(entry_line(e))
-          if e.span ~= 1 then
-            for k, c in ipairs(e.children) do
-              say(fmt("      0x%03x  %s", (k - 1) * 32, dump_raw(c.raw)))
-            end
-          end
-        end
-      end
-    end
-    flush()
-    say("")
-  end
-end
-
---- Namespace index -> name, and the indices in the order first defined,
--- from the written entries of namespace 0.
-local function namespace_map(pages)
-  local map, order = {}, {}
-  for _, p in ipairs(pages) do
-    for _, e in ipairs(p.entries) do
-      if e.state == "Written" and e.ns == 0 and e.value ~= nil then
-        if map[e.value] == nil then order[#order + 1] = e.value end
-        map[e.value] = key_text(e)
-      end
-    end
-  end
-  return map, order
-end
-
--- Python's repr() of a bytes object.
-local function bytes_repr(s)
-  local quote = (s:find("'", 1, true) and not s:find('"', 1, true)) and '"' or "'"
-  local t = {}
-  for k = 1, #s do
-    local b = byte(s, k)
-    local c = char(b)
-    if c == "\\" then t[k] = "\\\\"
-    elseif c == quote then t[k] = "\\" .. c
-    elseif c == "\t" then t[k] = "\\t"
-    elseif c == "\n" then t[k] = "\\n"
-    elseif c == "\r" then t[k] = "\\r"
-    elseif b >= 0x20 and b < 0x7F then t[k] = c
-    else t[k] = fmt("\\x%02x", b) end
-  end
-  return "b" .. quote .. concat(t) .. quote
-end
-
-local function dump_minimal(pages)
-  local names = namespace_map(pages)
-  for _, p in ipairs(pages) do
-    say(paint("bold", p.is_empty and "Page Empty" or fmt("Page no. %d, Status: %s", p.page_index, p.status)))
-    for _, e in ipairs(p.entries) do
-      if e.state == "Written" and e.ns ~= 0 and names[e.ns] and e.type ~= "blob_index" then
-        local chunk = ""
-        if e.type == "blob_data" then
-          chunk = fmt("[%d]", e.chunk_index >= 128 and e.chunk_index - 128 or e.chunk_index)
-        end
-        local data
-        if e.key == nil then data = "None"
-        elseif VAR_TYPES[e.type] then data = bytes_repr(e.data or "")
-        elseif e.value ~= nil then data = number_text(e.value)
-        else data = "None" end
-        say(" ", paint("cyan", names[e.ns]), ":", paint("yellow", key_text(e)), chunk, " = ", data)
-      end
-    end
-    say("")
-  end
-end
-
-local function dump_namespaces(pages)
-  local names = namespace_map(pages)
-  local indices = {}
-  for i in pairs(names) do if math.type(i) == "integer" then indices[#indices + 1] = i end end
-  table.sort(indices)
-  say(paint("bold", "Index : Namespace"))
-  for _, i in ipairs(indices) do say(fmt(" %03d  : ", i), paint("cyan", names[i])) end
-end
-
-local MISSING = "  " .. ("-"):rep(63) .. " Missing data " .. ("-"):rep(64)
-
-local function dump_blobs(pages)
-  local names = namespace_map(pages)
-  local written = {}
-  for _, p in ipairs(pages) do
-    for _, e in ipairs(p.entries) do
-      if e.state == "Written" then written[#written + 1] = e end
-    end
-  end
-  local function label(e)
-    return paint("cyan", names[e.ns] or tostring(e.ns)) .. ":" .. paint("yellow", key_text(e))
-  end
-  -- version 2 blobs, by namespace and key: the last index written wins,
-  -- in the place of the first
-  local order, blobs = {}, {}
-  for _, e in ipairs(written) do
-    if e.type == "blob_index" and e.key then
-      local id = fmt("%03d", e.ns) .. e.key
-      if not blobs[id] then order[#order + 1] = id end
-      blobs[id] = e
-    end
-  end
-  for _, id in ipairs(order) do
-    local b = blobs[id]
-    local chunks = {}
-    for _, e in ipairs(written) do
-      if e.type == "blob_data" and e.ns == b.ns and e.key == b.key then
-        chunks[e.chunk_index - b.chunk_start] = e
-      end
-    end
-    say(label(b), fmt(" - Type: Blob (Version 2), Size: %d", b.size))
-    local offset = 0
-    for k = 0, b.chunk_count - 1 do
-      local chunk = chunks[k]
-      if chunk then
-        for _, c in ipairs(chunk.children) do
-          say(fmt("  0x%05x  %s", offset, dump_raw(c.raw)))
-          offset = offset + 32
-        end
-      else
-        say(paint("yellow", MISSING))
-        offset = offset + 32
-      end
-    end
-    say("")
-  end
-  for _, kind in ipairs({ { "string", "String" }, { "blob", "Blob (Version 1)" } }) do
-    for _, e in ipairs(written) do
-      if e.type == kind[1] and e.key then
-        say(label(e), fmt(" - Type: %s, Size: %d", kind[2], e.size))
-        for k, c in ipairs(e.children) do
-          say(fmt("  0x%05x  %s", (k - 1) * 32, dump_raw(c.raw)))
-        end
-        say("")
-      end
-    end
-  end
-end
-
-local function dump_storage_info(pages)
-  local total = { Written = 0, Erased = 0, Empty = 0, Invalid = 0 }
-  local function counts(c)
-    say(fmt("    Written: %5d", c.Written))
-    say(fmt("    Erased:  %5d", c.Erased))
-    say(fmt("    Empty:   %5d", c.Empty))
-    say(fmt("    Invalid: %5d", c.Invalid))
-    say(fmt("    Total:   %5d", c.Written + c.Erased + c.Empty + c.Invalid))
-  end
-  for _, p in ipairs(pages) do
-    local c = { Written = 0, Erased = 0, Empty = 0, Invalid = 0 }
-    for _, e in ipairs(p.entries) do
-      c[e.state] = c[e.state] + 1
-      total[e.state] = total[e.state] + 1
-    end
-    say(paint("bold", "Page " .. p.status))
-    say("  Found entries:")
-    counts(c)
-    say("")
-  end
-  say(paint("bold", "Global"))
-  say("  Config:")
-  say(fmt("    Page size:   %5d", PAGE))
-  say(fmt("    Entry size:  %5d", ENTRY))
-  say(fmt("    Total pages: %5d", #pages))
-  say("  Entries:")
-  counts(total)
-  say("")
-end
-
--- ---- nvs_tool.py's integrity checks -------------------------------------------
-
---- Same key written more than once where the firmware would see two
--- values: same namespace, and not a blob index with its chunks, nor two
--- chunks of different index. Returns the entries to list, grouped by key.
-local function find_duplicates(written)
-  local groups, order = {}, {}
-  for _, w in ipairs(written) do
-    local id = w.e.key or "\0none"
-    if not groups[id] then
-      groups[id] = {}
-      order[#order + 1] = id
-    end
-    local g = groups[id]
-    g[#g + 1] = w
-  end
-  -- keeps the entries of `list` that share a namespace (and `same`) with
-  -- another of them, in order
-  local function colliding(list, same)
-    local hit = {}
-    for x = 1, #list do
-      for y = 1, x - 1 do
-        if list[x].e.ns == list[y].e.ns and (not same or same(list[x].e, list[y].e)) then
-          hit[x], hit[y] = true, true
-        end
-      end
-    end
-    local kept = {}
-    for x = 1, #list do if hit[x] then kept[#kept + 1] = list[x] end end
-    return kept
-  end
-  local rows = {}
-  for _, id in ipairs(order) do
-    local known = {}
-    for _, w in ipairs(groups[id]) do
-      if KNOWN_TYPE[w.e.type] then known[#known + 1] = w end
-    end
-    local first = colliding(known)
-    local index, data, other = {}, {}, {}
-    for _, w in ipairs(first) do
-      local t = w.e.type
-      local list = t == "blob_index" and index or t == "blob_data" and data or other
-      list[#list + 1] = w
-    end
-    for _, w in ipairs(colliding(index)) do rows[#rows + 1] = w end
-    for _, w in ipairs(colliding(data, function(a, b) return a.chunk_index == b.chunk_index end)) do
-      rows[#rows + 1] = w
-    end
-    for _, w in ipairs(other) do rows[#rows + 1] = w end
-  end
-  return rows
-end
-
-local function print_duplicates(rows)
-  if #rows == 0 then return end
-  say(paint("red", "Found duplicate entries:"))
-  say(paint("red", "Entry\tKey\t\t\tType\t\tNamespace idx\tPage\tPage status"))
-  for _, w in ipairs(rows) do
-    local e, key = w.e, key_text(w.e)
-    local t = e.ns == 0 and fmt("namespace (%s)", tostring(e.value)) or e.type
-    say(paint("red", fmt("#%03d\t%s%s%s%s%d\t\t%d\t%s", e.index, key, ("\t"):rep(3 - #key // 8), t,
-      ("\t"):rep(2 - #t // 8), e.ns, w.page.page_index, w.page.status)))
-  end
-end
-
-local function ns_label(names, ns)
-  return fmt("Namespace index: %03d [%s]", ns, names[ns] or "undefined")
-end
-
-local function check_blobs(written, names)
-  local blobs, order = {}, {}
-  for _, w in ipairs(written) do
-    local e = w.e
-    if e.type == "blob_index" and e.key then
-      local id = fmt("%03d", e.ns) .. e.key
-      if not blobs[id] then order[#order + 1] = id end
-      blobs[id] = { index = e, chunks = {} } -- a later index starts afresh
-    end
-  end
-  for _, w in ipairs(written) do
-    local e = w.e
-    if e.type == "blob_data" and e.key then
-      local b = blobs[fmt("%03d", e.ns) .. e.key]
-      if not b then
-        say(paint("red", fmt("Blob %s chunk has no blob index!", e.key)),
-          fmt(" %s, Chunk Index: %03d", ns_label(names, e.ns), e.chunk_index))
-      else
-        b.chunks[e.chunk_index - b.index.chunk_start] = e
-      end
-    end
-  end
-  for _, id in ipairs(order) do
-    local b = blobs[id]
-    local missing = b.index.size
-    for k = 0, b.index.chunk_count - 1 do
-      local chunk = b.chunks[k]
-      if chunk then
-        missing = missing - 32 * #chunk.children
-      else
-        say(paint("red", fmt("Blob %s is missing a chunk!", b.index.key)),
-          fmt(" %s, Chunk Index: %03d", ns_label(names, b.index.ns), k))
-      end
-    end
-    if missing > 0 then
-      say(paint("red", fmt("Blob %s is missing %d B of data!", b.index.key, missing)),
-        fmt(" Namespace index: %03d", b.index.ns))
-    end
-  end
-end
-
-local function check_namespaces(written, names, defined)
-  local used, order = {}, {}
-  for _, w in ipairs(written) do
-    local ns = w.e.ns
-    if ns ~= 0 and not used[ns] then
-      used[ns] = true
-      order[#order + 1] = ns
-    end
-  end
-  for _, ns in ipairs(order) do
-    if names[ns] == nil then
-      say(paint("red", "Undefined namespace index!"), fmt(" Namespace index: %03d [undefined]", ns))
-    end
-  end
-  for _, ns in ipairs(defined) do
-    if not used[ns] then
-      say(paint("yellow", "Found unused namespace."), fmt(" Namespace index: %03d [%s]", ns, names[ns]))
-    end
-  end
-end
-
---- The checks of one page's top-level entries; the written ones are added
--- to `written` as {e, page}.
-local function check_entries(p, written)
-  for _, e in ipairs(p.entries) do
-    local n, key = fmt("#%03d", e.index), key_text(e)
-    local skip = false
-    if e.is_empty and e.state == "Written" then
-      say(paint("red", fmt(" Entry %s is reported as Written but it is empty!", n)))
-      skip = true
-    elseif e.is_empty and e.state == "Erased" then
-      say(paint("yellow", fmt(" Entry %s is reported as Erased but it is empty! " ..
-        "(Only entries reported as Empty should be empty)", n)))
-    end
-    if e.state == "Written" then written[#written + 1] = { e = e, page = p } end
-    if e.state == "Written" and not skip then
-      if e.crc ~= e.crc_computed then
-        say(paint("red", fmt(" Entry %s %s has wrong CRC32!     ", n, key)), " Written: ",
-          paint("red", fmt("%x", e.crc)), " Generated: ", paint("green", fmt("%x", e.crc_computed)))
-      end
-      if e.span > 1 and e.data_crc ~= e.data_computed then
-        say(paint("red", fmt(" Entry %s %s data (string, blob) has wrong CRC32!", n, key)), " Written: ",
-          paint("red", fmt("%x", e.data_crc)), " Generated: ", paint("green", fmt("%x", e.data_computed)))
-      end
-      if not KNOWN_TYPE[e.type] then
-        say(paint("yellow", fmt(" Type of entry %s %s is unrecognized!", n, key)), " Type: ", e.type)
-      end
-      if e.index + e.span - 1 >= ENTRIES then
-        say(paint("red", fmt(" Variable length entry %s %s is out of bounds!", n, key)))
-      elseif e.span > 1 then
-        for _, c in ipairs(e.children) do
-          if c.state ~= e.state then
-            say(paint("yellow", " Inconsistent data state!"),
-              fmt(" Entry %s %s state: %s, Data entry #%03d %s state: %s", n, key, e.state, c.index, key, c.state))
-          end
-        end
-      end
-    end
-  end
-end
-
-local function integrity_check(pages)
-  if #pages < 3 then
-    say(paint("yellow", "NVS Partition size must be at least 0x3000 (4kiB * 3 pages == 12kiB)!"))
-  end
-  local free = false
-  for _, p in ipairs(pages) do free = free or p.status == "Empty" end
-  if not free then
-    say(paint("red", "No free (empty) page found in the NVS partition,\n"
-      .. "at least one free page is required for proper function!"))
-    say(paint("red", "NVS partition possibly truncated?\n"))
-  end
-  local written = {}
-  for _, p in ipairs(pages) do
-    if p.status == "Empty" then
-      say(paint("cyan", "Page Empty"))
-      if not all_ff(p.bitmap) then
-        say(paint("red", "The page is reported as Empty but its entry state bitmap is not empty!"))
-      end
-      local data = false
-      for _, e in ipairs(p.entries) do data = data or not e.is_empty end
-      if data then say(paint("red", "The page is reported as Empty but there are data written!")) end
-    elseif p.crc == p.crc_computed then
-      say(paint("cyan", fmt("Page no. %d", p.page_index)), " \tCRC32: OK")
-    else
-      say(paint("cyan", fmt("Page no. %d", p.page_index)), " Original CRC32: ", paint("red", fmt("%x", p.crc)),
-        " Generated CRC32: ", paint("green", fmt("%x", p.crc_computed)))
-    end
-    check_entries(p, written)
-  end
-  print_duplicates(find_duplicates(written))
-  say("")
-  local names, defined = namespace_map(pages)
-  check_blobs(written, names)
-  check_namespaces(written, names, defined)
-end
-
---- One line per problem nvsgen.read found.
-function M.problem_line(pb)
-  local where
-  if pb.page == nil then where = "Image"
-  elseif pb.entry == nil then where = fmt("Page %d", pb.page)
-  else where = fmt("Page %d, entry %03d", pb.page, pb.entry) end
-  return fmt("%s: %s: %s", where, pb.severity, pb.reason)
-end
-
-local function plural(n, word)
-  return fmt("%d %s%s", n, word, n == 1 and "" or "s")
-end
-
-local function firmware_check(r)
-  if #r.problems == 0 then
-    say("The firmware mounts this image with no problem.")
-    return
-  end
-  say(paint("red", fmt("The firmware would find %s (%s, %s):", plural(#r.problems, "problem"),
-    plural(r.errors, "error"), plural(r.warnings, "warning"))))
-  for _, pb in ipairs(r.problems) do
-    say(paint(pb.severity == "error" and "red" or "yellow", M.problem_line(pb)))
-  end
-end
-
--- ---- JSON ------------------------------------------------------------------------
-
-local function json_string(s)
-  return '"' .. s:gsub('[%c"\\\127]', function(c)
-    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-    return named[c] or fmt("\\u%04x", byte(c))
-  end) .. '"'
-end
-
--- Floats and doubles as the shortest text that reads back as the same
--- double (a float's value is exact as a double, so a reader gets the very
--- value the firmware returns); non-finite values as strings, which JSON has
--- no number for. -0.0 keeps its sign.
-local function json_real(v)
-  if v ~= v then return '"nan"' elseif v == math.huge then return '"inf"' elseif v == -math.huge then
-    return '"-inf"' end
-  for digits = 1, 17 do
-    local s = fmt("%." .. digits .. "g", v)
-    if tonumber(s) == v then
-      if not s:find("[%.eEn]") then s = s .. ".0" end
-      return s
-    end
-  end
-  return fmt("%.17g", v)
-end
-
---- A JSON object from a list of {name, encoded value} pairs, one per line.
-local function object(fields, indent)
-  local pad = ("  "):rep(indent + 1)
-  local t = {}
-  for k, f in ipairs(fields) do t[k] = pad .. json_string(f[1]) .. ": " .. f[2] end
-  if #t == 0 then return "{}" end
-  return "{\n" .. concat(t, ",\n") .. "\n" .. ("  "):rep(indent) .. "}"
-end
-
-local function array(values, indent)
-  if #values == 0 then return "[]" end
-  local pad = ("  "):rep(indent + 1)
-  local t = {}
-  for k, v in ipairs(values) do t[k] = pad .. v end
-  return "[\n" .. concat(t, ",\n") .. "\n" .. ("  "):rep(indent) .. "]"
-end
-
-local function item_value(item)
-  if item.type == "blob" then return json_string(nvsgen.hex_encode(item.value)), "hex" end
-  if item.type == "string" then
-    if utf8.len(item.value) then return json_string(item.value) end
-    return json_string(nvsgen.hex_encode(item.value)), "hex"
-  end
-  if item.type == "float" or item.type == "double" then
-    return json_real(item.value)
-  end
-  return tostring(item.value) -- integers, u64 above 2^63-1 as its digits
-end
-
---- The JSON document of a read result (nvsgen.read's table).
-function M.json(r, name)
-  local pages, namespaces, items, problems = {}, {}, {}, {}
-  for k, p in ipairs(r.pages) do
-    pages[k] = object({
-      { "index", tostring(p.index) }, { "state", json_string(p.state) },
-      { "seq", tostring(p.seq) }, { "version", tostring(p.version) },
-      { "header_crc_ok", tostring(p.header_ok) }, { "loaded", tostring(p.loaded) },
-      { "entries", object({ { "written", tostring(p.bitmap.written) },
-        { "erased", tostring(p.bitmap.erased) }, { "empty", tostring(p.bitmap.empty) },
-        { "illegal", tostring(p.bitmap.illegal) } }, 3) },
-    }, 2)
-  end
-  for k, ns in ipairs(r.namespace_entries) do
-    namespaces[k] = object({ { "index", tostring(ns.index) }, { "name", json_string(ns.name) },
-      { "page", tostring(ns.page) }, { "entry", tostring(ns.entry) } }, 2)
-  end
-  for k, item in ipairs(r.items) do
-    local value, encoding = item_value(item)
-    local fields = {
-      { "page", tostring(item.page) }, { "entry", tostring(item.entry) },
-      { "namespace", json_string(item.namespace) }, { "key", json_string(item.key) },
-      { "type", json_string(item.type) }, { "value", value },
-    }
-    if encoding then fields[#fields + 1] = { "encoding", json_string(encoding) } end
-    items[k] = object(fields, 2)
-  end
-  for k, pb in ipairs(r.problems) do
-    problems[k] = object({ { "page", pb.page and tostring(pb.page) or "null" },
-      { "entry", pb.entry and tostring(pb.entry) or "null" },
-      { "severity", json_string(pb.severity) }, { "reason", json_string(pb.reason) } }, 2)
-  end
-  return object({
-    { "name", json_string(name) },
-    { "encrypted", tostring(r.encrypted) },
-    { "pages", array(pages, 1) },
-    { "namespaces", array(namespaces, 1) },
-    { "items", array(items, 1) },
-    { "problems", array(problems, 1) },
-  }, 0)
-end
-
--- ---- the command ----------------------------------------------------------------
-
-local DUMPS = {
-  all = function(pages) dump_pages(pages, false) end,
-  written = function(pages) dump_pages(pages, true) end,
-  minimal = dump_minimal, namespaces = dump_namespaces, blobs = dump_blobs,
-  storage_info = dump_storage_info, none = function() end,
-}
-
-local function wants_color(when)
-  if when == "always" then return true end
-  if when == "never" or common.stdout ~= io.stdout then return false end
+--- True when `stream` is a terminal: only the process's own stdout can
+-- be one. Specs replace it to run the `auto` choice in-process.
+function M.isatty(stream)
+  if stream ~= io.stdout then return false end
   local ok, term = pcall(require, "term")
-  return ok and term.isatty(io.stdout) or false
+  return ok and term.isatty(stream) == true
+end
+
+--- Colour when asked, or with auto when the output is a terminal.
+function M.wants_color(when, stream)
+  if when == "always" then return true end
+  if when == "never" then return false end
+  return M.isatty(stream) == true
+end
+
+local function is_terminal(stream)
+  local ok, term = pcall(require, "term")
+  return stream == io.stderr and ok and term.isatty(stream) or false
+end
+
+--- --verify OUTDIR: one line per bad unit, the summary, exit 1 if any.
+local function run_verify(outdir)
+  local bar = is_terminal(common.stderr)
+  local last = -1
+  local summary, err = verify.run(outdir, {
+    on_bad = function(serial, problem)
+      if bar then common.stderr:write("\r\27[K") end
+      common.say(fmt("unit %s: %s", serial, problem))
+    end,
+    progress = bar and function(done, total)
+      local pct = total > 0 and done * 100 // total or 100
+      if pct ~= last or done == total then
+        last = pct
+        local width = 40
+        local filled = width * pct // 100
+        common.stderr:write(fmt("\r[%s%s] %3d%% %d/%d", ("#"):rep(filled), ("."):rep(width - filled), pct,
+          done, total))
+      end
+    end or nil,
+  })
+  if bar then common.stderr:write("\r\27[K") end
+  if not summary then return common.fail(PROG, err) end
+  common.say(verify.summary_line(summary))
+  return summary.bad > 0 and common.EXIT_FAIL or common.EXIT_OK
+end
+
+local function parse_offset(text)
+  if text == nil then return nil end
+  local n = common.parse_int(text)
+  if not n or n < 0 then return nil, ("--partition-table-offset: '%s' is not a number"):format(text) end
+  return n
 end
 
 function M.main(argv)
@@ -781,30 +120,57 @@ function M.main(argv)
     common.stdout:write(args.help(M.SPEC))
     return common.EXIT_OK
   end
-  local image
-  image, err = files.read(opts.file)
-  if not image then return common.fail(PROG, err) end
-  if #image % PAGE ~= 0 then
-    return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
-      opts.file, #image, #image % PAGE))
+  if opts.verify then
+    if opts.file then return common.fail(PROG, "--verify takes no FILE", common.EXIT_USAGE) end
+    return run_verify(opts.verify)
   end
-  local r
-  r, err = nvsgen.read(image, opts.keys)
-  if not r then return common.fail(PROG, err) end
-  out = { lines = {}, color = wants_color(opts.color) }
-  if opts.format == "json" then
-    say(M.json(r, opts.file:match("[^/]*$")))
+  if not opts.file then
+    common.stderr:write(args.usage(M.SPEC), "\n")
+    return common.fail(PROG, "the following arguments are required: file", common.EXIT_USAGE)
+  end
+  local offset
+  offset, err = parse_offset(opts.partition_table_offset)
+  if err then return common.fail(PROG, err) end
+  if opts.list_partitions then
+    local list
+    list, err = flash.read_table(opts.file, offset)
+    if not list then return common.fail(PROG, err) end
+    common.stdout:write(flash.format(list))
+    return common.EXIT_OK
+  end
+  local read_opts = {}
+  local image = opts.file
+  -- A whole flash dump needs no option when its table is where ESP-IDF
+  -- puts it: its first data,nvs partition is read.
+  if opts.partition or offset or flash.is_dump(opts.file) then
+    read_opts.partition = opts.partition or true
+    read_opts.partition_table_offset = offset
   else
-    local pages = M.parse(r.image)
-    DUMPS[opts.dump](pages)
-    if opts.integrity_check then
-      say("")
-      integrity_check(pages)
-      firmware_check(r)
+    image, err = flash.read_file(opts.file)
+    if not image then return common.fail(PROG, err) end
+    if #image == 0 then return common.fail(PROG, opts.file .. ": empty file (0 bytes)") end
+    if #image % PAGE ~= 0 then
+      return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
+        opts.file, #image, #image % PAGE))
     end
   end
-  common.stdout:write(concat(out.lines, "\n"), #out.lines > 0 and "\n" or "")
-  out = nil
+  local r
+  r, err = nvsgen.read(image, opts.keys, read_opts)
+  if not r then return common.fail(PROG, err) end
+  local text
+  if opts.format == "json" then
+    text = json.to_json(r, opts.file:match("[^/]*$")) .. "\n"
+  elseif opts.format == "csv" then
+    local name = opts.file:match("[^/]*$"):gsub("%.[^.]*$", "")
+    text, err = nvsgen.to_csv(r, { outdir = opts.outdir, name = name ~= "" and name or nil })
+    if not text then return common.fail(PROG, err) end
+  else
+    local stdout = common.stdout
+    dumps.write(r, { dump = opts.dump, integrity = opts.integrity_check,
+      color = M.wants_color(opts.color, stdout) }, function(t) stdout:write(t) end)
+    text = ""
+  end
+  common.stdout:write(text)
   if opts.integrity_check and #r.problems > 0 then return common.EXIT_FAIL end
   return common.EXIT_OK
 end

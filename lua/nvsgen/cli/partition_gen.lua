@@ -15,6 +15,7 @@
 
 local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
+local legacy = require("nvsgen.cli.legacy_partition_gen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local csvgen = require("nvsgen.csvgen")
@@ -200,7 +201,7 @@ local function write_keys(plan)
     local path, err = common.output_path(nil, plan.hmac_path)
     if not path then return undo(err) end
     local ok
-    ok, err = nvsgen.write_file(path, plan.hmac, 384, false)
+    ok, err = nvsgen.write_file(path, plan.hmac, nvsgen.SECRET_MODE, false)
     if not ok then return undo(err) end
     written[#written + 1] = path
   end
@@ -322,11 +323,23 @@ local COMMANDS = {
   ["generate-key"] = M["generate-key"],
 }
 
-local USAGE = ("usage: %s {generate,encrypt,decrypt,generate-key} ..."):format(PROG)
+local USAGE = ("usage: %s {generate,encrypt,decrypt,generate-key} ...\n       "):format(PROG)
+  .. legacy.usage(PROG)
 
---- Entry point: runs the subcommand named by argv[1]; returns the exit status.
+--- Entry point: runs the subcommand named by argv[1], or the subcommand
+-- that does what the old option-only command line asks; returns the exit
+-- status.
 function M.main(argv)
-  return common.dispatch(PROG, USAGE, "ESP-IDF NVS partition images from CSV files (nvsgen).\n", COMMANDS, argv)
+  if legacy.is_legacy(argv) then
+    local translated, err = legacy.translate(argv)
+    if not translated then
+      common.stderr:write(USAGE, "\n")
+      return common.fail(PROG, err, common.EXIT_USAGE)
+    end
+    argv = translated
+  end
+  return common.dispatch(PROG, USAGE, "ESP-IDF NVS partition images from CSV files (nvsgen).\n"
+    .. legacy.ABOUT, COMMANDS, argv)
 end
 
 return M

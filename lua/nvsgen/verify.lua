@@ -1,0 +1,169 @@
+--- nvsgen.verify: checks a batch's output folder against its manifest,
+-- unit by unit, streaming (constant memory whatever the batch's size).
+--
+--     local verify = require("nvsgen.verify")
+--     local summary = assert(verify.run("out", { on_bad = print }))
+--     -- summary.units, summary.good, summary.bad
+--
+-- For each manifest record: the image exists, its size and SHA-256 are the
+-- recorded ones, the firmware's reader (nvsgen.read, with the unit's keys
+-- file when it has one) finds no problem, and when the unit's CSV is there
+-- (a batch run with --csv writes IMAGE.csv beside IMAGE.bin) the firmware
+-- reads what the CSV says.
+
+local csv = require("nvsgen.csv")
+local csvgen = require("nvsgen.csvgen")
+local crypto = require("nvsgen.crypto")
+local flash = require("nvsgen.flash")
+local options = require("nvsgen.options")
+local reader = require("nvsgen.reader")
+local report = require("nvsgen.report")
+
+local fmt = string.format
+
+local M = {}
+
+M.MANIFEST = "manifest.csv"
+local REQUIRED = { "serial", "image", "size", "sha256" }
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- The record after the manifest's header: the header found by name
+-- among the first records (a parameters record may come before it).
+local function open_manifest(path)
+  local r, err = csv.open(path, { comments = true })
+  if not r then return nil, err end
+  for _ = 1, 8 do
+    local fields, line = r:next()
+    if not fields then
+      r:close()
+      return nil, line or ("%s: no header with columns %s"):format(path, table.concat(REQUIRED, ","))
+    end
+    local cols = {}
+    for i, name in ipairs(fields) do cols[name] = cols[name] or i end
+    local ok = true
+    for _, name in ipairs(REQUIRED) do ok = ok and cols[name] ~= nil end
+    if ok then return r, cols end
+  end
+  r:close()
+  return nil, ("%s: no header with columns %s"):format(path, table.concat(REQUIRED, ","))
+end
+
+--- Counts the records of the manifest (for the progress), streaming.
+local function count_units(path)
+  local r, cols = open_manifest(path)
+  if not r then return 0 end
+  local n = 0
+  while r:count() do n = n + 1 end
+  r:close()
+  local _ = cols
+  return n
+end
+
+local function same_items(a, b)
+  if #a ~= #b then return false, ("%d items, the CSV makes %d"):format(#a, #b) end
+  for i = 1, #a do
+    local x, y = a[i], b[i]
+    if x.namespace ~= y.namespace or x.key ~= y.key or x.type ~= y.type or x.value ~= y.value then
+      -- values are numbers, strings or u64 digits: == is exact, and -0.0
+      -- against 0.0 compares by bits below
+      return false, ("namespace '%s', key '%s' differs from the CSV"):format(y.namespace, y.key)
+    end
+    if x.type == "float" or x.type == "double" then
+      if string.pack("<d", x.value) ~= string.pack("<d", y.value) then
+        return false, ("namespace '%s', key '%s' differs from the CSV"):format(y.namespace, y.key)
+      end
+    end
+  end
+  return true
+end
+
+--- What is wrong with one unit, or nil when it is good.
+local function check_unit(outdir, rec, cols)
+  local name = rec[cols.image] or ""
+  if name == "" then return "no image in the manifest" end
+  local function at(file) return file:sub(1, 1) == "/" and file or outdir .. "/" .. file end
+  local path = at(name)
+  if not exists(path) then return ("%s: image is missing"):format(name) end
+  local image, err = flash.read_file(path)
+  if not image then return err end
+  if tostring(#image) ~= rec[cols.size] then
+    return ("%s: %d bytes, the manifest says %s"):format(name, #image, tostring(rec[cols.size]))
+  end
+  if crypto.sha256_hex(image) ~= (rec[cols.sha256] or ""):lower() then
+    return ("%s: SHA-256 differs from the manifest"):format(name)
+  end
+  local keys = cols.keys and rec[cols.keys] or ""
+  local r
+  if keys ~= "" then
+    if not exists(at(keys)) then return ("%s: keys file %s is missing"):format(name, keys) end
+    r, err = reader.read(image, at(keys))
+  else
+    r, err = reader.read(image)
+  end
+  if not r then return ("%s: %s"):format(name, err) end
+  if #r.problems > 0 then
+    return ("%s: the firmware would find %s, first: %s"):format(name, report.plural(#r.problems, "problem"),
+      report.problem_line(r.problems[1]))
+  end
+  local csv_path = path:gsub("%.bin$", "") .. ".csv"
+  if csv_path ~= path and exists(csv_path) then
+    local version = 2
+    for _, p in ipairs(r.pages) do
+      if p.header_ok then version = p.version_byte == 0xFF and 1 or 2 break end
+    end
+    local p = require("nvsgen").partition{ size = #image, version = version }
+    local ok
+    ok, err = csvgen.build(p, { csv_path })
+    if not ok then return ("%s: %s"):format(name, err) end
+    local want = reader.read(p:image())
+    ok, err = same_items(r.items, want.items)
+    if not ok then return ("%s: %s"):format(name, err) end
+  end
+  return nil
+end
+
+local RUN_OPTIONS = { on_bad = true, progress = true }
+
+--- Checks the batch in `outdir`. `opts.on_bad(serial, message)` is called
+-- for each bad unit, `opts.progress(done, total)` after each unit.
+-- Returns { units, good, bad }, or nil and a message when the manifest
+-- cannot be read.
+function M.run(outdir, opts)
+  opts = opts or {}
+  options.check(opts, RUN_OPTIONS, "verify.run", 2)
+  local path = outdir .. "/" .. M.MANIFEST
+  local total = opts.progress and count_units(path) or 0
+  local r, cols = open_manifest(path)
+  if not r then return nil, cols end
+  local summary = { units = 0, good = 0, bad = 0 }
+  while true do
+    local rec, line = r:next()
+    if not rec then
+      r:close()
+      if line then return nil, line end
+      break
+    end
+    summary.units = summary.units + 1
+    local problem = check_unit(outdir, rec, cols)
+    if problem then
+      summary.bad = summary.bad + 1
+      if opts.on_bad then opts.on_bad(rec[cols.serial] or "?", problem) end
+    else
+      summary.good = summary.good + 1
+    end
+    if opts.progress then opts.progress(summary.units, math.max(total, summary.units)) end
+  end
+  return summary
+end
+
+--- The summary line: "10000 units: 10000 good, 0 bad".
+function M.summary_line(s)
+  return fmt("%d unit%s: %d good, %d bad", s.units, s.units == 1 and "" or "s", s.good, s.bad)
+end
+
+return M
