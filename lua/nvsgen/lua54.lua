@@ -45,7 +45,17 @@ if exit_status(os.execute("command -v lua5.4 >/dev/null 2>&1")) ~= 0 then
   fail("this is " .. _VERSION .. " and nvsgen needs Lua 5.4: apt-get install lua5.4")
 end
 
-local words = { "NVSGEN_LUA54_STARTED=1", "exec", "lua5.4", quote(script) }
+-- os.execute waits for the shell it starts, and that shell becomes lua5.4
+-- (exec), with this process's stdin, stdout and stderr. Ctrl-C at a terminal
+-- reaches both processes; but a signal sent to this process alone (kill,
+-- a supervisor stopping it) would end it and leave lua5.4 running on its
+-- own. So a small watcher, started before the exec, sends lua5.4 SIGTERM
+-- as soon as this process is gone while lua5.4 still runs.
+local WATCH = "parent=$PPID; me=$$; ("
+  .. "while kill -0 \"$me\" 2>/dev/null && kill -0 \"$parent\" 2>/dev/null; do sleep 1; done; "
+  .. "kill -0 \"$parent\" 2>/dev/null || kill -TERM \"$me\" 2>/dev/null"
+  .. ") </dev/null >/dev/null 2>&1 &"
+local words = { WATCH, "NVSGEN_LUA54_STARTED=1", "exec", "lua5.4", quote(script) }
 for i = 1, #arg do words[#words + 1] = quote(arg[i]) end
 io.stdout:flush()
 os.exit(exit_status(os.execute(table.concat(words, " "))))
