@@ -42,6 +42,10 @@ local VERSIONS = { v1 = "1", v2 = "2" }
 --- Translates the old arguments. Returns the subcommand's argv (subcommand
 -- first), or nil and a message for a usage error.
 function M.translate(argv)
+  -- argparse shows the help wherever -h stands, and nothing else.
+  for _, arg in ipairs(argv) do
+    if arg == "-h" or arg == "--help" then return { "-h" } end
+  end
   local given, i = {}, 1
   while i <= #argv do
     local arg = argv[i]
@@ -64,9 +68,10 @@ function M.translate(argv)
     keygen, err = boolean("--keygen", given["--keygen"])
     if keygen == nil then return nil, err end
   end
-  local version = given["--version"]
+  -- The old tool lowered --version's value, as it did --encrypt's and --keygen's.
+  local version = given["--version"] and given["--version"]:lower()
   if version and not VERSIONS[version] then
-    return nil, ("argument --version: invalid choice: '%s' (choose from 'v1', 'v2')"):format(version)
+    return nil, ("argument --version: invalid choice: '%s' (choose from 'v1', 'v2')"):format(given["--version"])
   end
 
   local out = {}
