@@ -123,6 +123,20 @@ describe("a recipe run by another Lua", function()
     assert.are.equal("first 143\nlua5.4 ended\n", out)
   end)
 
+  it("says so when Lua 5.4 finds the installed 5.1-5.3 starter through LUA_PATH", function()
+    -- make install's copy of nvsgen/lua54.lua as share/lua/5.1/nvsgen/recipe.lua.
+    assert(require("lfs").mkdir(tmp .. "/5.1"))
+    assert(require("lfs").mkdir(tmp .. "/5.1/nvsgen"))
+    h.write(tmp .. "/5.1/nvsgen/recipe.lua", h.read(ROOT .. "/lua/nvsgen/lua54.lua"))
+    h.write(tmp .. "/r.lua", 'return require("nvsgen.recipe").run{ size = 0x3000, unit = function() end }\n')
+    local status, out, err = sh(("LUA_PATH='%s/5.1/?.lua;;' lua5.4 r.lua --serial-range 1 --outdir out")
+      :format(tmp), tmp)
+    assert.are.equal(1, status)
+    assert.are.equal("", out)
+    assert.are.equal(("r.lua: %s/5.1/nvsgen/recipe.lua is the Lua 5.1-5.3 starter of nvsgen.recipe, found by Lua 5.4"
+      .. " through LUA_PATH; point LUA_PATH_5_4 (or LUA_PATH) at nvsgen's Lua 5.4 modules\n"):format(tmp), err)
+  end)
+
   it("says what to install, exit status 1, where no Lua 5.4 is on the PATH", function()
     if not installed("lua5.1") then pending("lua5.1 is not installed") return end
     -- A PATH holding only a `lua` that is 5.1.

@@ -10,7 +10,19 @@
 
 local M = {}
 
-if _VERSION == "Lua 5.4" then return M end
+if _VERSION == "Lua 5.4" then
+  -- make install puts this file on the paths of Lua 5.1 to 5.3 as
+  -- nvsgen/recipe.lua. Lua 5.4 finds it there only through a LUA_PATH made
+  -- for another Lua (its own is LUA_PATH_5_4): say so, not fail later with
+  -- "attempt to call a nil value (field 'run')".
+  if ... == "nvsgen.recipe" then
+    io.stderr:write(string.match(arg and arg[0] or "nvsgen", "([^/]*)$"), ": ", select(2, ...),
+      " is the Lua 5.1-5.3 starter of nvsgen.recipe, found by Lua 5.4 through LUA_PATH;",
+      " point LUA_PATH_5_4 (or LUA_PATH) at nvsgen's Lua 5.4 modules\n")
+    os.exit(1)
+  end
+  return M
+end
 
 -- One word for /bin/sh, whatever it holds.
 local function quote(text)
