@@ -72,6 +72,22 @@ describe("README.md", function()
     assert.are.same({}, missing)
   end)
 
+  it("runs its blocks beside the checkout's own files only, not what earlier runs left there", function()
+    -- A checkout where a reader already followed the README: out/, keys/.
+    local root = h.tmpdir()
+    assert(os.execute(("cd %q && git init -q && mkdir -p lua out/gen keys && echo x > lua/m.lua"
+      .. " && echo y > gen.lua && git add lua gen.lua && echo z > mass_prod.bin"):format(root)))
+    local dir = docs.scratch(root)
+    local seen = {}
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then seen[#seen + 1] = name end
+    end
+    table.sort(seen)
+    assert.are.same({ "gen.lua", "lua" }, seen)
+    h.cleanup(dir)
+    h.cleanup(root)
+  end)
+
   for _, b in ipairs(blocks) do
     if RUNNABLE[b.lang] and b.mode == "" then
       local where = ("README.md:%d"):format(b.line)
