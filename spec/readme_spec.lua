@@ -29,6 +29,16 @@ local function file_block(name, body, scratch, where)
   end
 end
 
+-- What git sees of the checkout, ignored files too (nil without git): the
+-- blocks run beside links into it and must leave it as they found it.
+local function checkout_state()
+  local list = io.popen(("git -C %q status --porcelain --ignored --untracked-files=all 2>/dev/null"):format(h.ROOT))
+  local text = list:read("a")
+  list:close()
+  return text ~= "" and text or nil
+end
+local before = checkout_state()
+
 describe("README.md", function()
   local blocks = docs.blocks(h.read(README))
   local scratch
@@ -114,6 +124,10 @@ describe("README.md", function()
       end)
     end
   end
+
+  it("leaves the checkout as it found it", function()
+    assert.are.equal(before, checkout_state())
+  end)
 end)
 
 describe("the example recipes' usage lines", function()
@@ -145,5 +159,9 @@ describe("the example recipes' usage lines", function()
         end
       end
     end
+  end)
+
+  it("leave the checkout as they found it", function()
+    assert.are.equal(before, checkout_state())
   end)
 end)
