@@ -148,6 +148,21 @@ describe("the old nvs_partition_gen command line", function()
     assert.is_nil(lfs.attributes(dir .. "/keys"))
   end)
 
+  it("takes the beginning of an option's name and a repeated option's last value, as argparse does", function()
+    assert.are.same({ "generate", "a.csv", "b.bin", "0x3000", "--version", "1" },
+      legacy.translate({ "--in", "a.csv", "--outp=b.bin", "--si", "0x3000", "--vers", "v2", "--version", "v1" }))
+    assert.are.same({ "encrypt", "a.csv", "b.bin", "0x3000", "--keygen", "--keyfile", "k.bin" },
+      legacy.translate({ "--input", "a.csv", "--output", "b.bin", "--size", "0x3000", "--e", "true",
+        "--keyg", "true", "--keyf", "k.bin" }))
+    refuses({ "--input", "mass_prod.csv", "--output", "x.bin", "--size", "0x6000", "--k", "true" },
+      "ambiguous option: --k could match --keyfile, --keygen")
+    local st, out, err = run({ "--in", "mass_prod.csv", "--outp", "a.bin", "--size", "0x3000", "--size", "0x6000" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal(BANNER .. "Created NVS binary: ===> a.bin\n", out)
+    assert.is_true(h.read(dir .. "/a.bin") == EXPECTED)
+  end)
+
   it("takes --version in capitals, as the old tool lowered it", function()
     local st, out, err = run({ "--input", "mass_prod.csv", "--output", "v1.bin", "--size", "0x6000",
       "--version", "V1" })
