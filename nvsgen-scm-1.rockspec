@@ -36,7 +36,7 @@ build = {
     ["nvsgen.core"] = {
       sources = {
         "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
-        "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c",
+        "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c", "csrc/nvs_signal.c",
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -176,6 +177,14 @@ int nvs_folder_open(const char *path)
 void nvs_folder_close(int folder)
 {
     close(folder);
+}
+
+int nvs_folder_lock(int folder, int wait)
+{
+    while (flock(folder, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
 }
 
 int nvs_rename_at(int folder, const char *from, const char *to)
