@@ -594,9 +594,9 @@ static int l_folder_lock(lua_State *L)
     lfolder *f = check_folder(L, 1);
     int rc = nvs_folder_lock(f->fd, lua_toboolean(L, 2));
     if (rc != 0) {
+        lua_getiuservalue(L, 1, 1); /* the folder's path, for the message */
         luaL_pushfail(L);
-        lua_getiuservalue(L, 1, 1);
-        lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), strerror(-rc));
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), strerror(-rc));
         lua_pushinteger(L, -rc);
         return 3;
     }

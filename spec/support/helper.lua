@@ -43,9 +43,11 @@ function M.tmpdir()
   return path
 end
 
+-- A link is removed, never followed: a scratch folder may link to the
+-- checkout itself.
 function M.cleanup(path)
-  if not path or not lfs.attributes(path) then return end
-  if lfs.attributes(path, "mode") == "directory" then
+  if not path or not lfs.symlinkattributes(path) then return end
+  if lfs.symlinkattributes(path, "mode") == "directory" then
     for name in lfs.dir(path) do
       if name ~= "." and name ~= ".." then M.cleanup(path .. "/" .. name) end
     end
