@@ -304,11 +304,13 @@ describe("mfg_gen generate refuses", function()
 
   it("a bad value deep in the values file before writing any unit (300 for a u8, odd-length hex)", function()
     for _, case in ipairs({
-      { "n,namespace,\nrev,data,u8\n", "rev\n", "7\n", "300", "key 'rev': 300 out of range for u8 (0 to 255)" },
-      { "n,namespace,\nmac,data,hex2bin\n", "mac\n", "a1b2\n", "a1b", "key 'mac': invalid hex2bin value: odd number of hex digits" },
+      { "n,namespace,\nrev,data,u8\n", "rev\n", "7\n", "300",
+        "key 'rev': 300 out of range for u8 (0 to 255)" },
+      { "n,namespace,\nmac,data,hex2bin\n", "mac\n", "a1b2\n", "a1b",
+        "key 'mac': invalid hex2bin value: odd number of hex digits" },
     }) do
       local rows = { case[2] }
-      for i = 1, 149 do rows[#rows + 1] = case[3] end
+      for _ = 1, 149 do rows[#rows + 1] = case[3] end
       rows[#rows + 1] = case[4] .. "\n"
       rows[#rows + 1] = case[3]
       inputs(case[1], table.concat(rows))
