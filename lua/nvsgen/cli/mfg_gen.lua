@@ -490,10 +490,10 @@ local function generate(argv)
   -- here (it would differ).
   if units < SHARED_FROM or not rerun or job.batch_hmac then jobs = 1 end
 
-  if job.encrypted then common.stdout:write("\nGenerating encrypted NVS binary images...\n") end
   local lock
   lock, err = lock_outdir(opts.outdir)
   if not lock then return fail(err) end
+  if job.encrypted then common.stdout:write("\nGenerating encrypted NVS binary images...\n") end
   local folders
   folders, err = open_folders(job, units)
   if not folders then return fail(err) end
