@@ -636,25 +636,24 @@ describe("mfg_gen with worker processes", function()
     h.write(folder .. "/values.csv", table.concat(rows))
   end
 
+  -- Each spec's batches keep their chunk files in a temporary folder of
+  -- their own ($TMPDIR), so other programs' files do not count.
   local function run_script(folder, out, jobs, extra)
-    local p = io.popen(("cd %s && lua5.4 %s/bin/mfg_gen.lua generate config.csv values.csv u 0x3000 --outdir %s"
-      .. " --jobs %d %s 2>%s/stderr"):format(folder, h.ROOT, out, jobs, extra or "", folder))
+    lfs.mkdir(folder .. "/tmpdir")
+    local p = io.popen(("cd %s && TMPDIR=%s/tmpdir lua5.4 %s/bin/mfg_gen.lua generate config.csv values.csv u 0x3000"
+      .. " --outdir %s --jobs %d %s 2>%s/stderr"):format(folder, folder, h.ROOT, out, jobs, extra or "", folder))
     local text = p:read("a")
     local _, _, status = p:close()
     return status, (text:gsub(out:gsub("%p", "%%%0"), "OUT")), h.read(folder .. "/stderr")
   end
 
-  -- The chunk files of shared batches in the system's temporary folder.
-  -- Only files whose bytes are process numbers 1 and 2 count: other
-  -- programs' temporary files and folders come and go meanwhile.
+  -- The chunk files of shared batches in the current spec's temporary
+  -- folder.
+  local chunk_folder
   local function chunk_files()
     local names = {}
-    for name in lfs.dir("/tmp") do
-      local path = "/tmp/" .. name
-      if name:match("^lua_") and lfs.attributes(path, "mode") == "file" then
-        local data = h.read(path) or ""
-        if #data > 0 and not data:find("[^\1\2]") then names[name] = true end
-      end
+    for name in lfs.dir(chunk_folder) do
+      if name:match("^mfg_gen%-chunks%-") then names[name] = true end
     end
     return names
   end
@@ -670,6 +669,7 @@ describe("mfg_gen with worker processes", function()
     it("writes and prints what one process does" .. (bad and ", up to a failing unit" or ""), function()
       local tmp = h.tmpdir()
       write_inputs(tmp, false)
+      chunk_folder = tmp .. "/tmpdir"
       if bad then
         plant(tmp .. "/one", 1100)
         plant(tmp .. "/two", 1100)

@@ -25,10 +25,12 @@
 -- inputs; errors name the real file and line; a unit that fails leaves no
 -- file of its own; keys come from the OS CSPRNG, are written 0600 and never
 -- over an existing file; an --inputkey keys file is checked (size, CRC);
--- from 1,000 units the work is shared with worker processes (--jobs).
+-- from 1,000 units the work is shared with worker processes (--jobs),
+-- which take their units through a chunk file in $TMPDIR (else /tmp).
 
 local nvsgen = require("nvsgen")
 local core = require("nvsgen.core")
+local crypto = require("nvsgen.crypto")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local chunks = require("nvsgen.chunks")
@@ -236,6 +238,23 @@ end
 -- line where it stopped, why (a status, or the signal), and the message.
 local function report_to_main(kind, line, code, message)
   common.stdout:write(("%s %d %d\n%s"):format(kind, line or 0, code or 1, message or ""))
+end
+
+--- Creates the chunk file of a shared batch: a new file (mode 0600) of the
+-- temporary folder ($TMPDIR, else /tmp), not of the output or input
+-- folders; the batch removes it once done. Returns its path, or nil and a
+-- message.
+local function new_chunk_file()
+  local dir = os.getenv("TMPDIR")
+  if not dir or dir == "" then dir = "/tmp" end
+  local err
+  for _ = 1, 8 do
+    local path = pypath.join(dir, "mfg_gen-chunks-" .. core.hex_encode(assert(crypto.random_bytes(6))))
+    local ok
+    ok, err = nvsgen.write_file(path, "", tonumber("600", 8), false)
+    if ok then return path end
+  end
+  return nil, "cannot create the chunk file of the workers: " .. tostring(err)
 end
 
 --- Starts the worker processes 2..jobs of a shared batch: copies of this
@@ -505,9 +524,9 @@ local function generate(argv)
 
   local done, sig
   if jobs > 1 then
-    -- A file of the system's temporary folder (mode 0600), not of the
-    -- output or input folders; removed once the batch is done.
-    local chunk_path = os.tmpname()
+    local chunk_path
+    chunk_path, err = new_chunk_file()
+    if not chunk_path then return fail(err) end
     local workers
     workers, err = start_workers(jobs, chunk_path)
     if not workers then
