@@ -56,8 +56,9 @@ M.GENERATE = {
   summary = "Write a CSV file and an NVS partition image per row of VALUES.csv:\n"
     .. "OUTDIR/csv/PREFIX-ID.csv, OUTDIR/bin/PREFIX-ID.bin (and OUTDIR/keys/keys-PREFIX-ID.bin\n"
     .. "with --keygen). ID counts rows from 1, or is the --fileid column's value.\n"
-    .. "Existing files are never overwritten: use a fresh OUTDIR. A unit that fails\n"
-    .. "leaves no file of its own, but the files of the units before it stay.",
+    .. "Every value is checked before anything is written. Existing files are never\n"
+    .. "overwritten: use a fresh OUTDIR. A unit whose files cannot be written leaves\n"
+    .. "no file of its own, but the files of the units before it stay.",
   positionals = {
     { name = "conf", help = "config CSV: key,type,encoding rows (REPEAT as a 4th field)" },
     { name = "values", help = "values CSV: a header naming the keys, then one row per unit" },
@@ -495,7 +496,6 @@ local function generate(argv)
   if not opts then return status end
   local job, shard, jobs = prepare(opts)
   if not job then return fail(shard, jobs) end
-  if rerun then core.signal_install() end
   if shard then return work(job, shard, opts.chunks) end
 
   -- Every unit is checked (built, not written) before anything is written.
@@ -565,8 +565,15 @@ local USAGE = ("usage: %s {generate,generate-key} ..."):format(PROG)
 --- Entry point: runs the subcommand named by argv[1]; returns the exit status.
 function M.main(argv)
   rerun = jobs_mod.rerun_command(argv)
-  return common.dispatch(PROG, USAGE, "ESP-IDF mass manufacturing: an NVS image per unit from a config\n"
+  -- Run as a script, a signal is recorded from the start (no traceback
+  -- from the interpreter's own SIGINT handler); generate stops on it
+  -- between units, anything else once it is done.
+  if rerun then core.signal_install() end
+  local status = common.dispatch(PROG, USAGE, "ESP-IDF mass manufacturing: an NVS image per unit from a config\n"
     .. "and a values CSV file (nvsgen, compatible with mfg_gen.py).\n", COMMANDS, argv)
+  local sig = rerun and core.signal_caught()
+  if sig then return die_of(sig) end
+  return status
 end
 
 return M
