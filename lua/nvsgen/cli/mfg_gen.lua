@@ -117,9 +117,18 @@ end
 --- What an interrupted batch ends with: dies of signal `sig` when run as
 -- a script (its parent sees 128 + sig), or returns that status in-process.
 local function die_of(sig)
-  if rerun then core.signal_reraise(sig) end
+  if rerun then
+    -- What is buffered would be lost with the process.
+    common.stdout:flush()
+    common.stderr:flush()
+    core.signal_reraise(sig)
+  end
   return 128 + sig
 end
+
+-- Set in a worker: it reports a signal to the main process and ends
+-- normally, so that its report is read (the main process dies of it).
+local is_worker = false
 
 -- ---- what is printed per unit ----------------------------------------------------
 
@@ -496,7 +505,10 @@ local function generate(argv)
   if not opts then return status end
   local job, shard, jobs = prepare(opts)
   if not job then return fail(shard, jobs) end
-  if shard then return work(job, shard, opts.chunks) end
+  if shard then
+    is_worker = true
+    return work(job, shard, opts.chunks)
+  end
 
   -- Every unit is checked (built, not written) before anything is written.
   local units, err = mfg.check_units(job, function() return not core.signal_caught() end)
@@ -571,7 +583,7 @@ function M.main(argv)
   if rerun then core.signal_install() end
   local status = common.dispatch(PROG, USAGE, "ESP-IDF mass manufacturing: an NVS image per unit from a config\n"
     .. "and a values CSV file (nvsgen, compatible with mfg_gen.py).\n", COMMANDS, argv)
-  local sig = rerun and core.signal_caught()
+  local sig = rerun and not is_worker and core.signal_caught()
   if sig then return die_of(sig) end
   return status
 end
