@@ -1,7 +1,7 @@
 # nvsgen - build, test and install.
 #
 #   make          build the Lua module in-tree (build/nvsgen/core.so)
-#   make demo     build, then run gen.lua (ten units) and each example recipe into demo-out/
+#   make demo     build, then run `lua gen.lua` (ten units) and each example recipe into demo-out/
 #   make test     the C core's tests, then every spec under Lua 5.4; ends with
 #                 "N passed, N failed"
 #   make asan     the same specs against an AddressSanitizer + UBSan build
@@ -22,6 +22,7 @@ DESTDIR ?=
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR ?= $(PREFIX)/bin
+OTHER_LUA_VERSIONS = 5.1 5.2 5.3
 
 LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags zlib libcrypto 2>/dev/null)
@@ -35,7 +36,7 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
              $(LUA_CFLAGS) $(DEP_CFLAGS)
 
 CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_crypto.c \
-           csrc/nvs_reader.c csrc/nvs_csv.c csrc/nvs_signal.c
+           csrc/nvs_reader.c csrc/nvs_csv.c csrc/nvs_keymap.c csrc/nvs_signal.c
 BINDING_SRC = csrc/lnvsgen.c
 HEADERS = $(wildcard csrc/*.h)
 MODULE = build/nvsgen/core.so
@@ -64,9 +65,10 @@ $(ASAN_MODULE): $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(LUA) gen.lua --serial-range 1000-1009 --outdir demo-out
+	lua gen.lua --serial-range 1000-1009 --outdir demo-out/gen
 	@for r in mass_prod certificates family_lite family_pro wifi_calibration encrypted; do \
-	    $(LUA) examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
+	    echo "lua examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv"; \
+	    lua examples/$$r.lua --serial-range 1000-1004 --outdir demo-out/$$r --csv || exit 1; done
 
 # The C core's own tests (crypto and reader against the vectors), then the
 # specs; busted's closing line "N passed, N failed" is the run's last line.
@@ -113,7 +115,7 @@ FUZZ = build/fuzz
 fuzz: deps
 	@scripts/ensure-deps clang libclang-rt-14-dev liblua5.4-dev
 	@mkdir -p $(FUZZ)/reader-corpus $(FUZZ)/reader-seeds $(FUZZ)/csv-corpus $(FUZZ)/csv-seeds
-	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_format.c $(DEP_LIBS)
+	clang $(FUZZ_CFLAGS) -o $(FUZZ)/fuzz_reader fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_keymap.c csrc/nvs_format.c $(DEP_LIBS)
 	clang $(FUZZ_CFLAGS) -DNVSGEN_ROOT='"$(CURDIR)"' -o $(FUZZ)/fuzz_csv fuzz/fuzz_csv.c \
 	    $(CORE_SRC) $(BINDING_SRC) $(DEP_LIBS) -llua$(LUA_VERSION)
 	i=0; for f in spec/fixtures/vectors/*/*/expected.bin; do i=$$((i+1)); \
@@ -134,11 +136,17 @@ install: $(MODULE)
 	for f in $(SCRIPTS); do \
 	    install -m755 $$f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
 	install -m755 gen.lua $(DESTDIR)$(BINDIR)/nvsgen-gen
+	# `lua my_recipe.lua` where `lua` is 5.1 to 5.3 finds nvsgen.recipe there,
+	# as the module that starts the recipe again under Lua 5.4.
+	for v in $(OTHER_LUA_VERSIONS); do \
+	    install -d $(DESTDIR)$(PREFIX)/share/lua/$$v/nvsgen; \
+	    install -m644 lua/nvsgen/lua54.lua $(DESTDIR)$(PREFIX)/share/lua/$$v/nvsgen/recipe.lua; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/nvsgen $(DESTDIR)$(LUA_SHAREDIR)/nvsgen
 	for f in $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$$(basename $$f .lua); done
 	rm -f $(DESTDIR)$(BINDIR)/nvsgen-gen
+	for v in $(OTHER_LUA_VERSIONS); do rm -rf $(DESTDIR)$(PREFIX)/share/lua/$$v/nvsgen; done
 
 # The benchmark's reference loops in C: only writing files (the floor), and
 # the work every image needs (pending file, SHA-256, rename), with or without

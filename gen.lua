@@ -1,7 +1,7 @@
 #!/usr/bin/env lua5.4
 -- gen.lua: the default recipe, the seed's mass-production partition.
 --
---   lua5.4 gen.lua --serial-range 1000-1999 --outdir out
+--   lua gen.lua --serial-range 1000-1999 --outdir out/gen
 --
 -- Each unit gets namespace mass_prod with the product's ID, a device name
 -- made from its serial and a random 32-hex-digit secret, which goes to the

@@ -18,11 +18,21 @@ description = {
   license = "MIT",
 }
 
--- Lua libraries come from Debian's packages (lua-filesystem, lua-term,
--- lua-dkjson), which luarocks does not see: scripts/ensure-deps installs
--- them, so only Lua itself is declared here.
+-- The Lua libraries the code uses. On Debian, scripts/ensure-deps installs
+-- them as packages (lua-filesystem, lua-system, lua-term), which luarocks
+-- does not see: install there with `luarocks --lua-version=5.4 make
+-- --deps-mode=none` so that it does not try to fetch them again.
 dependencies = {
   "lua >= 5.4",
+  "luafilesystem >= 1.8",  -- folders and file attributes
+  "luasystem >= 0.2",      -- the batch's wall clock and sleeps
+  "lua-term >= 0.07",      -- is the output a terminal (progress bars)
+}
+
+-- What the specs use besides: busted runs them, dkjson reads nvs_tool's JSON.
+test_dependencies = {
+  "busted",
+  "dkjson",
 }
 
 external_dependencies = {
@@ -36,7 +46,8 @@ build = {
     ["nvsgen.core"] = {
       sources = {
         "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
-        "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c", "csrc/nvs_signal.c",
+        "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c", "csrc/nvs_keymap.c",
+        "csrc/nvs_signal.c",
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -45,6 +56,7 @@ build = {
       libdirs = { "$(ZLIB_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["nvsgen"] = "lua/nvsgen/init.lua",
+    ["nvsgen.options"] = "lua/nvsgen/options.lua",
     ["nvsgen.csv"] = "lua/nvsgen/csv.lua",
     ["nvsgen.files"] = "lua/nvsgen/files.lua",
     ["nvsgen.crypto"] = "lua/nvsgen/crypto.lua",
@@ -63,6 +75,8 @@ build = {
     ["nvsgen.cli.nvs_tool"] = "lua/nvsgen/cli/nvs_tool.lua",
     ["nvsgen.cli.mfg_gen"] = "lua/nvsgen/cli/mfg_gen.lua",
     ["nvsgen.cli.recipe"] = "lua/nvsgen/cli/recipe.lua",
+    ["nvsgen.cli.legacy_partition_gen"] = "lua/nvsgen/cli/legacy_partition_gen.lua",
+    ["nvsgen.lua54"] = "lua/nvsgen/lua54.lua",
     ["nvsgen.recipe"] = "lua/nvsgen/recipe.lua",
     ["nvsgen.batch"] = "lua/nvsgen/batch.lua",
     ["nvsgen.chunks"] = "lua/nvsgen/chunks.lua",

@@ -24,6 +24,7 @@
 #include "nvs_file.h"
 #include "nvs_reader.h"
 #include "nvs_signal.h"
+#include "nvs_visibility.h"
 
 #define ENCODER_MT "nvsgen.encoder"
 #define XTS_MT "nvsgen.xts"
@@ -113,6 +114,9 @@ static void push_full(lua_State *L, const nvs_encoder *e, const char *what, cons
                     size_hex);
 }
 
+/* The longest start of a string cut by a NUL byte that a message quotes. */
+#define NUL_PREFIX_SHOWN 64u
+
 /* Pushes fail and a message naming `key` for core status `rc`. */
 static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, const char *key,
                           size_t klen, int value_index)
@@ -160,6 +164,20 @@ static int push_put_error(lua_State *L, const nvs_encoder *e, int rc, int k, con
         break;
     case NVS_ERR_TOO_MANY_CHUNKS:
         lua_pushfstring(L, "key '%s': blob needs more than %d chunks", key, NVS_BLOB_CHUNKS_MAX);
+        break;
+    case NVS_ERR_STR_NUL:
+        /* `value` is the string itself: %s shows it up to the NUL, which
+         * is what the firmware would read; a long one is only counted. */
+        if (e->detail_value == 0)
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at 1; firmware would read an "
+                            "empty string", key);
+        else if (e->detail_value <= NUL_PREFIX_SHOWN)
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at %I; firmware would read only "
+                            "'%s'", key, (lua_Integer)e->detail_value + 1, value);
+        else
+            lua_pushfstring(L, "key '%s': string holds a NUL byte at %I; firmware would read only "
+                            "its first %I bytes", key, (lua_Integer)e->detail_value + 1,
+                            (lua_Integer)e->detail_value);
         break;
     default:
         lua_pushfstring(L, "key '%s': %s", key, nvs_encoder_strerror(rc));
@@ -994,7 +1012,7 @@ static int l_encoder_write(lua_State *L)
     uint8_t *copy = NULL;
     const uint8_t *data;
     size_t len;
-    int rc = 0, crc = NVS_CRYPTO_OK;
+    int write_rc = 0, crypto_rc = NVS_CRYPTO_OK; /* -errno; enum nvs_crypto_err */
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 4, "invalid mode");
     luaL_argcheck(L, x == NULL || x->ctx != NULL, 5, "xts context is closed");
     data = nvs_encoder_image(e, &len);
@@ -1005,19 +1023,19 @@ static int l_encoder_write(lua_State *L)
         if (copy == NULL)
             return push_file_error(L, shown_path(L, 7, path), -ENOMEM);
         memcpy(copy, data, len);
-        crc = nvs_xts_image(x->ctx, copy, len, 1);
+        crypto_rc = nvs_xts_image(x->ctx, copy, len, 1);
         data = copy;
     }
-    if (crc == NVS_CRYPTO_OK) {
-        rc = write_as(folder, path, data, len, (mode_t)mode, how);
-        if (rc == 0 && hash)
-            crc = nvs_sha256(data, len, digest);
+    if (crypto_rc == NVS_CRYPTO_OK) {
+        write_rc = write_as(folder, path, data, len, (mode_t)mode, how);
+        if (write_rc == 0 && hash)
+            crypto_rc = nvs_sha256(data, len, digest);
     }
     free(copy);
-    if (crc != NVS_CRYPTO_OK)
-        return push_crypto_error(L, crc);
-    if (rc != 0)
-        return push_file_error(L, shown_path(L, 7, path), rc);
+    if (crypto_rc != NVS_CRYPTO_OK)
+        return push_crypto_error(L, crypto_rc);
+    if (write_rc != 0)
+        return push_file_error(L, shown_path(L, 7, path), write_rc);
     lua_pushinteger(L, (lua_Integer)len);
     if (!hash)
         return 1;
@@ -1392,9 +1410,10 @@ static const luaL_Reg core_functions[] = {
     {"signal_reraise", l_signal_reraise}, {"signal_with_parent", l_signal_with_parent},
     {NULL, NULL}};
 
-int luaopen_nvsgen_core(lua_State *L);
+/* The module's one exported symbol (see nvs_visibility.h). */
+NVS_EXPORT int luaopen_nvsgen_core(lua_State *L);
 
-int luaopen_nvsgen_core(lua_State *L)
+NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
 {
     luaL_newmetatable(L, ENCODER_MT);
     luaL_setfuncs(L, encoder_metamethods, 0);
@@ -1420,5 +1439,10 @@ int luaopen_nvsgen_core(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, core_functions);
+    /* The errno value file writes return third when the file exists and
+     * is not to be replaced: Lua code compares with it, not with a number
+     * that differs between systems. */
+    lua_pushinteger(L, EEXIST);
+    lua_setfield(L, -2, "EEXIST");
     return 1;
 }

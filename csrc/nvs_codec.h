@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 enum nvs_codec_status {
     NVS_CODEC_OK = 0,
     NVS_CODEC_ODD_LENGTH = -1,     /* hex: odd number of digits */
@@ -36,5 +40,7 @@ size_t nvs_base64_encode(const uint8_t *in, size_t len, char *out);
 
 /* A plain lowercase sentence for a status code. */
 const char *nvs_codec_strerror(int status);
+
+NVS_HIDDEN_END
 
 #endif

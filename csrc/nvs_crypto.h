@@ -3,9 +3,12 @@
  *
  * XTS-AES-256 of NVS entries, the 4096-byte keys partition, the HMAC-based
  * key derivation, OS randomness, SHA-256 and PBKDF2-HMAC-SHA1 (Wi-Fi PMK).
- * Nothing here knows about Lua, keeps global state or allocates a buffer for
- * the caller: every function writes into memory the caller owns and returns
- * NVS_CRYPTO_OK (0) or a negative enum nvs_crypto_err.
+ * Nothing here knows about Lua or allocates a buffer for the caller: every
+ * function writes into memory the caller owns and returns NVS_CRYPTO_OK (0)
+ * or a negative enum nvs_crypto_err.  Two things are kept for the whole
+ * process: random bytes drawn ahead for small requests (nvs_random_bytes;
+ * under a lock, wiped as they are handed out and at exit) and the SHA-256
+ * algorithm, looked up in OpenSSL once.
  */
 #ifndef NVS_CRYPTO_H
 #define NVS_CRYPTO_H
@@ -14,6 +17,9 @@
 #include <stdint.h>
 
 #include "nvs_format.h"
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
 
 enum nvs_crypto_err {
     NVS_CRYPTO_OK = 0,
@@ -156,5 +162,7 @@ void nvs_sha256_free(nvs_sha256_ctx *ctx);
 int nvs_pbkdf2_sha1(const void *pass, size_t pass_len, const void *salt,
                     size_t salt_len, unsigned iterations, uint8_t *out,
                     size_t out_len);
+
+NVS_HIDDEN_END
 
 #endif

@@ -12,6 +12,10 @@
 
 #include <stddef.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 /* The length, through its '\n', of the line at the start of `text` (`len`
  * bytes) when it is a plain record: complete (a '\n' within len), not empty,
  * not a comment (a first '#' when `comments` is set), free of quote
@@ -19,5 +23,7 @@
  * overlong forms, no surrogates, nothing above U+10FFFF).  0 otherwise.
  * The record's fields are the text between its commas, '\n' excluded. */
 size_t nvs_csv_plain_line(const char *text, size_t len, int comments);
+
+NVS_HIDDEN_END
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * nvs_encoder.c - lays items out on NVS pages as the reference generator does.
  *
- * Placement rules (see NVS-FORMAT.md and the reference vectors):
+ * Placement rules (those of the reference, pinned by the vectors under
+ * spec/fixtures/vectors):
  *  - a fixed-size item or a namespace entry goes on the current page while
  *    it has a free entry;
  *  - a string or version-1 blob of span s stays on the current page only if
@@ -17,85 +18,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- (namespace, key) set, to refuse a key written twice ---------------- */
-
-struct nvs_key_set {
-    size_t cap;   /* power of two */
-    size_t count;
-    uint8_t *slots; /* cap slots of 17 bytes: namespace index (0 = free), key */
-};
-
-#define SLOT_SIZE (1u + NVS_KEY_MAX + 1u)
-
-static size_t key_hash(unsigned ns, const uint8_t key[NVS_KEY_MAX + 1])
-{
-    /* FNV-1a: keys are short and this only spreads them over the table. */
-    size_t h = 2166136261u ^ ns;
-    unsigned i;
-    for (i = 0; i <= NVS_KEY_MAX; i++)
-        h = (h ^ key[i]) * 16777619u;
-    return h;
-}
-
-static uint8_t *key_slot(const nvs_key_set *s, unsigned ns,
-                         const uint8_t key[NVS_KEY_MAX + 1])
-{
-    size_t i = key_hash(ns, key) & (s->cap - 1);
-    for (;;) {
-        uint8_t *slot = s->slots + i * SLOT_SIZE;
-        if (slot[0] == 0 || (slot[0] == ns && memcmp(slot + 1, key, NVS_KEY_MAX + 1) == 0))
-            return slot;
-        i = (i + 1) & (s->cap - 1);
-    }
-}
-
-static int key_set_grow(nvs_key_set *s)
-{
-    size_t old_cap = s->cap, i;
-    uint8_t *old = s->slots;
-    uint8_t *slots = calloc(old_cap * 2, SLOT_SIZE);
-    if (slots == NULL)
-        return NVS_ERR_NOMEM;
-    s->slots = slots;
-    s->cap = old_cap * 2;
-    for (i = 0; i < old_cap; i++) {
-        const uint8_t *from = old + i * SLOT_SIZE;
-        if (from[0] != 0)
-            memcpy(key_slot(s, from[0], from + 1), from, SLOT_SIZE);
-    }
-    free(old);
-    return NVS_OK;
-}
-
-static nvs_key_set *key_set_new(void)
-{
-    nvs_key_set *s = malloc(sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->cap = 64;
-    s->count = 0;
-    s->slots = calloc(s->cap, SLOT_SIZE);
-    if (s->slots == NULL) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-static void key_set_free(nvs_key_set *s)
-{
-    if (s != NULL) {
-        free(s->slots);
-        free(s);
-    }
-}
-
-static void key_set_clear(nvs_key_set *s)
-{
-    memset(s->slots, 0, s->cap * SLOT_SIZE);
-    s->count = 0;
-}
 
 /* ---- pages -------------------------------------------------------------- */
 
@@ -203,20 +125,18 @@ static int check_item_key(nvs_encoder *e, uint8_t out[NVS_KEY_MAX + 1],
         return rc;
     if (e->ns_current == 0)
         return NVS_ERR_NO_NAMESPACE;
-    if (key_slot(e->keys, e->ns_current, out)[0] != 0)
+    if (nvs_keymap_get(&e->keys, (uint8_t)e->ns_current, (const char *)out) != NVS_KEYMAP_NONE)
         return NVS_ERR_DUPLICATE_KEY;
-    /* Grow now so that remembering the key later cannot fail. */
-    if ((e->keys->count + 1) * 4 > e->keys->cap * 3)
-        return key_set_grow(e->keys);
+    /* Make room now so that remembering the key later cannot fail. */
+    if ((e->keys.n + 1) * 2 > e->keys.cap && nvs_keymap_reserve(&e->keys, 1) != 0)
+        return NVS_ERR_NOMEM;
     return NVS_OK;
 }
 
 static void remember_key(nvs_encoder *e, const uint8_t key[NVS_KEY_MAX + 1])
 {
-    uint8_t *slot = key_slot(e->keys, e->ns_current, key);
-    slot[0] = (uint8_t)e->ns_current;
-    memcpy(slot + 1, key, NVS_KEY_MAX + 1);
-    e->keys->count++;
+    /* cannot fail: check_item_key made room */
+    nvs_keymap_add(&e->keys, (uint8_t)e->ns_current, (const char *)key, 1);
 }
 
 /* Room for a fixed-size entry: the current page while it has a free entry. */
@@ -382,6 +302,11 @@ int nvs_encoder_put_str(nvs_encoder *e, const char *key, size_t klen,
 {
     static const uint8_t nul = 0;
     size_t limit = e->version == 1 ? NVS_BLOB_MAX_V1 : NVS_STR_MAX_V2;
+    const uint8_t *inner_nul = len > 0 ? (const uint8_t *)memchr(s, 0, len) : NULL;
+    if (inner_nul != NULL) {
+        e->detail_value = (size_t)(inner_nul - s);
+        return NVS_ERR_STR_NUL;
+    }
     return put_single_page(e, key, klen, NVS_TYPE_STR, s, len, &nul, 1, limit);
 }
 
@@ -477,8 +402,7 @@ int nvs_encoder_init(nvs_encoder *e, size_t size, unsigned version)
     if (pages > 0xFFFFFFFFu)
         return NVS_ERR_SIZE;
     e->image = malloc(size);
-    e->keys = key_set_new();
-    if (e->image == NULL || e->keys == NULL) {
+    if (e->image == NULL) {
         nvs_encoder_free(e);
         return NVS_ERR_NOMEM;
     }
@@ -494,9 +418,8 @@ int nvs_encoder_init(nvs_encoder *e, size_t size, unsigned version)
 void nvs_encoder_free(nvs_encoder *e)
 {
     free(e->image);
-    key_set_free(e->keys);
+    nvs_keymap_free(&e->keys);
     e->image = NULL;
-    e->keys = NULL;
 }
 
 void nvs_encoder_reset(nvs_encoder *e)
@@ -506,7 +429,7 @@ void nvs_encoder_reset(nvs_encoder *e)
      * units fill one page of several. */
     size_t used = (size_t)(e->page + 1) * NVS_PAGE_SIZE;
     memset(e->image, 0xFF, used < e->size ? used : e->size);
-    key_set_clear(e->keys);
+    nvs_keymap_clear(&e->keys);
     e->ns_current = 0;
     e->ns_count = 0;
     start_page(e, 0);
@@ -554,6 +477,8 @@ const char *nvs_encoder_strerror(int status)
         return "wrong type";
     case NVS_ERR_TOO_MANY_CHUNKS:
         return "blob needs more than 128 chunks";
+    case NVS_ERR_STR_NUL:
+        return "string contains a NUL byte";
     default:
         return "unknown error";
     }

@@ -15,6 +15,10 @@
 #include <stdint.h>
 
 #include "nvs_format.h"
+#include "nvs_keymap.h"
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
 
 enum nvs_encoder_status {
     NVS_OK = 0,
@@ -32,10 +36,9 @@ enum nvs_encoder_status {
     NVS_ERR_TOO_LONG = -12,     /* string or blob above its limit */
     NVS_ERR_FULL = -13,         /* no page left for the item */
     NVS_ERR_TYPE = -14,         /* not a type this call writes */
-    NVS_ERR_TOO_MANY_CHUNKS = -15
+    NVS_ERR_TOO_MANY_CHUNKS = -15,
+    NVS_ERR_STR_NUL = -16       /* a NUL byte inside a string value */
 };
-
-typedef struct nvs_key_set nvs_key_set;
 
 typedef struct nvs_encoder {
     uint8_t *image;        /* size bytes, owned by the encoder */
@@ -47,8 +50,9 @@ typedef struct nvs_encoder {
     unsigned ns_current;   /* namespace index items go to, 0 before any */
     unsigned ns_count;     /* namespaces created so far */
     char ns_names[NVS_NAMESPACE_MAX][NVS_KEY_MAX + 1];
-    nvs_key_set *keys;     /* (namespace, key) pairs written, to refuse repeats */
-    size_t detail_value;   /* with some errors: the size or count asked */
+    nvs_keymap keys;       /* (namespace, key) pairs written, to refuse repeats */
+    size_t detail_value;   /* with some errors: the size or count asked, or
+                            * the position of a NUL byte (from 0) */
     size_t detail_limit;   /* with some errors: the limit it broke */
 } nvs_encoder;
 
@@ -75,7 +79,9 @@ int nvs_encoder_put_int(nvs_encoder *e, const char *key, size_t klen,
 int nvs_encoder_put_real(nvs_encoder *e, const char *key, size_t klen,
                          unsigned type, double value);
 
-/* Writes a string of `len` bytes; the encoder adds the terminating NUL. */
+/* Writes a string of `len` bytes; the encoder adds the terminating NUL.
+ * A NUL byte inside is refused (NVS_ERR_STR_NUL, detail_value = the bytes
+ * before it): the firmware would read the string only up to it. */
 int nvs_encoder_put_str(nvs_encoder *e, const char *key, size_t klen,
                         const uint8_t *s, size_t len);
 
@@ -89,5 +95,7 @@ const uint8_t *nvs_encoder_image(const nvs_encoder *e, size_t *len);
 
 /* A plain lowercase sentence for a status code. */
 const char *nvs_encoder_strerror(int status);
+
+NVS_HIDDEN_END
 
 #endif

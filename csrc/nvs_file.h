@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 /* A batch names thousands of files in one output folder.  Opened once
  * (nvs_folder_open), the folder's descriptor lets each file be named by
  * its name alone (openat, renameat): the kernel then does not walk the
@@ -55,5 +59,7 @@ int nvs_rename_at(int folder, const char *from, const char *to);
  * fstat gives, so a per-unit certificate costs a few system calls and
  * no stdio.  Returns 0 or a negative errno value (-EISDIR for a folder). */
 int nvs_read_file(const char *path, unsigned char **data, size_t *len);
+
+NVS_HIDDEN_END
 
 #endif

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 #define NVS_PAGE_SIZE 4096u
 #define NVS_ENTRY_SIZE 32u
 #define NVS_ENTRIES_PER_PAGE 126u
@@ -132,5 +136,7 @@ uint32_t nvs_page_header_crc(const uint8_t page[NVS_HEADER_SIZE]);
 
 /* Size in bytes of the value of a fixed-size type, 0 for other types. */
 unsigned nvs_fixed_type_size(unsigned type);
+
+NVS_HIDDEN_END
 
 #endif

@@ -17,6 +17,7 @@
  * make the reader leave its page.
  */
 #include "nvs_reader.h"
+#include "nvs_keymap.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -67,14 +68,6 @@ struct raw_problem {
     uint64_t a, b, c;
 };
 
-/* An open-addressing map from (namespace, key) to a number. */
-struct keymap {
-    uint8_t (*keys)[17];
-    size_t *vals;   /* NONE: slot free */
-    size_t cap;     /* 0 or a power of two */
-    size_t n;
-};
-
 /* A live hash-list node of some page: where storage_find() must look. */
 struct node_ref {
     uint32_t hash;
@@ -111,13 +104,13 @@ struct ctx {
     void *grown;           /* what grow() returned last */
 
     /* indexes that keep the passes linear in the image size */
-    struct keymap ns_by_name;      /* name -> first namespace entry */
+    nvs_keymap ns_by_name;         /* name -> first namespace entry */
     size_t ns_first[256];          /* index -> first namespace entry */
     size_t ns_open[256];           /* index -> entry of a name opening it */
-    struct keymap blob_keys;       /* (ns, key) -> owned[] slot */
+    nvs_keymap blob_keys;          /* (ns, key) -> owned[] slot */
     uint32_t (*owned)[8];          /* chunk indices some blob index owns */
     size_t n_owned, cap_owned;
-    struct keymap taken;           /* (ns, key) -> accepted item */
+    nvs_keymap taken;              /* (ns, key) -> accepted item */
     size_t *node_head;             /* hash -> first node (nodes below) */
     size_t node_mask;
     struct node_ref *nodes;        /* live hash nodes, page order */
@@ -249,91 +242,29 @@ static uint32_t query_hash(uint8_t ns, const char *key, uint8_t chunk)
     return item_hash(ns, k, chunk);
 }
 
-/* ---- a map keyed by (namespace, key) ------------------------------------ */
+/* ---- the (namespace, key) maps ------------------------------------------ */
 
-static void map_key(uint8_t out[17], uint8_t ns, const char *key)
+/* nvs_keymap with the reader's conventions: NONE for a missing key, and an
+ * allocation failure recorded in c->nomem (after which nothing is added). */
+static size_t map_get(const nvs_keymap *m, uint8_t ns, const char *key)
 {
-    unsigned i;
-    memset(out, 0, 17);
-    out[0] = ns;
-    for (i = 0; i < NVS_KEY_MAX && key[i]; i++)
-        out[1 + i] = (uint8_t)key[i];
-}
-
-static size_t map_slot(const struct keymap *m, const uint8_t k[17])
-{
-    uint32_t h = 2166136261u;
-    unsigned i;
-    size_t s;
-    for (i = 0; i < 17; i++)
-        h = (h ^ k[i]) * 16777619u;
-    for (s = h & (m->cap - 1); m->vals[s] != NONE && memcmp(m->keys[s], k, 17) != 0;
-         s = (s + 1) & (m->cap - 1))
-        ;
-    return s;
-}
-
-static size_t map_get(const struct keymap *m, uint8_t ns, const char *key)
-{
-    uint8_t k[17];
-    if (!m->cap)
-        return NONE;
-    map_key(k, ns, key);
-    return m->vals[map_slot(m, k)];
+    size_t v = nvs_keymap_get(m, ns, key);
+    return v == NVS_KEYMAP_NONE ? NONE : v;
 }
 
 /* Adds the pair unless the key is there; returns the value now stored
  * (NONE when out of memory). */
-static size_t map_add(struct ctx *c, struct keymap *m, uint8_t ns, const char *key, size_t val)
+static size_t map_add(struct ctx *c, nvs_keymap *m, uint8_t ns, const char *key, size_t val)
 {
-    uint8_t k[17];
-    size_t s;
+    size_t v;
     if (c->nomem)
         return NONE;
-    if ((m->n + 1) * 2 > m->cap) {
-        struct keymap big;
-        size_t j;
-        if (m->cap > ((size_t)-1) / 64) {
-            c->nomem = 1;
-            return NONE;
-        }
-        big.cap = m->cap ? m->cap * 2 : 64;
-        big.n = m->n;
-        big.keys = (uint8_t(*)[17])malloc(big.cap * sizeof *big.keys);
-        big.vals = (size_t *)malloc(big.cap * sizeof *big.vals);
-        if (!big.keys || !big.vals) {
-            free(big.keys);
-            free(big.vals);
-            c->nomem = 1;
-            return NONE;
-        }
-        for (j = 0; j < big.cap; j++)
-            big.vals[j] = NONE;
-        for (j = 0; j < m->cap; j++)
-            if (m->vals[j] != NONE) {
-                s = map_slot(&big, m->keys[j]);
-                memcpy(big.keys[s], m->keys[j], 17);
-                big.vals[s] = m->vals[j];
-            }
-        free(m->keys);
-        free(m->vals);
-        *m = big;
+    v = nvs_keymap_add(m, ns, key, val);
+    if (v == NVS_KEYMAP_NONE) {
+        c->nomem = 1;
+        return NONE;
     }
-    map_key(k, ns, key);
-    s = map_slot(m, k);
-    if (m->vals[s] == NONE) {
-        memcpy(m->keys[s], k, 17);
-        m->vals[s] = val;
-        m->n++;
-    }
-    return m->vals[s];
-}
-
-static void map_free(struct keymap *m)
-{
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof *m);
+    return v;
 }
 
 /* ---- problems ----------------------------------------------------------- */
@@ -1708,9 +1639,9 @@ static void free_ctx(struct ctx *c)
     free(c->owned);
     free(c->node_head);
     free(c->nodes);
-    map_free(&c->ns_by_name);
-    map_free(&c->blob_keys);
-    map_free(&c->taken);
+    nvs_keymap_free(&c->ns_by_name);
+    nvs_keymap_free(&c->blob_keys);
+    nvs_keymap_free(&c->taken);
 }
 
 int nvs_read(const uint8_t *image, size_t len, unsigned flags, nvs_read_result *out)

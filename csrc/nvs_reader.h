@@ -20,6 +20,9 @@
 #include <stdint.h>
 
 #include "nvs_format.h"
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
 
 /* nvs_read() return values. */
 enum nvs_read_status {
@@ -212,5 +215,7 @@ const char *nvs_read_page_state_name(uint32_t state);
 /* "u8", "i8", ..., "float", "double", "string", "blob" (0x41),
  * "blob_data", "blob_index", or "unknown". */
 const char *nvs_read_type_name(unsigned type);
+
+NVS_HIDDEN_END
 
 #endif

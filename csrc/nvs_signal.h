@@ -12,6 +12,10 @@
 
 #include <sys/types.h>
 
+#include "nvs_visibility.h"
+
+NVS_HIDDEN_BEGIN
+
 /* Installs the recording handlers for SIGINT, SIGTERM and SIGHUP (system
  * calls restarted after them).  Returns 0 or a negative errno value. */
 int nvs_signal_install(void);
@@ -35,5 +39,7 @@ void nvs_signal_reraise(int sig);
  * outlive the batch that started it).  Returns 0 or a negative errno value
  * (-ENOSYS elsewhere). */
 int nvs_signal_with_parent(int sig);
+
+NVS_HIDDEN_END
 
 #endif

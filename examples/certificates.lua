@@ -4,7 +4,7 @@
 -- serials 1000-1004). A unit without its file stops the batch with a
 -- message naming the unit and the path.
 --
---   lua5.4 examples/certificates.lua --serial-range 1000-1004 --outdir out
+--   lua5.4 examples/certificates.lua --serial-range 1000-1004 --outdir out/certificates
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath

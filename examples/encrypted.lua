@@ -4,7 +4,7 @@
 -- (unit-N-keys.bin, mode 0600, listed in manifest.csv) to be flashed into
 -- the unit's nvs_keys partition. --inputkey KEYS.bin uses one key instead.
 --
---   lua5.4 examples/encrypted.lua --serial-range 1000-1999 --outdir out
+--   lua5.4 examples/encrypted.lua --serial-range 1000-1999 --outdir out/encrypted
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath

@@ -3,7 +3,7 @@
 -- later hardware revision, and a second namespace for the features only
 -- the Pro has.
 --
---   lua5.4 examples/family_pro.lua --serial-range 1000-1999 --outdir out
+--   lua5.4 examples/family_pro.lua --serial-range 1000-1999 --outdir out/family_pro
 -- This file's folder, also when the script is loaded by another one.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path

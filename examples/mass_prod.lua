@@ -3,7 +3,7 @@
 -- (examples/sample.csv) as a recipe: the values that were fixed in the CSV
 -- are now computed for each unit from its serial.
 --
---   lua5.4 examples/mass_prod.lua --serial-range 1000-1999 --outdir out
+--   lua5.4 examples/mass_prod.lua --serial-range 1000-1999 --outdir out/mass_prod
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath

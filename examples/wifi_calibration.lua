@@ -4,7 +4,7 @@
 -- calibration read from a table of per-unit values (calibration.csv, one
 -- row per serial; --values other.csv uses another table).
 --
---   lua5.4 examples/wifi_calibration.lua --serial-range 1000-1004 --outdir out
+--   lua5.4 examples/wifi_calibration.lua --serial-range 1000-1004 --outdir out/wifi_calibration
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath

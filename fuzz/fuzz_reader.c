@@ -12,7 +12,7 @@
  *
  * Build (see README.md):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc \
- *       fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_format.c -lz
+ *       fuzz/fuzz_reader.c csrc/nvs_reader.c csrc/nvs_keymap.c csrc/nvs_format.c -lz
  * With -DFUZZ_STANDALONE it builds with any compiler into a program that
  * runs the files named on its command line (to replay a crash).
  */

@@ -101,6 +101,21 @@ describe("nvs_partition_gen generate refuses bad input", function()
       { "0x3000", "--version", "1" })
   end)
 
+  it("a string holding a NUL byte, which the firmware would read cut short", function()
+    refuses(NS .. "s,data,string,a\0b\nt,data,u8,1\n",
+      "in.csv:3: key 's': string holds a NUL byte at 2; firmware would read only 'a'")
+    refuses(NS .. 't,data,u8,1\ns,data,string,"\0b"\n',
+      "in.csv:4: key 's': string holds a NUL byte at 1; firmware would read an empty string")
+    local status, err, wrote = generate({
+      ["in.csv"] = NS .. "s,file,string,v.txt\n",
+      ["v.txt"] = ("x"):rep(70) .. "\0tail",
+    })
+    assert.are.equal(1, status)
+    assert.are.equal("nvs_partition_gen: in.csv:3: key 's': string holds a NUL byte at 71; "
+      .. "firmware would read only its first 70 bytes\n", err)
+    assert.is_false(wrote)
+  end)
+
   it("a version-1 blob too long", function()
     refuses(NS .. "a,data,hex2bin," .. ("ab"):rep(1985) .. "\n",
       "in.csv:3: key 'a': blob of 1985 bytes exceeds the limit of 1984 bytes in version 1",

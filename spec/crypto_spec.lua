@@ -135,6 +135,24 @@ describe("nvsgen.crypto key files", function()
     assert.are.equal(second, crypto.read_keys(dir .. "/k.bin"))
   end)
 
+  it("write_keys refuses options it does not know, at the caller's line, writing nothing", function()
+    local first, second = crypto.generate_key(), crypto.generate_key()
+    assert(crypto.write_keys(dir .. "/k.bin", first))
+    local function raises(opts, message)
+      local ok, err = pcall(function() crypto.write_keys(dir .. "/k.bin", second, opts) end)
+      assert.is_false(ok)
+      assert.are.equal("crypto_spec.lua", err:match("([^/]+):%d+: "))
+      assert.are.equal(message, (err:gsub("^[^:]+:%d+: ", "")))
+    end
+    raises({ replce = true }, "crypto.write_keys: unknown option 'replce'")
+    raises({ replace = 1 }, "crypto.write_keys: option 'replace' must be a boolean, got number")
+    raises(true, "crypto.write_keys: options table expected, got boolean")
+    assert.are.equal(first, crypto.read_keys(dir .. "/k.bin"))
+    assert.are.same({ nil, dir .. "/k.bin: already exists", nvsgen.EEXIST },
+      { crypto.write_keys(dir .. "/k.bin", second, { replace = false }) })
+    assert.are.equal(first, crypto.read_keys(dir .. "/k.bin"))
+  end)
+
   it("read_keys names the file in its messages", function()
     h.write(dir .. "/short.bin", ("x"):rep(100))
     assert.are.same({ nil, dir .. "/short.bin: keys partition is 100 bytes long, 4096 are needed" },

@@ -337,7 +337,33 @@ describe("nvsgen.csv dict reader", function()
     assert.same({ nil, "t.csv:2: header has no column 'value'" },
       { csv.dict_from_string("#\nkey,type,encoding,Value\n", "t.csv", { required = REQUIRED, comments = true }) })
     assert.same({ nil, "t.csv:1: header has no column 'type'" },
-      { csv.dict_from_string("key, type,encoding,value\n", "t.csv", { required = REQUIRED }) })
+      { csv.dict_from_string("key, tpe,encoding,value\n", "t.csv", { required = REQUIRED }) })
+  end)
+
+  it("reads a file aligned in columns (a padded header) without the blanks around its fields", function()
+    local d = assert(csv.dict_from_string(table.concat({
+      "key,          type,     encoding, value",
+      "mass_prod,    namespace,,",
+      "ProductID,    data,     string,   12345  ",
+      'Quoted,\tdata, string,   "  kept  " ',
+      'Glued,        data,     string,   "a"b c ',
+      'Multi,        data,     string,   "x,\n y"',
+      "",
+    }, "\n"), "t.csv", { required = REQUIRED }))
+    assert.same({ "key", "type", "encoding", "value" }, d.header)
+    assert.same({ { key = "mass_prod", type = "namespace", encoding = "", value = "" }, 2 }, { d:next() })
+    assert.same({ { key = "ProductID", type = "data", encoding = "string", value = "12345" }, 3 }, { d:next() })
+    assert.same({ { key = "Quoted", type = "data", encoding = "string", value = "  kept  " }, 4 }, { d:next() })
+    assert.same({ { key = "Glued", type = "data", encoding = "string", value = "ab c" }, 5 }, { d:next() })
+    assert.same({ { key = "Multi", type = "data", encoding = "string", value = "x,\n y" }, 6 }, { d:next() })
+    assert.same({}, { d:next() })
+  end)
+
+  it("keeps the blanks of every field when the header is not padded", function()
+    local d = assert(csv.dict_from_string("key,type,encoding,value\n ns , namespace,,\nk,data,string,  v \n",
+      "t.csv"))
+    assert.same({ { key = " ns ", type = " namespace", encoding = "", value = "" }, 2 }, { d:next() })
+    assert.same({ { key = "k", type = "data", encoding = "string", value = "  v " }, 3 }, { d:next() })
   end)
 
   it("passes on errors from the header and the records", function()

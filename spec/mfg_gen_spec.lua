@@ -287,6 +287,16 @@ describe("mfg_gen generate refuses", function()
     assert.is_nil(lfs.attributes(dir .. "/o"))
   end)
 
+  it("a string value holding a NUL byte, leaving no file", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,a\0b\n")
+    local st, out, err = run(gen())
+    assert.are.equal("mfg_gen: values.csv:3: key 'name': string holds a NUL byte at 2; "
+      .. "firmware would read only 'a'\n", err)
+    assert.are.equal(1, st)
+    assert.are.equal("", out)
+    assert.is_nil(lfs.attributes(dir .. "/o"))
+  end)
+
   it("a missing file value, leaving no file", function()
     inputs("ns,namespace,\ncert,file,binary\n", "cert\nconfig.csv\nnone.der\n")
     local st, _, err = run(gen())

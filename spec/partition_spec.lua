@@ -97,6 +97,41 @@ describe("nvsgen.partition", function()
     h.cleanup(dir)
   end)
 
+  it("refuses write options it does not know, at the caller's line, writing nothing", function()
+    local dir = h.tmpdir()
+    local p = fresh()
+    h.write(dir .. "/x.bin", "old")
+    local function raises(opts, message)
+      local ok, err = pcall(function() p:write(dir .. "/x.bin", opts) end)
+      assert.is_false(ok)
+      assert.are.equal("partition_spec.lua", err:match("([^/]+):%d+: "))
+      assert.are.equal(message, (err:gsub("^[^:]+:%d+: ", "")))
+    end
+    raises({ replce = false }, "partition:write: unknown option 'replce'")
+    raises({ replace = "no" }, "partition:write: option 'replace' must be a boolean, got string")
+    raises({ mode = "644" }, "partition:write: option 'mode' must be a file mode, got 644")
+    raises({ mode = 4096 }, "partition:write: option 'mode' must be a file mode, got 4096")
+    raises("replace", "partition:write: options table expected, got string")
+    assert.are.equal("old", h.read(dir .. "/x.bin"))
+    assert.is_true(p:write(dir .. "/y.bin", { mode = nvsgen.SECRET_MODE, replace = false }))
+    assert.are.equal("rw-------", lfs.attributes(dir .. "/y.bin", "permissions"))
+    assert.is_true(p:write(dir .. "/z.bin", {}))
+    assert.are.equal("rw-r--r--", lfs.attributes(dir .. "/z.bin", "permissions"))
+    h.cleanup(dir)
+  end)
+
+  it("names the file modes and errno values it uses", function()
+    assert.are.equal(6 * 64 + 4 * 8 + 4, nvsgen.FILE_MODE)
+    assert.are.equal(6 * 64, nvsgen.SECRET_MODE)
+    local dir = h.tmpdir()
+    assert.is_true(nvsgen.write_file(dir .. "/t", "a", nvsgen.FILE_MODE, false))
+    local _, _, code = nvsgen.write_file(dir .. "/t", "b", nvsgen.FILE_MODE, false)
+    assert.are.equal(nvsgen.EEXIST, code)
+    assert.are.equal(require("nvsgen.core").EEXIST, nvsgen.EEXIST)
+    assert.are.equal("a", h.read(dir .. "/t"))
+    h.cleanup(dir)
+  end)
+
   it("writes its image straight from the encoder, plain or encrypted, with its hash", function()
     local dir = h.tmpdir()
     local crypto = require("nvsgen.crypto")
@@ -190,6 +225,24 @@ describe("nvsgen.partition", function()
         "nvsgen.partition: size 0x3001: partition size must be a multiple of 4096 and at least 4096")
       raises(function() nvsgen.partition{ size = 0x3000, version = 3 } end,
         "nvsgen.partition: version must be 1 or 2, got 3")
+    end)
+
+    it("a string holding a NUL byte, which the firmware would read cut short", function()
+      local p = fresh():u8("n", 1)
+      local before = p:image()
+      raises(function() p:string("s", "a\0b") end,
+        "key 's': string holds a NUL byte at 2; firmware would read only 'a'")
+      assert.are.same({ nil, "key 's': string holds a NUL byte at 2; firmware would read only 'a'" },
+        { p:put("string", "s", "a\0b") })
+      assert.are.same({ nil, "key 't': string holds a NUL byte at 3; firmware would read only 'ab'" },
+        { p:put("string", "t", "ab\0") })
+      assert.are.same({ nil, "key 'u': string holds a NUL byte at 1; firmware would read an empty string" },
+        { p:put("string", "u", "\0") })
+      assert.are.same({ nil, "key 'v': string holds a NUL byte at 66; firmware would read only its first 65 bytes" },
+        { p:put("string", "v", ("x"):rep(65) .. "\0") })
+      assert.is_true(p:image() == before)
+      -- blobs hold any bytes, and the refused keys are still free
+      p:blob("b", "a\0b"):string("s", "a")
     end)
 
     it("wrong types", function()

@@ -59,6 +59,8 @@ describe("recipe", function()
       fails(function(u) u:u8("X", 1) end))
     assert.equal("unit 41: key 'ThisKeyIsTooLong' is 16 bytes long, at most 15 are allowed",
       fails(function(u) u:namespace("ns"); u:u8("ThisKeyIsTooLong", 1) end))
+    assert.equal("unit 42: key 'Name': string holds a NUL byte at 5; firmware would read only 'unit'",
+      fails(function(u) u:namespace("ns"); u:string("Name", u.serial == 42 and "unit\0" or "unit") end))
     assert.equal("unit 42: boom",
       fails(function(u) if u.serial == 42 then error("boom", 0) end end))
     assert.equal("unit 41: cannot read file '/nonexistent/41.der': No such file or directory",

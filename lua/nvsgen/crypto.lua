@@ -12,6 +12,7 @@
 
 local files = require("nvsgen.files")
 local core = require("nvsgen.core")
+local options = require("nvsgen.options")
 
 local byte, sub, unpack = string.byte, string.sub, string.unpack
 local crc32 = core.crc32
@@ -68,10 +69,18 @@ function M.read_keys(path)
   return key
 end
 
+local WRITE_KEYS_OPTIONS = { replace = true }
+
 --- Writes the keys partition of `key` to `path`, mode 0600, atomically.
 -- Refuses an existing file unless `opts.replace` is true. Returns true, or
 -- nil and a message.
 function M.write_keys(path, key, opts)
+  if opts ~= nil then
+    options.check(opts, WRITE_KEYS_OPTIONS, "crypto.write_keys", 2)
+    if opts.replace ~= nil and type(opts.replace) ~= "boolean" then
+      error("crypto.write_keys: option 'replace' must be a boolean, got " .. type(opts.replace), 2)
+    end
+  end
   local replace = opts ~= nil and opts.replace == true
   return core.write_keys(path, key, replace and "replace" or "atomic_new")
 end

@@ -164,6 +164,17 @@ local function text_end(line)
   return last
 end
 
+-- Blanks (spaces and tabs) around a field of an aligned file.
+local function trim_blanks(text)
+  return (gsub(text, "^[ \t]+", ""):gsub("[ \t]+$", ""))
+end
+
+-- Trims every field of a record read from an aligned file, in place.
+local function trim_fields(fields)
+  for i = 1, #fields do fields[i] = trim_blanks(fields[i]) end
+  return fields
+end
+
 -- Parses a record that starts on `line` and holds a quote character (it
 -- may go on over the next lines). Returns its fields or nil and a message.
 local function parse_quoted(self, line)
@@ -171,8 +182,12 @@ local function parse_quoted(self, line)
   local last = text_end(line)
   local fields, n = {}, 0
   local pos = 1
+  local trim = self.trim
   while true do
     local field
+    -- An aligned file pads fields with blanks: a quote after them still
+    -- opens a quoted field.
+    if trim then pos = find(line, "[^ \t]", pos) or pos end
     if byte(line, pos) == QUOTE then
       -- Quoted part: runs to the next lone quote, possibly over several
       -- lines; '""' stands for one quote.
@@ -214,12 +229,17 @@ local function parse_quoted(self, line)
       -- quote, up to the next separator, as plain text.
       local e = find(line, ",", pos, true)
       local stop = e and e - 1 or last
-      if stop >= pos then field = field .. sub(line, pos, stop) end
+      if stop >= pos then
+        local rest = sub(line, pos, stop)
+        if trim then rest = trim_blanks(rest) end
+        field = field .. rest
+      end
       pos = e
     else
       -- Plain field: quotes inside it are literal.
       local e = find(line, ",", pos, true)
       field = sub(line, pos, e and e - 1 or last)
+      if trim then field = trim_blanks(field) end
       pos = e
     end
     n = n + 1
@@ -269,7 +289,10 @@ end
 function Reader:next()
   check_reader(self, "next")
   local split, split_line = take_plain(self, plain_fields)
-  if split then return split, split_line, true end
+  if split then
+    if self.trim then trim_fields(split) end
+    return split, split_line, true
+  end
   local start, line, quoted = begin_record(self)
   if not start then return nil, line end
   if quoted then return quoted, start, false end
@@ -281,6 +304,7 @@ function Reader:next()
     n = n + 1
     if not e or e > last then
       fields[n] = sub(line, pos, last)
+      if self.trim then trim_fields(fields) end
       return fields, start, true
     end
     fields[n] = sub(line, pos, e - 1)
@@ -325,6 +349,7 @@ local function new_reader(file, buf, name, opts)
     name = name,
     comments = opts.comments or false,
     blank_lines = opts.blank_lines or false,
+    trim = false,         -- set by the dict reader for an aligned file
     keep_bom = opts.keep_bom or false,
     lineno = 0,
     err = nil,
@@ -417,6 +442,13 @@ local function new_dict(reader, required, n, fname)
   if not header then
     msg = line or format("%s: no header line", reader.name)
   else
+    -- A header whose names are padded with blanks marks a file laid out
+    -- in columns for the eye (as in ESP-IDF's mass-production guide):
+    -- blanks around every unquoted field of the file are not data.
+    for _, col in ipairs(header) do
+      if find(col, "^[ \t]") or find(col, "[ \t]$") then reader.trim = true end
+    end
+    if reader.trim then trim_fields(header) end
     local have = {}
     for _, col in ipairs(header) do have[col] = true end
     for _, col in ipairs(required) do

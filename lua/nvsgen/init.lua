@@ -13,6 +13,7 @@
 -- non-raising form for data-driven callers such as the CSV generator.
 
 local core = require("nvsgen.core")
+local options = require("nvsgen.options")
 
 local M = {}
 
@@ -32,18 +33,17 @@ local REAL_KINDS = { float = true, double = true }
 local Partition = {}
 Partition.__index = Partition
 
---- Rejects option-table fields the function does not know, so a typo in a
--- recipe fails loudly instead of being ignored.
-function M.check_options(opts, known, what, level)
-  if type(opts) ~= "table" then
-    error(("%s: options table expected, got %s"):format(what, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(("%s: unknown option '%s'"):format(what, tostring(k)), level + 1)
-    end
-  end
-end
+--- Rejects option-table fields the function does not know (see
+-- nvsgen.options): check_options(opts, known, what, level).
+M.check_options = options.check
+
+--- File modes of the files the library writes (Lua has no octal literals).
+M.FILE_MODE = tonumber("644", 8)   -- rw-r--r--: images, CSV files
+M.SECRET_MODE = tonumber("600", 8) -- rw-------: keys, HMAC keys
+
+--- The errno value write_file and write_image return third when the file
+-- exists and is not to be replaced (it differs between systems).
+M.EEXIST = core.EEXIST
 
 --- The largest NVS partition the firmware can address: a partition's size
 -- is a 32-bit field of the partition table (and a uint32_t in ESP-IDF's
@@ -204,10 +204,24 @@ function Partition:image()
   return self.encoder:image()
 end
 
+local WRITE_OPTIONS = { replace = true, mode = true }
+
 --- Writes the image to `path` atomically. Returns true, or nil and a message.
--- `opts.replace = false` refuses to overwrite an existing file.
+-- `opts.replace = false` refuses to overwrite an existing file; `opts.mode`
+-- is the file's mode (default FILE_MODE).
 function Partition:write(path, opts)
-  opts = opts or {}
+  if opts == nil then
+    opts = {}
+  else
+    options.check(opts, WRITE_OPTIONS, "partition:write", 2)
+  end
+  if opts.replace ~= nil and type(opts.replace) ~= "boolean" then
+    error("partition:write: option 'replace' must be a boolean, got " .. type(opts.replace), 2)
+  end
+  local mode = opts.mode
+  if mode ~= nil and (math.type(mode) ~= "integer" or mode < 0 or mode > tonumber("7777", 8)) then
+    error("partition:write: option 'mode' must be a file mode, got " .. tostring(mode), 2)
+  end
   -- Straight from the encoder's buffer: no copy of the image as a string.
   local written, err = self:write_image(path, opts.replace == false and "atomic_new" or "replace", opts.mode)
   if not written then return nil, err end
@@ -221,7 +235,7 @@ end
 -- With `folder` (core.folder), `path` is a name in it.
 -- Returns the size written [and the hash], or nil and a message.
 function Partition:write_image(path, how, mode, hash, folder)
-  return self.encoder:write(path, how, mode or 420, self.xts, hash, folder)
+  return self.encoder:write(path, how, mode or M.FILE_MODE, self.xts, hash, folder)
 end
 
 --- Empties the partition so the same object can build the next unit.

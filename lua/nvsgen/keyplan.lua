@@ -99,7 +99,7 @@ function M.write(plan)
   if plan.hmac then
     ok, err = make_parent(plan.hmac_path)
     if not ok then return undo(err) end
-    ok, err = nvsgen.write_file(plan.hmac_path, plan.hmac, 384, false)
+    ok, err = nvsgen.write_file(plan.hmac_path, plan.hmac, nvsgen.SECRET_MODE, false)
     if not ok then return undo(err) end
     written[#written + 1] = plan.hmac_path
   end

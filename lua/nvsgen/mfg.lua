@@ -23,8 +23,7 @@ local pyjoin = pypath.join
 
 local M = {}
 
--- File modes, as octal.
-local MODE_PUBLIC, MODE_SECRET = tonumber("644", 8), tonumber("600", 8)
+local MODE_PUBLIC, MODE_SECRET = nvsgen.FILE_MODE, nvsgen.SECRET_MODE
 -- Exit status of a command-line mistake, returned third with such messages.
 local EXIT_USAGE = 2
 

@@ -13,6 +13,7 @@
 --     local nvs = assert(pt.find(t, "nvs"))   -- nvs.offset, nvs.size
 
 local files = require("nvsgen.files")
+local options = require("nvsgen.options")
 
 local M = {}
 
@@ -62,12 +63,19 @@ local function subtype_code(type_id, text)
   if n and n >= 0 and n <= 0xFE then return n end
 end
 
---- Parses the text of a partition table; `name` is used in messages.
+local PARSE_OPTIONS = { table_offset = true }
+
+--- Parses the text of a partition table; `name` is used in messages, and
+-- `opts.table_offset` is where the table itself is (default TABLE_OFFSET).
 -- Returns the list of partitions ({ name, type, subtype, type_id,
 -- subtype_id, offset, size, flags, line }), or nil and "NAME:LINE: msg".
 function M.parse(text, name, opts)
   name = name or "partitions.csv"
-  opts = opts or {}
+  if opts == nil then
+    opts = {}
+  else
+    options.check(opts, PARSE_OPTIONS, "partition_table.parse", 2)
+  end
   local list, by_name = {}, {}
   local last_end = (opts.table_offset or M.TABLE_OFFSET) + M.TABLE_SIZE
   local lineno = 0

@@ -26,6 +26,10 @@
 -- Relative paths in a recipe (`u:file`, the `values` field) are taken from
 -- the folder of the recipe's script, so a recipe works from any folder.
 
+-- First: a script started by Lua 5.1 to 5.3 goes on under Lua 5.4 (so this
+-- file must stay readable by every Lua from 5.1 on; see nvsgen.lua54).
+require("nvsgen.lua54")
+
 local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local core = require("nvsgen.core")
@@ -262,7 +266,7 @@ function Unit:random_hex(n)
   if math.type(n) ~= "integer" or n < 0 then
     raise("random_hex: a non-negative integer count expected")
   end
-  local hex = core.hex_encode(self.random((n + 1) // 2))
+  local hex = core.hex_encode(self.random(math.floor((n + 1) / 2)))
   if n % 2 == 1 then hex = hex:sub(1, n) end
   return hex
 end

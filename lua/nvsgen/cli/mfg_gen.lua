@@ -261,7 +261,7 @@ local function new_chunk_file()
   for _ = 1, 8 do
     local path = pypath.join(dir, "mfg_gen-chunks-" .. core.hex_encode(assert(crypto.random_bytes(6))))
     local ok
-    ok, err = nvsgen.write_file(path, "", tonumber("600", 8), false)
+    ok, err = nvsgen.write_file(path, "", nvsgen.SECRET_MODE, false)
     if ok then return path end
   end
   return nil, "cannot create the chunk file of the workers: " .. tostring(err)
@@ -530,7 +530,7 @@ local function generate(argv)
   if not folders then return fail(err) end
   if job.batch_hmac then
     local ok
-    ok, err = nvsgen.write_file(job.batch_hmac[2], job.batch_hmac[1], tonumber("600", 8), false)
+    ok, err = nvsgen.write_file(job.batch_hmac[2], job.batch_hmac[1], nvsgen.SECRET_MODE, false)
     if not ok then return fail(err) end
   end
 

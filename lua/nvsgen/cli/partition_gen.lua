@@ -15,6 +15,7 @@
 
 local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
+local legacy = require("nvsgen.cli.legacy_partition_gen")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local csvgen = require("nvsgen.csvgen")
@@ -267,11 +268,23 @@ local COMMANDS = {
   ["generate-key"] = M["generate-key"],
 }
 
-local USAGE = ("usage: %s {generate,encrypt,decrypt,generate-key} ..."):format(PROG)
+local USAGE = ("usage: %s {generate,encrypt,decrypt,generate-key} ...\n       "):format(PROG)
+  .. legacy.usage(PROG)
 
---- Entry point: runs the subcommand named by argv[1]; returns the exit status.
+--- Entry point: runs the subcommand named by argv[1], or the subcommand
+-- that does what the old option-only command line asks; returns the exit
+-- status.
 function M.main(argv)
-  return common.dispatch(PROG, USAGE, "ESP-IDF NVS partition images from CSV files (nvsgen).\n", COMMANDS, argv)
+  if legacy.is_legacy(argv) then
+    local translated, err = legacy.translate(argv)
+    if not translated then
+      common.stderr:write(USAGE, "\n")
+      return common.fail(PROG, err, common.EXIT_USAGE)
+    end
+    argv = translated
+  end
+  return common.dispatch(PROG, USAGE, "ESP-IDF NVS partition images from CSV files (nvsgen).\n"
+    .. legacy.ABOUT, COMMANDS, argv)
 end
 
 return M
