@@ -324,8 +324,18 @@ local function make_share(job, folders, k, chunk_path)
   local file, err = chunks.open(chunk_path)
   if not file then return { message = err } end
   local take = chunks.taker(file, chunk_path, k)
+  local function mine(number)
+    local taken, terr = take(number)
+    if taken == nil then return nil, terr end
+    return taken
+  end
   local stop
   local units, uerr, uline = mfg.each_unit(job, function(number, id, fields, line, plain)
+    -- each_unit passes every row here with --fileid (the id is in the
+    -- row): the others' rows are skipped here.
+    local own, oerr = mine(number)
+    if own == nil then return nil, oerr end
+    if not own then return true end
     local sig = core.signal_caught()
     if sig then
       stop = { line = line, signal = sig }
@@ -336,11 +346,7 @@ local function make_share(job, folders, k, chunk_path)
     local ok, werr, wline = mfg.write_unit(job, folders, number, id, text, line)
     if not ok then return nil, werr, wline end
     return true
-  end, function(number)
-    local taken, terr = take(number)
-    if taken == nil then return nil, terr end
-    return taken
-  end)
+  end, mine)
   file:close()
   if not units then stop = { line = uline, message = uerr } end
   return stop
