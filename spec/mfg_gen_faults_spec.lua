@@ -63,10 +63,11 @@ local function start(extra)
 end
 
 --- The mfg_gen processes (interpreters, not shells) writing this spec's
--- output folder.
+-- output folder. pgrep runs without the sanitizer `make asan` preloads
+-- (it hangs with it).
 local function processes()
   -- The folder's name is letters, digits, '_' and '/': nothing a pattern reads.
-  return tonumber(sh(("pgrep -f -c -- '^lua5.4 .*%s/o' 2>/dev/null || true"):format(dir))) or 0
+  return tonumber(sh(("env -u LD_PRELOAD pgrep -f -c -- '^lua5.4 .*%s/o' 2>/dev/null || true"):format(dir))) or 0
 end
 
 --- The numbers of the units whose image is in o/bin, sorted.
@@ -83,7 +84,7 @@ end
 --- The chunk file the workers of this spec's batch take units from (on
 -- their command lines).
 local function chunk_file()
-  return sh(("pgrep -f -a -- '^lua5.4 .*%s/o ' 2>/dev/null || true"):format(dir)):match("%-%-chunks '?([^ \n']+)")
+  return sh(("env -u LD_PRELOAD pgrep -f -a -- '^lua5.4 .*%s/o ' 2>/dev/null || true"):format(dir)):match("%-%-chunks '?([^ \n']+)")
 end
 
 describe("mfg_gen stopped by a signal", function()
