@@ -84,7 +84,8 @@ end
 --- The chunk file the workers of this spec's batch take units from (on
 -- their command lines).
 local function chunk_file()
-  return sh(("env -u LD_PRELOAD pgrep -f -a -- '^lua5.4 .*%s/o ' 2>/dev/null || true"):format(dir)):match("%-%-chunks '?([^ \n']+)")
+  local listed = sh(("env -u LD_PRELOAD pgrep -f -a -- '^lua5.4 .*%s/o ' 2>/dev/null || true"):format(dir))
+  return listed:match("%-%-chunks '?([^ \n']+)")
 end
 
 describe("mfg_gen stopped by a signal", function()
