@@ -27,6 +27,7 @@
 #include "nvs_matter.h"
 #include "nvs_proc.h"
 #include "nvs_reader.h"
+#include "nvs_signal.h"
 #include "nvs_visibility.h"
 
 #define ENCODER_MT "nvsgen.encoder"
@@ -608,6 +609,23 @@ static int l_folder_rename(lua_State *L)
     return 1;
 }
 
+/* folder:lock([wait]) -> true | nil, message, errno: the folder's exclusive
+ * lock (nvs_folder_lock), held until the folder is closed. */
+static int l_folder_lock(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    int rc = nvs_folder_lock(f->fd, lua_toboolean(L, 2));
+    if (rc != 0) {
+        lua_getiuservalue(L, 1, 1); /* the folder's path, for the message */
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), strerror(-rc));
+        lua_pushinteger(L, -rc);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* folder:close(), also __gc and __close */
 static int l_folder_close(lua_State *L)
 {
@@ -627,7 +645,7 @@ static int l_folder_tostring(lua_State *L)
 }
 
 static const luaL_Reg folder_methods[] = {
-    {"rename", l_folder_rename}, {"close", l_folder_close}, {NULL, NULL}};
+    {"rename", l_folder_rename}, {"lock", l_folder_lock}, {"close", l_folder_close}, {NULL, NULL}};
 
 static const luaL_Reg folder_metamethods[] = {{"__gc", l_folder_close},
                                               {"__close", l_folder_close},
@@ -2483,6 +2501,85 @@ static int l_md5(lua_State *L)
 
 /* ---- end of read-back bindings ------------------------------------------- */
 
+/* ---- signals: a batch's clean stop (nvs_signal) ---------------------------- */
+
+/* core.signal_install() -> true | nil, message: SIGINT, SIGTERM and SIGHUP
+ * are recorded from now on instead of ending the process. */
+static int l_signal_install(lua_State *L)
+{
+    int rc = nvs_signal_install();
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, strerror(-rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.signal_caught() -> signal number | nil */
+static int l_signal_caught(lua_State *L)
+{
+    int sig = nvs_signal_caught();
+    if (sig == 0)
+        luaL_pushfail(L);
+    else
+        lua_pushinteger(L, sig);
+    return 1;
+}
+
+/* core.signal_forward(pid) -> true | nil, message: pid gets the signals
+ * recorded (a worker process). */
+static int l_signal_forward(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, pid > 0 && pid == (lua_Integer)(pid_t)pid, 1, "not a process id");
+    if (nvs_signal_forward((pid_t)pid) != 0) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "too many processes to pass signals on to");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.signal_unforward(pid) */
+static int l_signal_unforward(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    if (pid > 0 && pid == (lua_Integer)(pid_t)pid)
+        nvs_signal_unforward((pid_t)pid);
+    return 0;
+}
+
+/* core.signal_reraise(sig): dies of `sig` (returns only if it does not). */
+static int l_signal_reraise(lua_State *L)
+{
+    lua_Integer sig = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
+    nvs_signal_reraise((int)sig);
+    return 0;
+}
+
+/* core.signal_with_parent(sig) -> true | nil, message: `sig` comes when
+ * the parent process ends (Linux). */
+static int l_signal_with_parent(lua_State *L)
+{
+    lua_Integer sig = luaL_checkinteger(L, 1);
+    int rc;
+    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
+    rc = nvs_signal_with_parent((int)sig);
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, strerror(-rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- end of signals ------------------------------------------------------- */
+
 static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
@@ -2498,6 +2595,9 @@ static const luaL_Reg core_functions[] = {
     {"read", l_read},
     {"md5", l_md5}, /* read-back */
     {"csv_plain_fields", l_csv_plain_fields}, {"csv_plain_count", l_csv_plain_count},
+    {"signal_install", l_signal_install}, {"signal_caught", l_signal_caught},
+    {"signal_forward", l_signal_forward}, {"signal_unforward", l_signal_unforward},
+    {"signal_reraise", l_signal_reraise}, {"signal_with_parent", l_signal_with_parent},
     {NULL, NULL}};
 
 /* The module's one exported symbol (see nvs_visibility.h). */

@@ -278,38 +278,65 @@ describe("mfg_gen generate refuses", function()
       .. " nvs_partition_gen drops as a comment")
   end)
 
-  it("a bad value, naming the values file, line and key; earlier units stay", function()
+  it("a bad value, naming the values file, line and key; no unit is written", function()
     inputs(SMALL_CONFIG, "serial,name\n1,a\n\n2x,b\n3,c\n")
     local st, out, err = run(gen())
     assert.are.equal("mfg_gen: values.csv:4: key 'serial': '2x' is not an integer\n", err)
     assert.are.equal(1, st)
-    assert.are.equal(unit_lines("o", "d-1"), out)
-    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, h.listing(dir .. "/o"))
+    assert.are.equal("", out)
+    assert.is_nil(lfs.attributes(dir .. "/o"))
   end)
 
-  it("a string value holding a NUL byte, leaving no file of the failing unit", function()
+  it("a string value holding a NUL byte, leaving no file", function()
     inputs(SMALL_CONFIG, "serial,name\n1,a\n2,a\0b\n")
     local st, out, err = run(gen())
     assert.are.equal("mfg_gen: values.csv:3: key 'name': string holds a NUL byte at 2; "
       .. "firmware would read only 'a'\n", err)
     assert.are.equal(1, st)
-    assert.are.equal(unit_lines("o", "d-1"), out)
-    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, h.listing(dir .. "/o"))
+    assert.are.equal("", out)
+    assert.is_nil(lfs.attributes(dir .. "/o"))
   end)
 
-  it("a missing file value, leaving no file of the failing unit", function()
+  it("a missing file value, leaving no file", function()
     inputs("ns,namespace,\ncert,file,binary\n", "cert\nconfig.csv\nnone.der\n")
     local st, _, err = run(gen())
     assert.are.equal("mfg_gen: values.csv:3: key 'cert': cannot read file 'none.der': "
       .. "No such file or directory\n", err)
     assert.are.equal(1, st)
-    assert.are.same({ "bin/", "bin/d-1.bin", "csv/", "csv/d-1.csv" }, h.listing(dir .. "/o"))
+    assert.is_nil(lfs.attributes(dir .. "/o"))
   end)
 
   it("an empty integer value", function()
     inputs(SMALL_CONFIG, "serial,name\n,a\n")
     refuses(gen(), "values.csv:2: key 'serial': '' is not an integer")
-    assert.are.same({ "bin/", "csv/" }, h.listing(dir .. "/o"))
+    assert.is_nil(lfs.attributes(dir .. "/o"))
+  end)
+
+  it("a bad value deep in the values file before writing any unit (300 for a u8, odd-length hex)", function()
+    for _, case in ipairs({
+      { "n,namespace,\nrev,data,u8\n", "rev\n", "7\n", "300",
+        "key 'rev': 300 out of range for u8 (0 to 255)" },
+      { "n,namespace,\nmac,data,hex2bin\n", "mac\n", "a1b2\n", "a1b",
+        "key 'mac': invalid hex2bin value: odd number of hex digits" },
+    }) do
+      local rows = { case[2] }
+      for _ = 1, 149 do rows[#rows + 1] = case[3] end
+      rows[#rows + 1] = case[4] .. "\n"
+      rows[#rows + 1] = case[3]
+      inputs(case[1], table.concat(rows))
+      local st, out, err = run(gen())
+      assert.are.equal(1, st)
+      assert.are.equal("", out)
+      assert.are.equal("mfg_gen: values.csv:151: " .. case[5] .. "\n", err)
+      assert.is_nil(lfs.attributes(dir .. "/o"))
+    end
+  end)
+
+  it("two rows whose --fileid names the same files, before writing any unit", function()
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n3,a\n")
+    refuses({ "generate", "config.csv", "values.csv", "d", "0x3000", "--outdir", "o", "--fileid", "name" },
+      "values.csv:4: --fileid name: 'a' names the files of line 2 too (each unit needs its own)")
+    assert.is_nil(lfs.attributes(dir .. "/o"))
   end)
 
   it("a missing config file", function()
@@ -526,8 +553,19 @@ describe("mfg_gen generate with encryption", function()
       "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
     assert.are.equal(1, st)
     assert.are.equal("mfg_gen: values.csv:3: key 'serial': 'x' is not an integer\n", err)
-    assert.are.same({ "bin/", "bin/P-1.bin", "csv/", "csv/P-1.csv", "keys/", "keys/hmac-keys-P-1.bin",
+    -- Every value is checked before the first unit is written.
+    assert.is_nil(lfs.attributes(dir .. "/o"))
+    -- A unit whose write fails (an existing image at unit 2) leaves no key.
+    inputs(SMALL_CONFIG, "serial,name\n1,a\n2,b\n")
+    lfs.mkdir(dir .. "/o")
+    lfs.mkdir(dir .. "/o/bin")
+    h.write(dir .. "/o/bin/P-2.bin", "old")
+    st = run({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "o",
+      "--keygen", "--key_protect_hmac", "--kp_hmac_keygen" })
+    assert.are.equal(1, st)
+    assert.are.same({ "bin/", "bin/P-1.bin", "bin/P-2.bin", "csv/", "csv/P-1.csv", "keys/", "keys/hmac-keys-P-1.bin",
       "keys/keys-P-1.bin" }, h.listing(dir .. "/o"))
+    assert.are.equal("old", h.read(dir .. "/o/bin/P-2.bin"))
     -- A write that fails (an existing image) takes back the unit's other files.
     h.cleanup(dir .. "/o")
     inputs(SMALL_CONFIG, "serial,name\n1,a\n")
@@ -608,27 +646,44 @@ describe("mfg_gen with worker processes", function()
     h.write(folder .. "/values.csv", table.concat(rows))
   end
 
+  -- Each spec's batches keep their chunk files in a temporary folder of
+  -- their own ($TMPDIR), so other programs' files do not count.
   local function run_script(folder, out, jobs, extra)
-    local p = io.popen(("cd %s && lua5.4 %s/bin/mfg_gen.lua generate config.csv values.csv u 0x3000 --outdir %s"
-      .. " --jobs %d %s 2>%s/stderr"):format(folder, h.ROOT, out, jobs, extra or "", folder))
+    lfs.mkdir(folder .. "/tmpdir")
+    local p = io.popen(("cd %s && TMPDIR=%s/tmpdir lua5.4 %s/bin/mfg_gen.lua generate config.csv values.csv u 0x3000"
+      .. " --outdir %s --jobs %d %s 2>%s/stderr"):format(folder, folder, h.ROOT, out, jobs, extra or "", folder))
     local text = p:read("a")
     local _, _, status = p:close()
     return status, (text:gsub(out:gsub("%p", "%%%0"), "OUT")), h.read(folder .. "/stderr")
   end
 
-  -- The chunk files of shared batches in the system's temporary folder.
+  -- The chunk files of shared batches in the current spec's temporary
+  -- folder.
+  local chunk_folder
   local function chunk_files()
     local names = {}
-    for name in lfs.dir("/tmp") do
-      if name:match("^lua_") then names[name] = true end
+    for name in lfs.dir(chunk_folder) do
+      if name:match("^mfg_gen%-chunks%-") then names[name] = true end
     end
     return names
+  end
+
+  -- A unit that cannot be written: its CSV file is there already.
+  local function plant(out, number)
+    lfs.mkdir(out)
+    lfs.mkdir(out .. "/csv")
+    h.write(out .. "/csv/u-" .. number .. ".csv", "planted")
   end
 
   for _, bad in ipairs({ false, true }) do
     it("writes and prints what one process does" .. (bad and ", up to a failing unit" or ""), function()
       local tmp = h.tmpdir()
-      write_inputs(tmp, bad)
+      write_inputs(tmp, false)
+      chunk_folder = tmp .. "/tmpdir"
+      if bad then
+        plant(tmp .. "/one", 1100)
+        plant(tmp .. "/two", 1100)
+      end
       local st1, out1, err1 = run_script(tmp, tmp .. "/one", 1)
       local before = chunk_files()
       local st2, out2, err2 = run_script(tmp, tmp .. "/two", 2)
@@ -636,10 +691,11 @@ describe("mfg_gen with worker processes", function()
       assert.are.same(before, chunk_files())
       assert.are.equal(st1, st2)
       assert.are.equal(out1, out2)
-      assert.are.equal(err1, err2)
+      assert.are.equal(err1:gsub("/one/", "/OUT/"), err2:gsub("/two/", "/OUT/"))
       if bad then
         assert.are.equal(1, st2)
-        assert.are.equal("mfg_gen: values.csv:1101: key 'Rev': 300 out of range for u8 (0 to 255)\n", err2)
+        assert.are.equal("mfg_gen: values.csv:1101: " .. tmp .. "/two/csv/u-1100.csv: already exists"
+          .. " (mfg_gen never overwrites a file: remove it or use another --outdir)\n", err2)
         assert.is_nil(h.read(tmp .. "/two/bin/u-1100.bin"))
         -- Units after the failing one that the other process made are gone.
         assert.are.same(h.listing(tmp .. "/one"), h.listing(tmp .. "/two"))
@@ -662,11 +718,25 @@ describe("mfg_gen with worker processes", function()
     end)
   end
 
-  it("removes the later units other processes made, but never a file it did not write", function()
+  it("writes no unit when a value late in the values file is bad, with workers or without", function()
     local tmp = h.tmpdir()
     write_inputs(tmp, true)
+    for _, jobs in ipairs({ 1, 2 }) do
+      local st, out, err = run_script(tmp, tmp .. "/o" .. jobs, jobs)
+      assert.are.equal(1, st)
+      assert.are.equal("", out)
+      assert.are.equal("mfg_gen: values.csv:1101: key 'Rev': 300 out of range for u8 (0 to 255)\n", err)
+      assert.is_nil(lfs.attributes(tmp .. "/o" .. jobs))
+    end
+    h.cleanup(tmp)
+  end)
+
+  it("removes the later units other processes made, but never a file it did not write", function()
+    local tmp = h.tmpdir()
+    write_inputs(tmp, false)
+    plant(tmp .. "/one", 1100)
+    plant(tmp .. "/two", 1100)
     -- A file already there for unit 1,150 (after the failing unit 1,100).
-    assert(lfs.mkdir(tmp .. "/two"))
     assert(lfs.mkdir(tmp .. "/two/bin"))
     h.write(tmp .. "/two/bin/u-1150.bin", "kept")
     local st1, out1, err1 = run_script(tmp, tmp .. "/one", 1, "--keygen")
@@ -674,7 +744,7 @@ describe("mfg_gen with worker processes", function()
     assert.are.equal(1, st1)
     assert.are.equal(1, st2)
     assert.are.equal(out1, out2)
-    assert.are.equal(err1, err2)
+    assert.are.equal(err1:gsub("/one/", "/OUT/"), err2:gsub("/two/", "/OUT/"))
     local two = h.listing(tmp .. "/two")
     for i, name in ipairs(two) do
       if name == "bin/u-1150.bin" then table.remove(two, i) end
@@ -683,6 +753,24 @@ describe("mfg_gen with worker processes", function()
     assert.are.equal(1099, #h.listing(tmp .. "/two/keys"))
     assert.is_nil(h.read(tmp .. "/two/keys/keys-u-1101.bin"))
     assert.are.equal("kept", h.read(tmp .. "/two/bin/u-1150.bin"))
+    assert.are.equal("planted", h.read(tmp .. "/two/csv/u-1100.csv"))
+    h.cleanup(tmp)
+  end)
+
+  it("names the files with --fileid as one process does, each unit made once", function()
+    local tmp = h.tmpdir()
+    write_inputs(tmp, false)
+    chunk_folder = tmp .. "/tmpdir"
+    local st1, out1, err1 = run_script(tmp, tmp .. "/one", 1, "--fileid id")
+    local st2, out2, err2 = run_script(tmp, tmp .. "/two", 2, "--fileid id")
+    assert.are.equal("", err1)
+    assert.are.equal("", err2)
+    assert.are.equal(0, st1)
+    assert.are.equal(0, st2)
+    assert.are.equal(out1, out2)
+    assert.are.same(h.listing(tmp .. "/one"), h.listing(tmp .. "/two"))
+    assert.are.equal(1200, #h.listing(tmp .. "/two/bin"))
+    assert.are.same({}, chunk_files())
     h.cleanup(tmp)
   end)
 

@@ -1,4 +1,4 @@
---- nvsgen.files: reading a whole file, with one style of message.
+--- nvsgen.files: reading a whole file and making folders, with one style of message.
 --
 -- The read is the C core's (open, fstat, read, close): a batch reads a
 -- certificate per unit, and stdio's buffering only added copies and system
@@ -6,6 +6,7 @@
 -- comes back as "PATH: reason".
 
 local core = require("nvsgen.core")
+local lfs = require("lfs")
 
 local M = {}
 
@@ -31,6 +32,26 @@ function M.reason(message, path)
   local prefix = path .. ": "
   if message:sub(1, #prefix) == prefix then return message:sub(#prefix + 1) end
   return message
+end
+
+local function is_dir(path)
+  return lfs.attributes(path, "mode") == "directory"
+end
+
+--- mkdir -p. Returns true, or nil and a message.
+function M.make_dirs(path)
+  if path == "" or is_dir(path) then return true end
+  local parent = path:match("^(.*)/[^/]+/?$")
+  if parent and parent ~= "" then
+    local ok, err = M.make_dirs(parent)
+    if not ok then return nil, err end
+  end
+  if lfs.attributes(path) and not is_dir(path) then
+    return nil, ("%s: exists and is not a directory"):format(path)
+  end
+  local ok, err = lfs.mkdir(path)
+  if not ok and not is_dir(path) then return nil, ("%s: %s"):format(path, err) end
+  return true
 end
 
 return M

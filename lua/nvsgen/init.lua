@@ -45,6 +45,49 @@ M.SECRET_MODE = tonumber("600", 8) -- rw-------: keys, HMAC keys
 -- exists and is not to be replaced (it differs between systems).
 M.EEXIST = core.EEXIST
 
+--- The largest NVS partition the firmware can address: a partition's size
+-- is a 32-bit field of the partition table (and a uint32_t in ESP-IDF's
+-- esp_partition_t), so the largest multiple of the 4096-byte sector below
+-- 4 GiB. Sizes beyond it cannot be flashed, and are refused before any
+-- memory is asked for them.
+M.MAX_PARTITION_SIZE = 0xFFFFF000
+
+--- Checks a partition size as every command line takes it: an integer,
+-- a multiple of 4096, at least one page, at most MAX_PARTITION_SIZE.
+-- Returns the size, or nil and a message (`text`: the size as the user
+-- wrote it, for the message; default: the number).
+function M.check_size(size, text)
+  text = text or tostring(size)
+  if math.type(size) ~= "integer" then
+    return nil, ("size '%s' is not a number"):format(text)
+  end
+  if size > M.MAX_PARTITION_SIZE then
+    return nil, ("size 0x%X is larger than the largest NVS partition supported (0x%X)")
+      :format(size, M.MAX_PARTITION_SIZE)
+  end
+  if size % 4096 ~= 0 then
+    return nil, ("size %s is not a multiple of 4096"):format(text)
+  end
+  if size < 4096 then
+    return nil, ("size %s is too small: at least 0x1000 (read-only) or 0x3000 bytes"):format(text)
+  end
+  return size
+end
+
+--- Creates an empty partition as M.partition does, but a size or a memory
+-- shortage the system refuses comes back as nil and a message instead of
+-- being raised (for sizes read from input).
+function M.try_partition(opts)
+  local ok, size_err = M.check_size(opts.size)
+  if not ok then return nil, size_err end
+  local done, partition = pcall(M.partition, opts)
+  if not done then
+    -- M.partition raises strings: "nvsgen.partition: size 0x...: reason".
+    return nil, (tostring(partition):gsub("^.-nvsgen%.partition: ", ""))
+  end
+  return partition
+end
+
 local PARTITION_OPTIONS = { size = true, version = true, key = true, keyfile = true }
 
 --- Checks a 64-byte XTS key; returns a keyed context (`ctx` keyed anew

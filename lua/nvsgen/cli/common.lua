@@ -1,8 +1,12 @@
 --- nvsgen.cli.common: what every command line shares: reporting, sizes,
 -- output paths in the reference tools' way.
 
-local lfs = require("lfs")
+local nvsgen = require("nvsgen")
+local files = require("nvsgen.files")
 local pytext = require("nvsgen.pytext")
+local pypath = require("nvsgen.pypath")
+local jobs = require("nvsgen.jobs")
+local keyplan = require("nvsgen.keyplan")
 
 local M = {}
 
@@ -22,6 +26,19 @@ M.VERSION_BANNER = {
 M.READ_WRITE_MIN_SIZE = 0x3000
 M.READ_ONLY_WARNING = "Minimum partition size for read/write NVS is 0x3000 bytes. "
   .. 'Partitions smaller than this must be flagged as "readonly" in the partition table CSV.'
+
+--- The options of the keys a command line generates (nvsgen.keyplan
+-- works out what they ask for), shared by nvs_partition_gen and mfg_gen.
+M.KEYFILE_OPTION = {
+  "--keyfile",
+  help = "keys file name, in OUTDIR/keys/ (default keys-MM-DD_HH-MM.bin, or -2, -3... when taken)",
+}
+M.HMAC_OPTIONS = {
+  { "--key_protect_hmac", flag = true, help = "derive the keys from an HMAC key (HMAC-based scheme)" },
+  { "--kp_hmac_keygen", flag = true, help = "generate the HMAC key" },
+  { "--kp_hmac_keyfile", metavar = "FILE", help = "name of the generated HMAC key file, in OUTDIR/keys/" },
+  { "--kp_hmac_inputkey", metavar = "FILE", help = "file holding the 32-byte HMAC key" },
+}
 
 --- Prints a line of progress or results on standard output.
 function M.say(...)
@@ -89,95 +106,29 @@ function M.parse_int(text)
   return sign == "-" and -n or n
 end
 
---- Checks a partition SIZE argument. Returns the size, or nil and a message.
+--- Checks a partition SIZE argument (nvsgen.check_size). Returns the
+-- size, or nil and a message.
 function M.partition_size(text)
   local size = M.parse_int(text)
   if not size then
     return nil, ("size '%s' is not a number"):format(text)
   end
-  if size % 4096 ~= 0 then
-    return nil, ("size %s is not a multiple of 4096"):format(text)
-  end
-  if size < 4096 then
-    return nil, ("size %s is too small: at least 0x1000 (read-only) or 0x3000 bytes"):format(text)
-  end
-  return size
+  return nvsgen.check_size(size, text)
 end
 
-local function is_dir(path)
-  return lfs.attributes(path, "mode") == "directory"
-end
+--- mkdir -p (nvsgen.files). Returns true, or nil and a message.
+M.make_dirs = files.make_dirs
 
---- mkdir -p. Returns true, or nil and a message.
-function M.make_dirs(path)
-  if path == "" or is_dir(path) then return true end
-  local parent = path:match("^(.*)/[^/]+/?$")
-  if parent and parent ~= "" then
-    local ok, err = M.make_dirs(parent)
-    if not ok then return nil, err end
-  end
-  if lfs.attributes(path) and not is_dir(path) then
-    return nil, ("%s: exists and is not a directory"):format(path)
-  end
-  local ok, err = lfs.mkdir(path)
-  if not ok and not is_dir(path) then return nil, ("%s: %s"):format(path, err) end
-  return true
-end
+-- Paths as the reference tools treat them (nvsgen.pypath).
+M.join = pypath.in_outdir
+M.split_ext = pypath.split_ext
+M.has_bin_ext = pypath.has_bin_ext
+M.BIN_EXT_ONLY = pypath.BIN_EXT_ONLY
+M.bin_name = pypath.bin_name
 
---- Joins `outdir` and `name` as Python's os.path.join: an absolute name
--- stands alone.
-function M.join(outdir, name)
-  if name:sub(1, 1) == "/" or outdir == nil or outdir == "" or outdir == "." then return name end
-  return (outdir:gsub("/+$", "")) .. "/" .. name
-end
-
---- Splits `path` into stem and extension as Python's os.path.splitext,
--- which the reference tools judge names by: the extension is the last '.'
--- of the final component and what follows it, unless only dots come before
--- that '.' in the component (".bin" and "..csv" have no extension).
-function M.split_ext(path)
-  local dir, base = path:match("^(.-)([^/]*)$")
-  local stem, ext = base:match("^(%.*[^.].*)(%.[^.]*)$")
-  if not stem then return path, "" end
-  return dir .. stem, ext
-end
-
--- Python's '.bin' in ext, for an extension split_ext gave.
-local function holds_bin(ext)
-  return ext:find(".bin", 1, true) ~= nil
-end
-
---- True when `name` has the extension the reference asks of a .bin file:
--- one holding ".bin" (so "out.bin" and "out.bin2", not "out" or ".bin").
-function M.has_bin_ext(name)
-  return holds_bin(select(2, M.split_ext(name)))
-end
-
-M.BIN_EXT_ONLY = "%s: only the .bin extension is allowed"
-
---- An output file name as the reference accepts it: no extension gets
--- ".bin", another extension is refused. Returns the name, or nil, message.
-function M.bin_name(name)
-  local _, ext = M.split_ext(name)
-  if ext == "" then return name .. ".bin" end
-  if not holds_bin(ext) then return nil, M.BIN_EXT_ONLY:format(name) end
-  return name
-end
-
---- The default name of a keys file in folder `keys_dir`: the reference's
--- `keys-MM-DD_HH-MM.bin`, or, when that folder already holds a file of that
--- name (or its `hmac-` companion), the first free of `keys-MM-DD_HH-MM-2.bin`,
--- `-3`, ...: two runs in the same minute both get a keys file, and none is
--- ever written over.
+--- The default name of a keys file in folder `keys_dir` (nvsgen.keyplan).
 function M.default_keys_name(keys_dir)
-  local stem = os.date("keys-%m-%d_%H-%M")
-  local name, n = stem .. ".bin", 1
-  local function taken(file) return lfs.attributes(M.join(keys_dir, file)) ~= nil end
-  while taken(name) or taken("hmac-" .. name) do
-    n = n + 1
-    name = ("%s-%d.bin"):format(stem, n)
-  end
-  return name
+  return keyplan.default_keys_name(keys_dir, M.join)
 end
 
 --- Prepares `outdir/name` for writing: folders made. Returns the path.
@@ -197,37 +148,11 @@ end
 -- plus an option saying which share to make.
 ---------------------------------------------------------------------------
 
--- Quotes a word for sh.
-local function quote(word)
-  return "'" .. word:gsub("'", "'\\''") .. "'"
-end
-
---- `word` quoted for the shell.
-M.quote = quote
-
---- The command line that runs this script again (interpreter, its options,
--- script, arguments), or nil when it is not run as a script (in-process, as
--- the specs do).
-function M.rerun_command(argv)
-  if type(argv[0]) ~= "string" or type(argv[-1]) ~= "string" then return nil end
-  local words, i = {}, -1
-  while argv[i - 1] ~= nil do i = i - 1 end
-  for k = i, #argv do words[#words + 1] = quote(argv[k]) end
-  return table.concat(words, " ")
-end
-
---- CPUs online, from the kernel's list ("0-3,6").
-function M.cpu_count()
-  local f = io.open("/sys/devices/system/cpu/online", "r")
-  if not f then return 1 end
-  local text = f:read("a") or ""
-  f:close()
-  local n = 0
-  for a, b in text:gmatch("(%d+)%-?(%d*)") do
-    n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1)
-  end
-  return math.max(n, 1)
-end
+--- `word` quoted for the shell; the command line that runs this script
+-- again; the CPUs online (nvsgen.jobs).
+M.quote = jobs.quote
+M.rerun_command = jobs.rerun_command
+M.cpu_count = jobs.cpu_count
 
 --- Starts `command` with the words `extra` added, as a worker whose
 -- standard output the caller reads (a file from io.popen), or nil and a

@@ -20,6 +20,7 @@ local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local csvgen = require("nvsgen.csvgen")
 local crypto = require("nvsgen.crypto")
+local keyplan = require("nvsgen.keyplan")
 local lfs = require("lfs")
 
 local M = {}
@@ -50,7 +51,9 @@ local VERSION_BANNER = common.VERSION_BANNER
 function M.build(opts)
   local size, err = common.partition_size(opts.size)
   if not size then return nil, err end
-  local partition = nvsgen.partition{ size = size, version = tonumber(opts.version) }
+  local partition
+  partition, err = nvsgen.try_partition{ size = size, version = tonumber(opts.version) }
+  if not partition then return nil, err end
   local ok
   ok, err = csvgen.build(partition, opts.input)
   if not ok then return nil, err end
@@ -105,13 +108,8 @@ end
 
 -- ---- encryption ------------------------------------------------------------
 
-local KEYFILE_OPTION = { "--keyfile", help = "keys file name, in OUTDIR/keys/ (default keys-MM-DD_HH-MM.bin)" }
-local HMAC_OPTIONS = {
-  { "--key_protect_hmac", flag = true, help = "derive the keys from an HMAC key (HMAC-based scheme)" },
-  { "--kp_hmac_keygen", flag = true, help = "generate the HMAC key" },
-  { "--kp_hmac_keyfile", help = "name of the generated HMAC key file, in OUTDIR/keys/" },
-  { "--kp_hmac_inputkey", help = "file holding the 32-byte HMAC key" },
-}
+local KEYFILE_OPTION = common.KEYFILE_OPTION
+local HMAC_OPTIONS = common.HMAC_OPTIONS
 
 M.ENCRYPT = {
   prog = PROG .. " encrypt",
@@ -152,67 +150,14 @@ end
 
 local read_file = files.read
 
---- Works out the keys a --keygen or generate-key command line asks for,
--- without writing anything. Returns a plan { key, keys_path, hmac,
--- hmac_path }, or nil, a message and an exit status.
+--- Works out the keys a --keygen or generate-key command line asks for
+-- (nvsgen.keyplan), in OUTDIR/keys/. Returns the plan, or nil, a message
+-- and an exit status.
 local function plan_keys(opts)
-  local plan = {}
-  local keys_dir = common.join(opts.outdir, "keys")
-  local typed = opts.keyfile or common.default_keys_name(keys_dir)
-  local name, err = common.bin_name(typed)
-  if not name then return nil, err end
-  plan.keys_dir = keys_dir
-  plan.keys_path = common.join(keys_dir, name)
-  if opts.key_protect_hmac then
-    if opts.kp_hmac_keygen then
-      plan.hmac = assert(crypto.random_bytes(crypto.HMAC_KEY_SIZE))
-      local hname
-      hname, err = common.bin_name(opts.kp_hmac_keyfile or "hmac-" .. typed)
-      if not hname then return nil, err end
-      plan.hmac_path = common.join(keys_dir, hname)
-    elseif opts.kp_hmac_inputkey then
-      local hmac
-      hmac, err = read_file(opts.kp_hmac_inputkey)
-      if not hmac then return nil, err end
-      plan.key, err = crypto.key_from_hmac(hmac)
-      if not plan.key then return nil, opts.kp_hmac_inputkey .. ": " .. err end
-    else
-      return nil, "--key_protect_hmac needs --kp_hmac_keygen or --kp_hmac_inputkey", common.EXIT_USAGE
-    end
-    plan.key = plan.key or assert(crypto.key_from_hmac(plan.hmac))
-  else
-    plan.key = assert(crypto.generate_key())
-  end
-  return plan
+  return keyplan.plan(opts, common.join(opts.outdir, "keys"), common.join)
 end
 
---- Writes what plan_keys planned (0600, never over an existing file).
--- Returns the list of files written, or nil and a message having removed
--- what it wrote.
-local function write_keys(plan)
-  local written = {}
-  local had_dir = lfs.attributes(plan.keys_dir) ~= nil
-  local function undo(err)
-    for i = #written, 1, -1 do os.remove(written[i]) end
-    if not had_dir then lfs.rmdir(plan.keys_dir) end
-    return nil, err
-  end
-  if plan.hmac then
-    local path, err = common.output_path(nil, plan.hmac_path)
-    if not path then return undo(err) end
-    local ok
-    ok, err = nvsgen.write_file(path, plan.hmac, nvsgen.SECRET_MODE, false)
-    if not ok then return undo(err) end
-    written[#written + 1] = path
-  end
-  local path, err = common.output_path(nil, plan.keys_path)
-  if not path then return undo(err) end
-  local ok
-  ok, err = crypto.write_keys(path, plan.key)
-  if not ok then return undo(err) end
-  written[#written + 1] = path
-  return written
-end
+local write_keys = keyplan.write
 
 --- Removes files written by a command that then failed.
 local function remove_all(paths)
