@@ -389,9 +389,8 @@ describe("batch under faults", function()
     for _, size in ipairs({ "0x100000000000", "0x10000000000", "0x100000000" }) do
       local status, _, err = recipes.run(GEN, { "--serial-range", "1", "--outdir", tmp, "--size", size })
       assert.equal(2, status)
-      assert.equal(("recipe: partition size %s is too large: the largest is 0xFFFFF000 (4 GiB less a page),"
-        .. " as the firmware addresses a partition with 32-bit offsets"):format(size:upper():gsub("^0X", "0x")),
-        err:match("\n(.*)\n$"))
+      assert.equal(("recipe: size %s is larger than the largest NVS partition supported (0xFFFFF000)")
+        :format(size:upper():gsub("^0X", "0x")), err:match("\n(.*)\n$"))
     end
     assert.same({}, files(tmp))
   end)

@@ -55,12 +55,9 @@ M.clock, M.sleep = workers.clock, workers.sleep
 M.STOPPED = workers.STOPPED
 M.PARENT_GONE = workers.STOPPED
 
---- The largest partition size a batch makes: 0xFFFFF000, the largest
--- multiple of the 4096-byte page below 4 GiB. The firmware cannot address
--- more: a partition's offset and size are 32-bit in the partition table
--- (esp_partition_info_t), and the NVS library takes the partition's page
--- count and each page's flash address as 32-bit numbers.
-M.MAX_SIZE = 0xFFFFF000
+--- The largest partition size a batch makes: nvsgen.MAX_PARTITION_SIZE
+-- (see there why the firmware can address no more).
+M.MAX_SIZE = nvsgen.MAX_PARTITION_SIZE
 
 --- Units committed together: each commit waits for the disk twice (the
 -- files, then the records), so that is done for a group of at least
@@ -97,10 +94,8 @@ function M.check_size(size)
   if math.type(size) ~= "integer" or size < 4096 or size % 4096 ~= 0 then
     return format("partition size %s must be a multiple of 4096, at least 0x1000", tostring(size))
   end
-  if size > M.MAX_SIZE then
-    return format("partition size 0x%X is too large: the largest is 0x%X (4 GiB less a page),"
-      .. " as the firmware addresses a partition with 32-bit offsets", size, M.MAX_SIZE)
-  end
+  local ok, err = nvsgen.check_size(size)
+  if not ok then return err end
 end
 
 --- The values table reader: for each serial in order, its row and line.
