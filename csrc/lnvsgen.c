@@ -27,7 +27,6 @@
 #include "nvs_matter.h"
 #include "nvs_proc.h"
 #include "nvs_reader.h"
-#include "nvs_signal.h"
 #include "nvs_visibility.h"
 
 #define ENCODER_MT "nvsgen.encoder"
@@ -609,23 +608,6 @@ static int l_folder_rename(lua_State *L)
     return 1;
 }
 
-/* folder:lock([wait]) -> true | nil, message, errno: the folder's exclusive
- * lock (nvs_folder_lock), held until the folder is closed. */
-static int l_folder_lock(lua_State *L)
-{
-    lfolder *f = check_folder(L, 1);
-    int rc = nvs_folder_lock(f->fd, lua_toboolean(L, 2));
-    if (rc != 0) {
-        lua_getiuservalue(L, 1, 1); /* the folder's path, for the message */
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), strerror(-rc));
-        lua_pushinteger(L, -rc);
-        return 3;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
 /* folder:close(), also __gc and __close */
 static int l_folder_close(lua_State *L)
 {
@@ -645,7 +627,7 @@ static int l_folder_tostring(lua_State *L)
 }
 
 static const luaL_Reg folder_methods[] = {
-    {"rename", l_folder_rename}, {"lock", l_folder_lock}, {"close", l_folder_close}, {NULL, NULL}};
+    {"rename", l_folder_rename}, {"close", l_folder_close}, {NULL, NULL}};
 
 static const luaL_Reg folder_metamethods[] = {{"__gc", l_folder_close},
                                               {"__close", l_folder_close},
@@ -806,21 +788,29 @@ static llock *new_lock(lua_State *L)
     return k;
 }
 
-/* core.lock_take(folder, name) -> lock | nil, message, errno (EAGAIN: held) */
+/* core.lock_take(folder[, name]) -> lock | nil, message, errno (EAGAIN:
+ * held): the lock of file `name` in the folder, or of the folder itself. */
 static int l_lock_take(lua_State *L)
 {
     lfolder *f = check_folder(L, 1);
-    const char *name = luaL_checkstring(L, 2);
+    const char *name = luaL_optstring(L, 2, NULL);
     llock *k = new_lock(L);
     int fd = nvs_lock_take(f->fd, name);
     if (fd < 0) {
+        const char *shown;
+        if (name != NULL) {
+            shown = shown_path(L, 1, name);
+        } else {
+            lua_getiuservalue(L, 1, 1); /* the folder's path */
+            shown = lua_tostring(L, -1);
+        }
         if (fd == -EINVAL) {
             luaL_pushfail(L);
-            lua_pushfstring(L, "%s: not a plain file", shown_path(L, 1, name));
+            lua_pushfstring(L, "%s: not a plain file", shown);
             lua_pushinteger(L, EINVAL);
             return 3;
         }
-        return push_file_error(L, shown_path(L, 1, name), fd);
+        return push_file_error(L, shown, fd);
     }
     k->fd = fd;
     return 1;
@@ -919,6 +909,56 @@ static int l_stop_signal(lua_State *L)
     return 1;
 }
 
+/* core.signal_forward(pid) -> true | nil, message: pid gets the signals
+ * recorded (a worker process). */
+static int l_signal_forward(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, pid > 0 && pid == (lua_Integer)(pid_t)pid, 1, "not a process id");
+    if (nvs_signal_forward((pid_t)pid) != 0) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "too many processes to pass signals on to");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.signal_unforward(pid) */
+static int l_signal_unforward(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    if (pid > 0 && pid == (lua_Integer)(pid_t)pid)
+        nvs_signal_unforward((pid_t)pid);
+    return 0;
+}
+
+/* core.signal_reraise(sig): dies of `sig` (returns only if it does not). */
+static int l_signal_reraise(lua_State *L)
+{
+    lua_Integer sig = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
+    nvs_signal_reraise((int)sig);
+    return 0;
+}
+
+/* core.signal_with_parent(sig) -> true | nil, message: `sig` comes when
+ * the parent process ends (Linux). */
+static int l_signal_with_parent(lua_State *L)
+{
+    lua_Integer sig = luaL_checkinteger(L, 1);
+    int rc;
+    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
+    rc = nvs_signal_with_parent((int)sig);
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, strerror(-rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.watch_open() -> reading end's descriptor | nil, message */
 static int l_watch_open(lua_State *L)
 {
@@ -972,6 +1012,8 @@ static const luaL_Reg batch_functions[] = {
     {"signals_default", l_signals_default}, {"stop_signal", l_stop_signal},
     {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
     {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
+    {"signal_forward", l_signal_forward}, {"signal_unforward", l_signal_unforward},
+    {"signal_reraise", l_signal_reraise}, {"signal_with_parent", l_signal_with_parent},
     {NULL, NULL}};
 
 /* Adds the functions above to the module table on top of the stack, and
@@ -2501,85 +2543,6 @@ static int l_md5(lua_State *L)
 
 /* ---- end of read-back bindings ------------------------------------------- */
 
-/* ---- signals: a batch's clean stop (nvs_signal) ---------------------------- */
-
-/* core.signal_install() -> true | nil, message: SIGINT, SIGTERM and SIGHUP
- * are recorded from now on instead of ending the process. */
-static int l_signal_install(lua_State *L)
-{
-    int rc = nvs_signal_install();
-    if (rc != 0) {
-        luaL_pushfail(L);
-        lua_pushstring(L, strerror(-rc));
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* core.signal_caught() -> signal number | nil */
-static int l_signal_caught(lua_State *L)
-{
-    int sig = nvs_signal_caught();
-    if (sig == 0)
-        luaL_pushfail(L);
-    else
-        lua_pushinteger(L, sig);
-    return 1;
-}
-
-/* core.signal_forward(pid) -> true | nil, message: pid gets the signals
- * recorded (a worker process). */
-static int l_signal_forward(lua_State *L)
-{
-    lua_Integer pid = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, pid > 0 && pid == (lua_Integer)(pid_t)pid, 1, "not a process id");
-    if (nvs_signal_forward((pid_t)pid) != 0) {
-        luaL_pushfail(L);
-        lua_pushliteral(L, "too many processes to pass signals on to");
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* core.signal_unforward(pid) */
-static int l_signal_unforward(lua_State *L)
-{
-    lua_Integer pid = luaL_checkinteger(L, 1);
-    if (pid > 0 && pid == (lua_Integer)(pid_t)pid)
-        nvs_signal_unforward((pid_t)pid);
-    return 0;
-}
-
-/* core.signal_reraise(sig): dies of `sig` (returns only if it does not). */
-static int l_signal_reraise(lua_State *L)
-{
-    lua_Integer sig = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
-    nvs_signal_reraise((int)sig);
-    return 0;
-}
-
-/* core.signal_with_parent(sig) -> true | nil, message: `sig` comes when
- * the parent process ends (Linux). */
-static int l_signal_with_parent(lua_State *L)
-{
-    lua_Integer sig = luaL_checkinteger(L, 1);
-    int rc;
-    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
-    rc = nvs_signal_with_parent((int)sig);
-    if (rc != 0) {
-        luaL_pushfail(L);
-        lua_pushstring(L, strerror(-rc));
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* ---- end of signals ------------------------------------------------------- */
-
 static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
@@ -2595,9 +2558,6 @@ static const luaL_Reg core_functions[] = {
     {"read", l_read},
     {"md5", l_md5}, /* read-back */
     {"csv_plain_fields", l_csv_plain_fields}, {"csv_plain_count", l_csv_plain_count},
-    {"signal_install", l_signal_install}, {"signal_caught", l_signal_caught},
-    {"signal_forward", l_signal_forward}, {"signal_unforward", l_signal_unforward},
-    {"signal_reraise", l_signal_reraise}, {"signal_with_parent", l_signal_with_parent},
     {NULL, NULL}};
 
 /* The module's one exported symbol (see nvs_visibility.h). */

@@ -179,14 +179,6 @@ void nvs_folder_close(int folder)
     close(folder);
 }
 
-int nvs_folder_lock(int folder, int wait)
-{
-    while (flock(folder, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
-        if (errno != EINTR)
-            return -errno;
-    return 0;
-}
-
 int nvs_rename_at(int folder, const char *from, const char *to)
 {
     return renameat(folder, from, folder, to) < 0 ? -errno : 0;

@@ -42,13 +42,6 @@ int nvs_write_file_at(int folder, const char *name, const void *data, size_t len
 int nvs_write_direct_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
                         int exclusive);
 
-/* Takes the folder's exclusive lock (flock(2) on its descriptor): one
- * batch at a time writes a folder, and the lock goes with the descriptor,
- * so a process that dies lets go of it.  Without `wait`, a folder another
- * process holds gives -EWOULDBLOCK at once.  Returns 0 or a negative errno
- * value. */
-int nvs_folder_lock(int folder, int wait);
-
 /* rename(2) of `from` to `to`, both names in `folder`: 0 or a negative
  * errno value. */
 int nvs_rename_at(int folder, const char *from, const char *to);

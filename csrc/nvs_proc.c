@@ -1,8 +1,11 @@
 /*
- * nvs_proc.c - the output folder's lock, stop requests and the workers' watch pipe (POSIX).
+ * nvs_proc.c - an output folder's lock, stop requests, the workers' lifetime (POSIX).
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* flock */
+#endif
+#if !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE /* SA_RESTART */
 #endif
 #include "nvs_proc.h"
 
@@ -15,10 +18,30 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+/* The folder itself: a new open file of it, so that the lock is this
+ * descriptor's alone (closing another descriptor of the folder keeps it). */
+static int lock_folder_itself(int folder)
+{
+    int fd = openat(folder, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
 
 int nvs_lock_take(int folder, const char *name)
 {
     int attempt;
+    if (name == NULL)
+        return lock_folder_itself(folder);
     for (attempt = 0; attempt < 100; attempt++) {
         struct stat held, named;
         int fd = openat(folder, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -58,7 +81,7 @@ int nvs_lock_adopt(int fd, int folder, const char *name)
 
 void nvs_lock_release(int fd, int folder, const char *name, int remove)
 {
-    if (remove)
+    if (remove && name != NULL)
         unlinkat(folder, name, 0);
     close(fd);
 }
@@ -72,21 +95,33 @@ int nvs_fd_inherit(int fd, int inherit)
     return fcntl(fd, F_SETFD, flags) < 0 ? -errno : 0;
 }
 
+#define MAX_FORWARD 64
+
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t watch_fd = -1;
+/* Workers to pass a signal on to: a slot is 0 when free.  Written outside
+ * the handler only, read by it; a pid_t fits in a sig_atomic_t on the
+ * systems this runs on, and a slot is written in one store. */
+static volatile sig_atomic_t forward_to[MAX_FORWARD];
 
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define STOP_SIGNALS (int)(sizeof stop_signals / sizeof stop_signals[0])
 
 static void on_stop(int sig)
 {
+    int saved = errno; /* close() and kill() must not change what the interrupted code sees */
     int fd = watch_fd;
+    int i;
     if (stop_signal == 0)
         stop_signal = sig;
     if (fd >= 0) {
         watch_fd = -1;
         close(fd);
     }
+    for (i = 0; i < MAX_FORWARD; i++)
+        if (forward_to[i] > 0)
+            kill((pid_t)forward_to[i], sig);
+    errno = saved;
 }
 
 /* Blocks the stop signals (or unblocks them, restoring `old`), so that the
@@ -105,8 +140,12 @@ int nvs_signals_catch(void)
 {
     struct sigaction sa;
     int i;
+    memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
+    /* One handler at a time: a second signal waits for the first's. */
     sigemptyset(&sa.sa_mask);
+    for (i = 0; i < STOP_SIGNALS; i++)
+        sigaddset(&sa.sa_mask, stop_signals[i]);
     /* Restarted calls: the batch looks at the request between units. */
     sa.sa_flags = SA_RESTART;
     for (i = 0; i < STOP_SIGNALS; i++)
@@ -130,6 +169,55 @@ void nvs_signals_default(void)
 int nvs_stop_signal(void)
 {
     return stop_signal;
+}
+
+int nvs_signal_forward(pid_t pid)
+{
+    int i;
+    for (i = 0; i < MAX_FORWARD; i++)
+        if (forward_to[i] == 0) {
+            forward_to[i] = (sig_atomic_t)pid;
+            /* A signal that came before the slot was filled is passed on
+             * here, so a worker started during a stop stops too. */
+            if (stop_signal != 0)
+                kill(pid, (int)stop_signal);
+            return 0;
+        }
+    return -ENOSPC;
+}
+
+void nvs_signal_unforward(pid_t pid)
+{
+    int i;
+    for (i = 0; i < MAX_FORWARD; i++)
+        if (forward_to[i] == (sig_atomic_t)pid)
+            forward_to[i] = 0;
+}
+
+void nvs_signal_reraise(int sig)
+{
+    sigset_t set;
+    signal(sig, SIG_DFL);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+}
+
+int nvs_signal_with_parent(int sig)
+{
+#if defined(__linux__) && defined(PR_SET_PDEATHSIG)
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig) < 0)
+        return -errno;
+    /* The parent may have ended before the request: then nothing would
+     * ever be sent.  Being adopted (parent 1) says so. */
+    if (getppid() == 1)
+        raise(sig);
+    return 0;
+#else
+    (void)sig;
+    return -ENOSYS;
+#endif
 }
 
 int nvs_watch_open(void)

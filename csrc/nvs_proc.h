@@ -1,44 +1,75 @@
 /*
- * nvs_proc.h - what the processes of one batch need of the system: the
- * output folder's lock, stop requests (signals), and a pipe by which the
- * workers learn that the batch's main process is gone.
+ * nvs_proc.h - what the processes of a batch (a recipe batch or an
+ * mfg_gen run) need of the system: an output folder's lock, stop requests
+ * (signals), and the ways a worker learns that its main process is gone.
+ *
+ * A batch must not die in the middle of a unit, nor leave its worker
+ * processes running: the handlers only record the signal (and tell the
+ * workers: the watch pipe closed, the signal passed on to the workers
+ * registered), the program looks at the record between units, stops,
+ * cleans up, and then may die of the signal as it would have (so its
+ * parent sees 128 + the signal number).
  */
 #ifndef NVS_PROC_H
 #define NVS_PROC_H
+
+#include <sys/types.h>
 
 #include "nvs_visibility.h"
 
 NVS_HIDDEN_BEGIN
 
-/* Takes the lock of an output folder: file `name` in `folder` (made 0600
- * if missing, never through a symbolic link), locked with flock(2).  A
- * flock lock belongs to the open file, not to the process: no other
- * descriptor the process opens or closes on that file can drop it, and it
- * lasts while any process holding the descriptor (a worker that inherited
- * it) lives.  The lock is taken on the file the name still names once
- * locked (a holder removing it as it finishes would otherwise let two
- * processes lock two different files).  Returns the descriptor, -EAGAIN
- * when another process holds the lock, or a negative errno value. */
+/* Takes the lock of an output folder with flock(2), at once or not at all.
+ * The one lock primitive of the project: file `name` in `folder` (made
+ * 0600 if missing, never through a symbolic link), or with `name` NULL the
+ * folder itself (opened anew).  A flock lock belongs to the open file, not
+ * to the process: no other descriptor the process opens or closes on that
+ * file can drop it, and it lasts while any process holding the descriptor
+ * (a worker that inherited it) lives.  A named file is locked as the name
+ * still names it once locked (a holder removing it as it finishes would
+ * otherwise let two processes lock two different files).  Returns the
+ * descriptor (not inherited by a program started next), -EAGAIN when
+ * another process holds the lock, -EINVAL for a name that is not a plain
+ * file, or a negative errno value. */
 int nvs_lock_take(int folder, const char *name);
 
 /* Checks that `fd` (inherited from the batch's main process) is the lock
  * of file `name` in `folder` and holds it.  0 or a negative errno value. */
 int nvs_lock_adopt(int fd, int folder, const char *name);
 
-/* Removes `name` from `folder` while the lock `fd` is still held, then
- * lets the lock go. */
+/* Removes `name` from `folder` (when `remove`) while the lock `fd` is
+ * still held, then lets the lock go. */
 void nvs_lock_release(int fd, int folder, const char *name, int remove);
 
 /* Whether a process started next (exec) keeps `fd`.  0 or -errno. */
 int nvs_fd_inherit(int fd, int inherit);
 
-/* SIGINT, SIGTERM and SIGHUP become stop requests: the first is kept
- * (nvs_stop_signal) and the pipe of nvs_watch_open closed, so the workers
- * stop too.  nvs_signals_default puts the default actions back. */
+/* SIGINT, SIGTERM and SIGHUP become stop requests (system calls restarted
+ * after them): the first is kept (nvs_stop_signal), the pipe of
+ * nvs_watch_open closed and the signal passed on to the processes
+ * registered with nvs_signal_forward, so the workers stop too.
+ * nvs_signals_default puts the default actions back and forgets the
+ * request.  0 or a negative errno value. */
 int nvs_signals_catch(void);
 void nvs_signals_default(void);
 /* The signal that asked the process to stop, or 0. */
 int nvs_stop_signal(void);
+
+/* Registers process `pid` to receive every stop signal the handlers
+ * record (a worker of the batch); one that came already is passed on at
+ * once.  Returns 0, or -ENOSPC when the table (64 processes) is full. */
+int nvs_signal_forward(pid_t pid);
+/* Stops passing signals on to `pid` (a worker that has ended). */
+void nvs_signal_unforward(pid_t pid);
+
+/* Restores the default action of `sig` and raises it: the process dies as
+ * the signal would have killed it.  Returns only if it does not. */
+void nvs_signal_reraise(int sig);
+
+/* Linux: asks for `sig` when the parent process ends (a worker that must
+ * not outlive the batch that started it).  0 or a negative errno value
+ * (-ENOSYS elsewhere). */
+int nvs_signal_with_parent(int sig);
 
 /* A pipe whose writing end only this process holds (the workers inherit
  * the reading end): its end of file tells them the process is gone or

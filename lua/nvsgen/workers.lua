@@ -1,6 +1,14 @@
---- nvsgen.workers: the processes of a batch: the folder lock they share, starting and stopping workers.
+--- nvsgen.workers: the processes of a batch (a recipe's, mfg_gen's): --jobs and --shard, the folder lock, starting, stopping and watching workers.
 --
--- The lock is a flock(2) lock on .nvsgen.lock in the output folder, taken
+-- Both batch commands share their units with copies of themselves started
+-- with the same command line plus --shard K/N (this module says how many,
+-- and starts them). Stop signals are recorded by one handler (core) that
+-- tells the workers in both ways a batch may watch them: a recipe batch's
+-- workers watch a pipe (below); mfg_gen's are registered by process id
+-- (M.spawn, core.signal_forward) and die with their parent
+-- (core.signal_with_parent).
+--
+-- A recipe batch's lock is a flock(2) lock on .nvsgen.lock in the output folder, taken
 -- by the batch's main process before it reads the manifest. Workers
 -- inherit the locked descriptor (the same open file), so the lock lasts
 -- until the last process of the batch is gone: a second batch on the
@@ -18,10 +26,94 @@ local format = string.format
 
 local M = {}
 
+--- The most processes a batch is shared by.
+M.MAX_JOBS = 64
+
 M.LOCK = ".nvsgen.lock"
 -- Where a worker finds the descriptors it inherits: "LOCK,WATCH".
 M.ENV = "NVSGEN_BATCH_FDS"
 M.EAGAIN = 11
+
+-- ---- how many processes ---------------------------------------------------------
+
+-- Quotes a word for sh.
+local function quote(word)
+  return "'" .. word:gsub("'", "'\\''") .. "'"
+end
+
+--- `word` quoted for the shell.
+M.quote = quote
+
+--- The command line that runs this script again (interpreter, its options,
+-- script, arguments), or nil when it is not run as a script (in-process, as
+-- the specs do).
+function M.rerun_command(argv)
+  if type(argv[0]) ~= "string" or type(argv[-1]) ~= "string" then return nil end
+  local words, i = {}, -1
+  while argv[i - 1] ~= nil do i = i - 1 end
+  for k = i, #argv do words[#words + 1] = quote(argv[k]) end
+  return table.concat(words, " ")
+end
+
+--- CPUs online, from the kernel's list ("0-3,6").
+function M.cpu_count()
+  local f = io.open("/sys/devices/system/cpu/online", "r")
+  if not f then return 1 end
+  local text = f:read("a") or ""
+  f:close()
+  local n = 0
+  for a, b in text:gmatch("(%d+)%-?(%d*)") do
+    n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1)
+  end
+  return math.max(n, 1)
+end
+
+--- The text of --shard (K/N: this process is worker K of N; a recipe
+-- worker's K/N/new, with `with_new`: its share starts a new manifest) as
+-- { K, N, new }. Returns it, or nil and a message (each command's own).
+function M.parse_shard(text, with_new)
+  local k, n, new = text:match("^(%d+)/(%d+)(.*)$")
+  k, n = tonumber(k), tonumber(n)
+  if with_new then
+    if not k or k < 1 or k > n or n > M.MAX_JOBS or (new ~= "" and new ~= "/new") then
+      return nil, "--shard: expected K/N or K/N/new"
+    end
+  elseif not k or k < 1 or k > n or n > M.MAX_JOBS or new ~= "" then
+    return nil, ("--shard %s: expected K/N, K from 1 to N, N at most %d"):format(text, M.MAX_JOBS)
+  end
+  return { k, n, new == "/new" }
+end
+
+--- The text of --jobs (nil: the default, one per CPU up to `default_max`)
+-- as a number of processes. Returns it, or nil and a message.
+function M.parse_jobs(text, default_max)
+  if text == nil then return math.min(M.cpu_count(), default_max or 4) end
+  local jobs = math.tointeger(tonumber(text))
+  if not jobs or jobs < 1 or jobs > M.MAX_JOBS then
+    return nil, ("--jobs %s: expected a number from 1 to %d"):format(text, M.MAX_JOBS)
+  end
+  return jobs
+end
+
+-- ---- a worker known by its process id (mfg_gen) ---------------------------------------
+
+--- Starts `command` with the words `extra` added, as a worker: a process
+-- whose standard output the caller reads. The shell says the worker's
+-- process id first and then becomes the worker (exec), so the id is the
+-- worker's own. Returns the file (io.popen's) and the id, or nil and a
+-- message.
+function M.spawn(command, extra)
+  local f, err = io.popen("echo $$; exec " .. command .. " " .. extra, "r")
+  if not f then return nil, err end
+  local pid = math.tointeger(tonumber(f:read("l") or ""))
+  if not pid then
+    f:close()
+    return nil, "the worker did not start"
+  end
+  return f, pid
+end
+
+-- ---- a recipe batch's workers: the lock they share, the watch pipe -----------------------
 
 -- Wall-clock seconds and sleeping (lua-system, a declared dependency).
 do

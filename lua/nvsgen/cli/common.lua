@@ -5,7 +5,6 @@ local nvsgen = require("nvsgen")
 local files = require("nvsgen.files")
 local pytext = require("nvsgen.pytext")
 local pypath = require("nvsgen.pypath")
-local jobs = require("nvsgen.jobs")
 local keyplan = require("nvsgen.keyplan")
 
 local M = {}
@@ -140,25 +139,6 @@ function M.output_path(outdir, name)
     if not ok then return nil, err end
   end
   return path
-end
-
----------------------------------------------------------------------------
--- Worker processes: the batch commands (recipes, mfg_gen) split a large
--- batch over copies of themselves, each started with the same command line
--- plus an option saying which share to make.
----------------------------------------------------------------------------
-
---- `word` quoted for the shell; the command line that runs this script
--- again; the CPUs online (nvsgen.jobs).
-M.quote = jobs.quote
-M.rerun_command = jobs.rerun_command
-M.cpu_count = jobs.cpu_count
-
---- Starts `command` with the words `extra` added, as a worker whose
--- standard output the caller reads (a file from io.popen), or nil and a
--- message.
-function M.spawn(command, extra)
-  return io.popen(command .. " " .. extra, "r")
 end
 
 return M

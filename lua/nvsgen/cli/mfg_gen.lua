@@ -34,7 +34,7 @@ local crypto = require("nvsgen.crypto")
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local chunks = require("nvsgen.chunks")
-local jobs_mod = require("nvsgen.jobs")
+local workers_mod = require("nvsgen.workers")
 local keyplan = require("nvsgen.keyplan")
 local mfg = require("nvsgen.mfg")
 local pypath = require("nvsgen.pypath")
@@ -179,21 +179,22 @@ local function make_dir(path)
   return common.make_dirs(path)
 end
 
---- Takes the output folder's lock (one run at a time writes it). Returns
--- the folder (the lock goes when it is closed or the process ends), or
--- nil and a message.
+--- Takes the output folder's lock (one run at a time writes it): a lock
+-- of the folder itself (core.lock_take, the batch's primitive), so no file
+-- is added to it. Returns the lock (it goes when released or the process
+-- ends), or nil and a message.
 local function lock_outdir(outdir)
   local ok, err = common.make_dirs(outdir)
   if not ok then return nil, err end
   local folder
   folder, err = core.folder(outdir)
   if not folder then return nil, err end
-  ok = folder:lock(false)
-  if not ok then
-    folder:close()
+  local lock = core.lock_take(folder)
+  folder:close()
+  if not lock then
     return nil, outdir .. ": another mfg_gen run is writing this folder (wait for it to end, or use another --outdir)"
   end
-  return folder
+  return lock
 end
 
 --- Makes the output folders and opens them (core.folder: the kernel then
@@ -223,7 +224,7 @@ end
 local function make_alone(job, folders)
   local made = 0
   local units, err = mfg.each_unit(job, function(number, id, fields, line, plain)
-    if core.signal_caught() then return false end
+    if core.stop_signal() then return false end
     local text, berr, bline = mfg.build_unit(job, fields, line, plain)
     if not text then return nil, berr, bline end
     local ok, werr, wline = mfg.write_unit(job, folders, number, id, text, line)
@@ -233,7 +234,7 @@ local function make_alone(job, folders)
     return true
   end)
   if not units then return nil, err end
-  local sig = core.signal_caught()
+  local sig = core.stop_signal()
   if sig and made < job.units then
     common.stdout:flush()
     fail(interrupted_line(made, job.units))
@@ -274,7 +275,7 @@ end
 local function start_workers(jobs, chunk_path)
   local workers = {}
   for w = 2, jobs do
-    local f, pid = jobs_mod.spawn(rerun, ("--shard %d/%d --chunks %s"):format(w, jobs, jobs_mod.quote(chunk_path)))
+    local f, pid = workers_mod.spawn(rerun, ("--shard %d/%d --chunks %s"):format(w, jobs, workers_mod.quote(chunk_path)))
     if not f then
       for _, started in ipairs(workers) do
         os.execute("kill -TERM " .. started.pid .. " 2>/dev/null")
@@ -336,7 +337,7 @@ local function make_share(job, folders, k, chunk_path)
     local own, oerr = mine(number)
     if own == nil then return nil, oerr end
     if not own then return true end
-    local sig = core.signal_caught()
+    local sig = core.stop_signal()
     if sig then
       stop = { line = line, signal = sig }
       return false
@@ -367,7 +368,7 @@ local function make_shared(job, folders, jobs, workers, chunk_path)
   -- Who made which unit; where that cannot be read, no unit is removed.
   local process_of = chunks.owners(chunk_path) or function() return nil end
   os.remove(chunk_path)
-  local sig = core.signal_caught() or (stop and stop.signal)
+  local sig = core.stop_signal() or (stop and stop.signal)
   local stop_line = stop and stop.line
   local out, count, made = {}, 0, 0
   local function report(id)
@@ -450,12 +451,12 @@ end
 local function shard_options(opts)
   local shard, err
   if opts.shard then
-    shard, err = jobs_mod.parse_shard(opts.shard)
+    shard, err = workers_mod.parse_shard(opts.shard)
     if not shard then return nil, err end
     if not opts.chunks then return nil, "--shard needs --chunks FILE" end
   end
   local jobs
-  jobs, err = jobs_mod.parse_jobs(opts.jobs, 4)
+  jobs, err = workers_mod.parse_jobs(opts.jobs, 4)
   if not jobs then return nil, err end
   return shard or false, jobs
 end
@@ -517,10 +518,10 @@ local function generate(argv)
   end
 
   -- Every unit is checked (built, not written) before anything is written.
-  local units, err = mfg.check_units(job, function() return not core.signal_caught() end)
+  local units, err = mfg.check_units(job, function() return not core.stop_signal() end)
   if units == false then
     fail(interrupted_line(0, 0))
-    return die_of(core.signal_caught())
+    return die_of(core.stop_signal())
   end
   if not units then return fail(err) end
   -- Workers: not for a small batch, nor when the batch's HMAC key is made
@@ -556,7 +557,7 @@ local function generate(argv)
     done, sig = make_alone(job, folders)
   end
   for _, folder in pairs(folders) do folder:close() end
-  lock:close()
+  lock:release()
   if done == false then return die_of(sig) end
   if not done then return fail(sig, status) end
   common.stdout:write("\nFiles generated in ", opts.outdir, " ...\n")
@@ -582,14 +583,14 @@ local USAGE = ("usage: %s {generate,generate-key} ..."):format(PROG)
 
 --- Entry point: runs the subcommand named by argv[1]; returns the exit status.
 function M.main(argv)
-  rerun = jobs_mod.rerun_command(argv)
+  rerun = workers_mod.rerun_command(argv)
   -- Run as a script, a signal is recorded from the start (no traceback
   -- from the interpreter's own SIGINT handler); generate stops on it
   -- between units, anything else once it is done.
-  if rerun then core.signal_install() end
+  if rerun then core.signals_catch() end
   local status = common.dispatch(PROG, USAGE, "ESP-IDF mass manufacturing: an NVS image per unit from a config\n"
     .. "and a values CSV file (nvsgen, compatible with mfg_gen.py).\n", COMMANDS, argv)
-  local sig = rerun and not is_worker and core.signal_caught()
+  local sig = rerun and not is_worker and core.stop_signal()
   if sig then return die_of(sig) end
   return status
 end

@@ -86,18 +86,12 @@ function M.batch_options(r, opts)
   end
   if opts.version then b.version = tonumber(opts.version) end
   if opts.jobs then
-    b.jobs = math.tointeger(tonumber(opts.jobs))
-    if not b.jobs or b.jobs < 1 or b.jobs > 64 then
-      return nil, ("--jobs %s: expected a number from 1 to 64"):format(opts.jobs)
-    end
+    b.jobs, err = workers.parse_jobs(opts.jobs)
+    if not b.jobs then return nil, err end
   end
   if opts.shard then
-    local k, n, new = opts.shard:match("^(%d+)/(%d+)(/?n?e?w?)$")
-    k, n = tonumber(k), tonumber(n)
-    if not k or k < 1 or k > n or (new ~= "" and new ~= "/new") then
-      return nil, "--shard: expected K/N or K/N/new"
-    end
-    b.shard = { k, n, new == "/new" }
+    b.shard, err = workers.parse_shard(opts.shard, true)
+    if not b.shard then return nil, err end
   end
   if opts.encrypt then
     if opts.keygen == (opts.inputkey ~= nil) then
@@ -233,9 +227,9 @@ function M.main(r, argv, prog)
     return common.fail(prog, part, common.EXIT_USAGE)
   end
   if stderr_is_terminal() and not b.shard then b.progress = M.progress_bar(io.stderr) end
-  local command = common.rerun_command(argv)
+  local command = workers.rerun_command(argv)
   if command and not b.shard and not b.dry_run then
-    b.jobs = b.jobs or math.min(common.cpu_count(), 4)
+    b.jobs = b.jobs or workers.parse_jobs(nil, 4)
     -- Below this many units a worker costs more to start than it saves.
     if r.parallel == false or b.serials.count < 1000 then b.jobs = 1 end
     b.spawn = function(k, n, fresh, prefix)
