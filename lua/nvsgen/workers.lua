@@ -1,4 +1,4 @@
---- nvsgen.workers: the processes of a batch (a recipe's, mfg_gen's): --jobs and --shard, the folder lock, starting, stopping and watching workers.
+--- nvsgen.workers: a batch's processes: --jobs/--shard, the folder lock, starting, stopping, watching workers.
 --
 -- Both batch commands share their units with copies of themselves started
 -- with the same command line plus --shard K/N (this module says how many,

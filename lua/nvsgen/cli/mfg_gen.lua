@@ -275,7 +275,8 @@ end
 local function start_workers(jobs, chunk_path)
   local workers = {}
   for w = 2, jobs do
-    local f, pid = workers_mod.spawn(rerun, ("--shard %d/%d --chunks %s"):format(w, jobs, workers_mod.quote(chunk_path)))
+    local extra = ("--shard %d/%d --chunks %s"):format(w, jobs, workers_mod.quote(chunk_path))
+    local f, pid = workers_mod.spawn(rerun, extra)
     if not f then
       for _, started in ipairs(workers) do
         os.execute("kill -TERM " .. started.pid .. " 2>/dev/null")
