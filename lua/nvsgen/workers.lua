@@ -113,6 +113,37 @@ function M.spawn(command, extra)
   return f, pid
 end
 
+--- Starts workers 2 to `count`, each `command` with the words `extra(k)`
+-- added, known by process id: each is passed on the stop signals this
+-- process records (core.signal_forward). Returns the list of workers
+-- ({ file, pid }), or nil and a message (those started are stopped).
+function M.start_known(command, count, extra)
+  local list = {}
+  for k = 2, count do
+    local f, pid = M.spawn(command, extra(k))
+    if not f then
+      for _, started in ipairs(list) do
+        os.execute("kill -TERM " .. started.pid .. " 2>/dev/null")
+        started.file:close()
+        core.signal_unforward(started.pid)
+      end
+      return nil, "cannot start a worker: " .. tostring(pid)
+    end
+    core.signal_forward(pid)
+    list[#list + 1] = { file = f, pid = pid }
+  end
+  return list
+end
+
+--- Waits for worker `w` (of M.start_known) to end. Returns what it
+-- printed and io.popen's close results.
+function M.finish_known(w)
+  local text = w.file:read("a") or ""
+  local ok, how, status = w.file:close()
+  core.signal_unforward(w.pid)
+  return text, ok, how, status
+end
+
 -- ---- a recipe batch's workers: the lock they share, the watch pipe -----------------------
 
 -- Wall-clock seconds and sleeping (lua-system, a declared dependency).

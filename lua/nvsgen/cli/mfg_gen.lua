@@ -273,21 +273,9 @@ end
 -- each is passed on the signals this process gets. Returns the workers
 -- ({ file, pid }), or nil and a message (those started are stopped).
 local function start_workers(jobs, chunk_path)
-  local workers = {}
-  for w = 2, jobs do
-    local extra = ("--shard %d/%d --chunks %s"):format(w, jobs, workers_mod.quote(chunk_path))
-    local f, pid = workers_mod.spawn(rerun, extra)
-    if not f then
-      for _, started in ipairs(workers) do
-        os.execute("kill -TERM " .. started.pid .. " 2>/dev/null")
-        started.file:close()
-      end
-      return nil, "cannot start a worker: " .. tostring(pid)
-    end
-    core.signal_forward(pid)
-    workers[w - 1] = { file = f, pid = pid }
-  end
-  return workers
+  return workers_mod.start_known(rerun, jobs, function(w)
+    return ("--shard %d/%d --chunks %s"):format(w, jobs, workers_mod.quote(chunk_path))
+  end)
 end
 
 --- Collects what the workers say: the first stop (the one on the lowest
@@ -298,9 +286,7 @@ local function gather_workers(workers, stop, n)
   local reached = { math.huge }
   if stop then reached[1] = stop.line end
   for w, worker in ipairs(workers) do
-    local text = worker.file:read("a") or ""
-    local closed = worker.file:close()
-    core.signal_unforward(worker.pid)
+    local text, closed = workers_mod.finish_known(worker)
     local kind, line, code, message = text:match("^(%a+) (%d+) (%d+)\n(.*)$")
     line = tonumber(line)
     if line then
