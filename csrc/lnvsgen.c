@@ -1682,6 +1682,31 @@ static int l_cert_public_key(lua_State *L)
     return 1;
 }
 
+/* cert:validity() -> not_before, not_after ("YYYY-MM-DD HH:MM:SS", UTC) | nil, message */
+static int l_cert_validity(lua_State *L)
+{
+    char nb[NVS_ID_TIME_TEXT], na[NVS_ID_TIME_TEXT];
+    int rc = nvs_id_cert_validity(check_cert(L, 1)->x, nb, na);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    lua_pushstring(L, nb);
+    lua_pushstring(L, na);
+    return 2;
+}
+
+/* cert:key_id() -> the subject key identifier's bytes | nil when it has none */
+static int l_cert_key_id(lua_State *L)
+{
+    const uint8_t *id = NULL;
+    size_t n = 0;
+    if (nvs_id_cert_key_id(whole_cert(L, check_cert(L, 1)), &id, &n) != NVS_ID_OK) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    lua_pushlstring(L, (const char *)id, n);
+    return 1;
+}
+
 /* cert:is_ca() -> boolean */
 static int l_cert_is_ca(lua_State *L)
 {
@@ -2068,6 +2093,8 @@ static void register_identity(lua_State *L)
     static const luaL_Reg cert_methods[] = {{"serial", l_cert_serial},
                                             {"public_key", l_cert_public_key},
                                             {"is_ca", l_cert_is_ca},
+                                            {"validity", l_cert_validity},
+                                            {"key_id", l_cert_key_id},
                                             {"verify", l_cert_verify},
                                             {NULL, NULL}};
     static const luaL_Reg csr_meta[] = {{"__gc", l_csr_gc}, {"__close", l_csr_gc}, {NULL, NULL}};

@@ -89,11 +89,24 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
+-- The instants an X.509 time can hold: 0001-01-01 to 9999-12-31 23:59:59.
+local TIME_MIN, TIME_MAX = -62135596800, 253402300799
+
+local function days_in_month(y, m)
+  if m == 2 then return (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28 end
+  return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+end
+
 --- Seconds since 1970 (UTC) of an integer (returned as is) or a string
--- "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DDTHH:MM:SSZ": number,
--- or nil and a message.
+-- "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DDTHH:MM:SSZ", years 1
+-- to 9999: number, or nil and a message.
 function M.time(value)
-  if math_type(value) == "integer" then return value end
+  if math_type(value) == "integer" then
+    if value < TIME_MIN or value > TIME_MAX then
+      return nil, format("%d is outside 0001-01-01 to 9999-12-31 23:59:59 UTC", value)
+    end
+    return value
+  end
   if type(value) ~= "string" then
     return nil, format("a date expected (integer or \"YYYY-MM-DD[ HH:MM:SS]\"), got %s", type(value))
   end
@@ -104,7 +117,9 @@ function M.time(value)
     if not h then y = nil end
   end
   y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
-  if not y or mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or s > 59 then
+  -- a day the month does not have is a typing error, not the next month
+  if not y or y < 1 or mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo)
+      or h > 23 or mi > 59 or s > 59 then
     return nil, format("'%s' is not a date (YYYY-MM-DD[ HH:MM:SS], UTC)", value)
   end
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
@@ -305,6 +320,21 @@ function M.load_ca(opts)
   key:seal()
   if not cert:is_ca() then
     return nil, format("%s: certificate is not a CA certificate", cert_name)
+  end
+  -- What it signs would never verify: refused before the first unit.
+  local nb, na = cert:validity()
+  if not nb then return nil, format("%s: %s", cert_name, na) end
+  local now = os.time()
+  if (M.time(nb) or now) > now then
+    return nil, format("%s: CA certificate is not valid before %s UTC", cert_name, nb)
+  elseif (M.time(na) or now) < now then
+    return nil, format("%s: CA certificate expired on %s UTC", cert_name, na)
+  end
+  -- Each certificate's authority key identifier is the CA's subject key
+  -- identifier (Matter's DAC profile requires it; chain builders match on it).
+  if not cert:key_id() then
+    return nil, format("%s: CA certificate has no subject key identifier"
+      .. " (its certificates' authority key identifier names it)", cert_name)
   end
   if not key:matches(cert) then
     return nil, format("CA key does not match CA certificate (%s, %s)", key_name, cert_name)
