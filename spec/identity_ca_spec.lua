@@ -139,3 +139,19 @@ describe("the process holding private keys", function()
     assert.matches("\nMax core file size +0 +", limits)
   end)
 end)
+
+describe("a unit's CSV (--csv)", function()
+  local tmp
+  before_each(function() tmp = helper.tmpdir() end)
+  after_each(function() helper.cleanup(tmp) end)
+
+  it("is readable by its owner only: it holds every value in clear, private keys included", function()
+    local lfs = require("lfs")
+    local status, _, err = recipes.run(EXAMPLES .. "/matter.lua",
+      { "--serial-range", "1", "--outdir", tmp, "--encrypt", "--keygen", "--csv" })
+    assert.equal(0, status, err)
+    assert.matches("\ndac%-key,data,hex2bin,%x+\r?\n", helper.read(tmp .. "/matter-1.csv"))
+    assert.equal("rw-------", lfs.attributes(tmp .. "/matter-1.csv", "permissions"))
+    assert.equal("rw-------", lfs.attributes(tmp .. "/matter-1-keys.bin", "permissions"))
+  end)
+end)

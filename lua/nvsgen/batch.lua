@@ -595,7 +595,9 @@ function M.run(opts)
           if not ok then failure = err; break end
         end
         if csv_text then
-          ok, err = write_file(stem .. ".csv", csv_text, 420, true, folder)
+          -- Every value of the unit in clear (private keys, passwords),
+          -- encrypted batch or not: readable by its owner only, as keys files.
+          ok, err = write_file(stem .. ".csv", csv_text, 384, true, folder)
           if not ok then failure = err; break end
         end
         local bytes, hash
