@@ -47,6 +47,19 @@ describe("identity.load_ca", function()
       { identity.load_ca{ cert = cert, key = key } })
   end)
 
+  it("reads a key file in C (read_key, load_ca): its bytes never become a Lua string", function()
+    local key = assert(identity.generate_key("p256"))
+    local path = tmp .. "/k.pem"
+    helper.write(path, assert(key:private_pem()))
+    assert.is_true(assert(identity.read_key(path)):matches(key))
+    assert.same({ nil, tmp .. "/none.pem: No such file or directory" }, { identity.read_key(tmp .. "/none.pem") })
+    helper.write(tmp .. "/bad.pem", "garbage")
+    assert.same({ nil, tmp .. "/bad.pem: not a private key in PEM or DER" }, { identity.read_key(tmp .. "/bad.pem") })
+    local cert = ca_files(tmp, "ca")
+    assert.same({ nil, tmp .. "/none.pem: No such file or directory" },
+      { identity.load_ca{ cert = cert, key = tmp .. "/none.pem" } })
+  end)
+
   it("says a key is encrypted rather than not a key", function()
     local key = assert(identity.generate_key("p256"))
     local path = tmp .. "/k.pem"

@@ -66,12 +66,8 @@ end
 
 --- The private key in the file at `path`: key, or nil and "path: message".
 function M.read_key(path)
-  local data, err = files.read(path)
-  if not data then return nil, err end
-  local key
-  key, err = core.key_load(data)
-  if not key then return nil, path .. ": " .. err end
-  return key
+  if type(path) ~= "string" then error("read_key: a path expected", 2) end
+  return core.key_read(path)
 end
 
 ---------------------------------------------------------------------------
@@ -306,17 +302,21 @@ function M.load_ca(opts)
     cert_data, err = files.read(opts.cert)
     if not cert_data then return nil, err end
   end
-  if not key_data then
-    if type(opts.key) ~= "string" then error("load_ca: field 'key' (a path) is required", 2) end
-    key_data, err = files.read(opts.key)
-    if not key_data then return nil, err end
+  if not key_data and type(opts.key) ~= "string" then
+    error("load_ca: field 'key' (a path) is required", 2)
   end
   local cert
   cert, err = core.cert_load(cert_data)
   if not cert then return nil, format("%s: %s", cert_name, err) end
+  -- From a path, the key's bytes stay in C, wiped once parsed.
   local key
-  key, err = core.key_load(key_data)
-  if not key then return nil, format("%s: %s", key_name, err) end
+  if key_data then
+    key, err = core.key_load(key_data)
+    if not key then return nil, format("%s: %s", key_name, err) end
+  else
+    key, err = core.key_read(opts.key)
+    if not key then return nil, err end
+  end
   key:seal()
   if not cert:is_ca() then
     return nil, format("%s: certificate is not a CA certificate", cert_name)
