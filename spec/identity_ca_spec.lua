@@ -2,6 +2,7 @@
 -- certificate can really hold, and the Matter example's PAI checks.
 local helper = require("spec.support.helper")
 local recipes = require("spec.support.recipes")
+local ossl = require("spec.support.openssl")
 local identity = require("nvsgen.identity")
 
 local EXAMPLES = helper.ROOT .. "/examples"
@@ -64,7 +65,8 @@ describe("identity.load_ca", function()
     local key = assert(identity.generate_key("p256"))
     local path = tmp .. "/k.pem"
     helper.write(path, assert(key:private_pem()))
-    local ok = os.execute(("openssl pkcs8 -topk8 -in %s -out %s.enc -passout pass:secret 2>/dev/null"):format(path, path))
+    local ok = os.execute(("openssl pkcs8 -topk8 -in %s -out %s.enc -passout pass:secret 2>/dev/null")
+      :format(path, path))
     assert.is_true(ok)
     assert.same({ nil, "an encrypted private key (decrypt it first: no passphrase is asked for)" },
       { identity.parse_key(helper.read(path .. ".enc")) })
@@ -72,6 +74,25 @@ describe("identity.load_ca", function()
     assert.is_true(ok)
     assert.same({ nil, "an encrypted private key (decrypt it first: no passphrase is asked for)" },
       { identity.parse_key(helper.read(path .. ".trad")) })
+  end)
+end)
+
+describe("certificate dates and key identifiers", function()
+  it("gives the validity dates and the subject key identifier an issued certificate's AKI repeats", function()
+    local tmp = helper.tmpdir()
+    local cert_path, key_path = ca_files(tmp, "ca",
+      { not_before = "2020-02-29 01:02:03", not_after = identity.NO_EXPIRY })
+    local ca = assert(identity.load_ca{ cert = cert_path, key = key_path })
+    assert.same({ "2020-02-29 01:02:03", "9999-12-31 23:59:59" }, { ca.cert:validity() })
+    local ski = assert(ca.cert:key_id())
+    assert.equal(20, #ski)
+    local cert = assert(ca:issue{ key = assert(identity.generate_key("p256")), subject = { CN = "u" }, days = 1 })
+    local text = ossl.x509(tmp, cert:pem(), { "-ext", "authorityKeyIdentifier" })
+    local hex = ski:gsub(".", function(c) return ("%02X:"):format(c:byte()) end):sub(1, -2)
+    assert.matches(hex, text, 1, true)
+    assert.is_nil(assert(identity.self_signed_ca{ key = assert(identity.generate_key("p256")), subject = { CN = "n" },
+      days = 1, extensions = { subject_key_id = false, authority_key_id = false } }):key_id())
+    helper.cleanup(tmp)
   end)
 end)
 

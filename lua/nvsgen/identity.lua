@@ -16,7 +16,8 @@
 -- (the uncompressed EC point), `type()`, `matches(key_or_cert)`. A CA's
 -- key is sealed: it gives out no private encoding at all. Certificates
 -- (`nvsgen.cert`) give `der()`, `pem()`, `subject()`, `issuer()`,
--- `serial()`, `public_key()`, `is_ca()` and `verify(roots [, chain [, at]])`
+-- `serial()`, `public_key()`, `is_ca()`, `validity()`, `key_id()` and
+-- `verify(roots [, chain [, at]])`
 -- (OpenSSL's X509_verify_cert). Bad data gives nil and a message; a wrong
 -- argument raises.
 
