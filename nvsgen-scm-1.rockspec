@@ -45,7 +45,7 @@ build = {
   modules = {
     ["nvsgen.core"] = {
       sources = {
-        "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c",
+        "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c", "csrc/nvs_proc.c",
         "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c", "csrc/nvs_keymap.c",
         "csrc/nvs_identity.c", "csrc/nvs_matter.c",
         "csrc/lnvsgen.c",
@@ -88,7 +88,16 @@ build = {
     ["nvsgen.recipe"] = "lua/nvsgen/recipe.lua",
     ["nvsgen.batch"] = "lua/nvsgen/batch.lua",
     ["nvsgen.chunks"] = "lua/nvsgen/chunks.lua",
+    ["nvsgen.serials"] = "lua/nvsgen/serials.lua",
+    ["nvsgen.manifest"] = "lua/nvsgen/manifest.lua",
+    ["nvsgen.staging"] = "lua/nvsgen/staging.lua",
+    ["nvsgen.workers"] = "lua/nvsgen/workers.lua",
+    ["nvsgen.unit"] = "lua/nvsgen/unit.lua",
+    ["nvsgen.unit_csv"] = "lua/nvsgen/unit_csv.lua",
+    ["nvsgen.outdir"] = "lua/nvsgen/outdir.lua",
     ["nvsgen.partition_table"] = "lua/nvsgen/partition_table.lua",
+    ["nvsgen.flash_files"] = "lua/nvsgen/flash_files.lua",
+    ["nvsgen.unit_layout"] = "lua/nvsgen/unit_layout.lua",
   },
   install = {
     bin = {

@@ -26,6 +26,9 @@
  *             bytes, to DIR/csv) and its image (to DIR/bin), each
  *             atomically as mfg_gen does (an unnamed file linked into its
  *             folder opened once; Linux only);
+ *   mfgkeys   mfg, plus what --keygen adds: the key made, the image's
+ *             entries encrypted with it (as in keys mode), and the keys
+ *             file written atomically into DIR/keys;
  *   matter    required, after the work of a Matter unit (benchmark W2,
  *             matter_unit.c): passcode, SPAKE2+ verifier at 1,000
  *             iterations, a P-256 key and its DAC signed by the PAI in
@@ -47,7 +50,7 @@
 
 #include "matter_unit.h"
 
-enum mode { PLAIN, REQUIRED, KEYS, MFG, MATTER };
+enum mode { PLAIN, REQUIRED, KEYS, MFG, MATTER, MFGKEYS };
 
 /* What every unit's loop needs: the output folder (opened once), the
  * image's bytes, the fetched SHA-256. */
@@ -66,6 +69,8 @@ typedef struct {
     int csv_dir;
     /* cppcheck-suppress unusedStructMember */
     int bin_dir;
+    /* cppcheck-suppress unusedStructMember */
+    int keys_dir;
 } bench;
 
 static double now(void)
@@ -98,15 +103,14 @@ static int plain_unit(const bench *b, long i)
 /* Entries written in a W1 image, each encrypted as one XTS data unit. */
 #define W1_ENTRIES 53
 
-/* What a key per unit adds: the key made, the image's first W1_ENTRIES
- * entries encrypted with it (an entry's tweak is its offset), and the keys
- * file (the key, the rest 0xFF) written beside the image `path`. */
-static int key_unit(const bench *b, const char *path)
+/* A new key in `keys_data` (the keys file: the key, the rest 0xFF), and
+ * the image's first W1_ENTRIES entries encrypted with it (an entry's tweak
+ * is its offset). */
+static int new_key_encrypt(const bench *b, unsigned char keys_data[4096])
 {
-    unsigned char keys_data[4096], tweak[16] = {0};
-    char keys_path[80];
+    unsigned char tweak[16] = {0};
     long e;
-    memset(keys_data, 0xff, sizeof keys_data);
+    memset(keys_data, 0xff, 4096);
     if (RAND_bytes(keys_data, 64) != 1 ||
         !EVP_CipherInit_ex2(b->xts_ctx, b->xts, keys_data, NULL, 1, NULL)) {
         fprintf(stderr, "key failed\n");
@@ -123,6 +127,17 @@ static int key_unit(const bench *b, const char *path)
             return -1;
         }
     }
+    return 0;
+}
+
+/* What a key per unit adds: the key made, the image encrypted with it,
+ * and the keys file written beside the image `path`. */
+static int key_unit(const bench *b, const char *path)
+{
+    unsigned char keys_data[4096];
+    char keys_path[80];
+    if (new_key_encrypt(b, keys_data) != 0)
+        return -1;
     snprintf(keys_path, sizeof keys_path, "%s-keys.bin", path);
     return write_file(b->dir, keys_path, keys_data, sizeof keys_data);
 }
@@ -181,6 +196,20 @@ static int mfg_unit(const bench *b, long i)
     return write_atomic(b->bin_dir, name, b->data, b->size);
 }
 
+/* What mfg_gen --keygen adds to a unit: the key made, the image encrypted,
+ * the keys file written atomically into keys/ (as mfg_gen names it). */
+static int mfg_keys_unit(const bench *b, long i)
+{
+    unsigned char keys_data[4096];
+    char name[64];
+    if (new_key_encrypt(b, keys_data) != 0)
+        return -1;
+    snprintf(name, sizeof name, "keys-unit-%ld.bin", i);
+    if (write_atomic(b->keys_dir, name, keys_data, sizeof keys_data) != 0)
+        return -1;
+    return mfg_unit(b, i);
+}
+
 /* The subfolders and the value file of the mfg loop, made before the clock
  * starts (either of two processes may make them first). */
 static int mfg_setup(bench *b)
@@ -199,16 +228,25 @@ static int mfg_setup(bench *b)
     }
     mkdirat(b->dir, "csv", 0755);
     mkdirat(b->dir, "bin", 0755);
+    mkdirat(b->dir, "keys", 0755);
     b->csv_dir = openat(b->dir, "csv", O_RDONLY | O_DIRECTORY);
     b->bin_dir = openat(b->dir, "bin", O_RDONLY | O_DIRECTORY);
-    if (b->csv_dir < 0 || b->bin_dir < 0) {
-        perror("csv, bin");
+    b->keys_dir = openat(b->dir, "keys", O_RDONLY | O_DIRECTORY);
+    if (b->csv_dir < 0 || b->bin_dir < 0 || b->keys_dir < 0) {
+        perror("csv, bin, keys");
         return -1;
     }
     return 0;
 }
 #else
 static int mfg_unit(const bench *b, long i)
+{
+    (void)b;
+    (void)i;
+    return -1;
+}
+
+static int mfg_keys_unit(const bench *b, long i)
 {
     (void)b;
     (void)i;
@@ -225,9 +263,9 @@ static int mfg_setup(bench *b)
 
 static int parse_mode(const char *name)
 {
-    static const char *const names[] = {"plain", "required", "keys", "mfg", "matter"};
+    static const char *const names[] = {"plain", "required", "keys", "mfg", "matter", "mfgkeys"};
     int m;
-    for (m = 0; m < 5; m++)
+    for (m = 0; m < 6; m++)
         if (strcmp(name, names[m]) == 0)
             return m;
     return -1;
@@ -245,7 +283,7 @@ int main(int argc, char **argv)
     long i;
     int rc = 0;
     if (argc < 2 || n <= 0 || size <= 0 || first < 0 || mode < 0) {
-        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg|matter [FIRST]]]]\n");
+        fprintf(stderr, "usage: floor DIR [N [SIZE [plain|required|keys|mfg|matter|mfgkeys [FIRST]]]]\n");
         return 2;
     }
     b.dir_path = argv[1];
@@ -260,7 +298,7 @@ int main(int argc, char **argv)
         return 1;
     }
     memset(b.data, 0xff, b.size);
-    if (mode == MFG && mfg_setup(&b) != 0)
+    if ((mode == MFG || mode == MFGKEYS) && mfg_setup(&b) != 0)
         return 1;
     if (mode == MATTER && matter_setup(&mb, getenv("BENCH_PAI_CERT") ? getenv("BENCH_PAI_CERT") : "",
                                        getenv("BENCH_PAI_KEY") ? getenv("BENCH_PAI_KEY") : "") != 0)
@@ -276,6 +314,9 @@ int main(int argc, char **argv)
         case REQUIRED:
         case KEYS:
             rc = required_unit(&b, i, mode == KEYS);
+            break;
+        case MFGKEYS:
+            rc = mfg_keys_unit(&b, i);
             break;
         case MATTER:
             rc = matter_unit(&mb, b.data + sizeof i, b.size - sizeof i);

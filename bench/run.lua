@@ -22,8 +22,11 @@
 --     tool on the same inputs, once plain and once with --keygen, and each
 --     figure above as a multiple of its speed: the targets are 20x plain
 --     and 50x encrypted, side by side on one machine.
--- Files go to BENCH_DIR, by default a folder in /dev/shm (memory), so the
--- figures measure the program rather than the disk.
+-- Every timed command runs twice over: with its files in memory (BENCH_DIR,
+-- by default a folder in /dev/shm) and on disk (BENCH_DISK_DIR, by default
+-- a folder under build/), as factories write them. Each program's line is
+-- given as a ratio to the bare C loop that writes the same files per unit
+-- (the goal: at most 1.25x), each C loop's as a ratio to the floor.
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local root = here .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
@@ -53,17 +56,24 @@ if not base then
 end
 sh("mkdir -p " .. q(base))
 
+-- The folder on disk: under the checkout's build/ (not a tmpfs).
+-- BENCH_DISK_DIR is the folder it is made in (removed at the end), as for W2.
+local disk_base = ("%s/nvsgen-bench-disk-%d"):format(os.getenv("BENCH_DISK_DIR")
+  or (here == "bench" and "." or root) .. "/build", os.time())
+sh("mkdir -p " .. q(disk_base))
+
 local counter = 0
-local function fresh()
+local function fresh(where)
   counter = counter + 1
-  local dir = ("%s/run%d"):format(base, counter)
+  local dir = ("%s/run%d"):format(where or base, counter)
   sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
   return dir
 end
 
--- Wall seconds of `cmd` (a function of a fresh folder), run once.
-local function time_once(cmd)
-  local dir = fresh()
+-- Wall seconds of `cmd` (a function of a fresh folder in `where`, by
+-- default the memory one), run once.
+local function time_once(cmd, where)
+  local dir = fresh(where)
   local c = cmd(dir)
   local t0 = system.monotime()
   sh(c .. " >/dev/null")
@@ -122,8 +132,8 @@ end
 
 local function rate(t) return UNITS / t end
 
-print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s, best of %d"):format(
-  UNITS, base, RUNS))
+print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s and %s, best of %d"):format(
+  UNITS, base, disk_base, RUNS))
 
 -- What every image costs whatever the language (pending file, SHA-256 for
 -- the manifest, rename), in C, shared by two processes as the driver's
@@ -132,7 +142,10 @@ print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s, be
 -- and the keys file written beside the image. Then what mfg_gen must do per
 -- unit: read the value file, and write the unit's CSV and image atomically.
 local half = UNITS // 2
-local function c_loop(mode)
+local function c_loop(mode, one_process)
+  if one_process then
+    return function(dir) return ("%s %s %d 0x6000 %s 0"):format(q(FLOOR), q(dir), UNITS, mode) end
+  end
   return function(dir)
     local one = ("%s %s %%d 0x6000 %s %%d"):format(q(FLOOR), q(dir), mode)
     -- Both processes are waited for, and either one failing fails the run.
@@ -143,42 +156,77 @@ end
 
 local inputs = mfg_inputs(UNITS)
 
--- Everything timed, in the order printed. target: units/s wanted (the
--- programs measured; the C loops are bounds, not targets); encrypted: set
--- beside mfg_gen.py --keygen rather than plain.
-local floor_line = { label = "floor (C, open/write/close)",
-  cmd = function(dir) return ("%s %s %d"):format(q(FLOOR), q(dir), UNITS) end }
-local measured = {
-  floor_line,
-  { label = "required work (C, 2 processes)", cmd = c_loop("required") },
-  { label = "  the same, key per unit", cmd = c_loop("keys"), encrypted = true },
-  { label = "  mfg_gen's (read, CSV, image)", cmd = c_loop("mfg") },
-  { label = "recipe driver, plain", cmd = recipe_cmd(UNITS), target = 40000 },
-  { label = "recipe driver, key per unit", cmd = recipe_cmd(UNITS, "--encrypt --keygen"), target = 20750,
-    encrypted = true },
-  { label = "recipe driver, plain, 1 process", cmd = recipe_cmd(UNITS, "--jobs 1"), target = 40000 },
-  { label = "mfg_gen.lua, plain", cmd = mfg_cmd(inputs), target = 40000 },
-  { label = "mfg_gen.lua, --keygen", cmd = mfg_cmd(inputs, "--keygen"), target = 20750, encrypted = true },
-}
+-- The bare C loops, each writing the files a program's unit needs.
+local function c_loops()
+  return {
+    floor = { label = "floor (C, open/write/close)",
+      cmd = function(dir) return ("%s %s %d"):format(q(FLOOR), q(dir), UNITS) end },
+    required = { label = "required work (C, 2 processes)", cmd = c_loop("required") },
+    required1 = { label = "  the same, 1 process", cmd = c_loop("required", true) },
+    keys = { label = "  the same, key per unit", cmd = c_loop("keys"), encrypted = true },
+    mfg = { label = "  mfg_gen's (read, CSV, image)", cmd = c_loop("mfg") },
+    mfgkeys = { label = "  mfg_gen's, --keygen", cmd = c_loop("mfgkeys"), encrypted = true },
+  }
+end
+local C_ORDER = { "floor", "required", "required1", "keys", "mfg", "mfgkeys" }
 
--- The runs go in rounds, each command once per round, so that a slow
--- stretch of this shared machine weighs on every figure of a round alike
--- instead of on all the runs of one command; each keeps its best time.
-for _ = 1, RUNS do
-  for _, m in ipairs(measured) do
-    m.seconds = math.min(m.seconds or math.huge, time_once(m.cmd))
+-- The programs timed, each with its C loop. target: units/s wanted;
+-- encrypted: set beside mfg_gen.py --keygen rather than plain.
+local function program_lines()
+  return {
+    { label = "recipe driver, plain", cmd = recipe_cmd(UNITS), loop = "required", target = 40000 },
+    { label = "recipe driver, key per unit", cmd = recipe_cmd(UNITS, "--encrypt --keygen"), loop = "keys",
+      target = 20750, encrypted = true },
+    { label = "recipe driver, plain, 1 process", cmd = recipe_cmd(UNITS, "--jobs 1"), loop = "required1",
+      target = 40000 },
+    { label = "mfg_gen.lua, plain", cmd = mfg_cmd(inputs), loop = "mfg", target = 40000 },
+    { label = "mfg_gen.lua, --keygen", cmd = mfg_cmd(inputs, "--keygen"), loop = "mfgkeys", target = 20750,
+      encrypted = true },
+  }
+end
+
+-- Times every command with its files under `where`, in rounds (each
+-- command once per round, so that a slow stretch of this shared machine
+-- weighs on every figure of a round alike); each keeps its best time.
+local function run_rounds(loops, programs, where)
+  local all = {}
+  for _, name in ipairs(C_ORDER) do all[#all + 1] = loops[name] end
+  for _, m in ipairs(programs) do all[#all + 1] = m end
+  for _ = 1, RUNS do
+    for _, m in ipairs(all) do
+      m.seconds = math.min(m.seconds or math.huge, time_once(m.cmd, where))
+    end
   end
 end
 
-local floor = floor_line.seconds
-print(("%-34s %7.3f s  %8.0f files/s"):format(floor_line.label, floor, rate(floor)))
-for i = 2, #measured do
-  local m = measured[i]
-  local t = m.seconds
-  local line = ("%-34s %7.3f s  %8.0f units/s  %5.2fx floor"):format(m.label, t, rate(t), t / floor)
-  if m.target then line = line .. ("  (target >= %d units/s, <= 1.5x floor)"):format(m.target) end
-  print(line)
+-- Prints the figures of one place: the C loops against the floor, each
+-- program against its C loop.
+local function print_place(title, loops, programs)
+  print(title)
+  local floor = loops.floor.seconds
+  print(("  %-34s %7.3f s  %8.0f files/s"):format(loops.floor.label, floor, rate(floor)))
+  for i = 2, #C_ORDER do
+    local m = loops[C_ORDER[i]]
+    print(("  %-34s %7.3f s  %8.0f units/s  %5.2fx floor"):format(m.label, m.seconds, rate(m.seconds),
+      m.seconds / floor))
+  end
+  for _, m in ipairs(programs) do
+    local t, loop = m.seconds, loops[m.loop]
+    print(("  %-34s %7.3f s  %8.0f units/s  %5.2fx its C loop (%s; goal <= 1.25x)"):format(m.label, t, rate(t),
+      t / loop.seconds, loop.label:match("^%s*(.-)$")))
+  end
 end
+
+local memory_loops, memory_programs = c_loops(), program_lines()
+run_rounds(memory_loops, memory_programs, base)
+print_place("in memory (" .. base .. "):", memory_loops, memory_programs)
+local disk_loops, disk_programs = c_loops(), program_lines()
+run_rounds(disk_loops, disk_programs, disk_base)
+print_place("on disk (" .. disk_base .. "):", disk_loops, disk_programs)
+-- The figures compared with the reference below are the memory ones.
+local measured = { memory_loops.floor }
+for _, m in ipairs(memory_programs) do measured[#measured + 1] = m end
+for i = 2, #C_ORDER do measured[#measured + 1] = memory_loops[C_ORDER[i]] end
 
 print(("%-34s %7.1f MB  (target <= 16 MB at 100,000)"):format("peak memory, 10,000 units",
   peak_kb(recipe_cmd(UNITS)) / 1024))
@@ -306,4 +354,4 @@ end
 
 if os.getenv("BENCH_W2") ~= "0" then w2_bench() end
 
-sh("rm -rf " .. q(base))
+sh("rm -rf " .. q(base) .. " " .. q(disk_base))

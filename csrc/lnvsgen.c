@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* close, ftruncate: the batch block */
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -24,6 +25,7 @@
 #include "nvs_file.h"
 #include "nvs_identity.h"
 #include "nvs_matter.h"
+#include "nvs_proc.h"
 #include "nvs_reader.h"
 #include "nvs_visibility.h"
 
@@ -632,12 +634,364 @@ static const luaL_Reg folder_metamethods[] = {{"__gc", l_folder_close},
                                               {"__tostring", l_folder_tostring},
                                               {NULL, NULL}};
 
+/* ---- batch files and processes ------------------------------------------------
+ * What the batch driver needs beyond writing files: a manifest appended in
+ * whole records, renames that refuse a name in the way, the folder's lock,
+ * stop requests and the workers' watch pipe (nvs_file, nvs_proc). */
+
+#define APPEND_MT "nvsgen.append_file"
+#define LOCK_MT "nvsgen.folder_lock"
+
+typedef struct {
+    int fd; /* -1 once closed */
+    int locked;
+} lappend;
+
+static const char *const open_hows[] = {"existing", "create", "new", NULL};
+
+/* core.open_append(folder, name, how, mode [, locked]) -> file | nil, message, errno
+ * how: "existing", "create" or "new" (nvs_open_append_at). */
+static int l_open_append(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int how = luaL_checkoption(L, 3, NULL, open_hows);
+    lua_Integer mode = luaL_checkinteger(L, 4);
+    int locked = lua_toboolean(L, 5);
+    lappend *a;
+    int fd;
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 4, "invalid mode");
+    lua_settop(L, 5);
+    a = (lappend *)lua_newuserdatauv(L, sizeof *a, 1); /* at 6 */
+    a->fd = -1;
+    a->locked = locked;
+    luaL_setmetatable(L, APPEND_MT);
+    lua_pushstring(L, shown_path(L, 1, name)); /* the path messages name */
+    lua_setiuservalue(L, 6, 1);
+    lua_settop(L, 6);
+    fd = nvs_open_append_at(f->fd, name, how, (mode_t)mode);
+    if (fd == -EINVAL || fd == -EMLINK) {
+        const char *shown;
+        lua_getiuservalue(L, 6, 1);
+        shown = lua_tostring(L, -1);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", shown,
+                        fd == -EINVAL ? "not a plain file (a link or a folder?)"
+                                      : "has other hard links");
+        lua_pushinteger(L, -fd);
+        return 3;
+    }
+    if (fd < 0) {
+        lua_getiuservalue(L, 6, 1);
+        return push_file_error(L, lua_tostring(L, -1), fd);
+    }
+    a->fd = fd;
+    return 1;
+}
+
+static lappend *check_append(lua_State *L)
+{
+    lappend *a = (lappend *)luaL_checkudata(L, 1, APPEND_MT);
+    luaL_argcheck(L, a->fd >= 0, 1, "file is closed");
+    return a;
+}
+
+static int append_error(lua_State *L, int rc)
+{
+    lua_getiuservalue(L, 1, 1);
+    return push_file_error(L, lua_tostring(L, -1), rc);
+}
+
+/* file:append(data [, sync]) -> new length | nil, message, errno */
+static int l_append(lua_State *L)
+{
+    lappend *a = check_append(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    off_t end = 0;
+    int rc = nvs_append(a->fd, data, len, a->locked, lua_toboolean(L, 3), &end);
+    if (rc != 0)
+        return append_error(L, rc);
+    lua_pushinteger(L, (lua_Integer)end);
+    return 1;
+}
+
+/* file:truncate(length) -> true | nil, message, errno */
+static int l_append_truncate(lua_State *L)
+{
+    lappend *a = check_append(L);
+    lua_Integer len = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, len >= 0, 2, "negative length");
+    if (ftruncate(a->fd, (off_t)len) < 0)
+        return append_error(L, -errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_append_close(lua_State *L)
+{
+    lappend *a = (lappend *)luaL_checkudata(L, 1, APPEND_MT);
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
+    return 0;
+}
+
+/* folder:rename_new(from, to [, replace]) -> true | nil, message, errno
+ * Refuses an existing `to` unless replace. */
+static int l_folder_rename_new(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    const char *from = luaL_checkstring(L, 2);
+    const char *to = luaL_checkstring(L, 3);
+    int rc = nvs_rename_new_at(f->fd, from, to, lua_toboolean(L, 4));
+    if (rc != 0)
+        return push_file_error(L, shown_path(L, 1, rc == -EEXIST ? to : from), rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* folder:remove(name) -> true | nil, message, errno */
+static int l_folder_remove(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int rc = nvs_remove_at(f->fd, name);
+    if (rc != 0)
+        return push_file_error(L, shown_path(L, 1, name), rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* folder:sync() -> true | nil, message, errno */
+static int l_folder_sync(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    int rc = nvs_sync_folder(f->fd);
+    if (rc != 0) {
+        lua_getiuservalue(L, 1, 1);
+        return push_file_error(L, lua_tostring(L, -1), rc);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+typedef struct {
+    int fd; /* -1 once released */
+} llock;
+
+static llock *new_lock(lua_State *L)
+{
+    llock *k = (llock *)lua_newuserdatauv(L, sizeof *k, 0);
+    k->fd = -1;
+    luaL_setmetatable(L, LOCK_MT);
+    return k;
+}
+
+/* core.lock_take(folder, name) -> lock | nil, message, errno (EAGAIN: held) */
+static int l_lock_take(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    llock *k = new_lock(L);
+    int fd = nvs_lock_take(f->fd, name);
+    if (fd < 0) {
+        if (fd == -EINVAL) {
+            luaL_pushfail(L);
+            lua_pushfstring(L, "%s: not a plain file", shown_path(L, 1, name));
+            lua_pushinteger(L, EINVAL);
+            return 3;
+        }
+        return push_file_error(L, shown_path(L, 1, name), fd);
+    }
+    k->fd = fd;
+    return 1;
+}
+
+/* core.lock_adopt(fd, folder, name) -> lock | nil, message, errno */
+static int l_lock_adopt(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    lfolder *f = check_folder(L, 2);
+    const char *name = luaL_checkstring(L, 3);
+    llock *k;
+    int rc;
+    luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "invalid descriptor");
+    k = new_lock(L);
+    rc = nvs_lock_adopt((int)fd, f->fd, name);
+    if (rc != 0)
+        return push_file_error(L, shown_path(L, 2, name), rc);
+    k->fd = (int)fd;
+    return 1;
+}
+
+static llock *check_lock(lua_State *L)
+{
+    llock *k = (llock *)luaL_checkudata(L, 1, LOCK_MT);
+    luaL_argcheck(L, k->fd >= 0, 1, "lock is released");
+    return k;
+}
+
+/* lock:fd() -> descriptor */
+static int l_lock_fd(lua_State *L)
+{
+    lua_pushinteger(L, check_lock(L)->fd);
+    return 1;
+}
+
+/* lock:release([folder, name]): removes the lock file first when given */
+static int l_lock_release(lua_State *L)
+{
+    llock *k = (llock *)luaL_checkudata(L, 1, LOCK_MT);
+    if (k->fd >= 0) {
+        int remove = !lua_isnoneornil(L, 2);
+        int folder = remove ? check_folder(L, 2)->fd : -1;
+        nvs_lock_release(k->fd, folder, remove ? luaL_checkstring(L, 3) : "", remove);
+    }
+    k->fd = -1;
+    return 0;
+}
+
+/* core.fd_inherit(fd, inherit) -> true | nil, message */
+static int l_fd_inherit(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    int rc;
+    luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "invalid descriptor");
+    rc = nvs_fd_inherit((int)fd, lua_toboolean(L, 2));
+    if (rc != 0)
+        return push_file_error(L, "descriptor", rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.fd_close(fd) */
+static int l_fd_close(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "invalid descriptor");
+    close((int)fd);
+    return 0;
+}
+
+static int l_signals_catch(lua_State *L)
+{
+    int rc = nvs_signals_catch();
+    if (rc != 0)
+        return push_file_error(L, "sigaction", rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_signals_default(lua_State *L)
+{
+    (void)L;
+    nvs_signals_default();
+    return 0;
+}
+
+/* core.stop_signal() -> signal number | nil */
+static int l_stop_signal(lua_State *L)
+{
+    int sig = nvs_stop_signal();
+    if (sig == 0)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, sig);
+    return 1;
+}
+
+/* core.watch_open() -> reading end's descriptor | nil, message */
+static int l_watch_open(lua_State *L)
+{
+    int fd = nvs_watch_open();
+    if (fd < 0)
+        return push_file_error(L, "pipe", fd);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_watch_close(lua_State *L)
+{
+    (void)L;
+    nvs_watch_close();
+    return 0;
+}
+
+/* core.watch_gone(fd) -> boolean */
+static int l_watch_gone(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "invalid descriptor");
+    lua_pushboolean(L, nvs_watch_gone((int)fd));
+    return 1;
+}
+
+/* core.exit_guard(message | nil): see nvs_exit_guard */
+static int l_exit_guard(lua_State *L)
+{
+    int rc = nvs_exit_guard(luaL_optstring(L, 1, NULL));
+    if (rc != 0)
+        return push_file_error(L, "atexit", rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg batch_folder_methods[] = {
+    {"rename_new", l_folder_rename_new}, {"remove", l_folder_remove}, {"sync", l_folder_sync},
+    {NULL, NULL}};
+
+static const luaL_Reg append_methods[] = {
+    {"append", l_append}, {"truncate", l_append_truncate}, {"close", l_append_close},
+    {NULL, NULL}};
+
+static const luaL_Reg lock_methods[] = {{"fd", l_lock_fd}, {"release", l_lock_release}, {NULL, NULL}};
+
+static const luaL_Reg batch_functions[] = {
+    {"open_append", l_open_append}, {"lock_take", l_lock_take},
+    {"lock_adopt", l_lock_adopt},   {"fd_inherit", l_fd_inherit},
+    {"fd_close", l_fd_close},       {"signals_catch", l_signals_catch},
+    {"signals_default", l_signals_default}, {"stop_signal", l_stop_signal},
+    {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
+    {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
+    {NULL, NULL}};
+
+/* Adds the functions above to the module table on top of the stack, and
+ * their classes. */
+static void open_batch(lua_State *L)
+{
+    luaL_getmetatable(L, FOLDER_MT);
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, batch_folder_methods, 0);
+    lua_pop(L, 2);
+    luaL_newmetatable(L, APPEND_MT);
+    lua_pushcfunction(L, l_append_close);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, append_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LOCK_MT);
+    lua_pushcfunction(L, l_lock_release);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, lock_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_setfuncs(L, batch_functions, 0);
+}
+
+/* ---- end of batch files and processes ---------------------------------------- */
+
 /* core.write_file(path, data [, mode [, replace [, folder]]]) -> true | nil, message
  * Atomic: a temporary file renamed (or linked, when not replacing) into
- * place.  With a folder, path is a name in it. */
+ * place.  With a folder, path is a name in it.  `replace` may also name
+ * how to write, as encoder:write does ("direct", "new", "replace",
+ * "atomic_new"): "new" for a batch's pending files, which need no
+ * temporary file of their own. */
 static int l_write_file(lua_State *L)
 {
-    int how = lua_isnoneornil(L, 4) || lua_toboolean(L, 4) ? WRITE_REPLACE : WRITE_ATOMIC_NEW;
+    int how = lua_type(L, 4) == LUA_TSTRING           ? luaL_checkoption(L, 4, NULL, write_modes)
+              : lua_isnoneornil(L, 4) || lua_toboolean(L, 4) ? WRITE_REPLACE
+                                                          : WRITE_ATOMIC_NEW;
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
@@ -2237,5 +2591,6 @@ NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
     lua_pushinteger(L, EEXIST);
     lua_setfield(L, -2, "EEXIST");
     register_identity(L);
+    open_batch(L);
     return 1;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,7 +157,7 @@ static int create_temporary(int folder, char *tmp)
 int nvs_write_direct_at(int folder, const char *name, const void *data, size_t len, mode_t mode,
                         int exclusive)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL | O_NOFOLLOW : O_TRUNC);
     int fd = openat(folder, name, flags, mode & 07777);
     int rc;
     if (fd < 0)
@@ -226,6 +227,97 @@ int nvs_write_file_at(int folder, const char *name, const void *data, size_t len
         unlinkat(folder, tmp, 0);
     free(tmp);
     return rc;
+}
+
+int nvs_open_append_at(int folder, const char *name, int how, mode_t mode)
+{
+    int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+    struct stat st;
+    int fd, rc = 0;
+    if (how == NVS_OPEN_CREATE)
+        flags |= O_CREAT;
+    else if (how == NVS_OPEN_NEW)
+        flags |= O_CREAT | O_EXCL;
+    fd = openat(folder, name, flags, mode & 07777);
+    if (fd < 0)
+        return errno == ELOOP ? -EINVAL : -errno; /* ELOOP: a symbolic link */
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode))
+        rc = -EINVAL;
+    else if (st.st_nlink > 1)
+        rc = -EMLINK;
+    else if ((st.st_mode & 07777) != (mode & 07777) && fchmod(fd, mode & 07777) < 0)
+        rc = -errno;
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int nvs_append(int fd, const void *data, size_t len, int locked, int sync, off_t *end)
+{
+    off_t before;
+    int rc = 0;
+    if (locked) {
+        while (flock(fd, LOCK_EX) < 0)
+            if (errno != EINTR)
+                return -errno;
+    }
+    before = lseek(fd, 0, SEEK_END);
+    if (before < 0)
+        rc = -errno;
+    if (rc == 0) {
+        rc = write_all(fd, (const unsigned char *)data, len);
+        /* A part of the bytes may have gone in: take them out again (only
+         * safe while the appenders take turns). */
+        if (rc != 0 && locked)
+            (void)ftruncate(fd, before);
+    }
+    if (rc == 0 && sync && fdatasync(fd) < 0)
+        rc = -errno;
+    /* Where this write ended: the offset an O_APPEND write leaves on this
+     * open file (another process may have appended since `before`). */
+    if (rc == 0 && end != NULL && (*end = lseek(fd, 0, SEEK_CUR)) < 0)
+        rc = -errno;
+    if (locked)
+        flock(fd, LOCK_UN);
+    return rc;
+}
+
+int nvs_rename_new_at(int folder, const char *from, const char *to, int replace)
+{
+    if (replace)
+        return nvs_rename_at(folder, from, to);
+#if defined(__linux__) && defined(RENAME_NOREPLACE)
+    if (renameat2(folder, from, folder, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+#endif
+    /* Where renaming cannot refuse an existing name, a link can. */
+    if (linkat(folder, from, folder, to, 0) < 0)
+        return -errno;
+    return unlinkat(folder, from, 0) < 0 ? -errno : 0;
+}
+
+int nvs_remove_at(int folder, const char *name)
+{
+    if (unlinkat(folder, name, 0) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+int nvs_sync_folder(int folder)
+{
+#ifdef __linux__
+    return syncfs(folder) < 0 ? -errno : 0;
+#else
+    (void)folder;
+    sync();
+    return 0;
+#endif
 }
 
 int nvs_read_file(const char *path, unsigned char **data, size_t *len)

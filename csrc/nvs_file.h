@@ -46,6 +46,41 @@ int nvs_write_direct_at(int folder, const char *name, const void *data, size_t l
  * errno value. */
 int nvs_rename_at(int folder, const char *from, const char *to);
 
+/* How nvs_open_append_at treats an existing file. */
+enum { NVS_OPEN_EXISTING, NVS_OPEN_CREATE, NVS_OPEN_NEW };
+
+/* Opens file `name` in `folder` for appending (a batch's manifest and
+ * chunk file): O_APPEND, never through a symbolic link (O_NOFOLLOW), and
+ * only a plain file with no other hard link (-EINVAL, -EMLINK otherwise),
+ * so a name planted by someone else is refused rather than written
+ * through.  `how` is one of the enum above.  The file gets exactly `mode`
+ * (a file that had other permissions is changed), so a file of secrets
+ * stays owner-only whoever made it.  Returns the descriptor or a negative
+ * errno value. */
+int nvs_open_append_at(int folder, const char *name, int how, mode_t mode);
+
+/* Appends `len` bytes to `fd` (from nvs_open_append_at).  With `locked`,
+ * the processes appending to the file take turns (flock) and the append
+ * goes in whole or not at all: on a short write (a full disk) the file is
+ * cut back to where it ended, so no half record stays behind.  (Without,
+ * appends of one byte, as the chunk file's, need no cutting back.)  With
+ * `sync` the bytes are on the disk (fdatasync) before it returns.  Sets
+ * *end to where this write ended.  Returns 0 or a negative errno value. */
+int nvs_append(int fd, const void *data, size_t len, int locked, int sync, off_t *end);
+
+/* Like nvs_rename_at, but with `replace` == 0 an existing `to` is left
+ * alone and -EEXIST returned, in one atomic step (renameat2's
+ * RENAME_NOREPLACE, or link and unlink where the file system lacks it). */
+int nvs_rename_new_at(int folder, const char *from, const char *to, int replace);
+
+/* Removes `name` from `folder` (never what a link points to); a name that
+ * is not there is no error.  Returns 0 or a negative errno value. */
+int nvs_remove_at(int folder, const char *name);
+
+/* Puts everything written to the file system of `folder` on the disk
+ * (syncfs; sync where there is none).  Returns 0 or a negative errno. */
+int nvs_sync_folder(int folder);
+
 /* Reads the whole file at `path` into a new buffer (malloc'd, NUL after
  * the last byte so text can be used in place; the caller frees it) and
  * its length.  One open, fstat, read and close for a file whose size

@@ -165,6 +165,48 @@ describe("nvs_partition_gen generate-key", function()
     assert.are.equal(64, #crypto.read_keys(dir .. "/keys/" .. name))
   end)
 
+  it("gives two runs in the same minute each their own keys file, mfg_gen's too", function()
+    local pattern = "keys/(keys%-%d%d%-%d%d_%d%d%-%d%d%-?%d*%.bin)\n"
+    local names = {}
+    local runs = { { "generate-key" }, { "generate-key" }, { "encrypt", "in.csv", "e.bin", "0x3000", "--keygen" } }
+    for i, argv in ipairs(runs) do
+      local st, out, err = run(argv)
+      assert.are.equal("", err)
+      assert.are.equal(0, st)
+      names[i] = out:match("^Created encryption keys: ===>  " .. pattern)
+      assert.is_truthy(names[i], out)
+    end
+    for _ = 1, 2 do
+      local st, out, err = h.run("nvsgen.cli.mfg_gen", { "generate-key", "--outdir", "." }, dir)
+      assert.are.equal("", err)
+      assert.are.equal(0, st)
+      names[#names + 1] = out:match("===>  .-/?" .. pattern .. "$")
+      assert.is_truthy(names[#names], out)
+    end
+    local seen = {}
+    for _, name in ipairs(names) do
+      assert.is_nil(seen[name], name .. " given twice")
+      seen[name] = true
+      assert.are.equal("rw-------", lfs.attributes(dir .. "/keys/" .. name, "permissions"))
+      assert.are.equal(64, #crypto.read_keys(dir .. "/keys/" .. name))
+    end
+  end)
+
+  it("numbers the default name past the keys files (and HMAC keys) the folder holds", function()
+    local common = require("nvsgen.cli.common")
+    assert(lfs.mkdir(dir .. "/keys"))
+    local stem, name
+    repeat  -- again if the minute turned meanwhile
+      stem = os.date("keys-%m-%d_%H-%M")
+      for _, file in ipairs({ stem .. ".bin", stem .. "-2.bin", "hmac-" .. stem .. "-3.bin" }) do
+        h.write(dir .. "/keys/" .. file, "x")
+      end
+      name = common.default_keys_name(dir .. "/keys")
+    until os.date("keys-%m-%d_%H-%M") == stem
+    assert.are.equal(stem .. "-4.bin", name)
+    assert.are.equal(os.date("keys-%m-%d_%H-%M") .. ".bin", common.default_keys_name(dir .. "/none"))
+  end)
+
   it("writes the generated HMAC key next to the keys", function()
     local st, out = run({ "generate-key", "--keyfile", "a", "--key_protect_hmac",
       "--kp_hmac_keygen", "--kp_hmac_keyfile", "h.bin" })

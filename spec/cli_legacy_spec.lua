@@ -136,4 +136,42 @@ describe("the old nvs_partition_gen command line", function()
     assert.is_truthy(out:find("The second form is the command line of nvs_partition_gen.py up to ESP-IDF v4.0",
       1, true))
   end)
+
+  it("shows the help for -h after other options too, as argparse does, and writes nothing", function()
+    local _, top = run({ "-h" })
+    for _, argv in ipairs({ { "--input", "mass_prod.csv", "-h" }, { "--size", "0x6000", "--help", "--bogus" } }) do
+      local st, out, err = run(argv)
+      assert.are.equal("", err)
+      assert.are.equal(0, st)
+      assert.are.equal(top, out)
+    end
+    assert.is_nil(lfs.attributes(dir .. "/keys"))
+  end)
+
+  it("takes the beginning of an option's name and a repeated option's last value, as argparse does", function()
+    assert.are.same({ "generate", "a.csv", "b.bin", "0x3000", "--version", "1" },
+      legacy.translate({ "--in", "a.csv", "--outp=b.bin", "--si", "0x3000", "--vers", "v2", "--version", "v1" }))
+    assert.are.same({ "encrypt", "a.csv", "b.bin", "0x3000", "--keygen", "--keyfile", "k.bin" },
+      legacy.translate({ "--input", "a.csv", "--output", "b.bin", "--size", "0x3000", "--e", "true",
+        "--keyg", "true", "--keyf", "k.bin" }))
+    refuses({ "--input", "mass_prod.csv", "--output", "x.bin", "--size", "0x6000", "--k", "true" },
+      "ambiguous option: --k could match --keyfile, --keygen")
+    local st, out, err = run({ "--in", "mass_prod.csv", "--outp", "a.bin", "--size", "0x3000", "--size", "0x6000" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal(BANNER .. "Created NVS binary: ===> a.bin\n", out)
+    assert.is_true(h.read(dir .. "/a.bin") == EXPECTED)
+  end)
+
+  it("takes --version in capitals, as the old tool lowered it", function()
+    local st, out, err = run({ "--input", "mass_prod.csv", "--output", "v1.bin", "--size", "0x6000",
+      "--version", "V1" })
+    assert.are.equal("", err)
+    assert.are.equal(0, st)
+    assert.are.equal("Creating NVS binary with version: V1 - Multipage Blob Support Disabled\n"
+      .. "Created NVS binary: ===> v1.bin\n", out)
+    st = run({ "generate", "mass_prod.csv", "v1b.bin", "0x6000", "--version", "1" })
+    assert.are.equal(0, st)
+    assert.is_true(h.read(dir .. "/v1.bin") == h.read(dir .. "/v1b.bin"))
+  end)
 end)

@@ -359,6 +359,13 @@ describe("nvsgen.csv dict reader", function()
     assert.same({}, { d:next() })
   end)
 
+  it("reads the quoted names of a padded header without their quotes", function()
+    local d = assert(csv.dict_from_string('"key",   "type", encoding,"va""lue"  \nns, namespace,,\n',
+      "t.csv", { required = { "key", "type", "encoding" } }))
+    assert.same({ "key", "type", "encoding", 'va"lue' }, d.header)
+    assert.same({ { key = "ns", type = "namespace", encoding = "", ['va"lue'] = "" }, 2 }, { d:next() })
+  end)
+
   it("keeps the blanks of every field when the header is not padded", function()
     local d = assert(csv.dict_from_string("key,type,encoding,value\n ns , namespace,,\nk,data,string,  v \n",
       "t.csv"))

@@ -86,6 +86,57 @@ describe("a recipe run by another Lua", function()
     assert.are.equal("my_recipe.lua: size 0x3001 is not a multiple of 4096\n", err:match("[^\n]*\n$"))
   end)
 
+  it("the command-line scripts and examples/demo.lua started by lua5.1 go on under lua5.4", function()
+    if not installed("lua5.1") then pending("lua5.1 is not installed") return end
+    for _, script in ipairs({ "bin/nvs_partition_gen.lua", "bin/mfg_gen.lua", "bin/nvs_tool.lua" }) do
+      local status, out, err = sh(("lua5.1 %q -h"):format(ROOT .. "/" .. script), tmp)
+      assert.are.equal("", err)
+      assert.are.equal(0, status)
+      assert.matches("^usage: ", out)
+    end
+    local status, out, err = sh(("lua5.1 %q generate %q 'my out.bin' 0x6000"):format(
+      ROOT .. "/bin/nvs_partition_gen.lua", ROOT .. "/spec/fixtures/mass_prod/mass_prod.csv"), tmp)
+    assert.are.equal("", err)
+    assert.are.equal(0, status)
+    assert.are.equal("Creating NVS binary with version: V2 - Multipage Blob Support Enabled\n"
+      .. "Created NVS binary: ===> my out.bin\n", out)
+    assert.are.equal(h.read(ROOT .. "/spec/fixtures/mass_prod/expected.bin"), h.read(tmp .. "/my out.bin"))
+    status, out, err = sh(("lua5.1 %q"):format(ROOT .. "/examples/demo.lua"), tmp)
+    assert.are.equal(0, status, err)
+    assert.matches("demo: image written to demo%-out/sample%.bin\n$", out)
+  end)
+
+  it("ends lua5.4 when the lua5.1 that started it is killed alone #slow", function()
+    if not installed("lua5.1") then pending("lua5.1 is not installed") return end
+    -- SIGTERM to the first interpreter only (a supervisor stopping it), not
+    -- to its process group as Ctrl-C at a terminal would.
+    local status, out = sh(table.concat({
+      "{",
+      ("lua5.1 %q --serial-range 1-1000000 --outdir out --jobs 1 >/dev/null 2>&1 & p=$!"):format(ROOT .. "/gen.lua"),
+      "i=0; while [ ! -e out/unit-1.bin ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+      "c=$(pgrep -P $p); kill -TERM $p; wait $p; echo \"first $?\"",
+      "i=0; while kill -0 $c 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done",
+      "if kill -0 $c 2>/dev/null; then kill -TERM $c; echo 'lua5.4 still runs'; else echo 'lua5.4 ended'; fi",
+      "}",
+    }, "\n"), tmp)
+    assert.are.equal(0, status)
+    assert.are.equal("first 143\nlua5.4 ended\n", out)
+  end)
+
+  it("says so when Lua 5.4 finds the installed 5.1-5.3 starter through LUA_PATH", function()
+    -- make install's copy of nvsgen/lua54.lua as share/lua/5.1/nvsgen/recipe.lua.
+    assert(require("lfs").mkdir(tmp .. "/5.1"))
+    assert(require("lfs").mkdir(tmp .. "/5.1/nvsgen"))
+    h.write(tmp .. "/5.1/nvsgen/recipe.lua", h.read(ROOT .. "/lua/nvsgen/lua54.lua"))
+    h.write(tmp .. "/r.lua", 'return require("nvsgen.recipe").run{ size = 0x3000, unit = function() end }\n')
+    local status, out, err = sh(("LUA_PATH='%s/5.1/?.lua;;' lua5.4 r.lua --serial-range 1 --outdir out")
+      :format(tmp), tmp)
+    assert.are.equal(1, status)
+    assert.are.equal("", out)
+    assert.are.equal(("r.lua: %s/5.1/nvsgen/recipe.lua is the Lua 5.1-5.3 starter of nvsgen.recipe, found by Lua 5.4"
+      .. " through LUA_PATH; point LUA_PATH_5_4 (or LUA_PATH) at nvsgen's Lua 5.4 modules\n"):format(tmp), err)
+  end)
+
   it("says what to install, exit status 1, where no Lua 5.4 is on the PATH", function()
     if not installed("lua5.1") then pending("lua5.1 is not installed") return end
     -- A PATH holding only a `lua` that is 5.1.

@@ -67,3 +67,55 @@ describe("partition_table", function()
     assert.equal("/nonexistent/p.csv: cannot open (No such file or directory)", err)
   end)
 end)
+
+describe("partition_table, as gen_esp32part.py reads it", function()
+  it("reads keywords in any case and aligns every non-app partition to 4 KiB", function()
+    local list = assert(pt.parse(table.concat({
+      "fctry,    DATA, NVS,      ,        0x6000",
+      "storage,  0x40, 0x01,     ,        0x800",
+      "nvs,      data, nvs,      ,        0x6000",
+      "nvs_keys, data, nvs_keys, ,        0x1000, encrypted",
+      "blank,    data, ,         ,        0x1000",
+      "app,      app,  factory,  ,        -0x200000",
+    }, "\n")))
+    assert.same({ 0x9000, 0x6000, 0x02 }, { list[1].offset, list[1].size, list[1].subtype_id })
+    assert.same({ 0xF000, 0x800 }, { list[2].offset, list[2].size })
+    assert.same({ 0x10000, 0x6000 }, { list[3].offset, list[3].size }) -- 0xF800 rounded up
+    assert.same({ 0x16000, 0x04 }, { list[4].offset, list[4].subtype_id })
+    assert.equal(0x06, list[5].subtype_id) -- empty data subtype: undefined
+    -- A negative size is where the partition ends.
+    assert.same({ 0x20000, 0x1E0000 }, { list[6].offset, list[6].size })
+    local _, err = pt.parse("app,app,,,1M\n", "p.csv")
+    assert.equal("p.csv:1: partition 'app': unknown subtype ''", err)
+  end)
+
+  it("keeps the primary bootloader and partition table rows out of the sequence", function()
+    local list = assert(pt.parse(table.concat({
+      "bootloader,      bootloader,      primary, N/A, N/A",
+      "partition_table, partition_table, primary, N/A, N/A",
+      "nvs,             data,            nvs,     ,    0x6000",
+    }, "\n"), "p.csv", { table_offset = 0x10000 }))
+    assert.same({ 0x10000, 0x1000 }, { list[2].offset, list[2].size })
+    assert.is_nil(list[1].offset) -- where the chip wants it: not known here
+    assert.equal(0x11000, list[3].offset)
+  end)
+
+  it("looks partitions up by label and checks their type", function()
+    local list = assert(pt.parse(table.concat({
+      "# Name, Type, SubType, Offset, Size",
+      "fctry,    data, nvs,      , 0x6000",
+      "nvs_keys, data, nvs_keys, , 0x1000",
+      "factory,  app,  factory,  , 1M",
+    }, "\n"), "two.csv"))
+    assert.equal(0x9000, assert(pt.lookup(list, "fctry", "nvs", "two.csv")).offset)
+    assert.equal(0xF000, assert(pt.lookup(list, "nvs_keys", "nvs_keys", "two.csv")).offset)
+    local _, err = pt.lookup(list, "factory", "nvs", "two.csv")
+    assert.equal("two.csv:4: partition 'factory' is app,factory; NVS images need a data,nvs partition", err)
+    _, err = pt.lookup(list, "fctry", "nvs_keys", "two.csv")
+    assert.equal("two.csv:2: partition 'fctry' is data,nvs; the keys of encrypted NVS partitions need a"
+      .. " data,nvs_keys partition", err)
+    _, err = pt.lookup(list, "nvs", "nvs", "two.csv")
+    assert.equal("two.csv: no partition named 'nvs'", err)
+    assert.same({ "nvs_keys" }, { pt.keys_partitions(list)[1].name })
+  end)
+end)

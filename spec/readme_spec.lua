@@ -29,6 +29,16 @@ local function file_block(name, body, scratch, where)
   end
 end
 
+-- What git sees of the checkout, ignored files too (nil without git): the
+-- blocks run beside links into it and must leave it as they found it.
+local function checkout_state()
+  local list = io.popen(("git -C %q status --porcelain --ignored --untracked-files=all 2>/dev/null"):format(h.ROOT))
+  local text = list:read("a")
+  list:close()
+  return text ~= "" and text or nil
+end
+local before = checkout_state()
+
 describe("README.md", function()
   local blocks = docs.blocks(h.read(README))
   local scratch
@@ -72,6 +82,22 @@ describe("README.md", function()
     assert.are.same({}, missing)
   end)
 
+  it("runs its blocks beside the checkout's own files only, not what earlier runs left there", function()
+    -- A checkout where a reader already followed the README: out/, keys/.
+    local root = h.tmpdir()
+    assert(os.execute(("cd %q && git init -q && mkdir -p lua out/gen keys && echo x > lua/m.lua"
+      .. " && echo y > gen.lua && git add lua gen.lua && echo z > mass_prod.bin"):format(root)))
+    local dir = docs.scratch(root)
+    local seen = {}
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then seen[#seen + 1] = name end
+    end
+    table.sort(seen)
+    assert.are.same({ "gen.lua", "lua" }, seen)
+    h.cleanup(dir)
+    h.cleanup(root)
+  end)
+
   for _, b in ipairs(blocks) do
     if RUNNABLE[b.lang] and b.mode == "" then
       local where = ("README.md:%d"):format(b.line)
@@ -98,6 +124,10 @@ describe("README.md", function()
       end)
     end
   end
+
+  it("leaves the checkout as it found it", function()
+    assert.are.equal(before, checkout_state())
+  end)
 end)
 
 describe("the example recipes' usage lines", function()
@@ -129,5 +159,9 @@ describe("the example recipes' usage lines", function()
         end
       end
     end
+  end)
+
+  it("leave the checkout as they found it", function()
+    assert.are.equal(before, checkout_state())
   end)
 end)

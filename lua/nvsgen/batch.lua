@@ -1,313 +1,82 @@
---- nvsgen.batch: runs a recipe for every serial of a batch, safely.
+--- nvsgen.batch: runs a recipe for every serial of a batch; no unit lost, half-made or made twice.
 --
--- For each unit the image is built in memory, written under a pending name
--- (IMAGE.part), its keys file and CSV (if any) are written atomically, its
--- manifest record is appended and flushed, and only then is the pending
--- file renamed to IMAGE. So an image exists under its name only once it is
--- complete and recorded, and a batch killed at any moment resumes where it
--- stopped when the same command is run again:
+-- batch.run reads as: prepare (parameters, output folder, lock, manifest,
+-- workers) -> per unit (status, build, stage, commit) -> finish. A unit
+-- is built in memory; its files are written under pending names
+-- (nvsgen.staging); a group of units is recorded in the manifest
+-- (nvsgen.manifest) and only then are its files given their names. The
+-- same command run again resumes where a run stopped:
 --
---   * IMAGE exists and is recorded: done, skipped;
---   * IMAGE.part exists and is recorded: killed before the rename, renamed;
---   * otherwise the unit is built (a stale IMAGE.part is overwritten);
---   * IMAGE exists but is not recorded (not ours): refused unless --force;
---   * a manifest line cut short by the kill is dropped.
+--   * image in place and recorded: done, skipped;
+--   * pending files and recorded: stopped before the renames, renamed;
+--   * not recorded: its pending files are removed and it is built again;
+--   * a name in the way that the batch did not record: refused (--force
+--     makes the unit again over it);
+--   * a record cut short (a power cut): dropped.
+--
+-- The folder is locked for the whole run (nvsgen.workers), and the
+-- parameters a rerun gives (size, version, name pattern, encryption,
+-- export columns) must be those the manifest's records were made with.
+-- SIGINT, SIGTERM and SIGHUP stop the batch between units: what is staged
+-- is committed, the workers stop too, and the run fails with
+-- "interrupted: N of M units made; ...".
 --
 -- Memory stays flat in the number of units: serials are iterated, the
--- values table is streamed, manifest records are appended as units are
--- made. Only a resumed batch keeps a set of the serials already recorded.
---
+-- values table is streamed; only the set of recorded serials is kept.
 -- With --jobs N the units are shared by N processes, dealt out in chunks
--- on demand through the lock file (nvsgen.chunks).
+-- on demand (nvsgen.chunks).
 
 local lfs = require("lfs")
 local core = require("nvsgen.core")
 local nvsgen = require("nvsgen")
 local csv = require("nvsgen.csv")
-local recipe_mod = require("nvsgen.recipe")
+local serials_mod = require("nvsgen.serials")
+local unit_mod = require("nvsgen.unit")
+local unit_csv = require("nvsgen.unit_csv")
+local manifest_mod = require("nvsgen.manifest")
+local staging = require("nvsgen.staging")
+local workers = require("nvsgen.workers")
 local chunks = require("nvsgen.chunks")
-local common = require("nvsgen.cli.common")
+local outdir_mod = require("nvsgen.outdir")
 
-local format, concat = string.format, table.concat
-local tostring, type, pcall, ipairs = tostring, type, pcall, ipairs
-local attributes = lfs.attributes
-local io_open, os_rename, os_remove = io.open, os.rename, os.remove
-local format_row, csv_plain = csv.format_row, csv.is_plain
-local write_file, write_keys = core.write_file, core.write_keys
-local write_image = nvsgen.Partition.write_image
+local format = string.format
+local tostring, type, pcall = tostring, type, pcall
+local stop_signal = core.stop_signal
 
 local M = {}
 
-local EEXIST = 17 -- errno from write_file when not replacing an existing file
+M.serials = serials_mod.parse
+M.unit_csv = unit_csv.text
+M.MANIFEST = manifest_mod.NAME
+M.COLUMNS = manifest_mod.COLUMNS
+M.LOCK = workers.LOCK
+M.clock, M.sleep = workers.clock, workers.sleep
+--- What a worker's run fails with when it was told to stop.
+M.STOPPED = workers.STOPPED
+M.PARENT_GONE = workers.STOPPED
 
--- Wall-clock seconds and sleeping (luasystem when present).
-do
-  local has_system, system = pcall(require, "system")
-  M.clock = has_system and system.monotime or os.clock
-  M.sleep = has_system and system.sleep or function() end
-end
+--- The largest partition size a batch makes: 0xFFFFF000, the largest
+-- multiple of the 4096-byte page below 4 GiB. The firmware cannot address
+-- more: a partition's offset and size are 32-bit in the partition table
+-- (esp_partition_info_t), and the NVS library takes the partition's page
+-- count and each page's flash address as 32-bit numbers.
+M.MAX_SIZE = 0xFFFFF000
 
-M.MANIFEST = "manifest.csv"
-M.COLUMNS = { "serial", "image", "size", "sha256", "keys" }
+--- Units committed together: each commit waits for the disk twice (the
+-- files, then the records), so that is done for a group of at least
+-- GROUP units once COMMIT_SECONDS have passed since the last, and at most
+-- GROUP_MAX units (what a kill can make the rerun build again).
+M.GROUP, M.GROUP_MAX, M.COMMIT_SECONDS = 256, 4096, 0.5
 
----------------------------------------------------------------------------
--- Serials
----------------------------------------------------------------------------
-
-local Serials = {}
-Serials.__index = Serials
-
---- Parses "A-B" (inclusive), "A,B,C", or a mix ("1-5,9"). Returns a
--- serial set (never expanded into a list), or nil and a message.
-function M.serials(text)
-  if type(text) ~= "string" or text == "" then return nil, "serial range is empty" end
-  local ranges, count = {}, 0
-  for item in (text .. ","):gmatch("([^,]*),") do
-    local a, b = item:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
-    if not a then a = item:match("^%s*(%d+)%s*$"); b = a end
-    if not a or #a > 15 or #b > 15 then
-      return nil, format("invalid serial range '%s': expected A-B or A,B,C", text)
-    end
-    a, b = tonumber(a), tonumber(b)
-    if b < a then return nil, format("invalid serial range '%s': %d comes after %d", text, a, b) end
-    ranges[#ranges + 1] = { a, b }
-    count = count + (b - a + 1)
-  end
-  -- A serial made twice in one batch would be two units with one image.
-  local sorted = table.move(ranges, 1, #ranges, 1, {})
-  table.sort(sorted, function(x, y) return x[1] < y[1] end)
-  for i = 2, #sorted do
-    if sorted[i][1] <= sorted[i - 1][2] then
-      return nil, format("invalid serial range '%s': serial %d is listed twice", text, sorted[i][1])
-    end
-  end
-  return setmetatable({ ranges = ranges, count = count, text = text }, Serials)
-end
-
---- Iterates index, serial.
-function Serials:each()
-  local ranges, r, s, i = self.ranges, 1, self.ranges[1][1] - 1, 0
-  return function()
-    s = s + 1
-    if s > ranges[r][2] then
-      r = r + 1
-      if not ranges[r] then return nil end
-      s = ranges[r][1]
-    end
-    i = i + 1
-    return i, s
-  end
-end
-
-function Serials:contains(serial)
-  for _, r in ipairs(self.ranges) do
-    if serial >= r[1] and serial <= r[2] then return true end
-  end
-  return false
-end
-
-function Serials:first()
-  return self.ranges[1][1]
-end
-
----------------------------------------------------------------------------
--- The per-unit CSV that Espressif's nvs_partition_gen turns into the image
----------------------------------------------------------------------------
-
--- Keys for which the reference adds Wi-Fi entries of its own.
-local WIFI_KEYS = { ["sta.ssid"] = true, ["sta.pswd"] = true, ["ap.ssid"] = true,
-  ["ap.passwd"] = true, ["ap.authmode"] = true }
-
---- The CSV text for the rows a unit recorded, or nil and a message.
--- `command` is the command line that regenerates the image (a comment).
-function M.unit_csv(rows, command)
-  local out = { "# " .. command .. "\r\n", format_row({ "key", "type", "encoding", "value" }) }
-  for _, row in ipairs(rows) do
-    local key, kind, value = row[1], row[2], row[3]
-    if key:sub(1, 1) == "#" then
-      return nil, format("key '%s': a name starting with '#' reads as a comment in CSV", key)
-    end
-    if WIFI_KEYS[key] then
-      return nil, format("key '%s': nvs_partition_gen adds Wi-Fi entries for it, so --csv cannot"
-        .. " reproduce the image", key)
-    end
-    local fields
-    if kind == "namespace" then
-      fields = { key, "namespace", "", "" }
-    elseif kind == "string" then
-      -- The reference reads CSV as UTF-8 text with universal newlines and
-      -- drops lines starting with '#', even inside a quoted field.
-      if not utf8.len(value) then
-        return nil, format("key '%s': string is not valid UTF-8, CSV cannot hold it", key)
-      elseif value:find("\r", 1, true) then
-        return nil, format("key '%s': string holds a carriage return, CSV cannot keep it", key)
-      elseif value:find("\n#") then
-        return nil, format("key '%s': string has a line starting with '#', CSV would drop it", key)
-      end
-      fields = { key, "data", "string", value }
-    elseif kind == "blob" then
-      fields = { key, "data", "hex2bin", core.hex_encode(value) }
-    elseif kind == "float" or kind == "double" then
-      fields = { key, "data", kind, format("%.17g", value) }
-    else
-      fields = { key, "data", kind, tostring(math.tointeger(value) or value) }
-    end
-    out[#out + 1] = format_row(fields)
-  end
-  return concat(out)
-end
-
----------------------------------------------------------------------------
--- Manifest
----------------------------------------------------------------------------
-
--- Copies the complete lines of `path` for which keep(record) is true to a
--- temporary file and renames it over `path`: drops a line cut short by a
--- kill, or (with --force) the records the batch will make again.
-local function rewrite_manifest(path, keep)
-  local src = assert(io_open(path, "rb"))
-  local tmp = path .. ".rewrite"
-  local dst, err = io_open(tmp, "wb")
-  if not dst then src:close(); return nil, err end
-  local header_done = false
-  for line in src:lines("L") do
-    if line:sub(-1) ~= "\n" then break end -- the cut line
-    if not header_done then
-      header_done = true
-      dst:write(line)
-    else
-      local fields = csv.from_string(line, path):next()
-      if fields and keep(fields) then dst:write(line) end
-    end
-  end
-  src:close()
-  dst:close()
-  local ok, rerr = os_rename(tmp, path)
-  if not ok then return nil, rerr end
-  return true
-end
-
---- Opens (creating or resuming) the manifest in `outdir`. Returns
--- { file, columns, exports, recorded = set of serials } or nil, message.
-local function open_manifest(outdir, exports, serials, force, shared)
-  local path = common.join(outdir, M.MANIFEST)
-  local m = { path = path, recorded = {}, exports = table.move(exports, 1, #exports, 1, {}) }
-  local f = io_open(path, "rb")
-  if f then
-    local size = f:seek("end")
-    local cut = false
-    if size > 0 then
-      f:seek("set", size - 1)
-      cut = f:read(1) ~= "\n"
-    end
-    f:close()
-    if (cut or force) and not shared then
-      local ok, err = rewrite_manifest(path, function(fields)
-        return not (force and serials:contains(tonumber(fields[1]) or -1))
-      end)
-      if not ok then return nil, format("%s: %s", path, err) end
-    end
-    local src, err = io_open(path, "rb")
-    if not src then return nil, format("%s: cannot open (%s)", path, err) end
-    local first = src:read("L")
-    local header = first and first:sub(-1) == "\n" and csv.from_string(first, path):next()
-    if header then
-      for i, col in ipairs(M.COLUMNS) do
-        if header[i] ~= col then
-          src:close()
-          return nil, format("%s: not a manifest of nvsgen (column %d is not '%s')", path, i, col)
-        end
-      end
-      local have = {}
-      for i = #M.COLUMNS + 1, #header do have[#have + 1] = header[i] end
-      if #exports > 0 and concat(have, ",") ~= concat(exports, ",") then
-        src:close()
-        return nil, format("%s: exported columns %s differ from the recipe's %s; use another --outdir",
-          path, concat(have, ","), concat(exports, ","))
-      end
-      m.exports = have
-      m.header_written = true
-      -- Only complete lines count: another process of the batch may be
-      -- appending the last one.
-      local recorded = m.recorded
-      for line in src:lines("L") do
-        local serial = line:match("^(%d+),")
-        if serial and line:sub(-1) == "\n" then recorded[tonumber(serial)] = true end
-      end
-    end
-    src:close()
-  end
-  if not f and #exports > 0 then
-    -- Exported values are the secrets the cloud side registers: like keys
-    -- files, a manifest holding them is readable by its owner only.
-    local ok, cerr, code = write_file(path, "", 384, false)
-    if not ok and code ~= EEXIST then return nil, cerr end
-  end
-  local file, err = io_open(path, "ab")
-  if not file then return nil, format("%s: cannot open (%s)", path, err) end
-  -- Unbuffered: each write (a header, a group of lines) is one write() of
-  -- whole lines, which the workers' appends cannot split.
-  file:setvbuf("no")
-  m.file = file
-  return m
-end
-
-local function manifest_header(m)
-  local cols = {}
-  for i, c in ipairs(M.COLUMNS) do cols[i] = c end
-  for _, c in ipairs(m.exports) do cols[#cols + 1] = c end
-  m.file:write(format_row(cols))
-  m.header_written = true
-end
-
----------------------------------------------------------------------------
--- Running a batch
----------------------------------------------------------------------------
-
--- The parent process id, from /proc (nil where there is none).
-local function parent_pid()
-  local f = io_open("/proc/self/stat", "r")
-  if not f then return nil end
-  local stat = f:read("l") or ""
-  f:close()
-  return stat:match("^%d+ %b() %S+ (%d+)")
-end
-
-M.LOCK = ".nvsgen.lock"
-M.PARENT_GONE = "the batch's main process is gone"
-
--- Takes the output folder's lock (an fcntl lock, gone with its process):
--- exclusive for a moment, to be sure no process of an earlier run of the
--- batch (a worker whose main process was killed) is still writing, then
--- shared with this run's workers. Waits up to `wait` seconds. The lock
--- file is also the batch's chunk file (nvsgen.chunks), opened as one.
--- Returns the open lock file and its path, or nil and a message.
-local function lock_outdir(outdir, exclusive_first, wait)
-  local path = common.join(outdir, M.LOCK)
-  local f, err = chunks.open(path)
-  if not f then return nil, err end
-  if exclusive_first then
-    local deadline = M.clock() + wait
-    while not lfs.lock(f, "w") do
-      if M.clock() > deadline then
-        f:close()
-        return nil, format("%s is in use by another batch (%s is locked)", outdir, path)
-      end
-      M.sleep(0.005)
-    end
-  end
-  local ok, lerr = lfs.lock(f, "r")
-  if not ok then
-    f:close()
-    return nil, format("%s: cannot lock (%s)", path, lerr)
-  end
-  return f, path
-end
+--- Seconds a run waits for another batch on its folder to end before it
+-- refuses (a worker of a killed batch stops within a chunk of units).
+M.LOCK_WAIT = 10
 
 local OPTIONS = {
   recipe = true, serials = true, outdir = true, size = true, version = true, name = true,
   values = true, keygen = true, inputkey = true, csv = true, dry_run = true, force = true,
   offset = true, progress = true, crypto = true, shard = true, jobs = true, spawn = true,
+  lock_wait = true, layout = true,
 }
 
 --- The file name pattern, checked: it must give different names for
@@ -323,345 +92,531 @@ local function check_name(pattern)
   return true
 end
 
--- Runs every unit function of the recipe on `u` (called through pcall).
-local function build_unit(units, u)
-  for i = 1, #units do units[i](u) end
-end
-
--- A progress bar on `stream` (a terminal).
-local function progress_bar(stream, total)
-  local step = total > 200 and total // 200 or 1
-  return function(done, force)
-    if done % step ~= 0 and not force then return end
-    local width = 40
-    local filled = total > 0 and done * width // total or width
-    stream:write(format("\r[%s%s] %3d%% %d/%d", ("#"):rep(filled), (" "):rep(width - filled),
-      total > 0 and done * 100 // total or 100, done, total))
-    if force then stream:write("\n") end
-    stream:flush()
+--- Checks a partition size for a batch: nil, or a message.
+function M.check_size(size)
+  if math.type(size) ~= "integer" or size < 4096 or size % 4096 ~= 0 then
+    return format("partition size %s must be a multiple of 4096, at least 0x1000", tostring(size))
+  end
+  if size > M.MAX_SIZE then
+    return format("partition size 0x%X is too large: the largest is 0x%X (4 GiB less a page),"
+      .. " as the firmware addresses a partition with 32-bit offsets", size, M.MAX_SIZE)
   end
 end
 
---- The values table reader: for each serial in order, its row. Rows must
--- follow the batch's order; rows of other serials are passed over.
+--- The values table reader: for each serial in order, its row and line.
+-- Rows must follow the batch's order; rows of other serials are passed
+-- over; a serial with two rows is refused.
 local function values_source(path, column)
   local reader, err = csv.open_dict(path, { required = { column }, comments = true })
   if not reader then return nil, err end
   local row, line
+  local seen = {}
   return function(serial)
     while true do
-      if row and tonumber(row[column]) == serial then return row end
+      if row and tonumber(row[column]) == serial then return row, line end
       row, line = reader:next()
       if not row then
         if line then return nil, line end
         return nil, format("%s: no row for serial %d (rows must follow the batch's order)", path, serial)
       end
+      local s = row[column]
+      if seen[s] then
+        return nil, format("%s:%d: serial %s has a second row (the first is line %d)", path, line, s, seen[s])
+      end
+      seen[s] = line
     end
   end, reader
 end
 
---- Runs `opts.recipe` for `opts.serials`. Returns a summary table
--- ({ total, written, skipped, finished, seconds, first, outdir, manifest }),
--- or nil and a message (a recipe mistake names the unit).
-function M.run(opts)
-  nvsgen.check_options(opts, OPTIONS, "batch.run", 2)
+-- How a rerun's parameters are told apart from a record's.
+local HINT = "run with the same options, use another --outdir, or --force to make the units again"
+
+local function describe_keys(keys, stem)
+  if keys == "" then return "unencrypted" end
+  if keys == stem .. "-keys.bin" then return "encrypted with a key per unit (--keygen)" end
+  return format("encrypted with --inputkey %s", keys)
+end
+
+-- check(fields) for the manifest: nil, or what differs between a record
+-- and this run.
+local function record_check(b)
+  if b.layout then return b.layout:record_check() end
+  local version_checked = false
+  return function(fields)
+    local serial = tonumber(fields[1])
+    local made = tonumber(fields[3]) or -1
+    if made ~= b.size and not (b.size < 0x3000 and made <= b.size) then
+      return format("unit %d was made with size 0x%X, this run asks for 0x%X; %s", serial, made, b.size, HINT)
+    end
+    local image = format(b.name, serial)
+    if fields[2] ~= image then
+      return format("unit %d was made as %s, this run's name pattern '%s' gives %s; %s",
+        serial, fields[2], b.name, image, HINT)
+    end
+    local stem = image:sub(1, -5)
+    local keys = b.keygen and stem .. "-keys.bin" or b.inputkey or ""
+    if fields[5] ~= keys then
+      return format("unit %d was made %s, this run asks for it %s; %s", serial,
+        describe_keys(fields[5], stem), describe_keys(keys, stem), HINT)
+    end
+    if not version_checked then
+      -- The page header's version byte (0xFE: version 2, 0xFF: version 1)
+      -- is not encrypted; one image tells the batch's version.
+      version_checked = true
+      local f = io.open(b.prefix .. image, "rb")
+      local head = f and f:read(9)
+      if f then f:close() end
+      local v = head and #head == 9 and ({ [0xFE] = 2, [0xFF] = 1 })[head:byte(9)]
+      if v and v ~= b.version then
+        return format("unit %d was made with --version %d, this run asks for %d; %s", serial, v, b.version, HINT)
+      end
+    end
+  end
+end
+
+-- A unit's error value as one line naming the recipe and the unit.
+local EXIT = setmetatable({}, { __tostring = function() return "os.exit" end })
+
+local function unit_error(r, serial, err)
+  -- The recipe's file: where its (last) unit function is written.
+  local info = r.units[#r.units] and debug.getinfo(r.units[#r.units], "S")
+  local source = info and info.source:match("^@(.*)") or r.source or "recipe"
+  if err == EXIT then
+    return format("unit %d: %s: the recipe called os.exit; a recipe must not end the batch", serial, source)
+  elseif type(err) == "string" then
+    return format("unit %d: %s", serial, err)
+  elseif err == nil then
+    return format("unit %d: %s: the unit raised an error with no message", serial, source)
+  end
+  local mt = getmetatable(err)
+  if type(mt) == "table" and mt.__tostring then return format("unit %d: %s", serial, tostring(err)) end
+  return format("unit %d: %s: the unit raised a %s, not a message", serial, source, type(err))
+end
+
+-- Runs every unit function of the recipe on `u` (called through pcall).
+local function build_unit(units, u)
+  for i = 1, #units do units[i](u) end
+end
+
+local function size_text(bytes)
+  if bytes >= 1 << 30 then return format("%.1f GiB", bytes / (1 << 30)) end
+  if bytes >= 1 << 20 then return format("%.1f MiB", bytes / (1 << 20)) end
+  return format("%d KiB", (bytes + 1023) // 1024)
+end
+
+-- Bytes a file of `n` bytes takes on a disk of 4 KiB blocks.
+local function blocks(n)
+  return (n + 4095) // 4096 * 4096
+end
+
+-- Defined below where they belong, called before.
+local values_setup, stage_layout
+
+---------------------------------------------------------------------------
+-- Prepare
+---------------------------------------------------------------------------
+
+-- The batch's parameters from the options and the recipe: the state
+-- table every step works on, or nil and a message.
+local function parameters(opts)
   local r = opts.recipe
-  local serials = opts.serials
-  local size = opts.size or r.size
-  local version = opts.version or r.version or 2
-  local name = opts.name or r.name or "unit-%d.bin"
-  local outdir = opts.outdir or "."
-  local dry = opts.dry_run
-  if not size then return nil, "no partition size: the recipe sets none, give --size" end
-  local ok, err = check_name(name)
+  local b = {
+    r = r, serials = opts.serials, size = opts.size or r.size, version = opts.version or r.version or 2,
+    name = opts.name or r.name or "unit-%d.bin", outdir = opts.outdir or ".", dry = opts.dry_run,
+    force = opts.force, want_csv = opts.csv, inputkey = opts.inputkey, shard = opts.shard,
+    progress = opts.progress, total = opts.serials.count,
+    written = 0, skipped = 0, finished = 0, unit_bytes = nil, committed = M.clock(),
+  }
+  -- A unit of several partitions (nvsgen.unit_layout) is written as
+  -- several files, all pending until its record is written.
+  local layout = opts.layout
+  b.layout = layout
+  if layout then b.size = layout.parts[1].size end
+  if not b.size then return nil, "no partition size: the recipe sets none, give --size" end
+  local problem = M.check_size(b.size)
+  if problem then return nil, problem end
+  local ok, err = check_name(b.name)
   if not ok then return nil, err end
-
-  local crypto = opts.crypto or require("nvsgen.crypto")
-  local partition = nvsgen.partition{ size = size, version = version }
-  local inputkey = opts.inputkey
-  local keygen = opts.keygen or (r.encrypt == "keygen" and not inputkey)
-  local fixed_key
-  if inputkey then
-    fixed_key, err = crypto.read_keys(inputkey)
-    if not fixed_key then return nil, err end
-    partition:set_key(fixed_key)
+  b.prefix = outdir_mod.prefix(b.outdir)
+  b.crypto = opts.crypto or require("nvsgen.crypto")
+  if layout then
+    layout.prefix = b.prefix
+    b.partition, b.keygen, b.inputkey, b.encrypted = layout.parts[1].partition, layout:keygen(), nil,
+      layout.encrypted
+    b.u = unit_mod.context(r, b.partition, b.crypto.random_bytes, layout.partitions)
+    return values_setup(b, opts)
   end
-  local encrypted = keygen or fixed_key ~= nil
+  local made
+  made, b.partition = pcall(nvsgen.partition, { size = b.size, version = b.version })
+  if not made then return nil, tostring(b.partition):gsub("^[^:]*:%d+: ", "") end
+  b.keygen = opts.keygen or (r.encrypt == "keygen" and not b.inputkey)
+  if b.inputkey then
+    local key
+    key, err = b.crypto.read_keys(b.inputkey)
+    if not key then return nil, err end
+    b.partition:set_key(key)
+  end
+  b.encrypted = b.keygen or b.inputkey ~= nil
+  b.u = unit_mod.context(r, b.partition, b.crypto.random_bytes)
+  return values_setup(b, opts)
+end
 
-  local random = crypto.random_bytes
-  local u = recipe_mod.unit_context(r, partition, random)
-  local units = r.units
-  local exports = r.exports
-
-  local values_path = opts.values or (r.values and u:path(r.values))
-  local next_values, values_reader
+-- The values table of the batch, if any: b, or nil and a message.
+function values_setup(b, opts)
+  local r, err = b.r
+  local values_path = opts.values or (r.values and b.u:path(r.values))
   if values_path then
-    next_values, err = values_source(values_path, r.key_column or "serial")
-    if not next_values then return nil, err end
-    values_reader = err
+    b.next_values, err = values_source(values_path, r.key_column or "serial")
+    if not b.next_values then return nil, err end
+    b.values_reader = err
+    b.values_path = values_path
+    b.u.values_columns = {}
+    for _, column in ipairs(err.header) do b.u.values_columns[column] = true end
   end
+  return b
+end
 
-  -- Files are named relative to `prefix` (outdir and a slash) in messages
-  -- and for lfs, and to `folder` (outdir opened once) where they are made.
-  local prefix = outdir == "." and "" or (outdir:gsub("/+$", "")) .. "/"
-  local m, fresh, lock, lock_path, folder
-  if not dry then
-    ok, err = common.make_dirs(outdir)
+-- The output folder, its lock, its manifest. true, or nil and a message.
+local function open_outdir(b, opts)
+  local ok, err = outdir_mod.make_dirs(b.outdir)
+  if not ok then return nil, err end
+  b.folder, err = core.folder(b.prefix == "" and "." or b.prefix)
+  if not b.folder then return nil, err end
+  local stopped = function() return stop_signal() ~= nil end
+  local wait = opts.lock_wait or M.LOCK_WAIT
+  if b.shard then
+    b.lock, b.watch = workers.join(b.folder, b.prefix, b.outdir, wait, stopped)
+  else
+    b.lock, err = workers.lock(b.folder, b.prefix, b.outdir, wait, stopped)
+  end
+  if not b.lock then return nil, b.watch or err end
+  -- Temporary files of an atomic write cut short by a kill. In a folder
+  -- that was empty no file can be in the way, so none is looked for.
+  b.fresh = true
+  for entry in lfs.dir(b.outdir) do
+    if entry ~= "." and entry ~= ".." and entry ~= M.LOCK then b.fresh = false end
+    -- (Only the main process: a worker starts while the others write.)
+    if not b.shard and entry:find("%.tmp%-%w%w%w%w%w%w$") then b.folder:remove(entry) end
+  end
+  if b.shard then b.fresh = b.shard[3] or false end
+  local serials, force = b.serials, b.force
+  b.manifest, err = manifest_mod.open(b.folder, b.prefix, b.r.exports, {
+    shared = b.shard ~= nil,
+    drop = force and function(serial) return serials:contains(serial) end,
+    check = not force and record_check(b) or nil,
+    base = b.layout and b.layout:columns(),
+  })
+  if not b.manifest then return nil, err end
+  b.recorded = b.manifest.recorded
+  b.stage = staging.new(b.folder, b.prefix, b.manifest, force)
+  return true
+end
+
+-- Starts the workers of a shared batch and sets up the chunks this
+-- process takes. true, or nil and a message.
+local function share(b, opts)
+  local m = b.manifest
+  b.shares, b.share = 1, 1
+  if b.shard then
+    b.share, b.shares = b.shard[1], b.shard[2]
+  elseif opts.jobs and opts.jobs > 1 and opts.spawn and b.total >= 2 * opts.jobs
+      and (m.header_written or #m.columns > 0) then
+    -- Workers need the header written and the chunk file empty.
+    if not m.header_written then
+      local ok, err = m:write_header()
+      if not ok then return nil, err end
+    end
+    b.shares = opts.jobs
+  end
+  if b.shares == 1 then return true end
+  local file, err = core.open_append(b.folder, M.LOCK, "existing", 384, false)
+  if not file then return nil, err end
+  b.chunk_file = file
+  if not b.shard then
+    local ok
+    ok, err = file:truncate(0)
     if not ok then return nil, err end
-    lock, lock_path = lock_outdir(outdir, not opts.shard, 30)
-    if not lock then return nil, lock_path end
-    folder, err = core.folder(prefix == "" and "." or prefix)
-    if not folder then lock:close(); return nil, err end
-    -- Temporary files of an atomic write cut short by a kill. In a folder
-    -- that was empty no image can be in the way, so none is looked for.
-    fresh = true
-    for entry in lfs.dir(outdir) do
-      if entry ~= "." and entry ~= ".." and entry ~= M.LOCK then fresh = false end
-      if entry:find("%.tmp%-%w%w%w%w%w%w$") then os_remove(common.join(outdir, entry)) end
-    end
-    m, err = open_manifest(outdir, exports, serials, opts.force, opts.shard ~= nil)
-    if not m then lock:close(); return nil, err end
+    local fresh = b.fresh
+    b.team, err = workers.start(b.lock, b.shares, function(k, n, prefix)
+      return opts.spawn(k, n, fresh, prefix)
+    end)
+    if not b.team then return nil, err end
   end
+  b.mine = chunks.taker_at(file, b.prefix .. M.LOCK, b.share)
+  return true
+end
 
-  -- A shared batch: worker processes (started by opts.spawn) take chunks
-  -- of units as this one does and append to the same manifest; a line is
-  -- one write() to a file opened for appending, so lines never mix.
-  -- Workers need the header written.
-  local share, shares = 1, 1
-  local workers = {}
-  if opts.shard then
-    share, shares = opts.shard[1], opts.shard[2]
-    fresh = opts.shard[3] or false
-  elseif m and opts.jobs and opts.jobs > 1 and opts.spawn and serials.count >= 2 * opts.jobs
-      and (m.header_written or #m.exports > 0) then
-    if not m.header_written then manifest_header(m); m.file:flush() end
-    ok, err = chunks.reset(lock_path)
-    if not ok then lock:close(); return nil, err end
-    shares = opts.jobs
-    for k = 2, shares do
-      local w, werr = opts.spawn(k, shares, fresh)
-      if not w then return nil, "cannot start a worker: " .. tostring(werr) end
-      workers[#workers + 1] = w
+---------------------------------------------------------------------------
+-- Per unit
+---------------------------------------------------------------------------
+
+-- Runs the recipe for unit `serial`: the key made for it (or nil), or
+-- nil and a message.
+local function build(b, serial, index)
+  local vrow, vline, err
+  if b.next_values then
+    vrow, vline = b.next_values(serial)
+    if not vrow then return nil, format("unit %d: %s", serial, vline) end
+  end
+  local partition = b.partition
+  local key
+  if b.keygen then key = b.crypto.generate_key() end
+  if b.layout then
+    b.layout:begin(key)
+  else
+    partition:reset()
+    if key then partition:set_key(key) end
+  end
+  local u = b.u
+  u:begin(serial, index, vrow, b.want_csv)
+  u.values_where = vline and format("%s:%d", b.values_path, vline)
+  local ok
+  ok, err = pcall(build_unit, b.r.units, u)
+  if not ok then return nil, unit_error(b.r, serial, err) end
+  return key or true
+end
+
+-- Writes the unit's pending files and stages its record. true, or nil,
+-- message, errno.
+local function stage(b, serial, names, stem, key)
+  local m, u = b.manifest, b.u
+  if not m.header_written then
+    if #m.columns == 0 then
+      for k in pairs(u.exported) do m.columns[#m.columns + 1] = k end
+      table.sort(m.columns)
+    end
+    local ok, err, code = m:write_header()
+    if not ok then return nil, err, code end
+  end
+  if not b.column_set then
+    b.column_set = {}
+    for _, c in ipairs(m.columns) do b.column_set[c] = true end
+  end
+  for k in pairs(u.exported) do
+    if not b.column_set[k] then
+      return nil, format("unit %d: export '%s' is not a column of %s (columns: %s)",
+        serial, k, m.path, table.concat(m.columns, ","))
     end
   end
-  -- A worker stops when the batch's main process is gone (killed): the
-  -- kernel then gives the worker another parent.
-  local parent = opts.shard and parent_pid()
+  if b.layout then return stage_layout(b, serial, names, key) end
+  local image = names[#names]
+  local keys_name = b.keygen and stem .. "-keys.bin" or b.inputkey or ""
+  local text, err
+  if b.want_csv then
+    local command = b.encrypted
+      and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
+        stem, image, b.size, b.version, keys_name)
+      or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d", stem, image, b.size, b.version)
+    text, err = unit_csv.text(u.rows, command)
+    if not text then return nil, format("unit %d: %s", serial, err) end
+  end
+  local fields = b.fields or {}
+  b.fields = fields
+  local bytes, code
+  bytes, err, code = b.stage:stage(names, b.partition, key ~= true and key or nil, text, function(size, hash)
+    fields[1], fields[2], fields[3], fields[4], fields[5] = serial, image, size, hash, keys_name
+    return m:record(fields, u.exported)
+  end)
+  if not bytes then return nil, err, code end
+  b.unit_bytes = blocks(b.size) + (key ~= true and 4096 or 0) + (text and blocks(#text) or 0) + 256
+  return true
+end
 
-  local generate_key = crypto.generate_key
-  local want_csv = opts.csv
-  local force = opts.force
-  local total = serials.count
-  local bar = opts.progress and progress_bar(opts.progress, total)
-  local written, skipped, finished = 0, 0, 0
-  local manifest_file = m and m.file
-  local recorded = m and m.recorded or {}
-  local columns = m and m.exports or exports
-  local row = {}
-  -- The manifest line of a unit is joined as it is when no field needs
-  -- quoting: serial, size and hash never do, the names do only when the
-  -- pattern does; exported values are looked at per unit.
-  local names_plain = csv_plain(name) and csv_plain(inputkey or "")
-  local column_set -- the export columns as a set, once they are known
-  local failure
-  local clock = M.clock
+-- stage() for a unit of several files: all written pending, one record.
+function stage_layout(b, serial, names, key)
+  local files, fields = b.layout:outputs(serial, key ~= true and key or nil)
+  if not files then return nil, format("unit %d: %s", serial, fields) end
+  table.insert(fields, 1, serial)
+  local bytes, err, code = b.stage:stage_files(names, files, b.manifest:record(fields, b.u.exported))
+  if not bytes then return nil, err, code end
+  b.unit_bytes = 256
+  for _, f in ipairs(files) do b.unit_bytes = b.unit_bytes + blocks(#f.data) end
+  return true
+end
 
-  -- Units are committed in groups: their pending images are written, then
-  -- their manifest lines in one write, then the images renamed into place.
-  local GROUP = 32
-  local group_pending, group_final, group_lines, grouped = {}, {}, {}, 0
-  local function commit()
-    if grouped == 0 then return true end
-    manifest_file:write(concat(group_lines, "", 1, grouped))
-    local flushed, ferr = manifest_file:flush()
-    if not flushed then return nil, format("%s: %s", m.path, ferr) end
-    for i = 1, grouped do
-      local renamed, rerr = folder:rename(group_pending[i], group_final[i])
-      if not renamed then return nil, rerr end
-    end
-    grouped = 0
+-- Records and renames the staged units. true, or nil, message, errno.
+local function commit(b)
+  local n, err, code = b.stage:commit()
+  b.committed = M.clock()
+  -- A unit counts as written once it is recorded.
+  if n then b.written = b.written + n end
+  if err then return nil, err, code end
+  return true
+end
+
+-- The dry run: every unit built, nothing written.
+local function dry_unit(b, serial, index)
+  local ok, err = build(b, serial, index)
+  if not ok then return nil, err end
+  b.partition:image() -- what an image would be made of is checked
+  if b.want_csv then
+    ok, err = unit_csv.text(b.u.rows, "dry run")
+    if not ok then return nil, format("unit %d: %s", serial, err) end
+  end
+  b.written = b.written + 1
+  return true
+end
+
+-- Makes (or skips, or finishes) unit `serial`. true, or nil, message, errno.
+local function unit(b, serial, index)
+  local image = format(b.name, serial)
+  local names, stem
+  if b.layout then
+    names = b.layout:file_names(serial)
+  else
+    names, stem = staging.names(image, b.keygen, b.want_csv)
+  end
+  local status = "build"
+  if not b.fresh then
+    local err
+    status, err = b.stage:status(serial, names, b.recorded[serial],
+      not b.layout and b.size >= 0x3000 and b.size or nil)
+    if not status then return nil, err end
+  end
+  if status ~= "build" then
+    if b.next_values then b.next_values(serial) end
+    if status == "skip" then b.skipped = b.skipped + 1 else b.finished = b.finished + 1 end
     return true
   end
-  local started = clock()
+  local key, err = build(b, serial, index)
+  if not key then return nil, err end
+  local ok, code
+  ok, err, code = stage(b, serial, names, stem, key)
+  if not ok then return nil, err, code end
+  local staged = b.stage.units
+  if staged >= M.GROUP and (staged >= M.GROUP_MAX or M.clock() - b.committed >= M.COMMIT_SECONDS) then
+    return commit(b)
+  end
+  return true
+end
 
-  local mine = shares > 1 and chunks.taker(lock, lock_path, share)
-  for index, serial in serials:each() do
+---------------------------------------------------------------------------
+-- The run
+---------------------------------------------------------------------------
+
+local function units_loop(b)
+  local mine, watch, progress, total = b.mine, b.watch, b.progress, b.total
+  local each = b.dry and dry_unit or unit
+  for index, serial in b.serials:each() do
+    if stop_signal() then break end
     if mine then
+      if watch and index % chunks.SIZE == 1 and workers.gone(watch) then
+        b.failure = M.STOPPED
+        break
+      end
       local taken, next_first = mine(index)
       if not taken then
-        if taken == nil then failure = next_first; break end
+        if taken == nil then b.failure = next_first; break end
         if next_first > total then break end -- every chunk is taken
-        if next_values then next_values(serial) end
+        if b.next_values then b.next_values(serial) end
         goto continue
       end
     end
-    local image_name = format(name, serial)
-    local pending = image_name .. ".part"
-    local status = "build"
-    if not dry and not fresh then
-      local image_path = prefix .. image_name
-      local done = recorded[serial]
-      if done and attributes(prefix .. pending, "mode") then
-        status = "finish"
-      elseif attributes(image_path, "mode") then
-        if force then status = "build"
-        elseif done then status = "skip"
-        else
-          failure = format("unit %d: %s already exists and is not in %s; use --force to overwrite it",
-            serial, image_path, M.MANIFEST)
-          break
-        end
-      elseif done then
-        failure = format("unit %d: recorded in %s but %s is missing; use --force to build it again",
-          serial, M.MANIFEST, image_path)
-        break
-      end
-    end
-    if status == "skip" then
-      skipped = skipped + 1
-      if next_values then next_values(serial) end
-    elseif status == "finish" then
-      ok, err = folder:rename(pending, image_name)
-      if not ok then failure = err; break end
-      finished = finished + 1
-      if next_values then next_values(serial) end
-    else
-      local vrow
-      if next_values then
-        vrow, err = next_values(serial)
-        if not vrow then failure = format("unit %d: %s", serial, err); break end
-      end
-      partition:reset()
-      local key
-      if keygen then
-        key = generate_key()
-        partition:set_key(key)
-      end
-      u:begin(serial, index, vrow, want_csv)
-      ok, err = pcall(build_unit, units, u)
+    do
+      local ok, err, code = each(b, serial, index)
       if not ok then
-        failure = format("unit %d: %s", serial, tostring(err))
+        b.failure, b.code = err, code
         break
       end
-      if not dry then
-        -- The manifest columns are checked before any file of the unit is
-        -- written, so a refused unit leaves nothing behind.
-        if not m.header_written then
-          if #columns == 0 then
-            for k in pairs(u.exported) do columns[#columns + 1] = k end
-            table.sort(columns)
-          end
-          manifest_header(m)
-        end
-        local exported = u.exported
-        local n = #M.COLUMNS
-        local plain = names_plain
-        for i = 1, #columns do
-          local v = exported[columns[i]]
-          v = v == nil and "" or tostring(v)
-          row[n + i] = v
-          if plain and not csv_plain(v) then plain = false end
-        end
-        if not column_set then
-          column_set = {}
-          for i = 1, #columns do column_set[columns[i]] = true end
-        end
-        for k in pairs(exported) do
-          if not column_set[k] then
-            failure = format("unit %d: export '%s' is not a column of %s (columns: %s)",
-              serial, k, m.path, concat(columns, ","))
-            break
-          end
-        end
-        if failure then break end
-        local stem = (keygen or want_csv) and image_name:sub(1, -5)
-        local keys_name = keygen and stem .. "-keys.bin" or inputkey or ""
-        local csv_text
-        if want_csv then
-          local command = encrypted
-            and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
-              stem, image_name, size, version, keys_name)
-            or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d",
-              stem, image_name, size, version)
-          csv_text, err = M.unit_csv(u.rows, command)
-          if not csv_text then failure = format("unit %d: %s", serial, err); break end
-        end
-        -- The keys file and the pending image need no atomic write of
-        -- their own: the unit counts as made only once its manifest line
-        -- is written, after both are complete; a rerun rebuilds (and so
-        -- overwrites) anything of an unrecorded unit.
-        if keygen then
-          ok, err = write_keys(keys_name, key, "direct", folder)
-          if not ok then failure = err; break end
-        end
-        if csv_text then
-          -- Every value of the unit in clear (private keys, passwords),
-          -- encrypted batch or not: readable by its owner only, as keys files.
-          ok, err = write_file(stem .. ".csv", csv_text, 384, true, folder)
-          if not ok then failure = err; break end
-        end
-        local bytes, hash
-        bytes, hash = write_image(partition, pending, "direct", 420, true, folder)
-        if not bytes then failure = hash; break end
-        row[1], row[2], row[3], row[4], row[5] = serial, image_name, bytes, hash, keys_name
-        grouped = grouped + 1
-        group_pending[grouped], group_final[grouped], group_lines[grouped] = pending, image_name,
-          plain and concat(row, ",", 1, n + #columns) .. "\r\n" or format_row(row)
-        if grouped == GROUP then
-          ok, err = commit()
-          if not ok then failure = err; break end
-        end
-      else
-        partition:image() -- what an image would be made of is checked
-        if want_csv then
-          ok, err = M.unit_csv(u.rows, "dry run")
-          if not ok then failure = format("unit %d: %s", serial, err); break end
-        end
-      end
-      written = written + 1
     end
-    if bar then bar(index) end
-    if parent and index % chunks.SIZE == 0 and parent_pid() ~= parent then
-      failure = M.PARENT_GONE
-      break
-    end
+    if progress then progress(b.written + (b.stage and b.stage.units or 0) + b.skipped + b.finished, total) end
     ::continue::
   end
-  -- The units made before a failure are complete: they are committed too.
-  if manifest_file then
-    ok, err = commit()
-    if not ok then failure = failure or err end
-  end
-  -- After a failure the workers are not waited for: this process exits,
-  -- they notice and stop, committing what they made (a rerun of the batch
-  -- waits for them on the lock).
-  for k, w in ipairs(failure and {} or workers) do
-    local text = w:read("a") or ""
-    local ok_w = w:close()
-    local ww, ws, wf = text:match("shard (%d+) (%d+) (%d+)%s*$")
-    if not ok_w or not ww then
-      failure = failure or format("worker %d of %d failed (its message is above)", k + 1, shares)
-    else
-      written, skipped, finished = written + tonumber(ww), skipped + tonumber(ws), finished + tonumber(wf)
+end
+
+local function finish(b)
+  -- The units staged before a failure are complete: they are committed
+  -- too. Not when asked to stop: that must be quick, and putting them on
+  -- the disk may not be; their files are removed (the rerun makes them).
+  if b.stage and (stop_signal() or b.failure == M.STOPPED) then
+    b.stage:discard()
+  elseif b.stage then
+    local ok, err, code = commit(b)
+    if not ok then
+      b.stage:discard()
+      b.failure, b.code = b.failure or err, b.code or code
     end
   end
-  local seconds = clock() - started
-  if bar then bar(written + skipped + finished, true) end
-  if manifest_file then manifest_file:close() end
-  if folder then folder:close() end
-  if lock then
-    -- The lock file goes with the last process of the batch (workers left
-    -- running after a failure still hold it).
-    lock:close()
-    if not opts.shard and (not failure or #workers == 0) then os_remove(lock_path) end
+  if b.team then
+    if b.failure or stop_signal() then b.team:stop() end
+    local w, s, f, failure = b.team:wait()
+    b.written, b.skipped, b.finished = b.written + w, b.skipped + s, b.finished + f
+    b.failure = b.failure or failure
+    if failure and failure:find("disk full", 1, true) then b.full = true end
   end
-  if values_reader then values_reader:close() end
-  if failure then return nil, failure end
-  return {
-    total = total, written = written, skipped = skipped, finished = finished,
-    seconds = seconds, outdir = outdir, first = prefix .. format(name, serials:first()),
-    manifest = m and m.path, size = size, version = version, encrypted = encrypted,
+  local done = b.written + b.skipped + b.finished
+  local sig = stop_signal()
+  if sig then
+    b.signal = sig
+    b.failure = b.shard and M.STOPPED
+      or format("interrupted: %d of %d units made; run the same command to finish", done, b.total)
+  elseif b.failure and staging.is_full(b.code) or b.full and not b.shard then
+    local left = b.total - done
+    local each = b.unit_bytes or blocks(b.size) + (b.keygen and 4096 or 0) + 256
+    b.failure = format("%s: disk full: about %s more free space is needed for the %d units left (%s each);"
+      .. " free it and run the same command to finish", b.outdir, size_text(left * each), left, size_text(each))
+  end
+  if b.progress then b.progress(done, b.total, true) end
+  if b.chunk_file then b.chunk_file:close() end
+  if b.manifest then b.manifest:close() end
+  if b.lock then
+    -- The lock file goes with the main process, once its workers are gone.
+    if b.shard then b.lock:release() else b.lock:release(b.folder, M.LOCK) end
+  end
+  if b.folder then b.folder:close() end
+  if b.values_reader then b.values_reader:close() end
+end
+
+local function run(opts)
+  local b, err = parameters(opts)
+  if not b then return nil, err end
+  local started = M.clock()
+  local ok = true
+  if not b.dry then
+    ok, err = open_outdir(b, opts)
+    if ok then ok, err = share(b, opts) end
+  end
+  if ok then
+    units_loop(b)
+  else
+    b.failure = err
+  end
+  finish(b)
+  local summary = {
+    total = b.total, written = b.written, skipped = b.skipped, finished = b.finished,
+    seconds = M.clock() - started, outdir = b.outdir,
+    first = b.prefix .. (b.layout and b.layout:file_names(b.serials:first())[1] or format(b.name, b.serials:first())),
+    manifest = b.manifest and b.manifest.path, size = b.size, version = b.version, encrypted = b.encrypted,
+    signal = b.signal,
+    flash_args = b.layout and b.layout:flash_args_name(b.serials:first())
+      and b.prefix .. b.layout:flash_args_name(b.serials:first()),
   }
+  if b.failure then return nil, b.failure, summary end
+  return summary
+end
+
+--- Runs `opts.recipe` for `opts.serials`. Returns a summary table
+-- ({ total, written, skipped, finished, seconds, first, outdir, manifest }),
+-- or nil, a message (a recipe mistake names the unit) and the summary of
+-- what was done (its `signal` set when a signal stopped the run).
+-- `opts.progress(done, total [, last])` is called as units are done.
+function M.run(opts)
+  nvsgen.check_options(opts, OPTIONS, "batch.run", 2)
+  -- Stop requests are looked at between units; a recipe cannot end the
+  -- batch with os.exit (it would leave units unrecorded, with success).
+  core.signals_catch()
+  -- os.exit kept by the recipe from before: the process still fails.
+  core.exit_guard("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
+    .. " run the same command to finish\n")
+  local exit = os.exit
+  os.exit = function() error(EXIT, 0) end -- luacheck: ignore 122
+  local result = table.pack(pcall(run, opts))
+  os.exit = exit -- luacheck: ignore 122
+  core.watch_close()
+  core.signals_default()
+  core.exit_guard(nil)
+  if not result[1] then error(result[2], 0) end
+  return table.unpack(result, 2, result.n)
 end
 
 return M

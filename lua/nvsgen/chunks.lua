@@ -60,6 +60,23 @@ function M.taker(file, path, process)
   end
 end
 
+--- As M.taker, with `file` a core.open_append file of the chunk file (its
+-- own open file: a process shares no file offset with another).
+function M.taker_at(file, path, process)
+  local byte = char(process)
+  local first, last = 0, 0
+  return function(index)
+    if index > last then
+      local taken, err = file:append(byte)
+      if not taken then return nil, format("%s: cannot take a chunk of units (%s)", path, err) end
+      first = (taken - 1) * M.SIZE + 1
+      last = first + M.SIZE - 1
+    end
+    if index >= first then return true end
+    return false, first
+  end
+end
+
 --- Reads the chunk file at `path` once the batch is over: returns
 -- owner(index), the process that took the chunk of that index (nil if
 -- none did), or nil and a message.

@@ -448,7 +448,15 @@ local function new_dict(reader, required, n, fname)
     for _, col in ipairs(header) do
       if find(col, "^[ \t]") or find(col, "[ \t]$") then reader.trim = true end
     end
-    if reader.trim then trim_fields(header) end
+    if reader.trim then
+      trim_fields(header)
+      -- The header was split before its padding was known, so a quoted
+      -- name after blanks (`key,   "type"`) still holds its quotes.
+      for i, col in ipairs(header) do
+        local quoted = col:match('^"(.*)"$')
+        if quoted then header[i] = quoted:gsub('""', '"') end
+      end
+    end
     local have = {}
     for _, col in ipairs(header) do have[col] = true end
     for _, col in ipairs(required) do

@@ -135,6 +135,10 @@ do
   FAST_DATA.binary = { code.blob }
 end
 
+-- The partition API's fast setters, by kind code: its type rules.
+local SETTER = {}
+for code, kind in ipairs(require("nvsgen").KINDS) do SETTER[code] = require("nvsgen").setter(kind) end
+
 --- For a row whose key, type and encoding are the same in every unit (an
 -- mfg_gen config row), a function put(text) that adds the row with value
 -- `text` to `partition` the way Compiler:row does, without its checks and
@@ -150,20 +154,20 @@ function M.fast_row(partition, key, kind, encoding)
   end
   local fast = FAST_DATA[encoding]
   if not fast or (kind ~= "data" and not (kind == "file" and encoding == "binary")) then return nil end
-  local code, parse = fast[1], fast[2]
+  local set, parse = SETTER[fast[1]], fast[2]
   local read = files.read
   if kind == "file" then
     return function(text)
       local bytes = read(text)
-      return bytes ~= nil and encoder:put(code, key, bytes) == true
+      return bytes ~= nil and set(encoder, key, bytes) == true
     end
   elseif parse then
     return function(text)
       local v = parse(text)
-      return v ~= nil and encoder:put(code, key, v) == true
+      return v ~= nil and set(encoder, key, v) == true
     end
   end
-  return function(text) return encoder:put(code, key, text) == true end
+  return function(text) return set(encoder, key, text) == true end
 end
 
 --- Compiles every row of the CSV files at `paths`, in order, as one stream

@@ -3,14 +3,18 @@
 -- Columns: name, type, subtype, offset, size, flags. As ESP-IDF's
 -- gen_esp32part.py does: lines starting with '#' and blank lines are
 -- skipped, fields are trimmed, sizes and offsets are decimal, 0x hex, or a
--- number with a K or M suffix; an empty offset follows the previous
--- partition, aligned to 0x10000 for app partitions and 0x1000 for data
--- partitions, and the first one follows the table itself (at 0x8000 by
--- default, so it starts at 0x9000).
+-- number with a K or M suffix (a negative size: the partition ends at that
+-- address); type and subtype keywords are read in any case; an empty
+-- offset follows the previous partition, aligned to 0x10000 for app
+-- partitions and 0x1000 for all others, and the first one follows the
+-- table itself (at 0x8000 by default, so it starts at 0x9000). The primary
+-- bootloader and partition table rows (types `bootloader` and
+-- `partition_table`) sit where those are, outside that sequence.
 --
 --     local pt = require("nvsgen.partition_table")
 --     local t = assert(pt.read("partitions.csv"))
 --     local nvs = assert(pt.find(t, "nvs"))   -- nvs.offset, nvs.size
+--     local keys = assert(pt.lookup(t, "nvs_keys", "nvs_keys", "partitions.csv"))
 
 local files = require("nvsgen.files")
 local options = require("nvsgen.options")
@@ -20,18 +24,24 @@ local M = {}
 M.TABLE_OFFSET = 0x8000
 M.TABLE_SIZE = 0x1000
 
-local TYPES = { app = 0x00, data = 0x01 }
---- The type and subtype codes of an NVS partition (data, nvs).
-M.DATA, M.NVS = TYPES.data, 0x02
+local TYPES = { app = 0x00, data = 0x01, bootloader = 0x02, partition_table = 0x03 }
+--- The type and subtype codes of NVS partitions (data, nvs) and of the
+-- keys partition of encrypted ones (data, nvs_keys).
+M.DATA, M.NVS, M.NVS_KEYS = TYPES.data, 0x02, 0x04
+local BOOTLOADER, PARTITION_TABLE, PRIMARY = TYPES.bootloader, TYPES.partition_table, 0x00
 local ALIGN = { [0x00] = 0x10000 }
 local DATA_ALIGN = 0x1000
 
 local SUBTYPES = {
   [0x00] = { factory = 0x00, test = 0x20 },
-  [0x01] = { ota = 0x00, phy = 0x01, nvs = M.NVS, coredump = 0x03, nvs_keys = 0x04,
-    efuse = 0x05, undefined = 0x06, esphttpd = 0x80, fat = 0x81, spiffs = 0x82, littlefs = 0x83 },
+  [0x01] = { ota = 0x00, phy = 0x01, nvs = M.NVS, coredump = 0x03, nvs_keys = M.NVS_KEYS,
+    efuse = 0x05, undefined = 0x06, esphttpd = 0x80, fat = 0x81, spiffs = 0x82, littlefs = 0x83,
+    tee_ota = 0x90 },
+  [BOOTLOADER] = { primary = 0x00, ota = 0x01, recovery = 0x02 },
+  [PARTITION_TABLE] = { primary = 0x00, ota = 0x01 },
 }
 for i = 0, 15 do SUBTYPES[0x00]["ota_" .. i] = 0x10 + i end
+for i = 0, 1 do SUBTYPES[0x00]["tee_" .. i] = 0x30 + i end
 
 --- Parses a size or offset: decimal, 0x hex, or with a K or M suffix.
 -- Returns an integer, or nil.
@@ -50,15 +60,17 @@ function M.parse_number(text)
 end
 
 local function type_code(text)
-  if TYPES[text] then return TYPES[text] end
+  if TYPES[text:lower()] then return TYPES[text:lower()] end
   local n = M.parse_number(text)
   if n and n >= 0 and n <= 0xFE then return n end
 end
 
 local function subtype_code(type_id, text)
   local names = SUBTYPES[type_id]
-  if names and names[text] then return names[text] end
-  if text == "" then return 0 end
+  if names and names[text:lower()] then return names[text:lower()] end
+  -- As gen_esp32part.py: an app needs a subtype, others default to
+  -- data's `undefined`.
+  if text == "" then return type_id ~= TYPES.app and SUBTYPES[TYPES.data].undefined or nil end
   local n = M.parse_number(text)
   if n and n >= 0 and n <= 0xFE then return n end
 end
@@ -99,8 +111,14 @@ function M.parse(text, name, opts)
         return fail(("partition '%s': unknown subtype '%s'"):format(pname, f[3]))
       end
       local align = ALIGN[type_id] or DATA_ALIGN
+      -- The primary bootloader and partition table are where the chip and
+      -- the build put them, whatever the row says.
+      local fixed = subtype_id == PRIMARY and (type_id == BOOTLOADER or type_id == PARTITION_TABLE)
+      local table_offset = opts.table_offset or M.TABLE_OFFSET
       local offset
-      if f[4] == "" then
+      if fixed then
+        offset = type_id == PARTITION_TABLE and table_offset or opts.bootloader_offset
+      elseif f[4] == "" then
         offset = (last_end + align - 1) // align * align
       else
         offset = M.parse_number(f[4])
@@ -113,8 +131,17 @@ function M.parse(text, name, opts)
             :format(pname, offset, last_end))
         end
       end
-      local size = M.parse_number(f[5])
-      if not size or size <= 0 then
+      local size
+      if fixed then
+        size = type_id == PARTITION_TABLE and M.TABLE_SIZE or offset and table_offset - offset
+      elseif f[5]:match("^%-") then
+        -- gen_esp32part.py: a negative size is where the partition ends.
+        size = M.parse_number(f[5]:sub(2))
+        size = size and size - offset
+      else
+        size = M.parse_number(f[5])
+      end
+      if not fixed and (not size or size <= 0) then
         return fail(("partition '%s': invalid size '%s'"):format(pname, f[5]))
       end
       local flags = {}
@@ -125,7 +152,7 @@ function M.parse(text, name, opts)
         subtype_id = subtype_id, offset = offset, size = size, flags = flags, line = lineno }
       list[#list + 1] = entry
       by_name[pname] = entry
-      last_end = offset + size
+      if not fixed then last_end = offset + size end
     end
   end
   if #list == 0 then return nil, ("%s: no partitions"):format(name) end
@@ -145,6 +172,35 @@ function M.find(list, name, table_name)
     if p.name == name then return p end
   end
   return nil, ("%s: no partition named '%s'"):format(table_name or "partition table", name)
+end
+
+local KINDS = {
+  nvs = { M.NVS, "NVS images need a data,nvs partition" },
+  nvs_keys = { M.NVS_KEYS, "the keys of encrypted NVS partitions need a data,nvs_keys partition" },
+}
+
+--- The partition labelled `label` in `list`, checked to be of `kind`
+-- ("nvs" or "nvs_keys": data partitions of that subtype). Returns it, or
+-- nil and "TABLE: no partition named 'x'" or "TABLE:LINE: partition 'x'
+-- is app,factory; NVS images need a data,nvs partition".
+function M.lookup(list, label, kind, table_name)
+  local p, err = M.find(list, label, table_name)
+  if not p then return nil, err end
+  local want = assert(KINDS[kind], "kind must be nvs or nvs_keys")
+  if p.type_id ~= M.DATA or p.subtype_id ~= want[1] then
+    return nil, ("%s:%d: partition '%s' is %s,%s; %s"):format(table_name or "partition table", p.line,
+      p.name, p.type, p.subtype, want[2])
+  end
+  return p
+end
+
+--- The data,nvs_keys partitions of `list`, in table order.
+function M.keys_partitions(list)
+  local found = {}
+  for _, p in ipairs(list) do
+    if p.type_id == M.DATA and p.subtype_id == M.NVS_KEYS then found[#found + 1] = p end
+  end
+  return found
 end
 
 return M

@@ -30,10 +30,6 @@
 -- file must stay readable by every Lua from 5.1 on; see nvsgen.lua54).
 require("nvsgen.lua54")
 
-local files = require("nvsgen.files")
-local nvsgen = require("nvsgen")
-local core = require("nvsgen.core")
-
 local type, error, setmetatable, ipairs, pairs = type, error, setmetatable, ipairs, pairs
 local format = string.format
 
@@ -46,7 +42,8 @@ Recipe.__name = "nvsgen.recipe"
 local FIELDS = {
   size = "number", version = "number", name = "string", values = "string",
   key_column = "string", exports = "table", params = "table", unit = "function",
-  description = "string", encrypt = "string",
+  description = "string", encrypt = "string", partitions = "table", partition_table = "string",
+  keys = "string",
 }
 
 -- Paths of the recipe scripts being loaded by M.load, innermost last.
@@ -60,32 +57,48 @@ local function script_dir()
   return path:match("^(.*)/[^/]*$") or "."
 end
 
+-- The path of the recipe script being defined (for messages).
+local function script_path()
+  return loading[#loading] or (arg and arg[0]) or "recipe"
+end
+
+-- Checks a recipe's fields: true, or nil and "what: problem".
 local function check_fields(fields, what)
   if type(fields) ~= "table" then
-    error(format("%s: table expected, got %s", what, type(fields)), 3)
+    return nil, format("%s: table expected, got %s", what, type(fields))
   end
   for k, v in pairs(fields) do
     local want = FIELDS[k]
     if not want then
-      error(format("%s: unknown field '%s'", what, tostring(k)), 3)
-    elseif type(v) ~= want then
-      error(format("%s: field '%s' must be a %s, got %s", what, k, want, type(v)), 3)
+      return nil, format("%s: unknown field '%s'", what, tostring(k))
+    elseif type(v) ~= want and not (k == "keys" and type(v) == "table") then
+      -- (keys: a label, or { label =, offset = } without a partition table)
+      return nil, format("%s: field '%s' must be a %s, got %s", what, k, want, type(v))
     end
   end
   if fields.encrypt ~= nil and fields.encrypt ~= "keygen" then
-    error(format("%s: field 'encrypt' must be \"keygen\" (a key per unit)", what), 3)
+    return nil, format("%s: field 'encrypt' must be \"keygen\" (a key per unit)", what)
   end
   if fields.exports then
     for i, name in ipairs(fields.exports) do
       if type(name) ~= "string" or name == "" then
-        error(format("%s: exports[%d] must be a non-empty string", what, i), 3)
+        return nil, format("%s: exports[%d] must be a non-empty string", what, i)
       end
     end
   end
+  return true
+end
+
+-- check_fields, plus the `unit` a new recipe needs.
+local function check_new(fields, what)
+  local ok, err = check_fields(fields, what)
+  if ok and not fields.unit then return nil, what .. ": field 'unit' (a function) is required" end
+  return ok, err
 end
 
 local function make(fields, dir)
-  local r = setmetatable({ dir = dir, params = {}, exports = {}, units = {} }, Recipe)
+  local r = setmetatable({ dir = dir, source = script_path(), params = {}, exports = {}, units = {} },
+    Recipe)
   for k, v in pairs(fields) do
     if k == "unit" then r.units[1] = v
     elseif k ~= "params" and k ~= "exports" then r[k] = v end
@@ -103,14 +116,15 @@ end
 -- `encrypt = "keygen"` (encrypt with a key per unit unless --inputkey),
 -- `description` (for --help).
 function M.define(fields)
-  check_fields(fields, "recipe.define")
-  if not fields.unit then error("recipe.define: field 'unit' (a function) is required", 2) end
+  local ok, err = check_new(fields, "recipe.define")
+  if not ok then error(err, 2) end
   return make(fields, script_dir())
 end
 
 --- A variant of this recipe: see the module comment.
 function Recipe:extend(fields)
-  check_fields(fields, "recipe:extend")
+  local ok, err = check_fields(fields, "recipe:extend")
+  if not ok then error(err, 2) end
   local r = make(fields, script_dir())
   for k, v in pairs(self) do
     if r[k] == nil then r[k] = v end
@@ -153,192 +167,28 @@ end
 -- (default: the script's `arg`) and exits with its status.
 function M.run(fields, argv)
   local r = fields
+  argv = argv or arg or {}
+  local prog = (argv[0] or "recipe"):match("([^/]*)$")
   if getmetatable(fields) ~= Recipe then
-    check_fields(fields, "recipe.run")
-    if not fields.unit then error("recipe.run: field 'unit' (a function) is required", 2) end
+    local ok, err = check_new(fields, "recipe.run")
+    if not ok then
+      if #loading > 0 then error(err, 2) end
+      -- The script is being run: its author gets one line, no traceback.
+      io.stderr:write(format("%s: %s: %s\n", prog, script_path(), err))
+      os.exit(2)
+    end
     r = make(fields, script_dir())
   end
   if #loading > 0 then return r end
-  argv = argv or arg or {}
-  local prog = (argv[0] or "recipe"):match("([^/]*)$")
   os.exit(require("nvsgen.cli.recipe").main(r, argv, prog))
 end
 
 M.Recipe = Recipe
 
----------------------------------------------------------------------------
--- The unit: what a recipe's `unit` function writes through
----------------------------------------------------------------------------
-
-local Unit = {}
-Unit.__index = Unit
-Unit.__name = "nvsgen.recipe.unit"
-
---- A unit context writing into `partition`, for `recipe`. `random(n)` gives
--- n bytes from a CSPRNG. The batch driver reuses one context for every
--- unit (begin() starts the next), so the hot path makes no closures.
-function M.unit_context(recipe, partition, random)
-  return setmetatable({
-    recipe = recipe, partition = partition, encoder = partition.encoder,
-    random = random, dir = recipe.dir, params = recipe.params,
-    serial = nil, index = 0, values = nil, exported = {}, rows = nil,
-    ns = nil,
-  }, Unit)
-end
-
---- Starts unit `serial` (the batch's `index`-th) with `values` (its row of
--- the values table, or nil). `record` keeps the items written, for --csv.
-function Unit:begin(serial, index, values, record)
-  self.serial, self.index, self.values = serial, index, values
-  local exported = self.exported
-  for k in pairs(exported) do exported[k] = nil end
-  self.rows = record and {} or nil
-  self.ns = nil
-end
-
-local function raise(msg)
-  error(msg, 3)
-end
-
-function Unit:namespace(name)
-  if type(name) ~= "string" then
-    raise(format("namespace name must be a string, got %s", type(name)))
-  end
-  local ok, err = self.encoder:namespace(name)
-  if not ok then raise(format("namespace '%s': %s", name, err)) end
-  self.ns = name
-  local rows = self.rows
-  if rows then rows[#rows + 1] = { name, "namespace" } end
-  return self
-end
-
-local BYTE_KINDS = { string = true, blob = true }
-local REAL_KINDS = { float = true, double = true }
-
-for code, kind in ipairs(nvsgen.KINDS) do
-  -- What Lua types the kind takes: integers also as decimal strings (u64).
-  -- The encoder takes the kind's code (its place in KINDS) as well as its
-  -- name: no string compares per item.
-  local bytes, real = BYTE_KINDS[kind], REAL_KINDS[kind]
-  local expects = bytes and "a string" or real and "a number" or "an integer"
-  Unit[kind] = function(self, key, value)
-    if type(key) ~= "string" then
-      raise(format("%s: key must be a string, got %s", kind, type(key)))
-    end
-    local t = type(value)
-    if bytes and t ~= "string" or real and t ~= "number"
-        or not bytes and not real and t ~= "number" and t ~= "string" then
-      raise(format("key '%s': %s expects %s, got %s", key, kind, expects, t))
-    end
-    local ok, err = self.encoder:put(code, key, value)
-    if not ok then raise(err) end
-    local rows = self.rows
-    if rows then rows[#rows + 1] = { key, kind, value } end
-    return self
-  end
-end
-
---- A path as the recipe means it: relative to the recipe's folder.
-function Unit:path(path)
-  if path:sub(1, 1) == "/" or self.dir == "." then return path end
-  return self.dir .. "/" .. path
-end
-
---- The bytes of the file at `path` (relative to the recipe's folder).
-function Unit:file(path)
-  if type(path) ~= "string" then raise(format("file: path must be a string, got %s", type(path))) end
-  local full = self:path(path)
-  local data, err = files.read_value_file(full)
-  if not data then raise(err) end
-  return data
-end
-
---- `n` random bytes from the CSPRNG.
-function Unit:random_bytes(n)
-  if math.type(n) ~= "integer" or n < 0 then
-    raise("random_bytes: a non-negative integer count expected")
-  end
-  return self.random(n)
-end
-
---- `n` random hex digits (lowercase) from the CSPRNG.
-function Unit:random_hex(n)
-  if math.type(n) ~= "integer" or n < 0 then
-    raise("random_hex: a non-negative integer count expected")
-  end
-  local hex = core.hex_encode(self.random(math.floor((n + 1) / 2)))
-  if n % 2 == 1 then hex = hex:sub(1, n) end
-  return hex
-end
-
--- Identity helpers: each delegates to nvsgen.identity or the core, so
--- the unit runtime only adds the unit's own context (its folder, the
--- batch-wide CA cache).
-
---- A uniform integer in [lo, hi] from the CSPRNG (no modulo bias).
-function Unit.random_int(_, lo, hi)
-  if math.type(lo) ~= "integer" or math.type(hi) ~= "integer" then
-    raise("random_int: integer bounds expected")
-  end
-  if lo > hi then raise(format("random_int: empty interval [%d, %d]", lo, hi)) end
-  local v, err = core.random_int(lo, hi)
-  if not v then raise(err) end
-  return v
-end
-
---- A random (version 4) UUID, 36 lowercase characters.
-function Unit.uuid(_)
-  local v, err = core.uuid4()
-  if not v then raise(err) end
-  return v
-end
-
--- CAs loaded by u:ca, by their paths: once per batch (per process).
-local cas = {}
-
---- The CA whose certificate and key are the files `cert` and `key`
--- (relative to the recipe's folder; PEM or DER), loaded at its first use
--- and kept for the batch. Raises when a file is unreadable, the
--- certificate is not a CA's or the key is not its key.
-function Unit:ca(cert, key)
-  if type(cert) ~= "string" or type(key) ~= "string" then
-    raise("ca: paths of the certificate and of the key expected")
-  end
-  local cert_path, key_path = self:path(cert), self:path(key)
-  local id = cert_path .. "\0" .. key_path
-  local ca = cas[id]
-  if not ca then
-    local err
-    ca, err = require("nvsgen.identity").load_ca{ cert = cert_path, key = key_path }
-    if not ca then raise(err) end
-    cas[id] = ca
-  end
-  return ca
-end
-
---- Records `value` (a string or number) for the manifest's column `name`
--- and returns it, so `u:string("K", u:export("K", v))` reads naturally.
-function Unit:export(name, value)
-  if type(name) ~= "string" then raise("export: name must be a string") end
-  local t = type(value)
-  if t ~= "string" and t ~= "number" then
-    raise(format("export '%s': a string or number expected, got %s", name, t))
-  end
-  if self.exported[name] ~= nil then raise(format("export '%s' is set twice", name)) end
-  self.exported[name] = value
-  return value
-end
-
---- The unit's value in column `name` of the values table; raises when the
--- table or the value is missing.
-function Unit:value(name)
-  local row = self.values
-  if not row then raise(format("no values row for serial %d (value '%s')", self.serial, name)) end
-  local v = row[name]
-  if v == nil then raise(format("the values table has no column '%s'", name)) end
-  return v
-end
-
-M.Unit = Unit
+--- The unit runtime (nvsgen.unit), kept here too for recipes written
+-- against it.
+local unit = require("nvsgen.unit")
+M.unit_context = unit.context
+M.Unit = unit.Unit
 
 return M

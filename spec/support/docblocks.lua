@@ -59,15 +59,36 @@ function M.header_commands(path)
   return list
 end
 
+-- The checkout's own top-level names: what git tracks, and build/ (the
+-- module). Not what a reader's own runs left there (out/, demo-out/, keys/,
+-- mass_prod.bin, ...): linked, the blocks would find those outputs already
+-- made, and write into the checkout through the links. Without git, every
+-- name but .git.
+local function own_names(root)
+  local names = {}
+  local list = io.popen(("git -C %q ls-files 2>/dev/null"):format(root))
+  for path in list:lines() do names[path:match("^[^/]+")] = true end
+  list:close()
+  if next(names) == nil then
+    for name in lfs.dir(root) do
+      if name ~= "." and name ~= ".." and name ~= ".git" then names[name] = true end
+    end
+  end
+  names.build = true
+  return names
+end
+
 --- A scratch folder that sees the checkout's top-level files and folders
 -- through links, so that commands written for the checkout's root run as
 -- written and what they write stays in the scratch folder. (helper.cleanup
--- removes the links, never what they point to.)
-function M.scratch()
+-- removes the links, never what they point to.) `root`: the checkout's,
+-- unless given.
+function M.scratch(root)
+  root = root or h.ROOT
   local dir = h.tmpdir()
-  for name in lfs.dir(h.ROOT) do
-    if name ~= "." and name ~= ".." and name ~= ".git" then
-      assert(lfs.link(h.ROOT .. "/" .. name, dir .. "/" .. name, true))
+  for name in pairs(own_names(root)) do
+    if lfs.symlinkattributes(root .. "/" .. name) then
+      assert(lfs.link(root .. "/" .. name, dir .. "/" .. name, true))
     end
   end
   return dir

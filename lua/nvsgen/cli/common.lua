@@ -164,6 +164,22 @@ function M.bin_name(name)
   return name
 end
 
+--- The default name of a keys file in folder `keys_dir`: the reference's
+-- `keys-MM-DD_HH-MM.bin`, or, when that folder already holds a file of that
+-- name (or its `hmac-` companion), the first free of `keys-MM-DD_HH-MM-2.bin`,
+-- `-3`, ...: two runs in the same minute both get a keys file, and none is
+-- ever written over.
+function M.default_keys_name(keys_dir)
+  local stem = os.date("keys-%m-%d_%H-%M")
+  local name, n = stem .. ".bin", 1
+  local function taken(file) return lfs.attributes(M.join(keys_dir, file)) ~= nil end
+  while taken(name) or taken("hmac-" .. name) do
+    n = n + 1
+    name = ("%s-%d.bin"):format(stem, n)
+  end
+  return name
+end
+
 --- Prepares `outdir/name` for writing: folders made. Returns the path.
 function M.output_path(outdir, name)
   local path = M.join(outdir, name)

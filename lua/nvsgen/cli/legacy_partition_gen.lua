@@ -24,10 +24,25 @@ local OPTIONS = {
   ["--outdir"] = true, ["--encrypt"] = true, ["--keygen"] = true, ["--keyfile"] = true,
 }
 
---- True when `argv` is in the old form: it starts with one of its options.
+-- The options a name given on the command line may stand for: itself, or,
+-- as argparse allows, every option it is the beginning of.
+local function candidates(name)
+  if OPTIONS[name] then return { name } end
+  local list = {}
+  if name:match("^%-%-.") then
+    for option in pairs(OPTIONS) do
+      if option:sub(1, #name) == name then list[#list + 1] = option end
+    end
+  end
+  table.sort(list)
+  return list
+end
+
+--- True when `argv` is in the old form: it starts with one of its options
+-- (or the beginning of one).
 function M.is_legacy(argv)
   local first = argv[1] and argv[1]:match("^([^=]*)")
-  return first ~= nil and OPTIONS[first] == true
+  return first ~= nil and #candidates(first) > 0
 end
 
 -- "true"/"false" in any case, as the old tool's choices were spelt both ways.
@@ -42,14 +57,23 @@ local VERSIONS = { v1 = "1", v2 = "2" }
 --- Translates the old arguments. Returns the subcommand's argv (subcommand
 -- first), or nil and a message for a usage error.
 function M.translate(argv)
+  -- argparse shows the help wherever -h stands, and nothing else.
+  for _, arg in ipairs(argv) do
+    if arg == "-h" or arg == "--help" then return { "-h" } end
+  end
   local given, i = {}, 1
   while i <= #argv do
     local arg = argv[i]
     local name, value = arg:match("^(%-%-[^=]+)=(.*)$")
     if not name then name, value, i = arg, argv[i + 1], i + 1 end
-    if not OPTIONS[name] then return nil, ("unrecognized argument: %s"):format(arg) end
+    local options = candidates(name)
+    if #options == 0 then return nil, ("unrecognized argument: %s"):format(arg) end
+    if #options > 1 then
+      return nil, ("ambiguous option: %s could match %s"):format(name, table.concat(options, ", "))
+    end
+    name = options[1]
     if value == nil then return nil, ("argument %s: expected one argument"):format(name) end
-    if given[name] then return nil, ("argument %s: given twice"):format(name) end
+    -- Given again, the last value counts, as with argparse.
     given[name] = value
     i = i + 1
   end
@@ -64,9 +88,10 @@ function M.translate(argv)
     keygen, err = boolean("--keygen", given["--keygen"])
     if keygen == nil then return nil, err end
   end
-  local version = given["--version"]
+  -- The old tool lowered --version's value, as it did --encrypt's and --keygen's.
+  local version = given["--version"] and given["--version"]:lower()
   if version and not VERSIONS[version] then
-    return nil, ("argument --version: invalid choice: '%s' (choose from 'v1', 'v2')"):format(version)
+    return nil, ("argument --version: invalid choice: '%s' (choose from 'v1', 'v2')"):format(given["--version"])
   end
 
   local out = {}

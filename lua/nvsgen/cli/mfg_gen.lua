@@ -947,7 +947,7 @@ local function generate_key(argv)
   if not opts then return common.EXIT_OK end
   local crypto = require("nvsgen.crypto")
   local keys_dir = pyjoin(opts.outdir, "keys")
-  local typed = opts.keyfile or os.date("keys-%m-%d_%H-%M.bin")
+  local typed = opts.keyfile or common.default_keys_name(keys_dir)
   local keys_path = pyjoin(keys_dir, bin_name(typed))
   local key, hmac, hmac_path
   if opts.key_protect_hmac then

@@ -158,7 +158,7 @@ local read_file = files.read
 local function plan_keys(opts)
   local plan = {}
   local keys_dir = common.join(opts.outdir, "keys")
-  local typed = opts.keyfile or os.date("keys-%m-%d_%H-%M.bin")
+  local typed = opts.keyfile or common.default_keys_name(keys_dir)
   local name, err = common.bin_name(typed)
   if not name then return nil, err end
   plan.keys_dir = keys_dir

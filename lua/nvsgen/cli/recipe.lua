@@ -4,6 +4,7 @@
 --       [--version 1|2] [--name unit-%d.bin] [--values values.csv]
 --       [--encrypt (--keygen | --inputkey KEYS.bin)] [--csv] [--dry-run]
 --       [--force] [--partition-table partitions.csv [--partition nvs]]
+--       [--merged] [--hex]
 --
 -- Prints a one-line summary on stdout, a progress bar on stderr when it is
 -- a terminal, and "prog: message" on stderr on failure (exit status 1; 2
@@ -12,7 +13,9 @@
 local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local batch = require("nvsgen.batch")
+local workers = require("nvsgen.workers")
 local partition_table = require("nvsgen.partition_table")
+local unit_layout = require("nvsgen.unit_layout")
 
 local M = {}
 
@@ -32,6 +35,8 @@ M.OPTIONS = {
   { "--force", flag = true, help = "overwrite existing images (make the units again)" },
   { "--partition-table", metavar = "PARTITIONS.csv", help = "ESP-IDF partition table for size and offset" },
   { "--partition", metavar = "NAME", help = "partition in --partition-table (default: nvs)" },
+  { "--merged", flag = true, help = "also write each unit's partitions as one binary (unit-N.merged.bin)" },
+  { "--hex", flag = true, help = "also write each unit's partitions as Intel HEX (unit-N.hex)" },
   { "--jobs", metavar = "N", help = "processes to use (default: one per CPU, at most 4)" },
   { "--shard", metavar = "K/N", help = "(internal) make only share K of N of the batch (a worker)" },
 }
@@ -76,6 +81,8 @@ function M.batch_options(r, opts)
   if opts.size then
     b.size, err = common.partition_size(opts.size)
     if not b.size then return nil, err end
+    err = batch.check_size(b.size)
+    if err then return nil, err end
   end
   if opts.version then b.version = tonumber(opts.version) end
   if opts.jobs then
@@ -100,8 +107,18 @@ function M.batch_options(r, opts)
   elseif opts.keygen or opts.inputkey then
     return nil, (opts.keygen and "--keygen" or "--inputkey") .. " needs --encrypt"
   end
+  -- The table: --partition-table, else the recipe's own (beside it).
+  local table_path = opts.partition_table
+  if not table_path and r.partition_table then
+    local p = r.partition_table
+    table_path = (p:sub(1, 1) == "/" or r.dir == ".") and p or r.dir .. "/" .. p
+  end
+  if r.partitions or opts.merged or opts.hex then
+    return M.layout_options(r, opts, b, table_path)
+  end
   local part
-  if opts.partition_table then
+  if table_path then
+    opts.partition_table = table_path
     local list
     list, err = partition_table.read(opts.partition_table)
     if not list then return nil, err end
@@ -124,6 +141,32 @@ function M.batch_options(r, opts)
   return b, part
 end
 
+--- batch.run options for a unit of several partitions, or of one written
+-- whole (--merged, --hex): `b` with its nvsgen.unit_layout, or nil and a
+-- message.
+function M.layout_options(r, opts, b, table_path)
+  if opts.csv then return nil, "--csv writes one partition's CSV; it cannot describe a unit of several files" end
+  if r.partitions and opts.size then return nil, "--size: the recipe's partitions have their own sizes" end
+  if r.partitions and opts.partition then return nil, "--partition: the recipe names its partitions" end
+  local list, err
+  if table_path then
+    list, err = partition_table.read(table_path)
+    if not list then return nil, err end
+  end
+  local layout
+  layout, err = unit_layout.new{
+    -- One partition: a table's size wins over the recipe's, as without
+    -- --merged (only --size must agree with it).
+    partitions = r.partitions, label = opts.partition, size = b.size or not list and r.size or nil,
+    version = b.version or r.version, encrypt = r.encrypt == "keygen" or opts.encrypt or nil, keys = r.keys,
+    table = list, table_name = table_path, inputkey = b.inputkey, name = b.name or r.name,
+    merged = opts.merged, hex = opts.hex,
+  }
+  if not layout then return nil, err end
+  b.layout = layout
+  return b
+end
+
 --- The one-line summary of a finished batch.
 function M.summary(prog, s, part)
   local rate = s.seconds > 0 and s.written > 0 and ("%.0f units/s"):format(s.written / s.seconds) or "-"
@@ -137,7 +180,10 @@ function M.summary(prog, s, part)
         s.finished > 0 and (" (%d completed)"):format(s.finished) or "",
         s.seconds, rate, s.encrypted and "encrypted images in " or "images in ", s.outdir, s.manifest)
   end
-  if part then
+  if s.flash_args then
+    line = line .. ("\nflash a unit: esptool.py write_flash %s"):format(
+      require("nvsgen.flash_files").shell_word("@" .. s.flash_args))
+  elseif part then
     line = line .. ("\nflash a unit: esptool.py write_flash 0x%X %s"):format(part.offset, s.first)
   end
   return line
@@ -146,6 +192,26 @@ end
 local function stderr_is_terminal()
   local has_term, term = pcall(require, "term")
   return has_term and common.stderr == io.stderr and term.isatty(io.stderr)
+end
+
+--- A progress bar on `stream` (a terminal): progress(done, total [, last]).
+function M.progress_bar(stream)
+  local step
+  return function(done, total, last)
+    step = step or (total > 200 and total // 200 or 1)
+    if done % step ~= 0 and not last then return end
+    local width = 40
+    local filled = total > 0 and done * width // total or width
+    stream:write(("\r[%s%s] %3d%% %d/%d"):format(("#"):rep(filled), (" "):rep(width - filled),
+      total > 0 and done * 100 // total or 100, done, total))
+    if last then stream:write("\n") end
+    stream:flush()
+  end
+end
+
+-- Exit status of a run a signal stopped: 128 + the signal, as a shell says.
+local function signal_status(s)
+  return s and s.signal and 128 + s.signal
 end
 
 --- Runs recipe `r` with the command line `argv`; returns the exit status.
@@ -166,25 +232,28 @@ function M.main(r, argv, prog)
     common.stderr:write(args.usage(spec), "\n")
     return common.fail(prog, part, common.EXIT_USAGE)
   end
-  if stderr_is_terminal() and not b.shard then b.progress = io.stderr end
+  if stderr_is_terminal() and not b.shard then b.progress = M.progress_bar(io.stderr) end
   local command = common.rerun_command(argv)
   if command and not b.shard and not b.dry_run then
     b.jobs = b.jobs or math.min(common.cpu_count(), 4)
     -- Below this many units a worker costs more to start than it saves.
     if r.parallel == false or b.serials.count < 1000 then b.jobs = 1 end
-    b.spawn = function(k, n, fresh)
-      return common.spawn(command, ("--shard %d/%d%s"):format(k, n, fresh and "/new" or ""))
+    b.spawn = function(k, n, fresh, prefix)
+      return io.popen(("%s %s --shard %d/%d%s"):format(prefix, command, k, n, fresh and "/new" or ""), "r")
     end
   end
-  local s
-  s, err = batch.run(b)
+  local s, info
+  s, err, info = batch.run(b)
   if b.shard then
-    -- A worker whose main process is gone has nobody to report to.
-    if not s then return err == batch.PARENT_GONE and common.EXIT_FAIL or common.fail(prog, err) end
-    common.say(("shard %d %d %d"):format(s.written, s.skipped, s.finished))
-    return common.EXIT_OK
+    -- The main process reads the counts and the failure from the last line.
+    s = s or info
+    common.say(workers.report(s.written, s.skipped, s.finished, err))
+    return err and (signal_status(s) or common.EXIT_FAIL) or common.EXIT_OK
   end
-  if not s then return common.fail(prog, err) end
+  if not s then
+    common.fail(prog, err)
+    return signal_status(info) or common.EXIT_FAIL
+  end
   s.dry_run = b.dry_run
   common.say(M.summary(prog, s, part))
   return common.EXIT_OK

@@ -1,0 +1,65 @@
+--- nvsgen.serials: the serials of a batch ("1000-1999", "5,9,7", "1-5,9"), iterated without being expanded.
+
+local format, type, ipairs = string.format, type, ipairs
+
+local M = {}
+
+local Serials = {}
+Serials.__index = Serials
+
+--- Parses "A-B" (inclusive), "A,B,C", or a mix ("1-5,9"). Returns a
+-- serial set (never expanded into a list), or nil and a message.
+function M.parse(text)
+  if type(text) ~= "string" or text == "" then return nil, "serial range is empty" end
+  local ranges, count = {}, 0
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local a, b = item:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
+    if not a then a = item:match("^%s*(%d+)%s*$"); b = a end
+    if not a or #a > 15 or #b > 15 then
+      return nil, format("invalid serial range '%s': expected A-B or A,B,C", text)
+    end
+    a, b = tonumber(a), tonumber(b)
+    if b < a then return nil, format("invalid serial range '%s': %d comes after %d", text, a, b) end
+    ranges[#ranges + 1] = { a, b }
+    count = count + (b - a + 1)
+  end
+  -- A serial made twice in one batch would be two units with one image.
+  local sorted = table.move(ranges, 1, #ranges, 1, {})
+  table.sort(sorted, function(x, y) return x[1] < y[1] end)
+  for i = 2, #sorted do
+    if sorted[i][1] <= sorted[i - 1][2] then
+      return nil, format("invalid serial range '%s': serial %d is listed twice", text, sorted[i][1])
+    end
+  end
+  return setmetatable({ ranges = ranges, count = count, text = text }, Serials)
+end
+
+--- Iterates index, serial.
+function Serials:each()
+  local ranges, r, s, i = self.ranges, 1, self.ranges[1][1] - 1, 0
+  return function()
+    s = s + 1
+    if s > ranges[r][2] then
+      r = r + 1
+      if not ranges[r] then return nil end
+      s = ranges[r][1]
+    end
+    i = i + 1
+    return i, s
+  end
+end
+
+function Serials:contains(serial)
+  for _, r in ipairs(self.ranges) do
+    if serial >= r[1] and serial <= r[2] then return true end
+  end
+  return false
+end
+
+function Serials:first()
+  return self.ranges[1][1]
+end
+
+M.Serials = Serials
+
+return M
