@@ -183,4 +183,41 @@ describe("whole units", function()
     assert.equal("recipe: unit 3: recorded in manifest.csv but o/unit-3-nvs_keys.bin is missing; use --force to"
       .. " build it again\n", err)
   end)
+  it("refuses a keys partition smaller than the keys page, writing nothing", function()
+    local r = two_recipe(tmp, "nvs,data,nvs,,0x6000\nfctry,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x800\n")
+    local status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o", "--merged" }, tmp)
+    assert.equal(2, status)
+    assert.equal("recipe: " .. tmp .. "/parts.csv:3: keys partition 'nvs_keys' is 0x800 bytes; the keys page needs"
+      .. " 0x1000", err:match("\n(.*)\n$"))
+    assert.is_nil(lfs.attributes(tmp .. "/o"))
+  end)
+
+  it("refuses to resume with other offsets, output folder spelling, sizes or versions", function()
+    local r = two_recipe(tmp, TABLE)
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1-2", "--outdir", "o", "--merged" }, tmp)))
+    local before = helper.listing(tmp .. "/o")
+    local hint = "; run with the same options, use another --outdir, or --force to make the units again\n"
+    local function refused(rec, outdir, want)
+      local status, out, err = recipes.run(rec, { "--serial-range", "1-4", "--outdir", outdir, "--merged" }, tmp)
+      assert.equal(1, status, out)
+      assert.equal("recipe: " .. outdir .. "/manifest.csv: unit 1: " .. want .. hint, err)
+      assert.same(before, helper.listing(tmp .. "/o"))
+    end
+    -- The app first moves every NVS partition.
+    refused(two_recipe(tmp, "factory,app,factory,0x10000,1M\n" .. TABLE:gsub("factory,app,factory,,1M\n", "")), "o",
+      "its unit-1.flash_args says '0x9000 o/unit-1-nvs.bin', this run gives '0x110000 o/unit-1-nvs.bin'")
+    refused(two_recipe(tmp, TABLE), tmp .. "/o",
+      "its unit-1.flash_args says '0x9000 o/unit-1-nvs.bin', this run gives '0x9000 " .. tmp .. "/o/unit-1-nvs.bin'")
+    refused(two_recipe(tmp, "nvs,data,nvs,0x9000,0x5000\nfctry,data,nvs,0xf000,0x6000\n"
+      .. "nvs_keys,data,nvs_keys,0x15000,0x1000\n"), "o",
+      "unit-1-nvs.bin is 0x6000 bytes, this run's partition 'nvs' 0x5000")
+    refused(two_recipe(tmp, TABLE, { partitions = { { label = "fctry", encrypt = true },
+      { label = "nvs", encrypt = true, version = 1 } } }), "o",
+      "unit-1-nvs.bin was made with version 2, this run's partition 'nvs' asks for 1")
+    -- As it was made, it resumes.
+    local status, out, err = recipes.run(two_recipe(tmp, TABLE), { "--serial-range", "1-4", "--outdir", "o",
+      "--merged" }, tmp)
+    assert.equal(0, status, err)
+    assert.truthy(out:find("4 units: 2 written, 2 already done", 1, true), out)
+  end)
 end)

@@ -204,6 +204,11 @@ function M.new(opts)
       local ok
       ok, err = place(kp, fields, entry, table_name)
       if not ok then return nil, err end
+      if kp.size < crypto.KEYS_PARTITION_SIZE then
+        -- The keys page would run into whatever follows the partition.
+        return nil, format("%s:%d: keys partition '%s' is 0x%X bytes; the keys page needs 0x%X", table_name,
+          entry.line, kp.label, kp.size, crypto.KEYS_PARTITION_SIZE)
+      end
     else
       kp.label = kp.label or "nvs_keys"
       kp.offset, kp.size = fields.offset, fields.size or crypto.KEYS_PARTITION_SIZE
@@ -294,15 +299,82 @@ local function row_names(self, serial)
   return names
 end
 
+local HINT = "run with the same options, use another --outdir, or --force to make the units again"
+
+-- The text of unit `serial`'s argument file: it depends only on the
+-- offsets, the file names and the prefix, not on the unit's data.
+local function flash_args_text(self, serial)
+  local stem = format(self.stem, serial)
+  local placed = {}
+  for i, p in ipairs(self.parts) do
+    placed[i] = { label = p.label, name = self.prefix .. stem .. "-" .. p.label .. ".bin", offset = p.offset,
+      size = p.size, data = "" }
+  end
+  local kp = self.keys
+  if kp then
+    placed[#placed + 1] = { label = kp.label, name = kp.fixed or self.prefix .. stem .. "-" .. kp.label .. ".bin",
+      offset = kp.offset, size = kp.size, data = "" }
+  end
+  return flash.flash_args(placed)
+end
+
+-- The bytes of a recorded file, final or still pending, or nil.
+local function recorded_file(self, name)
+  return files_mod.read(self.prefix .. name) or files_mod.read(self.prefix .. name .. ".part")
+end
+
+-- The first line where two argument files differ, as "A, this run gives B".
+local function first_difference(was, now)
+  local a, b = {}, {}
+  for line in was:gmatch("[^\n]+") do a[#a + 1] = line end
+  for line in now:gmatch("[^\n]+") do b[#b + 1] = line end
+  for i = 1, math.max(#a, #b) do
+    if a[i] ~= b[i] then
+      return format("'%s', this run gives '%s'", a[i] or "", b[i] or "")
+    end
+  end
+end
+
 --- A check for the manifest's records (nvsgen.manifest): nil, or what
--- differs between a record's file names and those this layout gives.
+-- differs between a record and this layout: the file names; the argument
+-- file (the offsets of the table, and the output folder as the files are
+-- named in it); and, for the first record whose images are at hand, each
+-- image's size and NVS version.
 function Layout:record_check()
+  local images_checked = false
   return function(fields)
     local serial = tonumber(fields[1])
-    for i, name in ipairs(row_names(self, serial)) do
+    local names = row_names(self, serial)
+    for i, name in ipairs(names) do
       if fields[2 * i] ~= name then
-        return format("unit %d was made with %s, this run gives %s; run with the same options, use another"
-          .. " --outdir, or --force to make the units again", serial, fields[2 * i], name)
+        return format("unit %d was made with %s, this run gives %s; %s", serial, fields[2 * i], name, HINT)
+      end
+    end
+    if self.placed then
+      local i = #self.parts + (self.keys and 1 or 0) + 1
+      local text = flash_args_text(self, serial)
+      if text and fields[2 * i + 1] ~= sha256_hex(text) then
+        local was = recorded_file(self, names[i])
+        local diff = was and first_difference(was, text)
+        return format("unit %d: its %s %s; %s", serial, names[i],
+          diff and "says " .. diff or "differs from this run's (other offsets or output folder)", HINT)
+      end
+    end
+    if not images_checked then
+      for i, p in ipairs(self.parts) do
+        local image = recorded_file(self, names[i])
+        if not image then break end
+        if i == #self.parts then images_checked = true end
+        -- The page header's version byte (0xFE: version 2, 0xFF: version 1)
+        -- is not encrypted.
+        local v = #image >= 9 and ({ [0xFE] = 2, [0xFF] = 1 })[image:byte(9)]
+        if #image ~= p.size then
+          return format("unit %d: %s is 0x%X bytes, this run's partition '%s' 0x%X; %s", serial, names[i], #image,
+            p.label, p.size, HINT)
+        elseif v and v ~= p.version then
+          return format("unit %d: %s was made with version %d, this run's partition '%s' asks for %d; %s", serial,
+            names[i], v, p.label, p.version, HINT)
+        end
       end
     end
   end
