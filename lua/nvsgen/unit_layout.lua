@@ -350,8 +350,13 @@ function Layout:record_check()
         return format("unit %d was made with %s, this run gives %s; %s", serial, fields[2 * i], name, HINT)
       end
     end
+    local kp = self.keys
+    if kp and kp.fixed and fields[2 * #self.parts + 3] ~= sha256_hex(kp.data) then
+      -- One batch, one shared key: its units must all open with it.
+      return format("unit %d was made with other keys than %s holds now; %s", serial, kp.fixed, HINT)
+    end
     if self.placed then
-      local i = #self.parts + (self.keys and 1 or 0) + 1
+      local i = #self.parts + (kp and 1 or 0) + 1
       local text = flash_args_text(self, serial)
       if text and fields[2 * i + 1] ~= sha256_hex(text) then
         local was = recorded_file(self, names[i])
