@@ -117,6 +117,22 @@ describe("unit_layout", function()
     assert.equal("t.csv: no data,nvs_keys partition for the keys of the encrypted partitions", err)
   end)
 
+  it("refuses offsets off a 4 KiB sector and a keys partition smaller than the keys page", function()
+    local function new(parts, keys)
+      return unit_layout.new{ partitions = parts, keys = keys, encrypt = true }
+    end
+    assert.same({ nil, "recipe partition 'a': offset 0x9100 is not a multiple of 4096" },
+      { new({ { label = "a", size = 0x3000, offset = 0x9100 } }, { offset = 0xF000 }) })
+    assert.same({ nil, "recipe partition 'nvs_keys': offset 0x10800 is not a multiple of 4096" },
+      { new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { offset = 0x10800 }) })
+    assert.same({ nil, "keys partition 'k': size 2048; the keys page needs 0x1000" },
+      { new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { label = "k", offset = 0xC000, size = 0x800 }) })
+    local small = assert(partition_table.parse("a,data,nvs,,0x3000\nk,data,nvs_keys,,0x800\n", "s.csv"))
+    assert.same({ nil, "s.csv:2: keys partition 'k' is 0x800 bytes; the keys page needs 0x1000" },
+      { unit_layout.new{ partitions = { { label = "a" } }, encrypt = true, table = small, table_name = "s.csv" } })
+    assert(new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { offset = 0xC000 }))
+  end)
+
   it("takes partitions by label too, in label order", function()
     local layout = assert(unit_layout.new{ partitions = { zeta = { size = 0x3000 }, alpha = { size = 0x4000 } } })
     assert.same({ "alpha", "zeta" }, { layout.parts[1].label, layout.parts[2].label })

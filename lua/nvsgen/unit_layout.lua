@@ -128,6 +128,16 @@ local function check_size(label, size)
   return true
 end
 
+-- Flash is erased by 4 KiB sectors: a partition starting inside one
+-- would have esptool erase the end of whatever precedes it.
+local function check_offset(label, offset)
+  if offset ~= nil and (math.type(offset) ~= "integer" or offset < 0 or offset % 0x1000 ~= 0) then
+    return nil, format("recipe partition '%s': offset %s is not a multiple of 4096", label,
+      math.type(offset) == "integer" and format("0x%X", offset) or tostring(offset))
+  end
+  return true
+end
+
 --- Makes the layout of a unit. `opts`: `partitions` (the recipe's field;
 -- nil for the single partition of `size` bytes, labelled `label` or
 -- "nvs"), `size` and `version` (defaults for every partition),
@@ -167,6 +177,8 @@ function M.new(opts)
     local ok
     ok, err = check_size(part.label, part.size)
     if not ok then return nil, err end
+    ok, err = check_offset(part.label, part.offset)
+    if not ok then return nil, err end
     if part.version ~= 1 and part.version ~= 2 then
       return nil, format("recipe partition '%s': version must be 1 or 2", part.label)
     end
@@ -186,7 +198,9 @@ function M.new(opts)
 
   if encrypted then
     local keys = opts.keys
-    local label = type(keys) == "table" and keys.label or keys
+    -- (A table without a label leaves the label to the default.)
+    local label = keys
+    if type(keys) == "table" then label = keys.label end
     local fields = type(keys) == "table" and keys or {}
     local kp = { label = label }
     if tbl then
@@ -212,6 +226,13 @@ function M.new(opts)
     else
       kp.label = kp.label or "nvs_keys"
       kp.offset, kp.size = fields.offset, fields.size or crypto.KEYS_PARTITION_SIZE
+      local ok
+      ok, err = check_offset(kp.label, kp.offset)
+      if not ok then return nil, err end
+      if math.type(kp.size) ~= "integer" or kp.size < crypto.KEYS_PARTITION_SIZE then
+        return nil, format("keys partition '%s': size %s; the keys page needs 0x%X", kp.label, tostring(kp.size),
+          crypto.KEYS_PARTITION_SIZE)
+      end
     end
     if by_label[kp.label] or RESERVED[kp.label] then
       return nil, format("keys partition '%s': the label is taken", kp.label)
