@@ -39,6 +39,7 @@ local crypto = require("nvsgen.crypto")
 local flash = require("nvsgen.flash_files")
 local files_mod = require("nvsgen.files")
 local partition_table = require("nvsgen.partition_table")
+local lfs = require("lfs")
 
 local format, type, pairs, ipairs = string.format, type, pairs, ipairs
 local sha256_hex, keys_partition = crypto.sha256_hex, crypto.keys_partition
@@ -339,9 +340,13 @@ local function flash_args_text(self, serial)
   return flash.flash_args(placed)
 end
 
--- The bytes of a recorded file, final or still pending, or nil.
+-- The bytes of a recorded file, final or still pending, or nil; only a
+-- regular file is read (a link or FIFO planted there is for the batch's
+-- own checks to refuse, not to be followed here).
 local function recorded_file(self, name)
-  return files_mod.read(self.prefix .. name) or files_mod.read(self.prefix .. name .. ".part")
+  for _, path in ipairs({ self.prefix .. name, self.prefix .. name .. ".part" }) do
+    if lfs.symlinkattributes(path, "mode") == "file" then return files_mod.read(path) end
+  end
 end
 
 -- The first line where two argument files differ, as "A, this run gives B".
