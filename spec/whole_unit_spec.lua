@@ -238,4 +238,18 @@ describe("whole units", function()
     assert.equal(0, status, err)
     assert.truthy(out:find("4 units: 2 written, 2 already done", 1, true), out)
   end)
+  it("does not follow a link planted at a recorded image when checking a rerun", function()
+    local r = two_recipe(tmp, TABLE)
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1-2", "--outdir", "o" }, tmp)))
+    helper.write(tmp .. "/elsewhere", "12345")
+    assert(os.remove(tmp .. "/o/unit-1-fctry.bin"))
+    assert(lfs.link(tmp .. "/elsewhere", tmp .. "/o/unit-1-fctry.bin", true))
+    local v1 = two_recipe(tmp, TABLE, { partitions = { { label = "fctry", encrypt = true, version = 1 },
+      { label = "nvs", encrypt = true } } })
+    local status, out, err = recipes.run(v1, { "--serial-range", "1-3", "--outdir", "o" }, tmp)
+    assert.equal(1, status, out)
+    assert.equal("recipe: o/manifest.csv: unit 2: unit-2-fctry.bin was made with version 2, this run's partition"
+      .. " 'fctry' asks for 1; run with the same options, use another --outdir, or --force to make the units again\n",
+      err)
+  end)
 end)
