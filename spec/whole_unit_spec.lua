@@ -252,4 +252,24 @@ describe("whole units", function()
       .. " 'fctry' asks for 1; run with the same options, use another --outdir, or --force to make the units again\n",
       err)
   end)
+  it("places partitions without an offset after a table moved by --partition-table-offset", function()
+    local r = two_recipe(tmp, TABLE)
+    local status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o", "--partition-table-offset",
+      "0x10000" }, tmp)
+    assert.equal(0, status, err)
+    assert.equal("0x11000 o/unit-1-nvs.bin\n0x17000 o/unit-1-fctry.bin\n0x1d000 o/unit-1-nvs_keys.bin\n",
+      helper.read(tmp .. "/o/unit-1.flash_args"))
+    r = two_recipe(tmp, TABLE, { partition_table_offset = 0xC000 })
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1", "--outdir", "p" }, tmp)))
+    assert.equal("0xd000 p/unit-1-nvs.bin\n0x13000 p/unit-1-fctry.bin\n0x19000 p/unit-1-nvs_keys.bin\n",
+      helper.read(tmp .. "/p/unit-1.flash_args"))
+    for _, case in ipairs({ { "0x10800", "partition table offset 0x10800 is not a multiple of 4096" },
+      { "zz", "--partition-table-offset: 'zz' is not a number" } }) do
+      status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "q", "--partition-table-offset", case[1] },
+        tmp)
+      assert.equal(2, status)
+      assert.equal("recipe: " .. case[2], err:match("\n(.*)\n$"))
+    end
+    assert.is_nil(lfs.attributes(tmp .. "/q"))
+  end)
 end)
