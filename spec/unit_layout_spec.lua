@@ -133,6 +133,19 @@ describe("unit_layout", function()
     assert(new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { offset = 0xC000 }))
   end)
 
+  it("refuses --merged when a partition the unit does not write lies between its partitions", function()
+    local between = assert(partition_table.parse("nvs,data,nvs,,0x6000\nphy,data,phy,,0x1000\n"
+      .. "fctry,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x1000\nfactory,app,factory,,1M\n", "b.csv"))
+    local parts = { { label = "fctry", encrypt = true }, { label = "nvs", encrypt = true } }
+    assert.same({ nil, "--merged: b.csv:2: partition 'phy' (data,phy at 0xF000) lies between the unit's partitions,"
+      .. " and the merged file would erase it; flash with the unit's flash_args or --hex instead" },
+      { unit_layout.new{ partitions = parts, table = between, table_name = "b.csv", merged = true } })
+    -- Only the written ranges go to the argument file and the HEX file.
+    assert(unit_layout.new{ partitions = parts, table = between, table_name = "b.csv", hex = true })
+    -- After the last partition the unit writes, the app is safe.
+    assert(two{ merged = true })
+  end)
+
   it("takes partitions by label too, in label order", function()
     local layout = assert(unit_layout.new{ partitions = { zeta = { size = 0x3000 }, alpha = { size = 0x4000 } } })
     assert.same({ "alpha", "zeta" }, { layout.parts[1].label, layout.parts[2].label })

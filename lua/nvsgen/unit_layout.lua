@@ -139,6 +139,23 @@ local function check_offset(label, offset)
   return true
 end
 
+-- The merged file is 0xFF between the unit's partitions: flashed, it
+-- erases whatever lies there. Nil and a message when a partition of the
+-- table the unit does not write (an app, phy_init, otadata) lies there.
+local function merged_spares(sorted, tbl, table_name)
+  local mine = {}
+  for _, p in ipairs(sorted) do mine[p.label] = true end
+  local low, high = sorted[1].offset, sorted[#sorted].offset
+  for _, e in ipairs(tbl) do
+    if not mine[e.name] and e.offset and e.size and e.offset < high and e.offset + e.size > low then
+      return nil, format("--merged: %s:%d: partition '%s' (%s,%s at 0x%X) lies between the unit's partitions, and"
+        .. " the merged file would erase it; flash with the unit's flash_args or --hex instead", table_name,
+        e.line, e.name, e.type, e.subtype, e.offset)
+    end
+  end
+  return true
+end
+
 --- Makes the layout of a unit. `opts`: `partitions` (the recipe's field;
 -- nil for the single partition of `size` bytes, labelled `label` or
 -- "nvs"), `size` and `version` (defaults for every partition),
@@ -266,9 +283,14 @@ function M.new(opts)
       check[#check + 1] = { label = layout.keys.label, offset = layout.keys.offset, size = layout.keys.size,
         data = "" }
     end
-    local ok
-    ok, err = flash.check(check)
-    if not ok then return nil, err end
+    local sorted
+    sorted, err = flash.check(check)
+    if not sorted then return nil, err end
+    if opts.merged and tbl then
+      local ok
+      ok, err = merged_spares(sorted, tbl, table_name)
+      if not ok then return nil, err end
+    end
   end
   return layout
 end
