@@ -146,6 +146,12 @@ describe("unit_layout", function()
     assert(two{ merged = true })
   end)
 
+  it("names the table's line for an NVS partition that is not whole pages", function()
+    local odd = assert(partition_table.parse("nvs,data,nvs,,0x6800\nfctry,data,nvs,,0x6000\n", "odd.csv"))
+    assert.same({ nil, "odd.csv:1: partition 'nvs' is 0x6800 bytes, not a multiple of 4096" },
+      { unit_layout.new{ partitions = { { label = "fctry" }, { label = "nvs" } }, table = odd, table_name = "odd.csv" } })
+  end)
+
   it("takes partitions by label too, in label order", function()
     local layout = assert(unit_layout.new{ partitions = { zeta = { size = 0x3000 }, alpha = { size = 0x4000 } } })
     assert.same({ "alpha", "zeta" }, { layout.parts[1].label, layout.parts[2].label })

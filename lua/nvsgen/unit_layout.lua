@@ -188,6 +188,11 @@ function M.new(opts)
       local ok
       ok, err = place(part, { size = part.size, offset = part.offset }, entry, table_name)
       if not ok then return nil, err end
+      if entry.size % 0x1000 ~= 0 or entry.size < 0x1000 then
+        -- An NVS partition is a whole number of 4 KiB pages.
+        return nil, format("%s:%d: partition '%s' is 0x%X bytes, not a multiple of 4096", table_name, entry.line,
+          entry.name, entry.size)
+      end
     end
     if not part.size then
       return nil, format("recipe partition '%s' has no size: give one, or a partition table", part.label)
