@@ -426,7 +426,8 @@ function Layout:record_check()
         -- The page header's version byte (0xFE: version 2, 0xFF: version 1)
         -- is not encrypted.
         local v = #image >= 9 and ({ [0xFE] = 2, [0xFF] = 1 })[image:byte(9)]
-        if #image ~= p.size then
+        -- (Under 0x3000 bytes an image holds only the pages it uses.)
+        if #image ~= p.size and not (p.size < 0x3000 and #image <= p.size) then
           return format("unit %d: %s is 0x%X bytes, this run's partition '%s' 0x%X; %s", serial, names[i], #image,
             p.label, p.size, HINT)
         elseif v and v ~= p.version then
