@@ -149,7 +149,8 @@ describe("unit_layout", function()
   it("names the table's line for an NVS partition that is not whole pages", function()
     local odd = assert(partition_table.parse("nvs,data,nvs,,0x6800\nfctry,data,nvs,,0x6000\n", "odd.csv"))
     assert.same({ nil, "odd.csv:1: partition 'nvs' is 0x6800 bytes, not a multiple of 4096" },
-      { unit_layout.new{ partitions = { { label = "fctry" }, { label = "nvs" } }, table = odd, table_name = "odd.csv" } })
+      { unit_layout.new{ partitions = { { label = "fctry" }, { label = "nvs" } }, table = odd,
+        table_name = "odd.csv" } })
   end)
 
   it("takes partitions by label too, in label order", function()
