@@ -73,7 +73,9 @@ function M.spec(r, prog)
 end
 
 --- Turns parsed options into batch.run options. Returns them, the
--- partition (from the table) or nil; or nil and a message.
+-- partition (from the table) or nil; or nil, a message and, for what is
+-- wrong in a file (the partition table) rather than on the command line,
+-- the exit status EXIT_FAIL.
 function M.batch_options(r, opts)
   if not opts.serial_range then return nil, "the following arguments are required: --serial-range" end
   local serials, err = batch.serials(opts.serial_range)
@@ -140,14 +142,14 @@ function M.batch_options(r, opts)
     opts.partition_table = table_path
     local list
     list, err = partition_table.read(opts.partition_table, read_opts)
-    if not list then return nil, err end
+    if not list then return nil, err, common.EXIT_FAIL end
     part, err = partition_table.find(list, opts.partition or "nvs", opts.partition_table)
-    if not part then return nil, err end
+    if not part then return nil, err, common.EXIT_FAIL end
     -- Only a data,nvs partition is read by the firmware as NVS; an image
     -- sized for an app or an nvs_keys partition would be flashed over it.
     if part.type_id ~= partition_table.DATA or part.subtype_id ~= partition_table.NVS then
       return nil, ("%s:%d: partition '%s' is %s,%s; NVS images need a data,nvs partition")
-        :format(opts.partition_table, part.line, part.name, part.type, part.subtype)
+        :format(opts.partition_table, part.line, part.name, part.type, part.subtype), common.EXIT_FAIL
     end
     if b.size and b.size ~= part.size then
       return nil, ("--size 0x%X differs from partition '%s' (0x%X) in %s")
@@ -170,7 +172,7 @@ function M.layout_options(r, opts, b, table_path, read_opts)
   local list, err
   if table_path then
     list, err = partition_table.read(table_path, read_opts)
-    if not list then return nil, err end
+    if not list then return nil, err, common.EXIT_FAIL end
   end
   local layout
   layout, err = unit_layout.new{
@@ -181,7 +183,7 @@ function M.layout_options(r, opts, b, table_path, read_opts)
     table = list, table_name = table_path, inputkey = b.inputkey, name = b.name or r.name,
     merged = opts.merged, hex = opts.hex,
   }
-  if not layout then return nil, err end
+  if not layout then return nil, err, common.EXIT_FAIL end
   b.layout = layout
   return b
 end
@@ -246,10 +248,11 @@ function M.main(r, argv, prog)
     common.stdout:write(args.help(spec))
     return common.EXIT_OK
   end
-  local b, part = M.batch_options(r, opts)
+  local b, part, status = M.batch_options(r, opts)
   if not b then
-    common.stderr:write(args.usage(spec), "\n")
-    return common.fail(prog, part, common.EXIT_USAGE)
+    -- A bad file is said in one line; a bad command line with the usage.
+    if status ~= common.EXIT_FAIL then common.stderr:write(args.usage(spec), "\n") end
+    return common.fail(prog, part, status or common.EXIT_USAGE)
   end
   if stderr_is_terminal() and not b.shard then b.progress = M.progress_bar(io.stderr) end
   local command = common.rerun_command(argv)
