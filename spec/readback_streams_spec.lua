@@ -51,7 +51,7 @@ describe("nvs_tool on a dump given as a stream", function()
   it("takes a file cut right after its table for a dump cut short", function()
     h.write(dir .. "/d.bin", dump():sub(1, 0x8C00))
     local status, out, err = h.run(TOOL, { dir .. "/d.bin" })
-    assert.are.equal("nvs_tool: " .. dir .. "/d.bin: the dump ends at 0x9000, inside partition 'nvs'"
+    assert.are.equal("nvs_tool: " .. dir .. "/d.bin: the dump ends before partition 'nvs'"
       .. " (0x9000 to 0xF000)\n", err)
     assert.are.equal(1, status)
     assert.are.equal("", out)

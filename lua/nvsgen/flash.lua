@@ -306,7 +306,10 @@ function M.read_partition(source, opts)
     data, err = src:read(p.offset, len)
     if not data then return fail(err) end
     got[p] = data
-    if #data < len and p == part then
+    if #data == 0 and p == part then
+      return fail(("the dump ends before partition '%s' (0x%X to 0x%X)"):format(p.name, p.offset,
+        p.offset + p.size))
+    elseif #data < len and p == part then
       return fail(("the dump ends at 0x%X, inside partition '%s' (0x%X to 0x%X)"):format(p.offset + #data,
         p.name, p.offset, p.offset + p.size))
     end
