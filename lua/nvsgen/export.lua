@@ -17,6 +17,7 @@ local core = require("nvsgen.core")
 local wifi = require("nvsgen.wifi")
 local options = require("nvsgen.options")
 local report = require("nvsgen.report")
+local pages = require("nvsgen.pages")
 
 local fmt, concat = string.format, table.concat
 
@@ -235,6 +236,9 @@ function M.to_csv(r, opts)
       size, version, r.encrypted and " --inputkey KEYS.bin" or ""),
     "key,type,encoding,value",
   }
+  -- An encrypted image read without its key holds no item: say why.
+  local encrypted = not r.encrypted and pages.looks_encrypted(r.image)
+  if encrypted then w:note(encrypted .. ": read it with its keys") end
   local list = M.events(r)
   local skip = wifi_entries(list, w)
   local created, current = {}, nil
