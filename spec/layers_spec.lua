@@ -73,7 +73,8 @@ describe("the layers", function()
   it("finds the modules and their requires", function()
     assert.is_true(#all >= 40, #all .. " modules")
     assert.are.same({ "nvsgen.cli.args", "nvsgen.cli.common" },
-      requires_in('local a = require("nvsgen.cli.args")\n-- require("nvsgen.x")\nlocal b = require "nvsgen.cli.common"'))
+      requires_in('local a = require("nvsgen.cli.args")\n-- require("nvsgen.x")\n'
+        .. 'local b = require "nvsgen.cli.common"'))
   end)
 
   it("the library requires no command line but through recipe.run", function()
