@@ -1839,6 +1839,34 @@ static int l_key_load(lua_State *L)
     return 1;
 }
 
+/* core.key_read(path) -> key | nil, "path: message": the file's bytes
+ * never become a Lua string (which nothing could wipe): read, parsed and
+ * wiped here. For a CA's key, kept for a whole batch. */
+static int l_key_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lkey *k = new_key(L);
+    unsigned char *data = NULL;
+    size_t len = 0;
+    int rc = nvs_read_file(path, &data, &len);
+    if (rc != 0) {
+        push_file_error(L, path, rc);
+        lua_pop(L, 1); /* nil and the message, as the other key readers */
+        return 2;
+    }
+    k->pkey = nvs_id_key_load(data, len, &rc);
+    nvs_wipe(data, len);
+    free(data);
+    if (k->pkey == NULL) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", path, nvs_id_strerror(rc));
+        return 2;
+    }
+    k->has_private = 1;
+    luaL_setmetatable(L, KEY_MT);
+    return 1;
+}
+
 static int l_key_gc(lua_State *L)
 {
     lkey *k = (lkey *)luaL_checkudata(L, 1, KEY_MT);
@@ -2093,6 +2121,31 @@ static int l_cert_public_key(lua_State *L)
     if (k->pkey == NULL)
         return push_id_error(L, NVS_ID_ECERT);
     luaL_setmetatable(L, KEY_MT);
+    return 1;
+}
+
+/* cert:validity() -> not_before, not_after ("YYYY-MM-DD HH:MM:SS", UTC) | nil, message */
+static int l_cert_validity(lua_State *L)
+{
+    char nb[NVS_ID_TIME_TEXT], na[NVS_ID_TIME_TEXT];
+    int rc = nvs_id_cert_validity(check_cert(L, 1)->x, nb, na);
+    if (rc != NVS_ID_OK)
+        return push_id_error(L, rc);
+    lua_pushstring(L, nb);
+    lua_pushstring(L, na);
+    return 2;
+}
+
+/* cert:key_id() -> the subject key identifier's bytes | nil when it has none */
+static int l_cert_key_id(lua_State *L)
+{
+    const uint8_t *id = NULL;
+    size_t n = 0;
+    if (nvs_id_cert_key_id(whole_cert(L, check_cert(L, 1)), &id, &n) != NVS_ID_OK) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    lua_pushlstring(L, (const char *)id, n);
     return 1;
 }
 
@@ -2417,6 +2470,7 @@ static int l_verhoeff(lua_State *L)
 static const luaL_Reg identity_functions[] = {
     {"key_generate", l_key_generate},
     {"key_load", l_key_load},
+    {"key_read", l_key_read},
     {"cert_issue", l_cert_issue},
     {"cert_load", l_cert_load},
     {"csr_make", l_csr_make},
@@ -2482,6 +2536,8 @@ static void register_identity(lua_State *L)
     static const luaL_Reg cert_methods[] = {{"serial", l_cert_serial},
                                             {"public_key", l_cert_public_key},
                                             {"is_ca", l_cert_is_ca},
+                                            {"validity", l_cert_validity},
+                                            {"key_id", l_cert_key_id},
                                             {"verify", l_cert_verify},
                                             {NULL, NULL}};
     static const luaL_Reg csr_meta[] = {{"__gc", l_csr_gc}, {"__close", l_csr_gc}, {NULL, NULL}};

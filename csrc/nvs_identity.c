@@ -5,8 +5,10 @@
 #include "nvs_identity.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <openssl/bio.h>
@@ -59,9 +61,28 @@ const char *nvs_id_strerror(int err)
         return "certificate is not a CA certificate";
     case NVS_ID_EPUBLIC:
         return "key holds no private part";
+    case NVS_ID_EENCRYPTED:
+        return "an encrypted private key (decrypt it first: no passphrase is asked for)";
     default:
         return "unknown error";
     }
+}
+
+/* A core file of this process would hold every private key it has made
+ * or read, a CA's included: once the first one exists, none is written
+ * (soft and hard limits, so nothing later raises it again). Only the
+ * limit: PR_SET_DUMPABLE would also make /proc/self/fd the root's, which
+ * nvs_file's writes use. */
+static void limit_core(void)
+{
+    struct rlimit none = {0, 0};
+    (void)setrlimit(RLIMIT_CORE, &none);
+}
+
+void nvs_id_no_core_dumps(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, limit_core);
 }
 
 /* Turns an OpenSSL failure into code rc after dropping its error queue, so a
@@ -89,16 +110,27 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-static int looks_like_pem(const void *data, size_t len)
+static int contains(const void *data, size_t len, const char *tag)
 {
-    static const char tag[] = "-----BEGIN";
     const char *p = (const char *)data;
-    size_t i;
+    size_t i, n = strlen(tag);
 
-    for (i = 0; i + sizeof tag - 1 <= len; i++)
-        if (memcmp(p + i, tag, sizeof tag - 1) == 0)
+    for (i = 0; i + n <= len; i++)
+        if (memcmp(p + i, tag, n) == 0)
             return 1;
     return 0;
+}
+
+static int looks_like_pem(const void *data, size_t len)
+{
+    return contains(data, len, "-----BEGIN");
+}
+
+/* PKCS#8 "ENCRYPTED PRIVATE KEY" or a traditional key's "Proc-Type: 4,ENCRYPTED". */
+static int looks_encrypted_pem(const void *data, size_t len)
+{
+    return contains(data, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
+           contains(data, len, "Proc-Type: 4,ENCRYPTED");
 }
 
 /* Copies a memory BIO's contents into an OPENSSL_malloc'd buffer. */
@@ -164,6 +196,7 @@ EVP_PKEY *nvs_id_key_generate(const char *type, int *err)
         set_err(err, failed(NVS_ID_EOPENSSL));
         return NULL;
     }
+    nvs_id_no_core_dumps();
     prefer_uncompressed(key);
     set_err(err, NVS_ID_OK);
     return key;
@@ -188,9 +221,12 @@ EVP_PKEY *nvs_id_key_load(const void *data, size_t len, int *err)
         key = d2i_AutoPrivateKey(NULL, &p, (long)len);
     }
     if (key == NULL) {
-        set_err(err, failed(NVS_ID_EKEY));
+        int pem = looks_like_pem(data, len);
+        set_err(err, failed(pem && looks_encrypted_pem(data, len) ? NVS_ID_EENCRYPTED
+                                                                   : NVS_ID_EKEY));
         return NULL;
     }
+    nvs_id_no_core_dumps();
     prefer_uncompressed(key);
     set_err(err, NVS_ID_OK);
     return key;
@@ -630,15 +666,61 @@ int nvs_id_cert_check_key(X509 *cert, EVP_PKEY *key)
     return nvs_id_key_public_equal(pub, key) ? NVS_ID_OK : NVS_ID_EMISMATCH;
 }
 
+/* "YYYY-MM-DD HH:MM:SS" of an ASN.1 time (UTC), or -1. */
+static int time_text(const ASN1_TIME *t, char out[NVS_ID_TIME_TEXT])
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof tm);
+    if (t == NULL || !ASN1_TIME_to_tm(t, &tm)) {
+        ERR_clear_error();
+        return -1;
+    }
+    snprintf(out, NVS_ID_TIME_TEXT, "%04d-%02d-%02d %02d:%02d:%02d", (tm.tm_year + 1900) % 10000,
+             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+             tm.tm_sec % 100);
+    return 0;
+}
+
+int nvs_id_cert_validity(const X509 *cert, char not_before[NVS_ID_TIME_TEXT],
+                         char not_after[NVS_ID_TIME_TEXT])
+{
+    if (cert == NULL || not_before == NULL || not_after == NULL)
+        return NVS_ID_EINVAL;
+    if (time_text(X509_get0_notBefore(cert), not_before) != 0 ||
+        time_text(X509_get0_notAfter(cert), not_after) != 0)
+        return NVS_ID_ECERT;
+    return NVS_ID_OK;
+}
+
+int nvs_id_cert_key_id(X509 *cert, const uint8_t **id, size_t *len)
+{
+    const ASN1_OCTET_STRING *ski;
+
+    if (cert == NULL || id == NULL || len == NULL)
+        return NVS_ID_EINVAL;
+    ski = X509_get0_subject_key_id(cert);
+    ERR_clear_error();
+    if (ski == NULL)
+        return NVS_ID_ECERT;
+    *id = ASN1_STRING_get0_data(ski);
+    *len = (size_t)ASN1_STRING_length(ski);
+    return NVS_ID_OK;
+}
+
 int nvs_id_cert_check_ca(X509 *cert)
 {
     int ca;
 
     if (cert == NULL)
         return NVS_ID_EINVAL;
+    /* 1: basicConstraints CA:TRUE (and keyCertSign if keyUsage is there).
+     * X509_check_ca also says yes to a version 1 certificate or to
+     * keyUsage keyCertSign without basicConstraints, which RFC 5280 does
+     * not let a CA be and which verifiers refuse as issuers. */
     ca = X509_check_ca(cert);
     ERR_clear_error();
-    return ca != 0 ? NVS_ID_OK : NVS_ID_ENOTCA;
+    return ca == 1 ? NVS_ID_OK : NVS_ID_ENOTCA;
 }
 
 int nvs_id_cert_verify(X509 *cert, X509 *const *roots, size_t n_roots,

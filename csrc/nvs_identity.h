@@ -39,7 +39,8 @@ enum nvs_id_err {
     NVS_ID_EDIGEST = -12,     /* unknown digest name */
     NVS_ID_ERANDOM = -13,     /* the OS random generator failed */
     NVS_ID_ENOTCA = -14,      /* issuer certificate is not a CA */
-    NVS_ID_EPUBLIC = -15      /* the key holds no private part */
+    NVS_ID_EPUBLIC = -15,     /* the key holds no private part */
+    NVS_ID_EENCRYPTED = -16   /* an encrypted private key (no passphrase is asked) */
 };
 
 /* A plain lowercase message for an error code (never NULL). */
@@ -131,6 +132,19 @@ int nvs_id_cert_check_key(X509 *cert, EVP_PKEY *key);
 
 /* NVS_ID_OK if cert is a CA certificate (basicConstraints CA:TRUE). */
 int nvs_id_cert_check_ca(X509 *cert);
+
+/* The certificate's validity dates as "YYYY-MM-DD HH:MM:SS" (UTC). */
+#define NVS_ID_TIME_TEXT 32
+int nvs_id_cert_validity(const X509 *cert, char not_before[NVS_ID_TIME_TEXT],
+                         char not_after[NVS_ID_TIME_TEXT]);
+
+/* The subject key identifier's bytes (owned by cert), or NVS_ID_ECERT
+ * when the certificate has none. */
+int nvs_id_cert_key_id(X509 *cert, const uint8_t **id, size_t *len);
+
+/* Sets this process's core file size limit to 0 (once): called when a
+ * private key is made or read. */
+void nvs_id_no_core_dumps(void);
 
 /*
  * OpenSSL's own chain verification (X509_verify_cert) of cert against the

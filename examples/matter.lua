@@ -21,7 +21,7 @@ local core = require("nvsgen.core")
 local b64 = core.base64_encode
 
 -- Made once per batch, at the first unit, from the files the params name.
-local pai_der, declaration
+local pai_der, declaration, pai_checked
 
 -- The value, or an error naming the key it was for (at the caller's line).
 local function must(key, value, err)
@@ -47,6 +47,11 @@ return recipe.run{
   unit = function(u)
     local p = u.params
     local pai = u:ca(p.pai_cert, p.pai_key)
+    if not pai_checked then
+      local problem = matter.pai_problem(pai, p.vendor_id, p.product_id)
+      if problem then must("dac-cert", nil, problem) end
+      pai_checked = true
+    end
     pai_der = pai_der or pai.cert:der()
     declaration = declaration or u:file(p.certification_declaration)
 

@@ -106,6 +106,18 @@ describe("flash_files", function()
       { name = "c", offset = 6, size = 2, data = "EF" } })
   end)
 
+  it("writes records of erased flash as intelhex does, in any block and twice over", function()
+    -- As Python's intelhex writes 32 bytes of 0xFF and 0x01 0xFF at 0xFFF0.
+    local want = ":020000040000FA\n:10FFF000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF11\n:020000040001F9\n"
+      .. ":10000000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00\n:0200100001FFEE\n:00000001FF\n"
+    local parts = { { name = "a", offset = 0xFFF0, size = 0x1000, data = ("\xFF"):rep(32) .. "\1\xFF" } }
+    assert.equal(want, flash.intel_hex(parts))
+    assert.equal(want, flash.intel_hex(parts))
+    -- Sixteen bytes that are not all 0xFF keep their own digits.
+    assert.equal(":10000000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFE01\n:00000001FF\n",
+      flash.intel_hex{ { name = "b", offset = 0, size = 0x1000, data = ("\xFF"):rep(15) .. "\xFE" } })
+  end)
+
   it("writes the unit's bytes, and only those, in Intel HEX", function()
     local parts = unit()
     local text = assert(flash.intel_hex(parts))

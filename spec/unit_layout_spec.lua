@@ -117,6 +117,42 @@ describe("unit_layout", function()
     assert.equal("t.csv: no data,nvs_keys partition for the keys of the encrypted partitions", err)
   end)
 
+  it("refuses offsets off a 4 KiB sector and a keys partition smaller than the keys page", function()
+    local function new(parts, keys)
+      return unit_layout.new{ partitions = parts, keys = keys, encrypt = true }
+    end
+    assert.same({ nil, "recipe partition 'a': offset 0x9100 is not a multiple of 4096" },
+      { new({ { label = "a", size = 0x3000, offset = 0x9100 } }, { offset = 0xF000 }) })
+    assert.same({ nil, "recipe partition 'nvs_keys': offset 0x10800 is not a multiple of 4096" },
+      { new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { offset = 0x10800 }) })
+    assert.same({ nil, "keys partition 'k': size 2048; the keys page needs 0x1000" },
+      { new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { label = "k", offset = 0xC000, size = 0x800 }) })
+    local small = assert(partition_table.parse("a,data,nvs,,0x3000\nk,data,nvs_keys,,0x800\n", "s.csv"))
+    assert.same({ nil, "s.csv:2: keys partition 'k' is 0x800 bytes; the keys page needs 0x1000" },
+      { unit_layout.new{ partitions = { { label = "a" } }, encrypt = true, table = small, table_name = "s.csv" } })
+    assert(new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { offset = 0xC000 }))
+  end)
+
+  it("refuses --merged when a partition the unit does not write lies between its partitions", function()
+    local between = assert(partition_table.parse("nvs,data,nvs,,0x6000\nphy,data,phy,,0x1000\n"
+      .. "fctry,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x1000\nfactory,app,factory,,1M\n", "b.csv"))
+    local parts = { { label = "fctry", encrypt = true }, { label = "nvs", encrypt = true } }
+    assert.same({ nil, "--merged: b.csv:2: partition 'phy' (data,phy at 0xF000) lies between the unit's partitions,"
+      .. " and the merged file would erase it; flash with the unit's flash_args or --hex instead" },
+      { unit_layout.new{ partitions = parts, table = between, table_name = "b.csv", merged = true } })
+    -- Only the written ranges go to the argument file and the HEX file.
+    assert(unit_layout.new{ partitions = parts, table = between, table_name = "b.csv", hex = true })
+    -- After the last partition the unit writes, the app is safe.
+    assert(two{ merged = true })
+  end)
+
+  it("names the table's line for an NVS partition that is not whole pages", function()
+    local odd = assert(partition_table.parse("nvs,data,nvs,,0x6800\nfctry,data,nvs,,0x6000\n", "odd.csv"))
+    assert.same({ nil, "odd.csv:1: partition 'nvs' is 0x6800 bytes, not a multiple of 4096" },
+      { unit_layout.new{ partitions = { { label = "fctry" }, { label = "nvs" } }, table = odd,
+        table_name = "odd.csv" } })
+  end)
+
   it("takes partitions by label too, in label order", function()
     local layout = assert(unit_layout.new{ partitions = { zeta = { size = 0x3000 }, alpha = { size = 0x4000 } } })
     assert.same({ "alpha", "zeta" }, { layout.parts[1].label, layout.parts[2].label })

@@ -125,13 +125,13 @@ describe("whole units", function()
   it("gives one line for a label the table lacks or types otherwise", function()
     local r = two_recipe(tmp, "fctry,data,nvs,,0x6000\nnvs,app,factory,0x10000,1M\nkeys,data,nvs_keys,,0x1000\n")
     local status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o" }, tmp)
-    assert.equal(2, status)
-    assert.truthy(err:find("recipe: " .. tmp .. "/parts.csv:2: partition 'nvs' is app,factory; NVS images need a"
-      .. " data,nvs partition\n", 1, true), err)
+    assert.equal(1, status)
+    assert.equal("recipe: " .. tmp .. "/parts.csv:2: partition 'nvs' is app,factory; NVS images need a"
+      .. " data,nvs partition\n", err)
     r = two_recipe(tmp, "fctry,data,nvs,,0x6000\nkeys,data,nvs_keys,,0x1000\n")
     status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o" }, tmp)
-    assert.equal(2, status)
-    assert.truthy(err:find("recipe: " .. tmp .. "/parts.csv: no partition named 'nvs'\n", 1, true), err)
+    assert.equal(1, status)
+    assert.equal("recipe: " .. tmp .. "/parts.csv: no partition named 'nvs'\n", err)
     assert.is_nil(lfs.attributes(tmp .. "/o"))
   end)
 
@@ -182,5 +182,102 @@ describe("whole units", function()
     assert.equal(1, status, out)
     assert.equal("recipe: unit 3: recorded in manifest.csv but o/unit-3-nvs_keys.bin is missing; use --force to"
       .. " build it again\n", err)
+  end)
+  it("refuses a keys partition smaller than the keys page, writing nothing", function()
+    local r = two_recipe(tmp, "nvs,data,nvs,,0x6000\nfctry,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x800\n")
+    local status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o", "--merged" }, tmp)
+    assert.equal(1, status)
+    assert.equal("recipe: " .. tmp .. "/parts.csv:3: keys partition 'nvs_keys' is 0x800 bytes; the keys page needs"
+      .. " 0x1000\n", err)
+    assert.is_nil(lfs.attributes(tmp .. "/o"))
+  end)
+
+  it("refuses to resume with other offsets, output folder spelling, sizes or versions", function()
+    local r = two_recipe(tmp, TABLE)
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1-2", "--outdir", "o", "--merged" }, tmp)))
+    local before = helper.listing(tmp .. "/o")
+    local hint = "; run with the same options, use another --outdir, or --force to make the units again\n"
+    local function refused(rec, outdir, want)
+      local status, out, err = recipes.run(rec, { "--serial-range", "1-4", "--outdir", outdir, "--merged" }, tmp)
+      assert.equal(1, status, out)
+      assert.equal("recipe: " .. outdir .. "/manifest.csv: unit 1: " .. want .. hint, err)
+      assert.same(before, helper.listing(tmp .. "/o"))
+    end
+    -- The app first moves every NVS partition.
+    refused(two_recipe(tmp, "factory,app,factory,0x10000,1M\n" .. TABLE:gsub("factory,app,factory,,1M\n", "")), "o",
+      "its unit-1.flash_args says '0x9000 o/unit-1-nvs.bin', this run gives '0x110000 o/unit-1-nvs.bin'")
+    refused(two_recipe(tmp, TABLE), tmp .. "/o",
+      "its unit-1.flash_args says '0x9000 o/unit-1-nvs.bin', this run gives '0x9000 " .. tmp .. "/o/unit-1-nvs.bin'")
+    refused(two_recipe(tmp, "nvs,data,nvs,0x9000,0x5000\nfctry,data,nvs,0xf000,0x6000\n"
+      .. "nvs_keys,data,nvs_keys,0x15000,0x1000\n"), "o",
+      "unit-1-nvs.bin is 0x6000 bytes, this run's partition 'nvs' 0x5000")
+    refused(two_recipe(tmp, TABLE, { partitions = { { label = "fctry", encrypt = true },
+      { label = "nvs", encrypt = true, version = 1 } } }), "o",
+      "unit-1-nvs.bin was made with version 2, this run's partition 'nvs' asks for 1")
+    -- As it was made, it resumes.
+    local status, out, err = recipes.run(two_recipe(tmp, TABLE), { "--serial-range", "1-4", "--outdir", "o",
+      "--merged" }, tmp)
+    assert.equal(0, status, err)
+    assert.truthy(out:find("4 units: 2 written, 2 already done", 1, true), out)
+  end)
+  it("refuses to resume --inputkey batches when the keys file holds other keys", function()
+    local r = two_recipe(tmp, TABLE)
+    helper.write(tmp .. "/k.bin", crypto.keys_partition(crypto.generate_key()))
+    local argv = { "--serial-range", "1-2", "--outdir", "o", "--encrypt", "--inputkey", "k.bin" }
+    assert.equal(0, (recipes.run(r, argv, tmp)))
+    local was = helper.read(tmp .. "/k.bin")
+    helper.write(tmp .. "/k.bin", crypto.keys_partition(crypto.generate_key()))
+    argv[2] = "1-4"
+    local status, out, err = recipes.run(r, argv, tmp)
+    assert.equal(1, status, out)
+    assert.equal("recipe: o/manifest.csv: unit 1 was made with other keys than k.bin holds now; run with the same"
+      .. " options, use another --outdir, or --force to make the units again\n", err)
+    assert.is_nil(lfs.attributes(tmp .. "/o/unit-3-nvs.bin"))
+    helper.write(tmp .. "/k.bin", was)
+    status, out, err = recipes.run(r, argv, tmp)
+    assert.equal(0, status, err)
+    assert.truthy(out:find("4 units: 2 written, 2 already done", 1, true), out)
+  end)
+  it("does not follow a link planted at a recorded image when checking a rerun", function()
+    local r = two_recipe(tmp, TABLE)
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1-2", "--outdir", "o" }, tmp)))
+    helper.write(tmp .. "/elsewhere", "12345")
+    assert(os.remove(tmp .. "/o/unit-1-fctry.bin"))
+    assert(lfs.link(tmp .. "/elsewhere", tmp .. "/o/unit-1-fctry.bin", true))
+    local v1 = two_recipe(tmp, TABLE, { partitions = { { label = "fctry", encrypt = true, version = 1 },
+      { label = "nvs", encrypt = true } } })
+    local status, out, err = recipes.run(v1, { "--serial-range", "1-3", "--outdir", "o" }, tmp)
+    assert.equal(1, status, out)
+    assert.equal("recipe: o/manifest.csv: unit 2: unit-2-fctry.bin was made with version 2, this run's partition"
+      .. " 'fctry' asks for 1; run with the same options, use another --outdir, or --force to make the units again\n",
+      err)
+  end)
+  it("places partitions without an offset after a table moved by --partition-table-offset", function()
+    local r = two_recipe(tmp, TABLE)
+    local status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "o", "--partition-table-offset",
+      "0x10000" }, tmp)
+    assert.equal(0, status, err)
+    assert.equal("0x11000 o/unit-1-nvs.bin\n0x17000 o/unit-1-fctry.bin\n0x1d000 o/unit-1-nvs_keys.bin\n",
+      helper.read(tmp .. "/o/unit-1.flash_args"))
+    r = two_recipe(tmp, TABLE, { partition_table_offset = 0xC000 })
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1", "--outdir", "p" }, tmp)))
+    assert.equal("0xd000 p/unit-1-nvs.bin\n0x13000 p/unit-1-fctry.bin\n0x19000 p/unit-1-nvs_keys.bin\n",
+      helper.read(tmp .. "/p/unit-1.flash_args"))
+    for _, case in ipairs({ { "0x10800", "partition table offset 0x10800 is not a multiple of 4096" },
+      { "zz", "--partition-table-offset: 'zz' is not a number" } }) do
+      status, _, err = recipes.run(r, { "--serial-range", "1", "--outdir", "q", "--partition-table-offset", case[1] },
+        tmp)
+      assert.equal(2, status)
+      assert.equal("recipe: " .. case[2], err:match("\n(.*)\n$"))
+    end
+    assert.is_nil(lfs.attributes(tmp .. "/q"))
+  end)
+  it("resumes a unit whose small partition's image holds only the pages it uses", function()
+    local r = two_recipe(tmp, "nvs,data,nvs,,0x2000\nfctry,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x1000\n")
+    assert.equal(0, (recipes.run(r, { "--serial-range", "1", "--outdir", "o", "--merged" }, tmp)))
+    assert.equal(0x1000, #helper.read(tmp .. "/o/unit-1-nvs.bin"))
+    local status, out, err = recipes.run(r, { "--serial-range", "1-2", "--outdir", "o", "--merged" }, tmp)
+    assert.equal(0, status, err)
+    assert.truthy(out:find("2 units: 1 written, 1 already done", 1, true), out)
   end)
 end)

@@ -12,6 +12,7 @@
 
 local files = require("nvsgen.files")
 local core = require("nvsgen.core")
+local lfs = require("lfs")
 local options = require("nvsgen.options")
 local pages = require("nvsgen.pages")
 
@@ -86,8 +87,24 @@ local read_file = files.read
 --- The key in the keys partition file at `path`: key, or nil and
 -- "path: message".
 function M.read_keys(path)
-  local data, err = read_file(path)
-  if not data then return nil, err end
+  local data, err
+  local mode = lfs.attributes(path, "mode")
+  if mode ~= nil and mode ~= "file" and mode ~= "directory" then
+    -- a device or FIFO (/dev/zero) may never end: read a keys partition
+    -- and one byte more, which is enough to refuse it
+    local f
+    f, err = io.open(path, "rb")
+    if not f then return nil, err end
+    data = f:read(M.KEYS_PARTITION_SIZE + 1) or ""
+    f:close()
+    if #data > M.KEYS_PARTITION_SIZE then
+      return nil, ("%s: keys partition is more than %d bytes long, %d are needed"):format(path,
+        M.KEYS_PARTITION_SIZE, M.KEYS_PARTITION_SIZE)
+    end
+  else
+    data, err = read_file(path)
+    if not data then return nil, err end
+  end
   local key
   key, err = core.keys_parse(data)
   if not key then return nil, path .. ": " .. err end

@@ -16,6 +16,7 @@
 
 local reader = require("nvsgen.reader")
 local export = require("nvsgen.export")
+local pages = require("nvsgen.pages")
 
 local M = {}
 
@@ -118,6 +119,10 @@ function M.install(nvsgen)
   return function(source, key, opts)
     local r, err = reader.read(source, key, opts)
     if not r then return nil, err end
+    -- without its key an encrypted image reads as empty: writing that
+    -- would lose every item, so it is refused
+    local encrypted = not r.encrypted and pages.looks_encrypted(r.image)
+    if encrypted then return nil, encrypted .. ": give its key" end
     local size, version = export.layout(r)
     local p = nvsgen.partition{ size = size, version = version }
     if r.key then p:set_key(r.key) end

@@ -13,10 +13,12 @@
 -- are not UTF-8 text) is left out, each with a `#` line saying what.
 
 local csv = require("nvsgen.csv")
+local values = require("nvsgen.values")
 local core = require("nvsgen.core")
 local wifi = require("nvsgen.wifi")
 local options = require("nvsgen.options")
 local report = require("nvsgen.report")
+local pages = require("nvsgen.pages")
 
 local fmt, concat = string.format, table.concat
 
@@ -36,19 +38,8 @@ local function one_line(s)
 end
 
 --- Floats and doubles as the shortest text that reads back as the same
--- double (a float's value is exact as a double, so the encoder rounds it
--- back to the same float); -0.0 keeps its sign, infinities are words.
-function M.real_text(v)
-  if v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
-  for digits = 1, 17 do
-    local s = fmt("%." .. digits .. "g", v)
-    if tonumber(s) == v then
-      if not s:find("[%.eEn]") then s = s .. ".0" end
-      return s
-    end
-  end
-  return fmt("%.17g", v)
-end
+-- double (nvsgen.values.real_text).
+M.real_text = values.real_text
 
 --- True when a CSV field can carry `text` unchanged: UTF-8 (the reference
 -- reads its CSV as UTF-8 text), no NUL, no CR (universal newlines turn it
@@ -235,6 +226,9 @@ function M.to_csv(r, opts)
       size, version, r.encrypted and " --inputkey KEYS.bin" or ""),
     "key,type,encoding,value",
   }
+  -- An encrypted image read without its key holds no item: say why.
+  local encrypted = not r.encrypted and pages.looks_encrypted(r.image)
+  if encrypted then w:note(encrypted .. ": read it with its keys") end
   local list = M.events(r)
   local skip = wifi_entries(list, w)
   local created, current = {}, nil

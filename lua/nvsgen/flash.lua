@@ -8,6 +8,7 @@
 --     local bytes, part = assert(flash.read_partition("dump.bin", { partition = "nvs" }))
 
 local core = require("nvsgen.core")
+local lfs = require("lfs")
 local options = require("nvsgen.options")
 
 local fmt, pack, unpack, rep = string.format, string.pack, string.unpack, string.rep
@@ -214,13 +215,22 @@ end
 -- (whose table read_partition then checks). An NVS image never does: no
 -- page state starts with the entry's magic bytes.
 function M.is_dump(path)
+  -- Opening a FIFO to look would take bytes its writer gives only once.
+  local mode = lfs.attributes(path, "mode")
+  if mode ~= "file" and mode ~= "block device" then return false end
   local f = io.open(path, "rb")
   if not f then return false end
   local size = f:seek("end")
-  local data = size and size > M.TABLE_OFFSET + M.TABLE_SIZE and f:seek("set", M.TABLE_OFFSET)
+  local data = size and size >= M.TABLE_OFFSET + ENTRY and f:seek("set", M.TABLE_OFFSET)
     and f:read(M.TABLE_SIZE)
   f:close()
   return type(data) == "string" and data:sub(1, 2) == MAGIC
+end
+
+--- True when `bytes` (a file read whole: a stream, which is_dump cannot
+-- probe) hold a partition table entry at M.TABLE_OFFSET, as a dump does.
+function M.holds_table(bytes)
+  return #bytes >= M.TABLE_OFFSET + ENTRY and bytes:sub(M.TABLE_OFFSET + 1, M.TABLE_OFFSET + 2) == MAGIC
 end
 
 local READ_OPTIONS = { partition = true, partition_table_offset = true, keys_partition = true }
@@ -296,7 +306,10 @@ function M.read_partition(source, opts)
     data, err = src:read(p.offset, len)
     if not data then return fail(err) end
     got[p] = data
-    if #data < len and p == part then
+    if #data == 0 and p == part then
+      return fail(("the dump ends before partition '%s' (0x%X to 0x%X)"):format(p.name, p.offset,
+        p.offset + p.size))
+    elseif #data < len and p == part then
       return fail(("the dump ends at 0x%X, inside partition '%s' (0x%X to 0x%X)"):format(p.offset + #data,
         p.name, p.offset, p.offset + p.size))
     end

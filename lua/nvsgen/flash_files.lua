@@ -99,6 +99,11 @@ end
 local HEX2 = {}
 for v = 0, 255 do HEX2[v] = format("%02X", v) end
 
+-- The data records of sixteen bytes of erased flash by their 16-bit
+-- address, made as first needed.
+local ERASED_DIGITS = ("FF"):rep(16)
+local erased_lines = {}
+
 -- The checksum of a record: the two's complement of the sum of its bytes.
 local function checksum(sum)
   return (-sum) & 0xFF
@@ -156,10 +161,22 @@ function M.intel_hex(parts)
       local low = addr & 0xFFFF
       local count = math.min(16, 0x10000 - low, n - pos + 1)
       local last = pos + count - 1
-      local hi, lo = low >> 8, low & 0xFF
-      local sum = count + hi + lo + sum_bytes(data, pos, last)
-      lines[#lines + 1] = ":" .. HEX2[count] .. HEX2[hi] .. HEX2[lo] .. "00" .. sub(digits, 2 * pos - 1, 2 * last)
-        .. HEX2[checksum(sum)] .. "\n"
+      local bytes_sum = sum_bytes(data, pos, last)
+      -- Sixteen bytes summing to 16 * 0xFF are all 0xFF. Most of an NVS
+      -- image is erased flash: one line per address, made once.
+      if bytes_sum == 16 * 0xFF and count == 16 then
+        local line = erased_lines[low]
+        if not line then
+          line = format(":10%04X00%s%02X\n", low, ERASED_DIGITS, checksum(16 + (low >> 8) + (low & 0xFF) + 16 * 0xFF))
+          erased_lines[low] = line
+        end
+        lines[#lines + 1] = line
+      else
+        local hi, lo = low >> 8, low & 0xFF
+        local sum = count + hi + lo + bytes_sum
+        lines[#lines + 1] = ":" .. HEX2[count] .. HEX2[hi] .. HEX2[lo] .. "00" .. sub(digits, 2 * pos - 1, 2 * last)
+          .. HEX2[checksum(sum)] .. "\n"
+      end
       addr, pos = addr + count, last + 1
     end
   end

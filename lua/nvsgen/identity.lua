@@ -16,7 +16,8 @@
 -- (the uncompressed EC point), `type()`, `matches(key_or_cert)`. A CA's
 -- key is sealed: it gives out no private encoding at all. Certificates
 -- (`nvsgen.cert`) give `der()`, `pem()`, `subject()`, `issuer()`,
--- `serial()`, `public_key()`, `is_ca()` and `verify(roots [, chain [, at]])`
+-- `serial()`, `public_key()`, `is_ca()`, `validity()`, `key_id()` and
+-- `verify(roots [, chain [, at]])`
 -- (OpenSSL's X509_verify_cert). Bad data gives nil and a message; a wrong
 -- argument raises.
 
@@ -66,12 +67,8 @@ end
 
 --- The private key in the file at `path`: key, or nil and "path: message".
 function M.read_key(path)
-  local data, err = files.read(path)
-  if not data then return nil, err end
-  local key
-  key, err = core.key_load(data)
-  if not key then return nil, path .. ": " .. err end
-  return key
+  if type(path) ~= "string" then error("read_key: a path expected", 2) end
+  return core.key_read(path)
 end
 
 ---------------------------------------------------------------------------
@@ -89,11 +86,24 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
+-- The instants an X.509 time can hold: 0001-01-01 to 9999-12-31 23:59:59.
+local TIME_MIN, TIME_MAX = -62135596800, 253402300799
+
+local function days_in_month(y, m)
+  if m == 2 then return (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28 end
+  return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+end
+
 --- Seconds since 1970 (UTC) of an integer (returned as is) or a string
--- "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DDTHH:MM:SSZ": number,
--- or nil and a message.
+-- "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DDTHH:MM:SSZ", years 1
+-- to 9999: number, or nil and a message.
 function M.time(value)
-  if math_type(value) == "integer" then return value end
+  if math_type(value) == "integer" then
+    if value < TIME_MIN or value > TIME_MAX then
+      return nil, format("%d is outside 0001-01-01 to 9999-12-31 23:59:59 UTC", value)
+    end
+    return value
+  end
   if type(value) ~= "string" then
     return nil, format("a date expected (integer or \"YYYY-MM-DD[ HH:MM:SS]\"), got %s", type(value))
   end
@@ -104,7 +114,9 @@ function M.time(value)
     if not h then y = nil end
   end
   y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
-  if not y or mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or s > 59 then
+  -- a day the month does not have is a typing error, not the next month
+  if not y or y < 1 or mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo)
+      or h > 23 or mi > 59 or s > 59 then
     return nil, format("'%s' is not a date (YYYY-MM-DD[ HH:MM:SS], UTC)", value)
   end
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
@@ -291,20 +303,39 @@ function M.load_ca(opts)
     cert_data, err = files.read(opts.cert)
     if not cert_data then return nil, err end
   end
-  if not key_data then
-    if type(opts.key) ~= "string" then error("load_ca: field 'key' (a path) is required", 2) end
-    key_data, err = files.read(opts.key)
-    if not key_data then return nil, err end
+  if not key_data and type(opts.key) ~= "string" then
+    error("load_ca: field 'key' (a path) is required", 2)
   end
   local cert
   cert, err = core.cert_load(cert_data)
   if not cert then return nil, format("%s: %s", cert_name, err) end
+  -- From a path, the key's bytes stay in C, wiped once parsed.
   local key
-  key, err = core.key_load(key_data)
-  if not key then return nil, format("%s: %s", key_name, err) end
+  if key_data then
+    key, err = core.key_load(key_data)
+    if not key then return nil, format("%s: %s", key_name, err) end
+  else
+    key, err = core.key_read(opts.key)
+    if not key then return nil, err end
+  end
   key:seal()
   if not cert:is_ca() then
     return nil, format("%s: certificate is not a CA certificate", cert_name)
+  end
+  -- What it signs would never verify: refused before the first unit.
+  local nb, na = cert:validity()
+  if not nb then return nil, format("%s: %s", cert_name, na) end
+  local now = os.time()
+  if (M.time(nb) or now) > now then
+    return nil, format("%s: CA certificate is not valid before %s UTC", cert_name, nb)
+  elseif (M.time(na) or now) < now then
+    return nil, format("%s: CA certificate expired on %s UTC", cert_name, na)
+  end
+  -- Each certificate's authority key identifier is the CA's subject key
+  -- identifier (Matter's DAC profile requires it; chain builders match on it).
+  if not cert:key_id() then
+    return nil, format("%s: CA certificate has no subject key identifier"
+      .. " (its certificates' authority key identifier names it)", cert_name)
   end
   if not key:matches(cert) then
     return nil, format("CA key does not match CA certificate (%s, %s)", key_name, cert_name)

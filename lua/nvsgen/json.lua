@@ -3,6 +3,7 @@
 -- image, keys in a fixed order, two-space indent.
 
 local core = require("nvsgen.core")
+local real_text = require("nvsgen.values").real_text
 
 local byte, concat, fmt = string.byte, table.concat, string.format
 
@@ -23,14 +24,7 @@ end
 local function json_real(v)
   if v ~= v then return '"nan"' elseif v == math.huge then return '"inf"' elseif v == -math.huge then
     return '"-inf"' end
-  for digits = 1, 17 do
-    local s = fmt("%." .. digits .. "g", v)
-    if tonumber(s) == v then
-      if not s:find("[%.eEn]") then s = s .. ".0" end
-      return s
-    end
-  end
-  return fmt("%.17g", v)
+  return real_text(v)
 end
 
 --- A JSON object from a list of {name, encoded value} pairs, one per line.

@@ -104,4 +104,37 @@ function M.subject(cn, vendor_id, product_id)
   return s
 end
 
+-- An attribute's value in a subject line as cert:subject() gives it
+-- (RFC 2253: pairs joined by ',' or '+', the OID itself as the name).
+local function attribute(line, oid)
+  local pattern = "%f[^,+]" .. oid:gsub("%.", "%%.") .. "=([^,+]*)"
+  return (("," .. line):match(pattern))
+end
+
+--- The vendor and product IDs (text, as the subject holds them; nil
+-- where absent) of a DAC, PAI or PAA certificate.
+function M.cert_ids(cert)
+  local line = cert:subject()
+  return attribute(line, M.VID_OID), attribute(line, M.PID_OID)
+end
+
+--- Nil if the PAI `ca` (from u:ca or identity.load_ca) can sign DACs of
+-- `vendor_id` and `product_id`, else why not: its key must be P-256 (a
+-- DAC is signed with ecdsa-with-SHA256) and the IDs in its subject must be
+-- these (a PAI without a product ID serves all of the vendor's products).
+function M.pai_problem(ca, vendor_id, product_id)
+  local kind = ca.key:type()
+  if kind ~= "p256" then
+    return format("the PAI's key is %s, not p256 (a DAC is signed with ecdsa-with-SHA256)",
+      tostring(kind or "of another type"))
+  end
+  local vid, pid = M.cert_ids(ca.cert)
+  if vid ~= format("%04X", vendor_id) then
+    return format("the PAI's vendor ID is %s, the recipe's vendor_id %04X", vid or "missing", vendor_id)
+  end
+  if pid and pid ~= format("%04X", product_id) then
+    return format("the PAI's product ID is %s, the recipe's product_id %04X", pid, product_id)
+  end
+end
+
 return M

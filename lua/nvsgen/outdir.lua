@@ -1,28 +1,11 @@
 --- nvsgen.outdir: an output folder: making it (mkdir -p) and naming files in it.
 
-local lfs = require("lfs")
+local files = require("nvsgen.files")
 
 local M = {}
 
-local function is_dir(path)
-  return lfs.attributes(path, "mode") == "directory"
-end
-
---- mkdir -p. Returns true, or nil and a message.
-function M.make_dirs(path)
-  if path == "" or is_dir(path) then return true end
-  local parent = path:match("^(.*)/[^/]+/?$")
-  if parent and parent ~= "" then
-    local ok, err = M.make_dirs(parent)
-    if not ok then return nil, err end
-  end
-  if lfs.attributes(path) and not is_dir(path) then
-    return nil, ("%s: exists and is not a directory"):format(path)
-  end
-  local ok, err = lfs.mkdir(path)
-  if not ok and not is_dir(path) then return nil, ("%s: %s"):format(path, err) end
-  return true
-end
+--- mkdir -p (nvsgen.files.make_dirs). Returns true, or nil and a message.
+M.make_dirs = files.make_dirs
 
 --- Joins `outdir` and `name` as Python's os.path.join: an absolute name
 -- stands alone.

@@ -204,6 +204,15 @@ end
 -- one damaged entry, the others still pass their CRC; a wrong key makes
 -- one pass by chance once in 2^32. Returns the message, or nil when the
 -- key is right (or nothing was written to tell).
+--- A message when an image read without a key looks encrypted: every
+-- written entry fails its CRC check as plain data (else nil).
+function M.looks_encrypted(image)
+  local failed, checked = M.check_items(image)
+  if checked > 0 and failed == checked then
+    return ("the image looks encrypted (all %d entries fail their CRC check as plain data)"):format(checked)
+  end
+end
+
 function M.wrong_key(plain)
   local failed, checked = M.check_items(plain)
   if checked > 0 and failed == checked then

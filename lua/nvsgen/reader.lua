@@ -14,6 +14,7 @@
 -- say what is damaged.
 
 local core = require("nvsgen.core")
+local lfs = require("lfs")
 local crypto = require("nvsgen.crypto")
 local export = require("nvsgen.export")
 local flash = require("nvsgen.flash")
@@ -35,7 +36,8 @@ end
 --- The 64-byte key `keys` stands for: an existing keys file, a 64-byte key,
 -- or the 4096 bytes of a keys partition. Returns the key or nil, message.
 local function resolve_key(keys)
-  if is_path(keys) and io.open(keys, "rb") then
+  -- looked up, not opened: opening a FIFO to look would take its bytes
+  if is_path(keys) and lfs.attributes(keys, "mode") ~= nil then
     return crypto.read_keys(keys)
   elseif #keys == crypto.KEY_SIZE then
     return keys

@@ -43,7 +43,7 @@ local FIELDS = {
   size = "number", version = "number", name = "string", values = "string",
   key_column = "string", exports = "table", params = "table", unit = "function",
   description = "string", encrypt = "string", partitions = "table", partition_table = "string",
-  keys = "string",
+  partition_table_offset = "number", keys = "string",
 }
 
 -- Paths of the recipe scripts being loaded by M.load, innermost last.

@@ -105,7 +105,9 @@ function Stage:stage(names, partition, key, csv, make_record)
     bytes = bytes + 4096
   end
   if csv then
-    local ok, err, code = write_file(names[i] .. M.PENDING, csv, M.IMAGE_MODE, false, folder)
+    -- Every value of the unit in clear (private keys, passwords), encrypted
+    -- batch or not: readable by its owner only, as keys files.
+    local ok, err, code = write_file(names[i] .. M.PENDING, csv, M.KEYS_MODE, false, folder)
     if not ok then return self:unstage(names, err, code) end
     bytes = bytes + #csv
   end

@@ -39,6 +39,7 @@ local crypto = require("nvsgen.crypto")
 local flash = require("nvsgen.flash_files")
 local files_mod = require("nvsgen.files")
 local partition_table = require("nvsgen.partition_table")
+local lfs = require("lfs")
 
 local format, type, pairs, ipairs = string.format, type, pairs, ipairs
 local sha256_hex, keys_partition = crypto.sha256_hex, crypto.keys_partition
@@ -128,6 +129,33 @@ local function check_size(label, size)
   return true
 end
 
+-- Flash is erased by 4 KiB sectors: a partition starting inside one
+-- would have esptool erase the end of whatever precedes it.
+local function check_offset(label, offset)
+  if offset ~= nil and (math.type(offset) ~= "integer" or offset < 0 or offset % 0x1000 ~= 0) then
+    return nil, format("recipe partition '%s': offset %s is not a multiple of 4096", label,
+      math.type(offset) == "integer" and format("0x%X", offset) or tostring(offset))
+  end
+  return true
+end
+
+-- The merged file is 0xFF between the unit's partitions: flashed, it
+-- erases whatever lies there. Nil and a message when a partition of the
+-- table the unit does not write (an app, phy_init, otadata) lies there.
+local function merged_spares(sorted, tbl, table_name)
+  local mine = {}
+  for _, p in ipairs(sorted) do mine[p.label] = true end
+  local low, high = sorted[1].offset, sorted[#sorted].offset
+  for _, e in ipairs(tbl) do
+    if not mine[e.name] and e.offset and e.size and e.offset < high and e.offset + e.size > low then
+      return nil, format("--merged: %s:%d: partition '%s' (%s,%s at 0x%X) lies between the unit's partitions, and"
+        .. " the merged file would erase it; flash with the unit's flash_args or --hex instead", table_name,
+        e.line, e.name, e.type, e.subtype, e.offset)
+    end
+  end
+  return true
+end
+
 --- Makes the layout of a unit. `opts`: `partitions` (the recipe's field;
 -- nil for the single partition of `size` bytes, labelled `label` or
 -- "nvs"), `size` and `version` (defaults for every partition),
@@ -160,12 +188,19 @@ function M.new(opts)
       local ok
       ok, err = place(part, { size = part.size, offset = part.offset }, entry, table_name)
       if not ok then return nil, err end
+      if entry.size % 0x1000 ~= 0 or entry.size < 0x1000 then
+        -- An NVS partition is a whole number of 4 KiB pages.
+        return nil, format("%s:%d: partition '%s' is 0x%X bytes, not a multiple of 4096", table_name, entry.line,
+          entry.name, entry.size)
+      end
     end
     if not part.size then
       return nil, format("recipe partition '%s' has no size: give one, or a partition table", part.label)
     end
     local ok
     ok, err = check_size(part.label, part.size)
+    if not ok then return nil, err end
+    ok, err = check_offset(part.label, part.offset)
     if not ok then return nil, err end
     if part.version ~= 1 and part.version ~= 2 then
       return nil, format("recipe partition '%s': version must be 1 or 2", part.label)
@@ -186,7 +221,9 @@ function M.new(opts)
 
   if encrypted then
     local keys = opts.keys
-    local label = type(keys) == "table" and keys.label or keys
+    -- (A table without a label leaves the label to the default.)
+    local label = keys
+    if type(keys) == "table" then label = keys.label end
     local fields = type(keys) == "table" and keys or {}
     local kp = { label = label }
     if tbl then
@@ -204,9 +241,21 @@ function M.new(opts)
       local ok
       ok, err = place(kp, fields, entry, table_name)
       if not ok then return nil, err end
+      if kp.size < crypto.KEYS_PARTITION_SIZE then
+        -- The keys page would run into whatever follows the partition.
+        return nil, format("%s:%d: keys partition '%s' is 0x%X bytes; the keys page needs 0x%X", table_name,
+          entry.line, kp.label, kp.size, crypto.KEYS_PARTITION_SIZE)
+      end
     else
       kp.label = kp.label or "nvs_keys"
       kp.offset, kp.size = fields.offset, fields.size or crypto.KEYS_PARTITION_SIZE
+      local ok
+      ok, err = check_offset(kp.label, kp.offset)
+      if not ok then return nil, err end
+      if math.type(kp.size) ~= "integer" or kp.size < crypto.KEYS_PARTITION_SIZE then
+        return nil, format("keys partition '%s': size %s; the keys page needs 0x%X", kp.label, tostring(kp.size),
+          crypto.KEYS_PARTITION_SIZE)
+      end
     end
     if by_label[kp.label] or RESERVED[kp.label] then
       return nil, format("keys partition '%s': the label is taken", kp.label)
@@ -239,9 +288,14 @@ function M.new(opts)
       check[#check + 1] = { label = layout.keys.label, offset = layout.keys.offset, size = layout.keys.size,
         data = "" }
     end
-    local ok
-    ok, err = flash.check(check)
-    if not ok then return nil, err end
+    local sorted
+    sorted, err = flash.check(check)
+    if not sorted then return nil, err end
+    if opts.merged and tbl then
+      local ok
+      ok, err = merged_spares(sorted, tbl, table_name)
+      if not ok then return nil, err end
+    end
   end
   return layout
 end
@@ -294,15 +348,92 @@ local function row_names(self, serial)
   return names
 end
 
+local HINT = "run with the same options, use another --outdir, or --force to make the units again"
+
+-- The text of unit `serial`'s argument file: it depends only on the
+-- offsets, the file names and the prefix, not on the unit's data.
+local function flash_args_text(self, serial)
+  local stem = format(self.stem, serial)
+  local placed = {}
+  for i, p in ipairs(self.parts) do
+    placed[i] = { label = p.label, name = self.prefix .. stem .. "-" .. p.label .. ".bin", offset = p.offset,
+      size = p.size, data = "" }
+  end
+  local kp = self.keys
+  if kp then
+    placed[#placed + 1] = { label = kp.label, name = kp.fixed or self.prefix .. stem .. "-" .. kp.label .. ".bin",
+      offset = kp.offset, size = kp.size, data = "" }
+  end
+  return flash.flash_args(placed)
+end
+
+-- The bytes of a recorded file, final or still pending, or nil; only a
+-- regular file is read (a link or FIFO planted there is for the batch's
+-- own checks to refuse, not to be followed here).
+local function recorded_file(self, name)
+  for _, path in ipairs({ self.prefix .. name, self.prefix .. name .. ".part" }) do
+    if lfs.symlinkattributes(path, "mode") == "file" then return files_mod.read(path) end
+  end
+end
+
+-- The first line where two argument files differ, as "A, this run gives B".
+local function first_difference(was, now)
+  local a, b = {}, {}
+  for line in was:gmatch("[^\n]+") do a[#a + 1] = line end
+  for line in now:gmatch("[^\n]+") do b[#b + 1] = line end
+  for i = 1, math.max(#a, #b) do
+    if a[i] ~= b[i] then
+      return format("'%s', this run gives '%s'", a[i] or "", b[i] or "")
+    end
+  end
+end
+
 --- A check for the manifest's records (nvsgen.manifest): nil, or what
--- differs between a record's file names and those this layout gives.
+-- differs between a record and this layout: the file names; the argument
+-- file (the offsets of the table, and the output folder as the files are
+-- named in it); and, for the first record whose images are at hand, each
+-- image's size and NVS version.
 function Layout:record_check()
+  local images_checked = false
   return function(fields)
     local serial = tonumber(fields[1])
-    for i, name in ipairs(row_names(self, serial)) do
+    local names = row_names(self, serial)
+    for i, name in ipairs(names) do
       if fields[2 * i] ~= name then
-        return format("unit %d was made with %s, this run gives %s; run with the same options, use another"
-          .. " --outdir, or --force to make the units again", serial, fields[2 * i], name)
+        return format("unit %d was made with %s, this run gives %s; %s", serial, fields[2 * i], name, HINT)
+      end
+    end
+    local kp = self.keys
+    if kp and kp.fixed and fields[2 * #self.parts + 3] ~= sha256_hex(kp.data) then
+      -- One batch, one shared key: its units must all open with it.
+      return format("unit %d was made with other keys than %s holds now; %s", serial, kp.fixed, HINT)
+    end
+    if self.placed then
+      local i = #self.parts + (kp and 1 or 0) + 1
+      local text = flash_args_text(self, serial)
+      if text and fields[2 * i + 1] ~= sha256_hex(text) then
+        local was = recorded_file(self, names[i])
+        local diff = was and first_difference(was, text)
+        return format("unit %d: its %s %s; %s", serial, names[i],
+          diff and "says " .. diff or "differs from this run's (other offsets or output folder)", HINT)
+      end
+    end
+    if not images_checked then
+      for i, p in ipairs(self.parts) do
+        local image = recorded_file(self, names[i])
+        if not image then break end
+        if i == #self.parts then images_checked = true end
+        -- The page header's version byte (0xFE: version 2, 0xFF: version 1)
+        -- is not encrypted.
+        local v = #image >= 9 and ({ [0xFE] = 2, [0xFF] = 1 })[image:byte(9)]
+        -- (Under 0x3000 bytes an image holds only the pages it uses.)
+        if #image ~= p.size and not (p.size < 0x3000 and #image <= p.size) then
+          return format("unit %d: %s is 0x%X bytes, this run's partition '%s' 0x%X; %s", serial, names[i], #image,
+            p.label, p.size, HINT)
+        elseif v and v ~= p.version then
+          return format("unit %d: %s was made with version %d, this run's partition '%s' asks for %d; %s", serial,
+            names[i], v, p.label, p.version, HINT)
+        end
       end
     end
   end

@@ -116,4 +116,19 @@ function M.utf8_text(bytes)
   return nil, "not valid UTF-8"
 end
 
+--- Floats and doubles as the shortest text that reads back as the same
+-- double (a float's value is exact as a double, so the encoder rounds it
+-- back to the same float); -0.0 keeps its sign, infinities are words.
+function M.real_text(v)
+  if v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
+  for digits = 1, 17 do
+    local s = string.format("%." .. digits .. "g", v)
+    if tonumber(s) == v then
+      if not s:find("[%.eEn]") then s = s .. ".0" end
+      return s
+    end
+  end
+  return string.format("%.17g", v)
+end
+
 return M

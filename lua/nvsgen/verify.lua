@@ -86,7 +86,13 @@ end
 local function check_unit(outdir, rec, cols)
   local name = rec[cols.image] or ""
   if name == "" then return "no image in the manifest" end
-  local function at(file) return file:sub(1, 1) == "/" and file or outdir .. "/" .. file end
+  -- A batch writes its files inside its folder: a manifest naming one
+  -- elsewhere (an absolute path, a '..' step) is refused, not followed.
+  local function at(file) return outdir .. "/" .. file end
+  local function outside(file)
+    return file:sub(1, 1) == "/" or ("/" .. file .. "/"):find("/%.%./") ~= nil
+  end
+  if outside(name) then return ("%s: the image is outside the batch folder"):format(name) end
   local path = at(name)
   if not exists(path) then return ("%s: image is missing"):format(name) end
   local image, err = flash.read_file(path)
@@ -100,6 +106,7 @@ local function check_unit(outdir, rec, cols)
   local keys = cols.keys and rec[cols.keys] or ""
   local r
   if keys ~= "" then
+    if outside(keys) then return ("%s: keys file %s is outside the batch folder"):format(name, keys) end
     if not exists(at(keys)) then return ("%s: keys file %s is missing"):format(name, keys) end
     r, err = reader.read(image, at(keys))
   else

@@ -149,14 +149,21 @@ function M.main(argv)
     image, err = flash.read_file(opts.file)
     if not image then return common.fail(PROG, err) end
     if #image == 0 then return common.fail(PROG, opts.file .. ": empty file (0 bytes)") end
-    if #image % PAGE ~= 0 then
+    -- a dump given as a stream (a FIFO, /dev/stdin) is known by its bytes
+    if flash.holds_table(image) then
+      read_opts.partition = true
+    elseif #image % PAGE ~= 0 then
       return common.fail(PROG, fmt("%s: Given partition data is not aligned to page size (%d %% 4096 = %d)",
         opts.file, #image, #image % PAGE))
     end
   end
   local r
   r, err = nvsgen.read(image, opts.keys, read_opts)
-  if not r then return common.fail(PROG, err) end
+  if not r then
+    -- a dump read whole is bytes, which flash names "dump": name the file
+    if image ~= opts.file then err = err:gsub("^dump: ", function() return opts.file .. ": " end) end
+    return common.fail(PROG, err)
+  end
   local text
   if opts.format == "json" then
     text = json.to_json(r, opts.file:match("[^/]*$")) .. "\n"

@@ -35,6 +35,8 @@ M.OPTIONS = {
   { "--force", flag = true, help = "overwrite existing images (make the units again)" },
   { "--partition-table", metavar = "PARTITIONS.csv", help = "ESP-IDF partition table for size and offset" },
   { "--partition", metavar = "NAME", help = "partition in --partition-table (default: nvs)" },
+  { "--partition-table-offset", metavar = "N",
+    help = "where the table is in flash (default: 0x8000; the first partition follows it)" },
   { "--merged", flag = true, help = "also write each unit's partitions as one binary (unit-N.merged.bin)" },
   { "--hex", flag = true, help = "also write each unit's partitions as Intel HEX (unit-N.hex)" },
   { "--jobs", metavar = "N", help = "processes to use (default: one per CPU, at most 4)" },
@@ -71,7 +73,9 @@ function M.spec(r, prog)
 end
 
 --- Turns parsed options into batch.run options. Returns them, the
--- partition (from the table) or nil; or nil and a message.
+-- partition (from the table) or nil; or nil, a message and, for what is
+-- wrong in a file (the partition table) rather than on the command line,
+-- the exit status EXIT_FAIL.
 function M.batch_options(r, opts)
   if not opts.serial_range then return nil, "the following arguments are required: --serial-range" end
   local serials, err = batch.serials(opts.serial_range)
@@ -107,22 +111,39 @@ function M.batch_options(r, opts)
     local p = r.partition_table
     table_path = (p:sub(1, 1) == "/" or r.dir == ".") and p or r.dir .. "/" .. p
   end
+  -- Where the table itself is: the partitions without an offset follow
+  -- it, as gen_esp32part.py --offset (CONFIG_PARTITION_TABLE_OFFSET).
+  local table_offset, read_opts = r.partition_table_offset, nil
+  if opts.partition_table_offset then
+    table_offset = partition_table.parse_number(opts.partition_table_offset)
+    if not table_offset then
+      return nil, ("--partition-table-offset: '%s' is not a number"):format(opts.partition_table_offset)
+    end
+  end
+  if table_offset then
+    if math.type(table_offset) ~= "integer" or table_offset < 0 or table_offset % 0x1000 ~= 0 then
+      return nil, ("partition table offset %s is not a multiple of 4096"):format(math.type(table_offset) == "integer"
+        and ("0x%X"):format(table_offset) or tostring(table_offset))
+    end
+    if not table_path then return nil, "--partition-table-offset needs a partition table" end
+    read_opts = { table_offset = table_offset }
+  end
   if r.partitions or opts.merged or opts.hex then
-    return M.layout_options(r, opts, b, table_path)
+    return M.layout_options(r, opts, b, table_path, read_opts)
   end
   local part
   if table_path then
     opts.partition_table = table_path
     local list
-    list, err = partition_table.read(opts.partition_table)
-    if not list then return nil, err end
+    list, err = partition_table.read(opts.partition_table, read_opts)
+    if not list then return nil, err, common.EXIT_FAIL end
     part, err = partition_table.find(list, opts.partition or "nvs", opts.partition_table)
-    if not part then return nil, err end
+    if not part then return nil, err, common.EXIT_FAIL end
     -- Only a data,nvs partition is read by the firmware as NVS; an image
     -- sized for an app or an nvs_keys partition would be flashed over it.
     if part.type_id ~= partition_table.DATA or part.subtype_id ~= partition_table.NVS then
       return nil, ("%s:%d: partition '%s' is %s,%s; NVS images need a data,nvs partition")
-        :format(opts.partition_table, part.line, part.name, part.type, part.subtype)
+        :format(opts.partition_table, part.line, part.name, part.type, part.subtype), common.EXIT_FAIL
     end
     if b.size and b.size ~= part.size then
       return nil, ("--size 0x%X differs from partition '%s' (0x%X) in %s")
@@ -137,15 +158,15 @@ end
 
 --- batch.run options for a unit of several partitions, or of one written
 -- whole (--merged, --hex): `b` with its nvsgen.unit_layout, or nil and a
--- message.
-function M.layout_options(r, opts, b, table_path)
+-- message. `read_opts`: for partition_table.read (where the table is).
+function M.layout_options(r, opts, b, table_path, read_opts)
   if opts.csv then return nil, "--csv writes one partition's CSV; it cannot describe a unit of several files" end
   if r.partitions and opts.size then return nil, "--size: the recipe's partitions have their own sizes" end
   if r.partitions and opts.partition then return nil, "--partition: the recipe names its partitions" end
   local list, err
   if table_path then
-    list, err = partition_table.read(table_path)
-    if not list then return nil, err end
+    list, err = partition_table.read(table_path, read_opts)
+    if not list then return nil, err, common.EXIT_FAIL end
   end
   local layout
   layout, err = unit_layout.new{
@@ -156,7 +177,7 @@ function M.layout_options(r, opts, b, table_path)
     table = list, table_name = table_path, inputkey = b.inputkey, name = b.name or r.name,
     merged = opts.merged, hex = opts.hex,
   }
-  if not layout then return nil, err end
+  if not layout then return nil, err, common.EXIT_FAIL end
   b.layout = layout
   return b
 end
@@ -221,10 +242,11 @@ function M.main(r, argv, prog)
     common.stdout:write(args.help(spec))
     return common.EXIT_OK
   end
-  local b, part = M.batch_options(r, opts)
+  local b, part, status = M.batch_options(r, opts)
   if not b then
-    common.stderr:write(args.usage(spec), "\n")
-    return common.fail(prog, part, common.EXIT_USAGE)
+    -- A bad file is said in one line; a bad command line with the usage.
+    if status ~= common.EXIT_FAIL then common.stderr:write(args.usage(spec), "\n") end
+    return common.fail(prog, part, status or common.EXIT_USAGE)
   end
   if stderr_is_terminal() and not b.shard then b.progress = M.progress_bar(io.stderr) end
   local command = workers.rerun_command(argv)

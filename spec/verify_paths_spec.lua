@@ -1,0 +1,43 @@
+--- nvs_tool --verify reads only files inside the batch folder: a manifest
+-- naming an image or keys file by an absolute path or a '..' step gets
+-- that unit refused, and the file is not read.
+local h = require("spec.support.helper")
+local nvsgen = require("nvsgen")
+local crypto = require("nvsgen.crypto")
+local lfs = require("lfs")
+
+local TOOL = "nvsgen.cli.nvs_tool"
+
+describe("nvs_tool --verify and paths out of the batch folder", function()
+  local dir
+  before_each(function() dir = h.tmpdir() end)
+  after_each(function() h.cleanup(dir) end)
+
+  it("refuses an image or keys file named outside the folder, keeps a subfolder", function()
+    local p = nvsgen.partition{ size = 0x3000 }
+    p:namespace("n"):u8("a", 1)
+    local img = p:image()
+    local sha = crypto.sha256_hex(img)
+    assert(lfs.mkdir(dir .. "/out"))
+    assert(lfs.mkdir(dir .. "/out/sub"))
+    h.write(dir .. "/outside.bin", img)
+    h.write(dir .. "/out/sub/in.bin", img)
+    assert(crypto.write_keys(dir .. "/keys.bin", crypto.generate_key()))
+    h.write(dir .. "/out/manifest.csv", "serial,image,size,sha256,keys\n"
+      .. ("1,../outside.bin,%d,%s,\n"):format(#img, sha)
+      .. ("2,%s/outside.bin,%d,%s,\n"):format(dir, #img, sha)
+      .. ("3,sub/../../outside.bin,%d,%s,\n"):format(#img, sha)
+      .. ("4,sub/in.bin,%d,%s,../keys.bin\n"):format(#img, sha)
+      .. ("5,sub/in.bin,%d,%s,\n"):format(#img, sha)
+      .. ("6,..a.bin,%d,%s,\n"):format(#img, sha))
+    local st, out, err = h.run(TOOL, { "--verify", dir .. "/out" })
+    assert.are.equal("", err)
+    assert.are.equal(1, st)
+    assert.are.equal("unit 1: ../outside.bin: the image is outside the batch folder\n"
+      .. "unit 2: " .. dir .. "/outside.bin: the image is outside the batch folder\n"
+      .. "unit 3: sub/../../outside.bin: the image is outside the batch folder\n"
+      .. "unit 4: sub/in.bin: keys file ../keys.bin is outside the batch folder\n"
+      .. "unit 6: ..a.bin: image is missing\n"
+      .. "6 units: 1 good, 5 bad\n", out)
+  end)
+end)
