@@ -324,6 +324,31 @@ describe("batch under faults", function()
         assert.equal(5000, #check_folder(out))
       end)
     end
+    it("#slow SIGTERM to a worker alone: the batch is interrupted, not reported as made; the rerun finishes",
+      function()
+      local out = tmp .. "/o"
+      local run = ("lua5.4 gen.lua --serial-range 1-5000 --outdir %s --jobs 2"):format(out)
+      -- The worker is the main process's child (started through sh -c exec).
+      local status, _, err = sh(("%s >%s/out 2>%s/err & pid=$!; i=0; while [ $i -lt 400 ]; do"
+        .. " [ $(cat %s/manifest.csv 2>/dev/null | wc -l) -gt 300 ] && break; sleep 0.02; i=$((i+1)); done;"
+        .. " kill -TERM $(pgrep -P $pid); wait $pid; echo $? >%s/rc")
+        :format(run, tmp, tmp, out, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.equal("143\n", helper.read(tmp .. "/rc"))
+      assert.equal("", helper.read(tmp .. "/out"))
+      local message = helper.read(tmp .. "/err")
+      local made = message:match("^gen%.lua: interrupted: (%d+) of 5000 units made; run the same command to"
+        .. " finish\n$")
+      assert.is_not_nil(made, message)
+      local rows = check_folder(out)
+      assert.equal(tonumber(made), #rows)
+      assert.truthy(#rows < 5000)
+      local rerun
+      status, rerun, err = sh(run, tmp)
+      assert.equal(0, status, err)
+      assert.matches(("5000 units: %d written, %d already done"):format(5000 - #rows, #rows), rerun)
+      assert.equal(5000, #check_folder(out))
+    end)
   end)
 
   describe("recipe mistakes", function()

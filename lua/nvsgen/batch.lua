@@ -534,13 +534,16 @@ local function finish(b)
   end
   if b.team then
     if b.failure or stop_signal() then b.team:stop() end
-    local w, s, f, failure = b.team:wait()
+    local w, s, f, failure, signal = b.team:wait()
     b.written, b.skipped, b.finished = b.written + w, b.skipped + s, b.finished + f
     b.failure = b.failure or failure
+    b.worker_signal = signal
     if failure and failure:find("disk full", 1, true) then b.full = true end
   end
   local done = b.written + b.skipped + b.finished
-  local sig = stop_signal()
+  -- A worker stopped by a signal sent to it alone leaves its chunk unmade:
+  -- the batch is interrupted as if the signal had come to the main process.
+  local sig = stop_signal() or b.worker_signal
   if sig then
     b.signal = sig
     b.failure = b.shard and M.STOPPED
@@ -550,6 +553,10 @@ local function finish(b)
     local each = b.unit_bytes or blocks(b.size) + (b.keygen and 4096 or 0) + 256
     b.failure = format("%s: disk full: about %s more free space is needed for the %d units left (%s each);"
       .. " free it and run the same command to finish", b.outdir, size_text(left * each), left, size_text(each))
+  end
+  if not b.failure and not b.dry and not b.shard and done ~= b.total then
+    -- Never success with units missing, whatever lost them.
+    b.failure = format("%d of %d units made; run the same command to finish", done, b.total)
   end
   if b.progress then b.progress(done, b.total, true) end
   if b.chunk_file then b.chunk_file:close() end
