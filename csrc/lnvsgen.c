@@ -815,8 +815,10 @@ static int l_lock_take(lua_State *L)
     int fd = nvs_lock_take(f->fd, name);
     if (fd < 0) {
         if (fd == -EINVAL) {
+            /* The path first: shown_path pushes onto the stack too. */
+            const char *path = shown_path(L, 1, name);
             luaL_pushfail(L);
-            lua_pushfstring(L, "%s: not a plain file", shown_path(L, 1, name));
+            lua_pushfstring(L, "%s: not a plain file (a link, or a file with other hard links)", path);
             lua_pushinteger(L, EINVAL);
             return 3;
         }

@@ -199,6 +199,23 @@ describe("batch under faults", function()
       assert.equal(1, #check_folder(out))
     end)
 
+    it("refuses a link or hard link at the lock file with one line, its target untouched", function()
+      local victim = tmp .. "/victim"
+      helper.write(victim, "precious")
+      for _, how in ipairs({ "ln -s", "ln" }) do
+        local out = tmp .. "/o"
+        os.execute("rm -rf " .. out)
+        assert(lfs.mkdir(out))
+        assert(os.execute(("%s %s %s/.nvsgen.lock"):format(how, victim, out)))
+        local status, _, err = recipes.run(GEN, { "--serial-range", "1-2", "--outdir", out })
+        assert.equal(1, status)
+        assert.equal(("recipe: %s/.nvsgen.lock: not a plain file (a link, or a file with other hard links)\n")
+          :format(out), err)
+        assert.equal("precious", helper.read(victim))
+        assert.same({ ".nvsgen.lock" }, files(out))
+      end
+    end)
+
     it("writes keys files 0600 from their first byte, whatever the umask", function()
       local status, _, err = sh(("umask 000 && lua5.4 gen.lua --serial-range 1-2 --outdir %s/o --encrypt --keygen")
         :format(tmp), tmp)
