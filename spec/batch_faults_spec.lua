@@ -413,6 +413,29 @@ describe("batch under faults", function()
       end
     end)
 
+    it("name the unit for an error value whose __tostring fails, without a traceback", function()
+      local r = recipe.define{ size = 0x3000, unit = function()
+        error(setmetatable({}, { __tostring = function() error("no text") end }))
+      end }
+      local status, _, err = recipes.run(r, { "--serial-range", "1-2", "--outdir", tmp .. "/o" })
+      assert.equal(1, status)
+      assert.matches("^recipe: unit 1: .*batch_faults_spec%.lua: the unit raised a table, not a message\n$", err)
+    end)
+
+    it("#slow stop on SIGTERM while a unit loops forever: one line, status 143, nothing left", function()
+      local path = script(tmp, "loop.lua", "size = 0x3000, unit = function(u) while true do end end")
+      local out = tmp .. "/o"
+      local status, _, err = sh(("lua5.4 %s --serial-range 1-5 --outdir %s 2>%s/err & pid=$!; sleep 1;"
+        .. " kill -TERM $pid; sleep 1; if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"
+        .. " fi; wait $pid; echo $? >%s/rc"):format(path, out, tmp, tmp, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.is_false(helper.exists(tmp .. "/left"))
+      assert.equal("143\n", helper.read(tmp .. "/rc"))
+      assert.equal("loop.lua: interrupted: 0 of 5 units made; run the same command to finish\n",
+        helper.read(tmp .. "/err"))
+      assert.same({ "manifest.csv" }, files(out))
+    end)
+
     it("name the recipe file and the field when the script is run, without a traceback", function()
       for fields, message in pairs({
         ['size = "big", unit = function() end'] = "field 'size' must be a number, got string",
