@@ -805,8 +805,9 @@ static int l_lock_take(lua_State *L)
             shown = lua_tostring(L, -1);
         }
         if (fd == -EINVAL) {
+            /* `shown` is already on the stack, below the three results. */
             luaL_pushfail(L);
-            lua_pushfstring(L, "%s: not a plain file", shown);
+            lua_pushfstring(L, "%s: not a plain file (a link, or a file with other hard links)", shown);
             lua_pushinteger(L, EINVAL);
             return 3;
         }

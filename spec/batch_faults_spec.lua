@@ -199,6 +199,23 @@ describe("batch under faults", function()
       assert.equal(1, #check_folder(out))
     end)
 
+    it("refuses a link or hard link at the lock file with one line, its target untouched", function()
+      local victim = tmp .. "/victim"
+      helper.write(victim, "precious")
+      for _, how in ipairs({ "ln -s", "ln" }) do
+        local out = tmp .. "/o"
+        os.execute("rm -rf " .. out)
+        assert(lfs.mkdir(out))
+        assert(os.execute(("%s %s %s/.nvsgen.lock"):format(how, victim, out)))
+        local status, _, err = recipes.run(GEN, { "--serial-range", "1-2", "--outdir", out })
+        assert.equal(1, status)
+        assert.equal(("recipe: %s/.nvsgen.lock: not a plain file (a link, or a file with other hard links)\n")
+          :format(out), err)
+        assert.equal("precious", helper.read(victim))
+        assert.same({ ".nvsgen.lock" }, files(out))
+      end
+    end)
+
     it("writes keys files 0600 from their first byte, whatever the umask", function()
       local status, _, err = sh(("umask 000 && lua5.4 gen.lua --serial-range 1-2 --outdir %s/o --encrypt --keygen")
         :format(tmp), tmp)
@@ -325,6 +342,31 @@ describe("batch under faults", function()
         assert.equal(5000, #check_folder(out))
       end)
     end
+    it("#slow SIGTERM to a worker alone: the batch is interrupted, not reported as made; the rerun finishes",
+      function()
+      local out = tmp .. "/o"
+      local run = ("lua5.4 gen.lua --serial-range 1-5000 --outdir %s --jobs 2"):format(out)
+      -- The worker is the main process's child (started through sh -c exec).
+      local status, _, err = sh(("%s >%s/out 2>%s/err & pid=$!; i=0; while [ $i -lt 400 ]; do"
+        .. " [ $(cat %s/manifest.csv 2>/dev/null | wc -l) -gt 300 ] && break; sleep 0.02; i=$((i+1)); done;"
+        .. " kill -TERM $(pgrep -P $pid); wait $pid; echo $? >%s/rc")
+        :format(run, tmp, tmp, out, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.equal("143\n", helper.read(tmp .. "/rc"))
+      assert.equal("", helper.read(tmp .. "/out"))
+      local message = helper.read(tmp .. "/err")
+      local made = message:match("^gen%.lua: interrupted: (%d+) of 5000 units made; run the same command to"
+        .. " finish\n$")
+      assert.is_not_nil(made, message)
+      local rows = check_folder(out)
+      assert.equal(tonumber(made), #rows)
+      assert.truthy(#rows < 5000)
+      local rerun
+      status, rerun, err = sh(run, tmp)
+      assert.equal(0, status, err)
+      assert.matches(("5000 units: %d written, %d already done"):format(5000 - #rows, #rows), rerun)
+      assert.equal(5000, #check_folder(out))
+    end)
   end)
 
   describe("recipe mistakes", function()
@@ -370,6 +412,29 @@ describe("batch under faults", function()
         assert.equal(1, status)
         assert.matches("^recipe: unit 2: .*batch_faults_spec%.lua: the unit raised " .. what .. "\n$", err)
       end
+    end)
+
+    it("name the unit for an error value whose __tostring fails, without a traceback", function()
+      local r = recipe.define{ size = 0x3000, unit = function()
+        error(setmetatable({}, { __tostring = function() error("no text") end }))
+      end }
+      local status, _, err = recipes.run(r, { "--serial-range", "1-2", "--outdir", tmp .. "/o" })
+      assert.equal(1, status)
+      assert.matches("^recipe: unit 1: .*batch_faults_spec%.lua: the unit raised a table, not a message\n$", err)
+    end)
+
+    it("#slow stop on SIGTERM while a unit loops forever: one line, status 143, nothing left", function()
+      local path = script(tmp, "loop.lua", "size = 0x3000, unit = function(u) while true do end end")
+      local out = tmp .. "/o"
+      local status, _, err = sh(("lua5.4 %s --serial-range 1-5 --outdir %s 2>%s/err & pid=$!; sleep 1;"
+        .. " kill -TERM $pid; sleep 1; if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"
+        .. " fi; wait $pid; echo $? >%s/rc"):format(path, out, tmp, tmp, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.is_false(helper.exists(tmp .. "/left"))
+      assert.equal("143\n", helper.read(tmp .. "/rc"))
+      assert.equal("loop.lua: interrupted: 0 of 5 units made; run the same command to finish\n",
+        helper.read(tmp .. "/err"))
+      assert.same({ "manifest.csv" }, files(out))
     end)
 
     it("name the recipe file and the field when the script is run, without a traceback", function()

@@ -184,13 +184,29 @@ local function unit_error(r, serial, err)
     return format("unit %d: %s: the unit raised an error with no message", serial, source)
   end
   local mt = getmetatable(err)
-  if type(mt) == "table" and mt.__tostring then return format("unit %d: %s", serial, tostring(err)) end
+  if type(mt) == "table" and mt.__tostring then
+    -- The recipe's __tostring may itself fail, or give no string.
+    local ok, text = pcall(tostring, err)
+    if ok and type(text) == "string" then return format("unit %d: %s", serial, text) end
+  end
   return format("unit %d: %s: the unit raised a %s, not a message", serial, source, type(err))
+end
+
+-- What a unit function is stopped with when a stop signal comes while it
+-- runs (a recipe that loops or waits must not keep the batch alive).
+local STOP = setmetatable({}, { __tostring = function() return "stopped" end })
+
+-- Looks at the stop request every STOP_COUNT instructions of a unit.
+local STOP_COUNT = 100000
+local function stop_hook()
+  if stop_signal() then error(STOP, 0) end
 end
 
 -- Runs every unit function of the recipe on `u` (called through pcall).
 local function build_unit(units, u)
+  debug.sethook(stop_hook, "", STOP_COUNT)
   for i = 1, #units do units[i](u) end
+  debug.sethook()
 end
 
 local function size_text(bytes)
@@ -367,7 +383,11 @@ local function build(b, serial, index)
   u.values_where = vline and format("%s:%d", b.values_path, vline)
   local ok
   ok, err = pcall(build_unit, b.r.units, u)
-  if not ok then return nil, unit_error(b.r, serial, err) end
+  if not ok then
+    debug.sethook()
+    if err == STOP then return nil, M.STOPPED end
+    return nil, unit_error(b.r, serial, err)
+  end
   return key or true
 end
 
@@ -534,13 +554,16 @@ local function finish(b)
   end
   if b.team then
     if b.failure or stop_signal() then b.team:stop() end
-    local w, s, f, failure = b.team:wait()
+    local w, s, f, failure, signal = b.team:wait()
     b.written, b.skipped, b.finished = b.written + w, b.skipped + s, b.finished + f
     b.failure = b.failure or failure
+    b.worker_signal = signal
     if failure and failure:find("disk full", 1, true) then b.full = true end
   end
   local done = b.written + b.skipped + b.finished
-  local sig = stop_signal()
+  -- A worker stopped by a signal sent to it alone leaves its chunk unmade:
+  -- the batch is interrupted as if the signal had come to the main process.
+  local sig = stop_signal() or b.worker_signal
   if sig then
     b.signal = sig
     b.failure = b.shard and M.STOPPED
@@ -550,6 +573,10 @@ local function finish(b)
     local each = b.unit_bytes or blocks(b.size) + (b.keygen and 4096 or 0) + 256
     b.failure = format("%s: disk full: about %s more free space is needed for the %d units left (%s each);"
       .. " free it and run the same command to finish", b.outdir, size_text(left * each), left, size_text(each))
+  end
+  if not b.failure and not b.dry and not b.shard and done ~= b.total then
+    -- Never success with units missing, whatever lost them.
+    b.failure = format("%d of %d units made; run the same command to finish", done, b.total)
   end
   if b.progress then b.progress(done, b.total, true) end
   if b.chunk_file then b.chunk_file:close() end

@@ -228,7 +228,8 @@ function M.start(lock, count, spawn)
 end
 
 --- Tells the workers to stop at their next chunk.
-function Team:stop() -- luacheck: no unused args
+function Team:stop()
+  self.stopping = true
   core.watch_close()
 end
 
@@ -238,9 +239,11 @@ function M.report(written, skipped, finished, failure)
 end
 
 --- Waits for the workers to end. Returns the units they wrote, skipped
--- and finished, and the first failure they report (nil if none).
+-- and finished, the first failure they report (nil if none), and the
+-- signal that stopped a worker the main process did not tell to stop (its
+-- units are then left unmade: the batch is interrupted, not finished).
 function Team:wait()
-  local written, skipped, finished, failure = 0, 0, 0, nil
+  local written, skipped, finished, failure, signal = 0, 0, 0, nil, nil
   for k, w in ipairs(self.list) do
     local text = w:read("a") or ""
     local ok, how, status = w:close()
@@ -253,6 +256,10 @@ function Team:wait()
         k + 1, self.count, status)
     elseif not ww then
       failure = failure or format("worker %d of %d failed (its message is above)", k + 1, self.count)
+    elseif message == M.STOPPED and not self.stopping then
+      -- Stopped by a signal of its own (exit status 128 + the signal).
+      failure = failure or M.STOPPED
+      signal = signal or (how == "exit" and status > 128 and status - 128) or 15
     elseif message ~= "" and message ~= M.STOPPED then
       failure = failure or message
     elseif not ok and message == "" then
@@ -260,7 +267,7 @@ function Team:wait()
     end
   end
   self.list = {}
-  return written, skipped, finished, failure
+  return written, skipped, finished, failure, signal
 end
 
 --- What a worker reports when it stopped because it was told to.
