@@ -380,6 +380,54 @@ static int l_hex_encode(lua_State *L)
     return 1;
 }
 
+/* core.csv_row(fields) -> line | nil
+ * The record csv.format_row makes of a list of strings and integers, in
+ * one pass (a batch writes one per unit): a field is quoted only when it
+ * holds ',', '"', CR or LF, quotes doubled, the line ending in CRLF.
+ * nil for a field of another type: format_row then names it. */
+static int l_csv_row(lua_State *L)
+{
+    lua_Integer i, n;
+    luaL_Buffer b;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    n = (lua_Integer)luaL_len(L, 1);
+    luaL_buffinit(L, &b);
+    for (i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, ',');
+        if (lua_geti(L, 1, i) == LUA_TSTRING) {
+            size_t len, k;
+            /* The table keeps the string alive once it is off the stack. */
+            const char *s = lua_tolstring(L, -1, &len);
+            lua_pop(L, 1);
+            for (k = 0; k < len && s[k] != ',' && s[k] != '"' && s[k] != '\r' && s[k] != '\n'; k++)
+                ;
+            if (k == len) {
+                luaL_addlstring(&b, s, len);
+                continue;
+            }
+            luaL_addchar(&b, '"');
+            for (k = 0; k < len; k++) {
+                if (s[k] == '"')
+                    luaL_addchar(&b, '"');
+                luaL_addchar(&b, s[k]);
+            }
+            luaL_addchar(&b, '"');
+        } else if (lua_isinteger(L, -1)) {
+            char text[32];
+            int len = snprintf(text, sizeof text, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, -1));
+            lua_pop(L, 1);
+            luaL_addlstring(&b, text, (size_t)len);
+        } else {
+            lua_pushnil(L);
+            return 1;
+        }
+    }
+    luaL_addlstring(&b, "\r\n", 2);
+    luaL_pushresult(&b);
+    return 1;
+}
+
 /* core.base64_decode(text) -> bytes | nil, message */
 static int l_base64_decode(lua_State *L)
 {
@@ -2603,6 +2651,7 @@ static int l_md5(lua_State *L)
 static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
+    {"csv_row", l_csv_row},
     {"base64_encode", l_base64_encode}, {"crc32", l_crc32},
     {"write_file", l_write_file},
     {"read_file", l_read_file},

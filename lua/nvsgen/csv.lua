@@ -18,6 +18,7 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local math_type = math.type
 
 local core = require("nvsgen.core")
+local csv_row = core.csv_row
 local is_blank_line = require("nvsgen.pytext").is_blank_line
 local plain_fields, plain_count = core.csv_plain_fields, core.csv_plain_count
 
@@ -526,6 +527,9 @@ function M.format_row(fields)
   local n = #fields
   -- A lone empty field is quoted, or the line would read back as no record.
   if n == 1 and fields[1] == "" then return '""\r\n' end
+  -- The same line made in C, in one pass; nil for a field of another type.
+  local line = csv_row(fields)
+  if line then return line end
   local out = {}
   for i = 1, n do
     local v = fields[i]
