@@ -114,7 +114,7 @@ local function check_blobs(written, names)
     for k = 0, b.index.chunk_count - 1 do
       local chunk = b.chunks[k]
       if chunk then
-        missing = missing - 32 * #chunk.children
+        missing = missing - 32 * chunk.data_slots
       else
         say(paint("red", fmt("Blob %s is missing a chunk!", b.index.key)),
           fmt(" %s, Chunk Index: %03d", ns_label(names, b.index.ns), k))
@@ -148,9 +148,17 @@ local function check_namespaces(written, names, defined)
   end
 end
 
+-- What the checks after the pages need of a written entry: the entry
+-- itself would keep its bytes and data slots, every page's worth.
+local function written_record(e)
+  return { key = e.key, ns = e.ns, type = e.type, index = e.index, value = e.value,
+    chunk_index = e.chunk_index, size = e.size, chunk_count = e.chunk_count,
+    chunk_start = e.chunk_start, data_slots = #e.children }
+end
+
 --- The checks of one page's top-level entries; the written ones are added
--- to `written` as {e, page}.
-local function check_entries(p, written)
+-- to `written` as {e, page}, `page` the page's { page_index, status }.
+local function check_entries(p, written, page)
   for _, e in ipairs(p.entries) do
     local n, key = fmt("#%03d", e.index), key_text(e)
     local skip = false
@@ -161,7 +169,7 @@ local function check_entries(p, written)
       say(paint("yellow", fmt(" Entry %s is reported as Erased but it is empty! " ..
         "(Only entries reported as Empty should be empty)", n)))
     end
-    if e.state == "Written" then written[#written + 1] = { e = e, page = p } end
+    if e.state == "Written" then written[#written + 1] = { e = written_record(e), page = page } end
     if e.state == "Written" and not skip then
       if e.crc ~= e.crc_computed then
         say(paint("red", fmt(" Entry %s %s has wrong CRC32!     ", n, key)), " Written: ",
@@ -188,20 +196,24 @@ local function check_entries(p, written)
   end
 end
 
---- nvs_tool.py's checks of the pages (nvsgen.pages.parse's).
-function M.integrity(pages)
-  if #pages < 3 then
+--- nvs_tool.py's checks of the pages of a plain image, parsed one at a
+-- time (nvsgen.pages.each).
+function M.integrity(image)
+  local count = nvsgen_pages.page_count(image)
+  if count < 3 then
     say(paint("yellow", "NVS Partition size must be at least 0x3000 (4kiB * 3 pages == 12kiB)!"))
   end
   local free = false
-  for _, p in ipairs(pages) do free = free or p.status == "Empty" end
+  for n = 0, count - 1 do
+    free = free or nvsgen_pages.PAGE_STATUS[string.unpack("<I4", image, n * nvsgen_pages.PAGE + 1)] == "Empty"
+  end
   if not free then
     say(paint("red", "No free (empty) page found in the NVS partition,\n"
       .. "at least one free page is required for proper function!"))
     say(paint("red", "NVS partition possibly truncated?\n"))
   end
   local written = {}
-  for _, p in ipairs(pages) do
+  for p in nvsgen_pages.each(image) do
     if p.status == "Empty" then
       say(paint("cyan", "Page Empty"))
       if not all_ff(p.bitmap) then
@@ -216,11 +228,11 @@ function M.integrity(pages)
       say(paint("cyan", fmt("Page no. %d", p.page_index)), " Original CRC32: ", paint("red", fmt("%x", p.crc)),
         " Generated CRC32: ", paint("green", fmt("%x", p.crc_computed)))
     end
-    check_entries(p, written)
+    check_entries(p, written, { page_index = p.page_index, status = p.status })
   end
   print_duplicates(find_duplicates(written))
   say("")
-  local names, defined = nvsgen_pages.namespace_map(pages)
+  local names, defined = nvsgen_pages.namespace_map(image)
   check_blobs(written, names)
   check_namespaces(written, names, defined)
 end
