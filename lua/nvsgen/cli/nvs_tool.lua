@@ -157,6 +157,9 @@ function M.main(argv)
         opts.file, #image, #image % PAGE))
     end
   end
+  -- the text dumps print the problems and parse the pages themselves:
+  -- no table per item
+  read_opts.problems_only = opts.format == "text" or nil
   local r
   r, err = nvsgen.read(image, opts.keys, read_opts)
   if not r then
