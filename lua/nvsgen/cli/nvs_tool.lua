@@ -169,7 +169,10 @@ function M.main(argv)
   end
   local text
   if opts.format == "json" then
-    text = json.to_json(r, opts.file:match("[^/]*$")) .. "\n"
+    -- written as made: the document is never held whole
+    local stdout = common.stdout
+    json.write(r, opts.file:match("[^/]*$"), function(t) stdout:write(t) end)
+    text = "\n"
   elseif opts.format == "csv" then
     local name = opts.file:match("[^/]*$"):gsub("%.[^.]*$", "")
     text, err = nvsgen.to_csv(r, { outdir = opts.outdir, name = name ~= "" and name or nil })
