@@ -1677,8 +1677,10 @@ static void push_problem(lua_State *L, const nvs_read_problem *pb)
     set_str(L, "reason", pb->reason);
 }
 
-/* core.read(image [, read_only]) -> table | nil, message
- * The image is plain (decrypted).  Pages, entries and problems are numbered
+/* core.read(image [, read_only [, problems_only]]) -> table | nil, message
+ * The image is plain (decrypted).  With problems_only the items are left out
+ * (an empty list): a caller that prints only the problems does not hold a
+ * table per item.  Pages, entries and problems are numbered
  * from 0 as in the image.  Stack: the result userdata sits below the table
  * being built until the table is complete. */
 static int l_read(lua_State *L)
@@ -1686,6 +1688,7 @@ static int l_read(lua_State *L)
     size_t len, k;
     const uint8_t *image = get_image(L, 1, &len);
     unsigned flags = lua_toboolean(L, 2) ? NVS_READ_READ_ONLY : 0u;
+    int problems_only = lua_toboolean(L, 3);
     nvs_read_result *r;
     int rc;
     /* zeroed and given its metatable before nvs_read() fills it: __gc may
@@ -1718,8 +1721,8 @@ static int l_read(lua_State *L)
         lua_rawseti(L, -2, (lua_Integer)k + 1);
     }
     lua_setfield(L, -2, "namespaces");
-    lua_createtable(L, (int)r->n_items, 0);
-    for (k = 0; k < r->n_items; k++) {
+    lua_createtable(L, problems_only ? 0 : (int)r->n_items, 0);
+    for (k = 0; !problems_only && k < r->n_items; k++) {
         push_item(L, r, &r->items[k]);
         lua_rawseti(L, -2, (lua_Integer)k + 1);
     }

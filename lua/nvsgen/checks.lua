@@ -19,19 +19,51 @@ local function all_ff(s)
 end
 
 
+-- What the checks after the pages need of a written entry, packed in one
+-- string: a table per entry would take a hundred times the image's size
+-- on an image of small items. `page` is the page's { page_index, status }.
+local RECORD = "<Bs1BBBs1s1I4BBBI4s1"
+
+local function pack_record(e, page)
+  return string.pack(RECORD, e.key and 1 or 0, e.key or "", e.ns, e.index, e.chunk_index, e.type,
+    e.ns == 0 and tostring(e.value) or "", e.size or 0, e.chunk_count or 0, e.chunk_start or 0,
+    #e.children, page.page_index, page.status)
+end
+
+--- A packed record as { e = entry fields, page = { page_index, status } }.
+local function unpack_record(record)
+  local has_key, key, ns, index, chunk_index, type, value, size, chunk_count, chunk_start, data_slots,
+    page_index, status = string.unpack(RECORD, record)
+  return {
+    e = { key = has_key == 1 and key or nil, ns = ns, index = index, chunk_index = chunk_index, type = type,
+      value = value, size = size, chunk_count = chunk_count, chunk_start = chunk_start, data_slots = data_slots },
+    page = { page_index = page_index, status = status },
+  }
+end
+
+--- The written entries of the list of packed records, one at a time.
+local function each_written(written)
+  local k = 0
+  return function()
+    k = k + 1
+    if written[k] then return unpack_record(written[k]) end
+  end
+end
+
 --- Same key written more than once where the firmware would see two
 -- values: same namespace, and not a blob index with its chunks, nor two
 -- chunks of different index. Returns the entries to list, grouped by key.
 local function find_duplicates(written)
   local groups, order = {}, {}
-  for _, w in ipairs(written) do
-    local id = w.e.key or "\0none"
+  for k, record in ipairs(written) do
+    local has_key, key = string.unpack("<Bs1", record)
+    local id = has_key == 1 and key or "\0none"
     if not groups[id] then
       groups[id] = {}
       order[#order + 1] = id
     end
     local g = groups[id]
-    g[#g + 1] = w
+    g[#g + 1] = k
   end
   -- keeps the entries of `list` that share a namespace (and `same`) with
   -- another of them, in order
@@ -51,7 +83,8 @@ local function find_duplicates(written)
   local rows = {}
   for _, id in ipairs(order) do
     local known = {}
-    for _, w in ipairs(groups[id]) do
+    for _, k in ipairs(groups[id]) do
+      local w = unpack_record(written[k])
       if KNOWN_TYPE[w.e.type] then known[#known + 1] = w end
     end
     local first = colliding(known)
@@ -87,34 +120,37 @@ local function ns_label(names, ns)
 end
 
 local function check_blobs(written, names)
-  local blobs, order = {}, {}
-  for _, w in ipairs(written) do
+  -- the index records by namespace and key, and the data slots of each
+  -- chunk found by namespace, key and chunk number
+  local blobs, order, slots = {}, {}, {}
+  for w in each_written(written) do
     local e = w.e
     if e.type == "blob_index" and e.key then
       local id = fmt("%03d", e.ns) .. e.key
       if not blobs[id] then order[#order + 1] = id end
-      blobs[id] = { index = e, chunks = {} } -- a later index starts afresh
+      blobs[id] = e -- the last index written is the one its chunks count from
     end
   end
-  for _, w in ipairs(written) do
+  for w in each_written(written) do
     local e = w.e
     if e.type == "blob_data" and e.key then
-      local b = blobs[fmt("%03d", e.ns) .. e.key]
-      if not b then
+      local id = fmt("%03d", e.ns) .. e.key
+      local index = blobs[id]
+      if not index then
         say(paint("red", fmt("Blob %s chunk has no blob index!", e.key)),
           fmt(" %s, Chunk Index: %03d", ns_label(names, e.ns), e.chunk_index))
       else
-        b.chunks[e.chunk_index - b.index.chunk_start] = e
+        slots[id .. "\0" .. (e.chunk_index - index.chunk_start)] = e.data_slots
       end
     end
   end
   for _, id in ipairs(order) do
-    local b = blobs[id]
+    local b = { index = blobs[id] }
     local missing = b.index.size
     for k = 0, b.index.chunk_count - 1 do
-      local chunk = b.chunks[k]
+      local chunk = slots[id .. "\0" .. k]
       if chunk then
-        missing = missing - 32 * #chunk.children
+        missing = missing - 32 * chunk
       else
         say(paint("red", fmt("Blob %s is missing a chunk!", b.index.key)),
           fmt(" %s, Chunk Index: %03d", ns_label(names, b.index.ns), k))
@@ -129,7 +165,7 @@ end
 
 local function check_namespaces(written, names, defined)
   local used, order = {}, {}
-  for _, w in ipairs(written) do
+  for w in each_written(written) do
     local ns = w.e.ns
     if ns ~= 0 and not used[ns] then
       used[ns] = true
@@ -149,8 +185,8 @@ local function check_namespaces(written, names, defined)
 end
 
 --- The checks of one page's top-level entries; the written ones are added
--- to `written` as {e, page}.
-local function check_entries(p, written)
+-- to `written` as {e, page}, `page` the page's { page_index, status }.
+local function check_entries(p, written, page)
   for _, e in ipairs(p.entries) do
     local n, key = fmt("#%03d", e.index), key_text(e)
     local skip = false
@@ -161,7 +197,7 @@ local function check_entries(p, written)
       say(paint("yellow", fmt(" Entry %s is reported as Erased but it is empty! " ..
         "(Only entries reported as Empty should be empty)", n)))
     end
-    if e.state == "Written" then written[#written + 1] = { e = e, page = p } end
+    if e.state == "Written" then written[#written + 1] = pack_record(e, page) end
     if e.state == "Written" and not skip then
       if e.crc ~= e.crc_computed then
         say(paint("red", fmt(" Entry %s %s has wrong CRC32!     ", n, key)), " Written: ",
@@ -188,20 +224,24 @@ local function check_entries(p, written)
   end
 end
 
---- nvs_tool.py's checks of the pages (nvsgen.pages.parse's).
-function M.integrity(pages)
-  if #pages < 3 then
+--- nvs_tool.py's checks of the pages of a plain image, parsed one at a
+-- time (nvsgen.pages.each).
+function M.integrity(image)
+  local count = nvsgen_pages.page_count(image)
+  if count < 3 then
     say(paint("yellow", "NVS Partition size must be at least 0x3000 (4kiB * 3 pages == 12kiB)!"))
   end
   local free = false
-  for _, p in ipairs(pages) do free = free or p.status == "Empty" end
+  for n = 0, count - 1 do
+    free = free or nvsgen_pages.PAGE_STATUS[string.unpack("<I4", image, n * nvsgen_pages.PAGE + 1)] == "Empty"
+  end
   if not free then
     say(paint("red", "No free (empty) page found in the NVS partition,\n"
       .. "at least one free page is required for proper function!"))
     say(paint("red", "NVS partition possibly truncated?\n"))
   end
   local written = {}
-  for _, p in ipairs(pages) do
+  for p in nvsgen_pages.each(image) do
     if p.status == "Empty" then
       say(paint("cyan", "Page Empty"))
       if not all_ff(p.bitmap) then
@@ -216,11 +256,11 @@ function M.integrity(pages)
       say(paint("cyan", fmt("Page no. %d", p.page_index)), " Original CRC32: ", paint("red", fmt("%x", p.crc)),
         " Generated CRC32: ", paint("green", fmt("%x", p.crc_computed)))
     end
-    check_entries(p, written)
+    check_entries(p, written, { page_index = p.page_index, status = p.status })
   end
   print_duplicates(find_duplicates(written))
   say("")
-  local names, defined = nvsgen_pages.namespace_map(pages)
+  local names, defined = nvsgen_pages.namespace_map(image)
   check_blobs(written, names)
   check_namespaces(written, names, defined)
 end

@@ -14,6 +14,7 @@ local PAGE, ENTRY = nvsgen_pages.PAGE, nvsgen_pages.ENTRY
 local VAR_TYPES = { string = true, blob = true, blob_data = true }
 
 local say, paint, key_text = textout.say, textout.paint, textout.key_text
+local each_page = nvsgen_pages.each
 
 -- Python's str.isprintable() for chr(b), b < 256.
 local function printable(b)
@@ -78,8 +79,8 @@ local function bitmap_line(p)
   return paint("bold", " Entry state bitmap: ") .. concat(t)
 end
 
-local function dump_pages(pages, written_only)
-  for _, p in ipairs(pages) do
+local function dump_pages(image, written_only)
+  for p in each_page(image) do
     if p.is_empty then
       say(paint("bold", fmt("Page Empty, Page address: 0x%x", p.address)))
     else
@@ -136,9 +137,9 @@ local function bytes_repr(s)
   return "b" .. quote .. concat(t) .. quote
 end
 
-local function dump_minimal(pages)
-  local names = nvsgen_pages.namespace_map(pages)
-  for _, p in ipairs(pages) do
+local function dump_minimal(image)
+  local names = nvsgen_pages.namespace_map(image)
+  for p in each_page(image) do
     say(paint("bold", p.is_empty and "Page Empty" or fmt("Page no. %d, Status: %s", p.page_index, p.status)))
     for _, e in ipairs(p.entries) do
       if e.state == "Written" and e.ns ~= 0 and names[e.ns] and e.type ~= "blob_index" then
@@ -158,8 +159,8 @@ local function dump_minimal(pages)
   end
 end
 
-local function dump_namespaces(pages)
-  local names = nvsgen_pages.namespace_map(pages)
+local function dump_namespaces(image)
+  local names = nvsgen_pages.namespace_map(image)
   local indices = {}
   for i in pairs(names) do if math.type(i) == "integer" then indices[#indices + 1] = i end end
   table.sort(indices)
@@ -169,10 +170,10 @@ end
 
 local MISSING = "  " .. ("-"):rep(63) .. " Missing data " .. ("-"):rep(64)
 
-local function dump_blobs(pages)
-  local names = nvsgen_pages.namespace_map(pages)
+local function dump_blobs(image)
+  local names = nvsgen_pages.namespace_map(image)
   local written = {}
-  for _, p in ipairs(pages) do
+  for p in each_page(image) do
     for _, e in ipairs(p.entries) do
       if e.state == "Written" then written[#written + 1] = e end
     end
@@ -227,7 +228,7 @@ local function dump_blobs(pages)
   end
 end
 
-local function dump_storage_info(pages)
+local function dump_storage_info(image)
   local total = { Written = 0, Erased = 0, Empty = 0, Invalid = 0 }
   local function counts(c)
     say(fmt("    Written: %5d", c.Written))
@@ -236,7 +237,7 @@ local function dump_storage_info(pages)
     say(fmt("    Invalid: %5d", c.Invalid))
     say(fmt("    Total:   %5d", c.Written + c.Erased + c.Empty + c.Invalid))
   end
-  for _, p in ipairs(pages) do
+  for p in each_page(image) do
     local c = { Written = 0, Erased = 0, Empty = 0, Invalid = 0 }
     for _, e in ipairs(p.entries) do
       c[e.state] = c[e.state] + 1
@@ -251,15 +252,15 @@ local function dump_storage_info(pages)
   say("  Config:")
   say(fmt("    Page size:   %5d", PAGE))
   say(fmt("    Entry size:  %5d", ENTRY))
-  say(fmt("    Total pages: %5d", #pages))
+  say(fmt("    Total pages: %5d", nvsgen_pages.page_count(image)))
   say("  Entries:")
   counts(total)
   say("")
 end
 
 local DUMPS = {
-  all = function(pages) dump_pages(pages, false) end,
-  written = function(pages) dump_pages(pages, true) end,
+  all = function(image) dump_pages(image, false) end,
+  written = function(image) dump_pages(image, true) end,
   minimal = dump_minimal, namespaces = dump_namespaces, blobs = dump_blobs,
   storage_info = dump_storage_info, none = function() end,
 }
@@ -275,11 +276,11 @@ function M.write(r, opts, write)
   textout.begin(write, opts.color)
   local dump = opts.dump or "all"
   if dump ~= "none" or opts.integrity then
-    local pages = nvsgen_pages.parse(r.image)
-    DUMPS[dump](pages)
+    -- page by page: a page is parsed, printed and dropped
+    DUMPS[dump](r.image)
     if opts.integrity then
       say("")
-      checks.integrity(pages)
+      checks.integrity(r.image)
     end
   end
   if opts.integrity then checks.firmware(r) end

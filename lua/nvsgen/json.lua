@@ -36,14 +36,6 @@ local function object(fields, indent)
   return "{\n" .. concat(t, ",\n") .. "\n" .. ("  "):rep(indent) .. "}"
 end
 
-local function array(values, indent)
-  if #values == 0 then return "[]" end
-  local pad = ("  "):rep(indent + 1)
-  local t = {}
-  for k, v in ipairs(values) do t[k] = pad .. v end
-  return "[\n" .. concat(t, ",\n") .. "\n" .. ("  "):rep(indent) .. "]"
-end
-
 local function item_value(item)
   if item.type == "blob" then return json_string(core.hex_encode(item.value)), "hex" end
   if item.type == "string" then
@@ -56,51 +48,79 @@ local function item_value(item)
   return tostring(item.value) -- integers, u64 above 2^63-1 as its digits
 end
 
+-- Writes the JSON array of `list`, each element made by `encode`, at
+-- indent 1, through `write`, one element at a time (array()'s bytes).
+local function write_array(list, encode, write)
+  if #list == 0 then return write("[]") end
+  write("[\n")
+  for k, v in ipairs(list) do
+    write((k > 1 and ",\n    " or "    ") .. encode(v))
+  end
+  write("\n  ]")
+end
+
+local function page_json(p)
+  return object({
+    { "index", tostring(p.index) }, { "state", json_string(p.state) },
+    { "seq", tostring(p.seq) }, { "version", tostring(p.version) },
+    { "header_crc_ok", tostring(p.header_ok) }, { "loaded", tostring(p.loaded) },
+    { "entries", object({ { "written", tostring(p.bitmap.written) },
+      { "erased", tostring(p.bitmap.erased) }, { "empty", tostring(p.bitmap.empty) },
+      { "illegal", tostring(p.bitmap.illegal) } }, 3) },
+  }, 2)
+end
+
+local function namespace_json(ns)
+  return object({ { "index", tostring(ns.index) }, { "name", json_string(ns.name) },
+    { "page", tostring(ns.page) }, { "entry", tostring(ns.entry) } }, 2)
+end
+
+local function item_json(item)
+  local value, encoding = item_value(item)
+  local fields = {
+    { "page", tostring(item.page) }, { "entry", tostring(item.entry) },
+    { "namespace", json_string(item.namespace) }, { "key", json_string(item.key) },
+    { "type", json_string(item.type) }, { "value", value },
+  }
+  if encoding then fields[#fields + 1] = { "encoding", json_string(encoding) } end
+  return object(fields, 2)
+end
+
+local function problem_json(pb)
+  return object({ { "page", pb.page and tostring(pb.page) or "null" },
+    { "entry", pb.entry and tostring(pb.entry) or "null" },
+    { "severity", json_string(pb.severity) }, { "reason", json_string(pb.reason) } }, 2)
+end
+
+--- Writes the JSON document of a read result (nvsgen.read's table)
+-- through `write(text)`, an element at a time, so that the document is
+-- never held whole; `name` is the file name it shows (default ""). The
+-- bytes are M.to_json's.
+function M.write(r, name, write)
+  if type(r) ~= "table" or not r.items or not r.pages then
+    error("nvsgen.json.write: a result of nvsgen.read expected", 2)
+  end
+  write("{\n  \"name\": " .. json_string(name or "") .. ",\n  \"encrypted\": " .. tostring(r.encrypted)
+    .. ",\n  \"pages\": ")
+  write_array(r.pages, page_json, write)
+  write(",\n  \"namespaces\": ")
+  write_array(r.namespace_entries, namespace_json, write)
+  write(",\n  \"items\": ")
+  write_array(r.items, item_json, write)
+  write(",\n  \"problems\": ")
+  write_array(r.problems, problem_json, write)
+  write("\n}")
+end
+
 --- The JSON document of a read result (nvsgen.read's table); `name` is
 -- the file name it shows (default "").
 function M.to_json(r, name)
   if type(r) ~= "table" or not r.items or not r.pages then
     error("nvsgen.to_json: a result of nvsgen.read expected", 2)
   end
-  name = name or ""
-  local pages, namespaces, items, problems = {}, {}, {}, {}
-  for k, p in ipairs(r.pages) do
-    pages[k] = object({
-      { "index", tostring(p.index) }, { "state", json_string(p.state) },
-      { "seq", tostring(p.seq) }, { "version", tostring(p.version) },
-      { "header_crc_ok", tostring(p.header_ok) }, { "loaded", tostring(p.loaded) },
-      { "entries", object({ { "written", tostring(p.bitmap.written) },
-        { "erased", tostring(p.bitmap.erased) }, { "empty", tostring(p.bitmap.empty) },
-        { "illegal", tostring(p.bitmap.illegal) } }, 3) },
-    }, 2)
-  end
-  for k, ns in ipairs(r.namespace_entries) do
-    namespaces[k] = object({ { "index", tostring(ns.index) }, { "name", json_string(ns.name) },
-      { "page", tostring(ns.page) }, { "entry", tostring(ns.entry) } }, 2)
-  end
-  for k, item in ipairs(r.items) do
-    local value, encoding = item_value(item)
-    local fields = {
-      { "page", tostring(item.page) }, { "entry", tostring(item.entry) },
-      { "namespace", json_string(item.namespace) }, { "key", json_string(item.key) },
-      { "type", json_string(item.type) }, { "value", value },
-    }
-    if encoding then fields[#fields + 1] = { "encoding", json_string(encoding) } end
-    items[k] = object(fields, 2)
-  end
-  for k, pb in ipairs(r.problems) do
-    problems[k] = object({ { "page", pb.page and tostring(pb.page) or "null" },
-      { "entry", pb.entry and tostring(pb.entry) or "null" },
-      { "severity", json_string(pb.severity) }, { "reason", json_string(pb.reason) } }, 2)
-  end
-  return object({
-    { "name", json_string(name) },
-    { "encrypted", tostring(r.encrypted) },
-    { "pages", array(pages, 1) },
-    { "namespaces", array(namespaces, 1) },
-    { "items", array(items, 1) },
-    { "problems", array(problems, 1) },
-  }, 0)
+  local parts = {}
+  M.write(r, name, function(text) parts[#parts + 1] = text end)
+  return concat(parts)
 end
 
 return M

@@ -106,58 +106,76 @@ end
 local BLANK = ("\255"):rep(ENTRY)
 local blank_slots = {}
 
---- The pages of a plain image, whole pages only. Entries are shared
+--- Page `n` (from 0) of a plain image, parsed. Entries are shared
 -- between pages where they are alike: treat them as read-only.
+function M.parse_page(image, n)
+  local base = n * PAGE
+  local header = image:sub(base + 1, base + 32)
+  local p = {
+    number = n, address = base, header = header, is_empty = all_ff(header),
+    status_word = unpack("<I4", header, 1), page_index = unpack("<I4", header, 5),
+    version = 256 - byte(header, 9), crc = unpack("<I4", header, 29),
+    crc_computed = crc32(header:sub(5, 28)),
+    bitmap = image:sub(base + 33, base + 64), entries = {},
+  }
+  p.status = M.PAGE_STATUS[p.status_word] or "Invalid"
+  local function slot(i)
+    local at = base + 64 + i * ENTRY
+    return image:sub(at + 1, at + ENTRY), ENTRY_STATE[M.slot_state(image, base, i)], at
+  end
+  local i = 0
+  while i < ENTRIES do
+    local raw, state, at = slot(i)
+    local e
+    if raw == BLANK and state == "Empty" then
+      -- Blank slots are alike but for their index, and nothing changes
+      -- them once parsed: one table per index serves every page.
+      e = blank_slots[i] or parse_entry(raw, i, state, M.entry_crcs(image, at))
+      blank_slots[i] = e
+    else
+      e = parse_entry(raw, i, state, M.entry_crcs(image, at))
+    end
+    if e.walk > 1 then e.children = {} end
+    for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
+      local child, child_state = slot(c)
+      e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
+    end
+    finish_entry(e)
+    p.entries[#p.entries + 1] = e
+    i = i + e.walk
+  end
+  return p
+end
+
+--- How many whole pages the image holds.
+function M.page_count(image)
+  return #image // PAGE
+end
+
+--- Iterates over the pages of a plain image, parsing each when reached:
+-- a caller that keeps none holds one page at a time, whatever the size.
+function M.each(image)
+  local n, count = -1, #image // PAGE
+  return function()
+    n = n + 1
+    if n < count then return M.parse_page(image, n) end
+  end
+end
+
+--- The pages of a plain image, whole pages only, as a list (see parse_page).
 function M.parse(image)
   local pages = {}
-  for n = 0, #image // PAGE - 1 do
-    local base = n * PAGE
-    local header = image:sub(base + 1, base + 32)
-    local p = {
-      number = n, address = base, header = header, is_empty = all_ff(header),
-      status_word = unpack("<I4", header, 1), page_index = unpack("<I4", header, 5),
-      version = 256 - byte(header, 9), crc = unpack("<I4", header, 29),
-      crc_computed = crc32(header:sub(5, 28)),
-      bitmap = image:sub(base + 33, base + 64), entries = {},
-    }
-    p.status = M.PAGE_STATUS[p.status_word] or "Invalid"
-    local function slot(i)
-      local at = base + 64 + i * ENTRY
-      return image:sub(at + 1, at + ENTRY), ENTRY_STATE[M.slot_state(image, base, i)], at
-    end
-    local i = 0
-    while i < ENTRIES do
-      local raw, state, at = slot(i)
-      local e
-      if raw == BLANK and state == "Empty" then
-        -- Blank slots are alike but for their index, and nothing changes
-        -- them once parsed: one table per index serves every page.
-        e = blank_slots[i] or parse_entry(raw, i, state, M.entry_crcs(image, at))
-        blank_slots[i] = e
-      else
-        e = parse_entry(raw, i, state, M.entry_crcs(image, at))
-      end
-      if e.walk > 1 then e.children = {} end
-      for c = i + 1, math.min(i + e.walk - 1, ENTRIES - 1) do
-        local child, child_state = slot(c)
-        e.children[#e.children + 1] = { raw = child, index = c, state = child_state }
-      end
-      finish_entry(e)
-      p.entries[#p.entries + 1] = e
-      i = i + e.walk
-    end
-    pages[#pages + 1] = p
-  end
+  for p in M.each(image) do pages[#pages + 1] = p end
   return pages
 end
 
 local WRITTEN = 2
 
 --- Namespace index -> name, and the indices in the order first defined,
--- from the written entries of namespace 0.
-function M.namespace_map(pages)
+-- from the written entries of namespace 0 of a plain image, page by page.
+function M.namespace_map(image)
   local map, order = {}, {}
-  for _, p in ipairs(pages) do
+  for p in M.each(image) do
     for _, e in ipairs(p.entries) do
       if e.state == "Written" and e.ns == 0 and e.value ~= nil then
         if map[e.value] == nil then order[#order + 1] = e.value end

@@ -47,7 +47,7 @@ local function resolve_key(keys)
   return crypto.read_keys(keys) -- a missing file: its open error
 end
 
-local READ_OPTIONS = { read_only = true, partition = true, partition_table_offset = true }
+local READ_OPTIONS = { read_only = true, partition = true, partition_table_offset = true, problems_only = true }
 
 --- Decrypts `image` with `key`; nil and the message for a wrong key
 -- (nvsgen.pages.wrong_key, the rule decryption also follows).
@@ -65,7 +65,9 @@ end
 --- Reads an image: `source` is the image's bytes or a file path; `keys`
 -- (optional) a 64-byte key or the path of a keys partition file for an
 -- encrypted image; `opts.read_only` reads it as a read-only mount (no free
--- page needed). With `opts.partition` (a label, or true for the first
+-- page needed); `opts.problems_only` leaves `items` and `namespaces` empty,
+-- for a caller that needs only the problems (memory: no table per item).
+-- With `opts.partition` (a label, or true for the first
 -- data,nvs one) or `opts.partition_table_offset`, `source` is a whole
 -- flash dump (see nvsgen.flash); an encrypted partition is then read with
 -- `keys` or, without them, the dump's own nvs_keys partition. Returns a
@@ -134,7 +136,7 @@ function M.read(source, keys, opts)
     encrypted = key
   end
   local r
-  r, err = core.read(image, opts.read_only)
+  r, err = core.read(image, opts.read_only, opts.problems_only)
   if not r then return nil, err end
   r.namespace_entries = r.namespaces
   local namespaces = {}

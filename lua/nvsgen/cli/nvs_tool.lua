@@ -157,6 +157,9 @@ function M.main(argv)
         opts.file, #image, #image % PAGE))
     end
   end
+  -- the text dumps print the problems and parse the pages themselves:
+  -- no table per item
+  read_opts.problems_only = opts.format == "text" or nil
   local r
   r, err = nvsgen.read(image, opts.keys, read_opts)
   if not r then
@@ -166,7 +169,10 @@ function M.main(argv)
   end
   local text
   if opts.format == "json" then
-    text = json.to_json(r, opts.file:match("[^/]*$")) .. "\n"
+    -- written as made: the document is never held whole
+    local stdout = common.stdout
+    json.write(r, opts.file:match("[^/]*$"), function(t) stdout:write(t) end)
+    text = "\n"
   elseif opts.format == "csv" then
     local name = opts.file:match("[^/]*$"):gsub("%.[^.]*$", "")
     text, err = nvsgen.to_csv(r, { outdir = opts.outdir, name = name ~= "" and name or nil })
