@@ -349,7 +349,7 @@ describe("batch under faults", function()
       -- The worker is the main process's child (started through sh -c exec).
       local status, _, err = sh(("%s >%s/out 2>%s/err & pid=$!; i=0; while [ $i -lt 400 ]; do"
         .. " [ $(cat %s/manifest.csv 2>/dev/null | wc -l) -gt 300 ] && break; sleep 0.02; i=$((i+1)); done;"
-        .. " kill -TERM $(pgrep -P $pid); wait $pid; echo $? >%s/rc")
+        .. " kill -TERM $(env -u LD_PRELOAD pgrep -P $pid); wait $pid; echo $? >%s/rc")
         :format(run, tmp, tmp, out, tmp), tmp)
       assert.equal(0, status, err)
       assert.equal("143\n", helper.read(tmp .. "/rc"))
