@@ -28,6 +28,11 @@ describe("nvs_tool memory", function()
   after_each(function() h.cleanup(dir) end)
 
   it("#slow checks and dumps a 4 MiB image of small integers (-i -d all) within 96 MB", function()
+    -- Under make asan the sanitizer's shadow memory, not nvs_tool, sets the peak.
+    if (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then
+      pending("memory is not measured under the address sanitizer")
+      return
+    end
     local image, out, times = dir .. "/ints.bin", dir .. "/out.txt", dir .. "/time.txt"
     assert.is_true(integers_image(image) > 100000)
     local ok = os.execute(("/usr/bin/time -v -o %s lua5.4 %s/bin/nvs_tool.lua %s -i -d all > %s")
