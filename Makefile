@@ -166,9 +166,10 @@ uninstall:
 # the work every image needs (pending file, SHA-256, rename), with or without
 # a key per unit (key made, entries encrypted, keys file), the work every
 # unit of mfg_gen needs (plain and with --keygen), and a Matter unit's (W2).
-build/bench-floor: bench/floor.c bench/matter_unit.c bench/matter_unit.h
+# They build their images with the project's own C core, as the module does.
+build/bench-floor: bench/floor.c bench/matter_unit.c bench/matter_unit.h $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 $(WARNINGS) -o $@ bench/floor.c bench/matter_unit.c $(DEP_LIBS)
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ bench/floor.c bench/matter_unit.c $(CORE_SRC) $(DEP_LIBS)
 
 clean:
 	rm -rf build

@@ -9,7 +9,10 @@
  *   plain     open/write/close and nothing else: the floor the targets of
  *             the benchmark are relative to;
  *   required  what the batch driver must do for every image whatever its
- *             language: the image written under a pending name, its
+ *             language: the unit's W1 image built by the project's C
+ *             encoder (csrc/nvs_encoder.c: namespace mass_prod, the seven
+ *             items of bench/w1.lua, the secret from OpenSSL's CSPRNG),
+ *             written under a pending name, its
  *             SHA-256 for the manifest, the rename into place, done as
  *             the driver does them (names relative to the folder opened
  *             once, SHA-256 fetched once), and what makes "a record before
@@ -21,16 +24,17 @@
  *             Run as two processes side by side it shows the best a
  *             2-core machine can do, before any image is built;
  *   keys      required, plus what a key per unit adds: the key made
- *             (OpenSSL's CSPRNG), the image's 53 written entries (as
- *             many as a W1 image has) encrypted with it, each its own
- *             AES-XTS data unit as the format wants, and the 4096-byte
- *             keys file beside the image: the best such a batch can do;
+ *             (OpenSSL's CSPRNG), the image encrypted with it by the C
+ *             core (nvs_xts_image: every page, each entry its own AES-XTS
+ *             data unit as the format wants), and the 4096-byte keys file
+ *             beside the image: the best such a batch can do;
  *   mfg       what mfg_gen must do for every unit whatever its language:
  *             read the unit's value file (DIR/cert.der, 1,200 bytes, made
- *             before the clock starts), then write the unit's CSV (300
- *             bytes, to DIR/csv) and its image (to DIR/bin), each
- *             atomically as mfg_gen does (an unnamed file linked into its
- *             folder opened once; Linux only);
+ *             before the clock starts), build the unit's W1 image with the
+ *             C encoder (its values as a values row gives them), then
+ *             write the unit's CSV (300 bytes, to DIR/csv) and its image
+ *             (to DIR/bin), each atomically as mfg_gen does (an unnamed
+ *             file linked into its folder opened once; Linux only);
  *   mfgkeys   mfg, plus what --keygen adds: the key made, the image's
  *             entries encrypted with it (as in keys mode), and the keys
  *             file written atomically into DIR/keys;
@@ -54,6 +58,8 @@
 #include <openssl/rand.h>
 
 #include "matter_unit.h"
+#include "nvs_crypto.h"
+#include "nvs_encoder.h"
 
 enum mode { PLAIN, REQUIRED, KEYS, MFG, MATTER, MFGKEYS };
 
@@ -62,12 +68,16 @@ enum mode { PLAIN, REQUIRED, KEYS, MFG, MATTER, MFGKEYS };
 typedef struct {
     const char *dir_path;
     int dir;
-    unsigned char *data;
+    const unsigned char *data;
     size_t size;
     EVP_MD *sha256;
-    /* keys mode: AES-256-XTS, fetched once, and a context rekeyed per unit */
-    EVP_CIPHER *xts;
-    EVP_CIPHER_CTX *xts_ctx;
+    /* the W1 image of the unit (required, keys, mfg, mfgkeys) */
+    nvs_encoder encoder;
+    char secret[32]; /* its DeviceSecret, for the manifest */
+    /* keys modes: the C core's AES-XTS context, rekeyed per unit, and the
+     * encrypted copy of the image */
+    nvs_xts_ctx *xts;
+    unsigned char *encrypted;
     /* mfg mode (used only where O_TMPFILE is defined, which cppcheck
      * does not see) */
     /* cppcheck-suppress unusedStructMember */
@@ -105,45 +115,85 @@ static int plain_unit(const bench *b, long i)
     return write_file(AT_FDCWD, path, b->data, b->size);
 }
 
-/* Entries written in a W1 image, each encrypted as one XTS data unit. */
-#define W1_ENTRIES 53
+/* The 1,200-byte certificate every W1 unit holds (bench/w1.lua's CERT). */
+static unsigned char w1_cert[1200];
 
-/* A new key in `keys_data` (the keys file: the key, the rest 0xFF), and
- * the image's first W1_ENTRIES entries encrypted with it (an entry's tweak
- * is its offset). */
-static int new_key_encrypt(const bench *b, unsigned char keys_data[4096])
+/* Builds unit `serial`'s W1 image in b->encoder (bench/w1.lua's items);
+ * `secret` is the DeviceSecret's 32 hex digits, or NULL for 16 bytes from
+ * the CSPRNG (as u:random_hex(32)); `cert` the Cert blob. b->data and b->size become the image. */
+static int build_w1(bench *b, long serial, const char *secret, const unsigned char *cert,
+                    size_t cert_len)
 {
-    unsigned char tweak[16] = {0};
-    long e;
-    memset(keys_data, 0xff, 4096);
-    if (RAND_bytes(keys_data, 64) != 1 ||
-        !EVP_CipherInit_ex2(b->xts_ctx, b->xts, keys_data, NULL, 1, NULL)) {
+    static const char digits[] = "0123456789abcdef";
+    nvs_encoder *e = &b->encoder;
+    char name[32], hex[33];
+    unsigned char random[16], mac[6] = {0x24, 0x0a};
+    int n = snprintf(name, sizeof name, "acme-%ld", serial), k, rc;
+    if (secret == NULL) {
+        if (nvs_random_bytes(random, sizeof random) != 0)
+            return -1;
+        for (k = 0; k < 16; k++) {
+            hex[2 * k] = digits[random[k] >> 4];
+            hex[2 * k + 1] = digits[random[k] & 15];
+        }
+        secret = hex;
+    }
+    memcpy(b->secret, secret, 32);
+    for (k = 0; k < 4; k++)
+        mac[2 + k] = (unsigned char)((unsigned long)serial >> (24 - 8 * k));
+    nvs_encoder_reset(e);
+    rc = nvs_encoder_namespace(e, "mass_prod", 9);
+    if (rc == 0)
+        rc = nvs_encoder_put_str(e, "ProductID", 9, (const uint8_t *)"ACME-W1", 7);
+    if (rc == 0)
+        rc = nvs_encoder_put_str(e, "DeviceName", 10, (const uint8_t *)name, (size_t)n);
+    if (rc == 0)
+        rc = nvs_encoder_put_str(e, "DeviceSecret", 12, (const uint8_t *)secret, 32);
+    if (rc == 0)
+        rc = nvs_encoder_put_int(e, "Serial", 6, NVS_TYPE_U32, serial);
+    if (rc == 0)
+        rc = nvs_encoder_put_blob(e, "MAC", 3, mac, sizeof mac);
+    if (rc == 0)
+        rc = nvs_encoder_put_int(e, "HwRev", 5, NVS_TYPE_U8, 3);
+    if (rc == 0)
+        rc = nvs_encoder_put_blob(e, "Cert", 4, cert, cert_len);
+    if (rc != 0) {
+        fprintf(stderr, "encoder: %s\n", nvs_encoder_strerror(rc));
+        return -1;
+    }
+    b->data = nvs_encoder_image(e, &b->size);
+    return 0;
+}
+
+/* A new key in `keys_data` (the keys partition, as nvs_keys_build makes it), and
+ * the image encrypted with it by the C core into b->encrypted, which
+ * becomes b->data. */
+static int new_key_encrypt(bench *b, unsigned char keys_data[4096])
+{
+    uint8_t key[NVS_XTS_KEY_SIZE];
+    if (nvs_keys_generate(key) != 0 || nvs_xts_rekey(b->xts, key) != 0 ||
+        nvs_keys_build(keys_data, key) != 0) {
         fprintf(stderr, "key failed\n");
         return -1;
     }
-    for (e = 0; e < W1_ENTRIES; e++) {
-        long offset = 64 + 32 * e; /* after the page header and bitmap */
-        unsigned char *entry = b->data + offset;
-        int outl;
-        memcpy(tweak, &offset, sizeof offset); /* little-endian x86 */
-        if (!EVP_CipherInit_ex2(b->xts_ctx, NULL, NULL, tweak, -1, NULL) ||
-            !EVP_CipherUpdate(b->xts_ctx, entry, &outl, entry, 32)) {
-            fprintf(stderr, "encryption failed\n");
-            return -1;
-        }
+    memcpy(b->encrypted, b->data, b->size);
+    if (nvs_xts_image(b->xts, b->encrypted, b->size, 1) != 0) {
+        fprintf(stderr, "encryption failed\n");
+        return -1;
     }
+    b->data = b->encrypted;
     return 0;
 }
 
 /* What a key per unit adds: the key made, the image encrypted with it,
- * and the keys file written beside the image `path`. */
-static int key_unit(const bench *b, const char *path)
+ * and the keys file written (pending) beside the image of unit i. */
+static int key_unit(bench *b, long i)
 {
     unsigned char keys_data[4096];
     char keys_path[80];
     if (new_key_encrypt(b, keys_data) != 0)
         return -1;
-    snprintf(keys_path, sizeof keys_path, "%s-keys.bin", path);
+    snprintf(keys_path, sizeof keys_path, "unit-%ld-keys.bin.part", i);
     return write_file(b->dir, keys_path, keys_data, sizeof keys_data);
 }
 
@@ -158,13 +208,20 @@ typedef struct {
     long first, count;
     double committed;
     int manifest;
+    int keys; /* a keys file per unit to rename too */
+    char *records; /* the staged units' manifest records */
+    size_t records_len;
 } group;
+
+/* Room for GROUP_MAX records (serial, image, size, SHA-256, keys file,
+ * DeviceSecret). */
+#define RECORD_MAX 192
 
 /* Commits the staged units: files on the disk, their records appended
  * and flushed, then the renames. */
 static int commit_group(const bench *b, group *g)
 {
-    char path[64], pending[80], record[128];
+    char path[64], pending[80];
     long i;
     if (g->count == 0)
         return 0;
@@ -172,23 +229,25 @@ static int commit_group(const bench *b, group *g)
         perror("syncfs");
         return -1;
     }
-    for (i = g->first; i < g->first + g->count; i++) {
-        int len = snprintf(record, sizeof record, "%ld,unit-%ld.bin,%zu,<sha256>\n", i, i, b->size);
-        if (write(g->manifest, record, (size_t)len) != len) {
-            perror("manifest");
-            return -1;
-        }
+    if (write(g->manifest, g->records, g->records_len) != (ssize_t)g->records_len) {
+        perror("manifest");
+        return -1;
     }
+    g->records_len = 0;
     if (fdatasync(g->manifest) != 0) {
         perror("fdatasync");
         return -1;
     }
     for (i = g->first; i < g->first + g->count; i++) {
-        snprintf(path, sizeof path, "unit-%ld.bin", i);
-        snprintf(pending, sizeof pending, "%s.part", path);
-        if (renameat(b->dir, pending, b->dir, path) != 0) {
-            perror(path);
-            return -1;
+        int k;
+        /* the keys file (if any), then the image, as the driver does */
+        for (k = g->keys ? 0 : 1; k < 2; k++) {
+            snprintf(path, sizeof path, k == 0 ? "unit-%ld-keys.bin" : "unit-%ld.bin", i);
+            snprintf(pending, sizeof pending, "%s.part", path);
+            if (renameat(b->dir, pending, b->dir, path) != 0) {
+                perror(path);
+                return -1;
+            }
         }
     }
     g->first += g->count;
@@ -197,13 +256,15 @@ static int commit_group(const bench *b, group *g)
     return 0;
 }
 
-static int required_unit(const bench *b, group *g, long i, int keys)
+/* Unit i's pending image (and keys file), its record staged. */
+static int required_unit(bench *b, group *g, long i, int keys)
 {
-    char path[64], pending[80];
+    char path[64], pending[80], hash[2 * NVS_SHA256_SIZE + 1];
     unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned k;
     snprintf(path, sizeof path, "unit-%ld.bin", i);
     snprintf(pending, sizeof pending, "%s.part", path);
-    if (keys && key_unit(b, path) != 0)
+    if (keys && key_unit(b, i) != 0)
         return -1;
     if (!EVP_Digest(b->data, b->size, digest, NULL, b->sha256, NULL)) {
         fprintf(stderr, "SHA-256 failed\n");
@@ -211,6 +272,11 @@ static int required_unit(const bench *b, group *g, long i, int keys)
     }
     if (write_file(b->dir, pending, b->data, b->size) != 0)
         return -1;
+    for (k = 0; k < NVS_SHA256_SIZE; k++)
+        snprintf(hash + 2 * k, 3, "%02x", digest[k]);
+    g->records_len += (size_t)snprintf(g->records + g->records_len, RECORD_MAX,
+                                       "%ld,%s,%zu,%s,%s,%.32s\n", i, path, b->size, hash,
+                                       keys ? "keys" : "", b->secret);
     g->count++;
     if (g->count >= GROUP && (g->count >= GROUP_MAX || now() - g->committed >= COMMIT_SECONDS))
         return commit_group(b, g);
@@ -232,9 +298,10 @@ static int write_atomic(int dir, const char *name, const void *data, size_t size
     return close(fd);
 }
 
-static int mfg_unit(const bench *b, long i)
+static int mfg_unit(bench *b, long i, int keys)
 {
-    char name[64], value[4096], text[300];
+    char name[64], text[300];
+    unsigned char value[4096], keys_data[4096];
     struct stat st;
     int fd = openat(b->dir, "cert.der", O_RDONLY);
     if (fd < 0 || fstat(fd, &st) != 0 || read(fd, value, sizeof value) != st.st_size) {
@@ -242,26 +309,23 @@ static int mfg_unit(const bench *b, long i)
         return -1;
     }
     close(fd);
+    if (build_w1(b, i, "0123456789abcdef0123456789abcdef", value, (size_t)st.st_size) != 0)
+        return -1;
+    if (keys) {
+        /* What --keygen adds: the key made, the image encrypted, the keys
+         * file written atomically into keys/ (as mfg_gen names it). */
+        if (new_key_encrypt(b, keys_data) != 0)
+            return -1;
+        snprintf(name, sizeof name, "keys-unit-%ld.bin", i);
+        if (write_atomic(b->keys_dir, name, keys_data, sizeof keys_data) != 0)
+            return -1;
+    }
     memset(text, 'x', sizeof text);
     snprintf(name, sizeof name, "unit-%ld.csv", i);
     if (write_atomic(b->csv_dir, name, text, sizeof text) != 0)
         return -1;
     snprintf(name, sizeof name, "unit-%ld.bin", i);
     return write_atomic(b->bin_dir, name, b->data, b->size);
-}
-
-/* What mfg_gen --keygen adds to a unit: the key made, the image encrypted,
- * the keys file written atomically into keys/ (as mfg_gen names it). */
-static int mfg_keys_unit(const bench *b, long i)
-{
-    unsigned char keys_data[4096];
-    char name[64];
-    if (new_key_encrypt(b, keys_data) != 0)
-        return -1;
-    snprintf(name, sizeof name, "keys-unit-%ld.bin", i);
-    if (write_atomic(b->keys_dir, name, keys_data, sizeof keys_data) != 0)
-        return -1;
-    return mfg_unit(b, i);
 }
 
 /* The subfolders and the value file of the mfg loop, made before the clock
@@ -293,17 +357,11 @@ static int mfg_setup(bench *b)
     return 0;
 }
 #else
-static int mfg_unit(const bench *b, long i)
+static int mfg_unit(bench *b, long i, int keys)
 {
     (void)b;
     (void)i;
-    return -1;
-}
-
-static int mfg_keys_unit(const bench *b, long i)
-{
-    (void)b;
-    (void)i;
+    (void)keys;
     return -1;
 }
 
@@ -334,6 +392,7 @@ int main(int argc, char **argv)
     bench b = {0};
     matter_bench mb = {0};
     group g = {0};
+    unsigned char *plain, keys_data[NVS_XTS_KEY_SIZE];
     double t0;
     long i;
     int rc = 0;
@@ -343,16 +402,21 @@ int main(int argc, char **argv)
     }
     b.dir_path = argv[1];
     b.size = (size_t)size;
-    b.data = malloc(b.size);
+    plain = malloc(b.size);
+    b.encrypted = malloc(b.size);
     b.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    b.xts = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
-    b.xts_ctx = EVP_CIPHER_CTX_new();
+    memset(keys_data, 0x5a, sizeof keys_data);
+    keys_data[0] = 1; /* (the halves must differ) */
+    b.xts = nvs_xts_new(keys_data, NULL);
+    g.records = malloc((size_t)GROUP_MAX * RECORD_MAX);
     b.dir = open(argv[1], O_RDONLY | O_DIRECTORY);
-    if (b.data == NULL || b.sha256 == NULL || b.xts == NULL || b.xts_ctx == NULL || b.dir < 0) {
+    if (plain == NULL || b.encrypted == NULL || b.sha256 == NULL || b.xts == NULL ||
+        g.records == NULL || nvs_encoder_init(&b.encoder, b.size, 2) != 0 || b.dir < 0) {
         perror(argv[1]);
         return 1;
     }
-    memset(b.data, 0xff, b.size);
+    memset(plain, 0xff, b.size);
+    memset(w1_cert, 0x30, sizeof w1_cert);
     if ((mode == MFG || mode == MFGKEYS) && mfg_setup(&b) != 0)
         return 1;
     if (mode == MATTER && matter_setup(&mb, getenv("BENCH_PAI_CERT") ? getenv("BENCH_PAI_CERT") : "",
@@ -360,6 +424,7 @@ int main(int argc, char **argv)
         return 1;
     t0 = now();
     g.first = first;
+    g.keys = mode == KEYS;
     g.committed = t0;
     if (mode == REQUIRED || mode == KEYS || mode == MATTER) {
         char name[64];
@@ -372,25 +437,26 @@ int main(int argc, char **argv)
     }
     for (i = first; rc == 0 && i < first + n; i++) {
         /* Make each file differ a little, as the images do. */
-        memcpy(b.data, &i, sizeof i);
+        b.data = plain;
+        b.size = (size_t)size;
+        memcpy(plain, &i, sizeof i);
         switch (mode) {
         case PLAIN:
             rc = plain_unit(&b, i);
             break;
         case REQUIRED:
         case KEYS:
-            rc = required_unit(&b, &g, i, mode == KEYS);
-            break;
-        case MFGKEYS:
-            rc = mfg_keys_unit(&b, i);
+            rc = build_w1(&b, i, NULL, w1_cert, sizeof w1_cert);
+            if (rc == 0)
+                rc = required_unit(&b, &g, i, mode == KEYS);
             break;
         case MATTER:
-            rc = matter_unit(&mb, b.data + sizeof i, b.size - sizeof i);
+            rc = matter_unit(&mb, plain + sizeof i, b.size - sizeof i);
             if (rc == 0)
                 rc = required_unit(&b, &g, i, 0);
             break;
         default:
-            rc = mfg_unit(&b, i);
+            rc = mfg_unit(&b, i, mode == MFGKEYS);
             break;
         }
     }
@@ -403,8 +469,10 @@ int main(int argc, char **argv)
         close(g.manifest);
     close(b.dir);
     EVP_MD_free(b.sha256);
-    EVP_CIPHER_CTX_free(b.xts_ctx);
-    EVP_CIPHER_free(b.xts);
-    free(b.data);
+    nvs_xts_free(b.xts);
+    nvs_encoder_free(&b.encoder);
+    free(b.encrypted);
+    free(g.records);
+    free(plain);
     return 0;
 }
