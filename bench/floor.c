@@ -127,9 +127,10 @@ static int build_w1(bench *b, long serial, const char *secret, const unsigned ch
     static const char digits[] = "0123456789abcdef";
     nvs_encoder *e = &b->encoder;
     char name[32], hex[33];
-    unsigned char random[16], mac[6] = {0x24, 0x0a};
+    unsigned char mac[6] = {0x24, 0x0a};
     int n = snprintf(name, sizeof name, "acme-%ld", serial), k, rc;
     if (secret == NULL) {
+        unsigned char random[16];
         if (nvs_random_bytes(random, sizeof random) != 0)
             return -1;
         for (k = 0; k < 16; k++) {
@@ -413,15 +414,18 @@ int main(int argc, char **argv)
     if (plain == NULL || b.encrypted == NULL || b.sha256 == NULL || b.xts == NULL ||
         g.records == NULL || nvs_encoder_init(&b.encoder, b.size, 2) != 0 || b.dir < 0) {
         perror(argv[1]);
-        return 1;
+        rc = 1;
     }
+    else if ((mode == MFG || mode == MFGKEYS) && mfg_setup(&b) != 0)
+        rc = 1;
+    else if (mode == MATTER &&
+             matter_setup(&mb, getenv("BENCH_PAI_CERT") ? getenv("BENCH_PAI_CERT") : "",
+                          getenv("BENCH_PAI_KEY") ? getenv("BENCH_PAI_KEY") : "") != 0)
+        rc = 1;
+    if (rc != 0)
+        goto done;
     memset(plain, 0xff, b.size);
     memset(w1_cert, 0x30, sizeof w1_cert);
-    if ((mode == MFG || mode == MFGKEYS) && mfg_setup(&b) != 0)
-        return 1;
-    if (mode == MATTER && matter_setup(&mb, getenv("BENCH_PAI_CERT") ? getenv("BENCH_PAI_CERT") : "",
-                                       getenv("BENCH_PAI_KEY") ? getenv("BENCH_PAI_KEY") : "") != 0)
-        return 1;
     t0 = now();
     g.first = first;
     g.keys = mode == KEYS;
@@ -432,7 +436,7 @@ int main(int argc, char **argv)
         g.manifest = openat(b.dir, name, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (g.manifest < 0) {
             perror(name);
-            return 1;
+            rc = 1;
         }
     }
     for (i = first; rc == 0 && i < first + n; i++) {
@@ -462,17 +466,18 @@ int main(int argc, char **argv)
     }
     if (rc == 0 && g.manifest > 0)
         rc = commit_group(&b, &g);
-    if (rc != 0)
-        return 1;
-    printf("%.6f\n", now() - t0);
+    if (rc == 0)
+        printf("%.6f\n", now() - t0);
     if (g.manifest > 0)
         close(g.manifest);
-    close(b.dir);
+done:
+    if (b.dir >= 0)
+        close(b.dir);
     EVP_MD_free(b.sha256);
     nvs_xts_free(b.xts);
     nvs_encoder_free(&b.encoder);
     free(b.encrypted);
     free(g.records);
     free(plain);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }
