@@ -58,6 +58,7 @@
 #include <openssl/rand.h>
 
 #include "matter_unit.h"
+#include "nvs_codec.h"
 #include "nvs_crypto.h"
 #include "nvs_encoder.h"
 
@@ -124,7 +125,6 @@ static unsigned char w1_cert[1200];
 static int build_w1(bench *b, long serial, const char *secret, const unsigned char *cert,
                     size_t cert_len)
 {
-    static const char digits[] = "0123456789abcdef";
     nvs_encoder *e = &b->encoder;
     char name[32], hex[33];
     unsigned char mac[6] = {0x24, 0x0a};
@@ -133,10 +133,7 @@ static int build_w1(bench *b, long serial, const char *secret, const unsigned ch
         unsigned char random[16];
         if (nvs_random_bytes(random, sizeof random) != 0)
             return -1;
-        for (k = 0; k < 16; k++) {
-            hex[2 * k] = digits[random[k] >> 4];
-            hex[2 * k + 1] = digits[random[k] & 15];
-        }
+        nvs_hex_encode(random, sizeof random, hex);
         secret = hex;
     }
     memcpy(b->secret, secret, 32);
@@ -262,7 +259,6 @@ static int required_unit(bench *b, group *g, long i, int keys)
 {
     char path[64], pending[80], hash[2 * NVS_SHA256_SIZE + 1];
     unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned k;
     snprintf(path, sizeof path, "unit-%ld.bin", i);
     snprintf(pending, sizeof pending, "%s.part", path);
     if (keys && key_unit(b, i) != 0)
@@ -273,8 +269,8 @@ static int required_unit(bench *b, group *g, long i, int keys)
     }
     if (write_file(b->dir, pending, b->data, b->size) != 0)
         return -1;
-    for (k = 0; k < NVS_SHA256_SIZE; k++)
-        snprintf(hash + 2 * k, 3, "%02x", digest[k]);
+    nvs_hex_encode(digest, NVS_SHA256_SIZE, hash);
+    hash[2 * NVS_SHA256_SIZE] = '\0';
     g->records_len += (size_t)snprintf(g->records + g->records_len, RECORD_MAX,
                                        "%ld,%s,%zu,%s,%s,%.32s\n", i, path, b->size, hash,
                                        keys ? "keys" : "", b->secret);
