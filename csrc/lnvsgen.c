@@ -264,30 +264,57 @@ static int check_kind(lua_State *L, int idx)
     return luaL_checkoption(L, idx, NULL, kind_names);
 }
 
-/* encoder:put(kind, key, value) -> true | nil, message
- * kind is a name ("u8") or its code (see check_kind). */
-static int l_encoder_put(lua_State *L)
+/* The type rules every path that adds items shares (a partition's put, a
+ * recipe's unit, the CSV generators): strings and blobs take a Lua string,
+ * float and double a number, the integer kinds a number or a string of
+ * digits.  Pushes fail and a message naming `key` and returns 2 for a value
+ * of another type; returns 0 when the type is right. */
+static int push_type_problem(lua_State *L, int k, const char *key, int value_index)
 {
-    nvs_encoder *e = check_encoder(L);
-    int k = check_kind(L, 2);
-    size_t klen;
-    const char *key = luaL_checklstring(L, 3, &klen);
+    unsigned type = kind_types[k];
+    int t = lua_type(L, value_index);
+    const char *wanted;
+    if (type == NVS_TYPE_STR || type == NVS_TYPE_BLOB) {
+        if (t == LUA_TSTRING)
+            return 0;
+        wanted = "a string";
+    } else if (type == NVS_TYPE_FLOAT || type == NVS_TYPE_DOUBLE) {
+        if (t == LUA_TNUMBER)
+            return 0;
+        wanted = "a number";
+    } else {
+        if (t == LUA_TNUMBER || t == LUA_TSTRING)
+            return 0;
+        wanted = "an integer";
+    }
+    luaL_pushfail(L);
+    lua_pushfstring(L, "key '%s': %s expects %s, got %s", key, kind_names[k], wanted,
+                    lua_typename(L, t));
+    return 2;
+}
+
+/* Adds the value at value_index as item `key` of kind k (an index in
+ * kind_names).  Pushes true (1 result) or fail and a message (2). */
+static int put_item(lua_State *L, nvs_encoder *e, int k, const char *key, size_t klen,
+                    int value_index)
+{
     unsigned type = kind_types[k];
     int rc;
+    if (push_type_problem(L, k, key, value_index))
+        return 2;
     if (type == NVS_TYPE_STR || type == NVS_TYPE_BLOB) {
         size_t len;
-        const uint8_t *data = (const uint8_t *)luaL_checklstring(L, 4, &len);
+        const uint8_t *data = (const uint8_t *)lua_tolstring(L, value_index, &len);
         rc = type == NVS_TYPE_STR ? nvs_encoder_put_str(e, key, klen, data, len)
                                   : nvs_encoder_put_blob(e, key, klen, data, len);
     } else if (type == NVS_TYPE_FLOAT || type == NVS_TYPE_DOUBLE) {
-        luaL_argexpected(L, lua_type(L, 4) == LUA_TNUMBER, 4, "number");
-        rc = nvs_encoder_put_real(e, key, klen, type, lua_tonumber(L, 4));
+        rc = nvs_encoder_put_real(e, key, klen, type, lua_tonumber(L, value_index));
     } else {
         int negative, overflow;
         uint64_t magnitude;
         int64_t bits;
-        if (!get_integer(L, 4, &negative, &magnitude, &overflow)) {
-            const char *value = luaL_tolstring(L, 4, NULL);
+        if (!get_integer(L, value_index, &negative, &magnitude, &overflow)) {
+            const char *value = luaL_tolstring(L, value_index, NULL);
             luaL_pushfail(L);
             lua_pushfstring(L, "key '%s': %s is not an integer", key, value);
             return 2;
@@ -297,8 +324,67 @@ static int l_encoder_put(lua_State *L)
                  : NVS_ERR_RANGE;
     }
     if (rc != NVS_OK)
-        return push_put_error(L, e, rc, k, key, klen, 4);
+        return push_put_error(L, e, rc, k, key, klen, value_index);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* encoder:put(kind, key, value) -> true | nil, message
+ * kind is a name ("u8") or its code (see check_kind); a value of a Lua
+ * type the kind cannot take is a message, as every other mistake. */
+static int l_encoder_put(lua_State *L)
+{
+    nvs_encoder *e = check_encoder(L);
+    int k = check_kind(L, 2);
+    size_t klen;
+    const char *key = luaL_checklstring(L, 3, &klen);
+    return put_item(L, e, k, key, klen, 4);
+}
+
+/* core.item_method(kind) -> method(self, key, value) -> self
+ * The method a recipe's unit adds items with (u:u8, u:string, ...), the
+ * batch's hot path in one C call: the item goes to self.encoder; when
+ * self.rows is a table, { key, kind, value } is appended to it (the unit's
+ * CSV).  A mistake raises its message at the recipe's line (the caller). */
+static int l_item_method_call(lua_State *L)
+{
+    int k = (int)lua_tointeger(L, lua_upvalueindex(1));
+    nvs_encoder *e;
+    size_t klen;
+    const char *key;
+    lua_settop(L, 3);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "%s: key must be a string, got %s", kind_names[k], luaL_typename(L, 2));
+    key = lua_tolstring(L, 2, &klen);
+    lua_getfield(L, 1, "encoder");
+    e = (nvs_encoder *)luaL_checkudata(L, 4, ENCODER_MT);
+    if (e->image == NULL)
+        return luaL_error(L, "the unit's encoder is closed");
+    if (put_item(L, e, k, key, klen, 3) != 1) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+        return lua_error(L);
+    }
+    if (lua_getfield(L, 1, "rows") == LUA_TTABLE) {
+        lua_createtable(L, 3, 0);
+        lua_pushvalue(L, 2);
+        lua_rawseti(L, -2, 1);
+        lua_pushstring(L, kind_names[k]);
+        lua_rawseti(L, -2, 2);
+        lua_pushvalue(L, 3);
+        lua_rawseti(L, -2, 3);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_item_method(lua_State *L)
+{
+    lua_pushinteger(L, check_kind(L, 1));
+    lua_pushcclosure(L, l_item_method_call, 1);
     return 1;
 }
 
@@ -2652,6 +2738,7 @@ static int l_md5(lua_State *L)
 /* ---- end of read-back bindings ------------------------------------------- */
 
 static const luaL_Reg core_functions[] = {
+    {"item_method", l_item_method},
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
     {"csv_row", l_csv_row},

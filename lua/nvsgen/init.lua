@@ -27,8 +27,6 @@ local KIND_CODE = {}
 for code, kind in ipairs(M.KINDS) do KIND_CODE[kind] = code end
 M.KIND_CODE = KIND_CODE
 
-local BYTE_KINDS = { string = true, blob = true }
-local REAL_KINDS = { float = true, double = true }
 
 local Partition = {}
 Partition.__index = Partition
@@ -152,37 +150,18 @@ function Partition:set_key(key)
   return self
 end
 
---- Checks a value's Lua type for `kind`; returns a message or nil.
-local function type_problem(kind, key, value)
-  local t = type(value)
-  if BYTE_KINDS[kind] then
-    if t ~= "string" then
-      return ("key '%s': %s expects a string, got %s"):format(key, kind, t)
-    end
-  elseif REAL_KINDS[kind] then
-    if t ~= "number" then
-      return ("key '%s': %s expects a number, got %s"):format(key, kind, t)
-    end
-  elseif t ~= "number" and t ~= "string" then
-    return ("key '%s': %s expects an integer, got %s"):format(key, kind, t)
-  end
-end
-
 --- The fast setter of item kind `kind`: set(encoder, key, value) adds the
 -- item to an encoder (a partition's `encoder`) and returns true, or nil and
--- a message. It holds the type rules every path that adds items shares
--- (Partition:put, a recipe's unit, the CSV generator's fast rows); `key`
--- must be a string (the callers check it, each with its own message).
+-- a message. Every path that adds items goes through it (Partition:put, the
+-- CSV generator's fast rows, mfg_gen's units; a recipe's unit through
+-- core.item_method), so the type rules live in one place: the binding's
+-- put (a string or blob takes a Lua string, float and double a number, the
+-- integer kinds a number or a string of digits). `key` must be a string
+-- (the callers check it, each with its own message).
 function M.setter(kind)
   local code = KIND_CODE[kind]
   if not code then error(("nvsgen.setter: unknown kind '%s'"):format(tostring(kind)), 2) end
-  local bytes, real = BYTE_KINDS[kind], REAL_KINDS[kind]
   return function(encoder, key, value)
-    local t = type(value)
-    if bytes and t ~= "string" or real and t ~= "number"
-        or not bytes and not real and t ~= "number" and t ~= "string" then
-      return nil, type_problem(kind, key, value)
-    end
     return encoder:put(code, key, value)
   end
 end

@@ -72,19 +72,12 @@ function Unit:partition(label)
   return self
 end
 
+-- u:u8(key, value), u:string(key, value), ...: one C call each (the
+-- batch's hot path), which applies the partition API's type rules, adds
+-- the item to the current partition's encoder, keeps it in self.rows when
+-- the unit's CSV is wanted, and raises a mistake at the recipe's line.
 for _, kind in ipairs(nvsgen.KINDS) do
-  -- The partition API's fast setter holds the type rules.
-  local set = nvsgen.setter(kind)
-  Unit[kind] = function(self, key, value)
-    if type(key) ~= "string" then
-      raise(format("%s: key must be a string, got %s", kind, type(key)))
-    end
-    local ok, err = set(self.encoder, key, value)
-    if not ok then raise(err) end
-    local rows = self.rows
-    if rows then rows[#rows + 1] = { key, kind, value } end
-    return self
-  end
+  Unit[kind] = core.item_method(kind)
 end
 
 --- A path as the recipe means it: relative to the recipe's folder.
