@@ -1033,6 +1033,75 @@ static int l_signals_default(lua_State *L)
     return 0;
 }
 
+/* ---- stopping a running unit ----------------------------------------------
+ * A recipe's unit that loops or waits must not keep a stopped batch alive,
+ * yet watching for the request while every unit runs (a count hook) slows
+ * all of them.  So nothing is hooked until a stop request comes: the
+ * signal handler then sets a hook (lua_sethook may be called from a signal
+ * handler, as lua.c does for SIGINT), and the hook raises the batch's stop
+ * value while the unit runner is on the stack. */
+
+/* The thread running the batch's units, while core.stop_units is set. */
+static lua_State *volatile units_thread;
+/* Registry keys (their addresses) of the unit runner and the stop value. */
+static const char unit_runner_key = 'r';
+static const char unit_stop_key = 's';
+
+static void unit_stop_hook(lua_State *L, lua_Debug *event)
+{
+    lua_Debug frame;
+    int level;
+    (void)event;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
+    for (level = 0; lua_getstack(L, level, &frame); level++) {
+        lua_getinfo(L, "f", &frame);
+        if (lua_rawequal(L, -1, -2)) {
+            /* The hook stays: raised again should the unit catch it. */
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+            lua_error(L);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    /* Between units: the batch looks at the request itself. */
+    lua_sethook(L, NULL, 0, 0);
+}
+
+static void stop_running_unit(int sig)
+{
+    lua_State *L = units_thread;
+    (void)sig;
+    if (L != NULL)
+        lua_sethook(L, unit_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1000);
+}
+
+/* core.stop_units(runner, stop_value) | core.stop_units(nil)
+ * From now on (or no longer, with nil), a stop request makes the code
+ * running inside the function `runner` in this thread raise `stop_value`,
+ * again and again until it has left `runner`. */
+static int l_stop_units(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        nvs_signals_on_stop(NULL);
+        units_thread = NULL;
+        lua_sethook(L, NULL, 0, 0);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        return 0;
+    }
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
+    units_thread = L;
+    nvs_signals_on_stop(stop_running_unit);
+    /* A request that came before is seen by the batch between units. */
+    return 0;
+}
+
 /* core.stop_signal() -> signal number | nil */
 static int l_stop_signal(lua_State *L)
 {
@@ -1145,6 +1214,7 @@ static const luaL_Reg batch_functions[] = {
     {"lock_adopt", l_lock_adopt},   {"fd_inherit", l_fd_inherit},
     {"fd_close", l_fd_close},       {"signals_catch", l_signals_catch},
     {"signals_default", l_signals_default}, {"stop_signal", l_stop_signal},
+    {"stop_units", l_stop_units},
     {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
     {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
     {"signal_forward", l_signal_forward}, {"signal_unforward", l_signal_unforward},

@@ -104,6 +104,9 @@ static volatile sig_atomic_t watch_fd = -1;
  * systems this runs on, and a slot is written in one store. */
 static volatile sig_atomic_t forward_to[MAX_FORWARD];
 
+/* What the handler calls last (nvs_signals_on_stop), or NULL. */
+static void (*volatile stop_callback)(int);
+
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define STOP_SIGNALS (int)(sizeof stop_signals / sizeof stop_signals[0])
 
@@ -121,7 +124,14 @@ static void on_stop(int sig)
     for (i = 0; i < MAX_FORWARD; i++)
         if (forward_to[i] > 0)
             kill((pid_t)forward_to[i], sig);
+    if (stop_callback != NULL)
+        stop_callback(sig);
     errno = saved;
+}
+
+void nvs_signals_on_stop(void (*fn)(int sig))
+{
+    stop_callback = fn;
 }
 
 /* Blocks the stop signals (or unblocks them, restoring `old`), so that the

@@ -54,6 +54,10 @@ int nvs_signals_catch(void);
 void nvs_signals_default(void);
 /* The signal that asked the process to stop, or 0. */
 int nvs_stop_signal(void);
+/* Sets the function the handlers call after recording a stop request (or
+ * none, NULL): it runs inside the signal handler, so it must do only what
+ * is safe there. */
+void nvs_signals_on_stop(void (*fn)(int sig));
 
 /* Registers process `pid` to receive every stop signal the handlers
  * record (a worker of the batch); one that came already is passed on at

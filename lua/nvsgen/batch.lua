@@ -193,20 +193,13 @@ local function unit_error(r, serial, err)
 end
 
 -- What a unit function is stopped with when a stop signal comes while it
--- runs (a recipe that loops or waits must not keep the batch alive).
+-- runs (a recipe that loops or waits must not keep the batch alive): the
+-- binding raises it inside build_unit once a request comes (core.stop_units).
 local STOP = setmetatable({}, { __tostring = function() return "stopped" end })
-
--- Looks at the stop request every STOP_COUNT instructions of a unit.
-local STOP_COUNT = 100000
-local function stop_hook()
-  if stop_signal() then error(STOP, 0) end
-end
 
 -- Runs every unit function of the recipe on `u` (called through pcall).
 local function build_unit(units, u)
-  debug.sethook(stop_hook, "", STOP_COUNT)
   for i = 1, #units do units[i](u) end
-  debug.sethook()
 end
 
 local function size_text(bytes)
@@ -237,6 +230,7 @@ local function parameters(opts)
     force = opts.force, want_csv = opts.csv, inputkey = opts.inputkey, shard = opts.shard,
     progress = opts.progress, total = opts.serials.count,
     written = 0, skipped = 0, finished = 0, unit_bytes = nil, committed = M.clock(),
+    fields = {}, image_only = {},
   }
   -- A unit of several partitions (nvsgen.unit_layout) is written as
   -- several files, all pending until its record is written.
@@ -384,7 +378,6 @@ local function build(b, serial, index)
   local ok
   ok, err = pcall(build_unit, b.r.units, u)
   if not ok then
-    debug.sethook()
     if err == STOP then return nil, M.STOPPED end
     return nil, unit_error(b.r, serial, err)
   end
@@ -425,15 +418,12 @@ local function stage(b, serial, names, stem, key)
     text, err = unit_csv.text(u.rows, command)
     if not text then return nil, format("unit %d: %s", serial, err) end
   end
-  local fields = b.fields or {}
-  b.fields = fields
+  local fields = b.fields
+  fields[1], fields[2], fields[5] = serial, image, keys_name
   local bytes, code
-  bytes, err, code = b.stage:stage(names, b.partition, key ~= true and key or nil, text, function(size, hash)
-    fields[1], fields[2], fields[3], fields[4], fields[5] = serial, image, size, hash, keys_name
-    return m:record(fields, u.exported)
-  end)
+  bytes, err, code = b.stage:stage(names, b.partition, key ~= true and key or nil, text, fields, u.exported)
   if not bytes then return nil, err, code end
-  b.unit_bytes = blocks(b.size) + (key ~= true and 4096 or 0) + (text and blocks(#text) or 0) + 256
+  if text then b.unit_bytes = blocks(b.size) + (key ~= true and 4096 or 0) + blocks(#text) + 256 end
   return true
 end
 
@@ -478,8 +468,12 @@ local function unit(b, serial, index)
   local names, stem
   if b.layout then
     names = b.layout:file_names(serial)
-  else
+  elseif b.keygen or b.want_csv then
     names, stem = staging.names(image, b.keygen, b.want_csv)
+  else
+    -- The image alone (staging.names' list, in a table kept for the batch).
+    names = b.image_only
+    names[1] = image
   end
   local status = "build"
   if not b.fresh then
@@ -627,6 +621,7 @@ function M.run(opts)
   -- Stop requests are looked at between units; a recipe cannot end the
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
+  core.stop_units(build_unit, STOP)
   -- os.exit kept by the recipe from before: the process still fails.
   core.exit_guard("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
     .. " run the same command to finish\n")
@@ -634,6 +629,7 @@ function M.run(opts)
   os.exit = function() error(EXIT, 0) end -- luacheck: ignore 122
   local result = table.pack(pcall(run, opts))
   os.exit = exit -- luacheck: ignore 122
+  core.stop_units(nil)
   core.watch_close()
   core.signals_default()
   core.exit_guard(nil)

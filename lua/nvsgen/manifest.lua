@@ -17,6 +17,7 @@ local csv = require("nvsgen.csv")
 
 local format, concat, sub, find = string.format, table.concat, string.sub, string.find
 local tostring, ipairs = tostring, ipairs
+local csv_row = core.csv_row
 
 local M = {}
 
@@ -244,7 +245,10 @@ function Manifest:record(fields, exported)
     fields[n + i] = v == nil and "" or tostring(v)
   end
   for i = n + #columns + 1, #fields do fields[i] = nil end
-  return M.format_record(fields)
+  -- A record has at least the base columns: csv_row (the C half of
+  -- format_record) makes it in one pass; it gives nil only for a field of
+  -- another type, which tostring above rules out.
+  return csv_row(fields) or M.format_record(fields)
 end
 
 M.Manifest = Manifest

@@ -92,10 +92,12 @@ function Stage:status(serial, names, recorded, image_size)
 end
 
 --- Writes a unit's pending files: `key` (a key per unit, or nil), `csv`
--- (the CSV text, or nil), the image from `partition`; `make_record(size,
--- sha256)` gives the unit's manifest record. Returns the bytes the unit
--- takes on the disk, or nil, message, errno (its pending files removed).
-function Stage:stage(names, partition, key, csv, make_record)
+-- (the CSV text, or nil), the image from `partition`; the unit's manifest
+-- record is made of `fields` (serial, image, -, -, keys file: the image's
+-- size and SHA-256 are filled in here) and `exported` (Manifest:record).
+-- Returns the bytes the unit takes on the disk, or nil, message, errno
+-- (its pending files removed).
+function Stage:stage(names, partition, key, csv, fields, exported)
   local folder, n, i = self.folder, #names, 1
   local bytes = 0
   if key then
@@ -111,14 +113,18 @@ function Stage:stage(names, partition, key, csv, make_record)
     if not ok then return self:unstage(names, err, code) end
     bytes = bytes + #csv
   end
-  local size, hash, code = partition:write_image(names[n] .. M.PENDING, "new", M.IMAGE_MODE, true, folder)
+  local image_pending = names[n] .. M.PENDING
+  local size, hash, code = partition:write_image(image_pending, "new", M.IMAGE_MODE, true, folder)
   if not size then return self:unstage(names, hash, code) end
-  local record = make_record(size, hash)
+  fields[3], fields[4] = size, hash
+  local record = self.manifest:record(fields, exported)
   local pending, finals, files = self.pending, self.finals, self.files
-  for k = 1, n do
+  for k = 1, n - 1 do
     files = files + 1
     pending[files], finals[files] = names[k] .. M.PENDING, names[k]
   end
+  files = files + 1
+  pending[files], finals[files] = image_pending, names[n]
   self.files = files
   self.units = self.units + 1
   self.lines[self.units] = record

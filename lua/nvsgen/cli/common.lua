@@ -5,7 +5,6 @@ local nvsgen = require("nvsgen")
 local files = require("nvsgen.files")
 local pytext = require("nvsgen.pytext")
 local pypath = require("nvsgen.pypath")
-local keyplan = require("nvsgen.keyplan")
 
 local M = {}
 
@@ -127,7 +126,8 @@ M.bin_name = pypath.bin_name
 
 --- The default name of a keys file in folder `keys_dir` (nvsgen.keyplan).
 function M.default_keys_name(keys_dir)
-  return keyplan.default_keys_name(keys_dir, M.join)
+  -- (required here: a recipe batch never needs it, and starts sooner)
+  return require("nvsgen.keyplan").default_keys_name(keys_dir, M.join)
 end
 
 --- Prepares `outdir/name` for writing: folders made. Returns the path.

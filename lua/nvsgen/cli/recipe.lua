@@ -14,8 +14,10 @@ local args = require("nvsgen.cli.args")
 local common = require("nvsgen.cli.common")
 local batch = require("nvsgen.batch")
 local workers = require("nvsgen.workers")
-local partition_table = require("nvsgen.partition_table")
-local unit_layout = require("nvsgen.unit_layout")
+-- Loaded only by the batches that use them, so that a plain batch (and
+-- each of its workers) starts sooner.
+local function partition_table() return require("nvsgen.partition_table") end
+local function unit_layout() return require("nvsgen.unit_layout") end
 
 local M = {}
 
@@ -115,7 +117,7 @@ function M.batch_options(r, opts)
   -- it, as gen_esp32part.py --offset (CONFIG_PARTITION_TABLE_OFFSET).
   local table_offset, read_opts = r.partition_table_offset, nil
   if opts.partition_table_offset then
-    table_offset = partition_table.parse_number(opts.partition_table_offset)
+    table_offset = partition_table().parse_number(opts.partition_table_offset)
     if not table_offset then
       return nil, ("--partition-table-offset: '%s' is not a number"):format(opts.partition_table_offset)
     end
@@ -135,13 +137,13 @@ function M.batch_options(r, opts)
   if table_path then
     opts.partition_table = table_path
     local list
-    list, err = partition_table.read(opts.partition_table, read_opts)
+    list, err = partition_table().read(opts.partition_table, read_opts)
     if not list then return nil, err, common.EXIT_FAIL end
-    part, err = partition_table.find(list, opts.partition or "nvs", opts.partition_table)
+    part, err = partition_table().find(list, opts.partition or "nvs", opts.partition_table)
     if not part then return nil, err, common.EXIT_FAIL end
     -- Only a data,nvs partition is read by the firmware as NVS; an image
     -- sized for an app or an nvs_keys partition would be flashed over it.
-    if part.type_id ~= partition_table.DATA or part.subtype_id ~= partition_table.NVS then
+    if part.type_id ~= partition_table().DATA or part.subtype_id ~= partition_table().NVS then
       return nil, ("%s:%d: partition '%s' is %s,%s; NVS images need a data,nvs partition")
         :format(opts.partition_table, part.line, part.name, part.type, part.subtype), common.EXIT_FAIL
     end
@@ -158,18 +160,18 @@ end
 
 --- batch.run options for a unit of several partitions, or of one written
 -- whole (--merged, --hex): `b` with its nvsgen.unit_layout, or nil and a
--- message. `read_opts`: for partition_table.read (where the table is).
+-- message. `read_opts`: for nvsgen.partition_table.read (where the table is).
 function M.layout_options(r, opts, b, table_path, read_opts)
   if opts.csv then return nil, "--csv writes one partition's CSV; it cannot describe a unit of several files" end
   if r.partitions and opts.size then return nil, "--size: the recipe's partitions have their own sizes" end
   if r.partitions and opts.partition then return nil, "--partition: the recipe names its partitions" end
   local list, err
   if table_path then
-    list, err = partition_table.read(table_path, read_opts)
+    list, err = partition_table().read(table_path, read_opts)
     if not list then return nil, err, common.EXIT_FAIL end
   end
   local layout
-  layout, err = unit_layout.new{
+  layout, err = unit_layout().new{
     -- One partition: a table's size wins over the recipe's, as without
     -- --merged (only --size must agree with it).
     partitions = r.partitions, label = opts.partition, size = b.size or not list and r.size or nil,
@@ -205,8 +207,9 @@ function M.summary(prog, s, part)
 end
 
 local function stderr_is_terminal()
+  if common.stderr ~= io.stderr then return false end
   local has_term, term = pcall(require, "term")
-  return has_term and common.stderr == io.stderr and term.isatty(io.stderr)
+  return has_term and term.isatty(io.stderr)
 end
 
 --- A progress bar on `stream` (a terminal): progress(done, total [, last]).
