@@ -357,8 +357,14 @@ static int l_item_method_call(lua_State *L)
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "%s: key must be a string, got %s", kind_names[k], luaL_typename(L, 2));
     key = lua_tolstring(L, 2, &klen);
-    lua_getfield(L, 1, "encoder");
-    e = (nvs_encoder *)luaL_checkudata(L, 4, ENCODER_MT);
+    /* self.encoder, checked against the encoders' metatable (upvalues 2
+     * and 3: no registry lookup on this hot path) */
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_rawget(L, 1);
+    e = (nvs_encoder *)lua_touserdata(L, 4);
+    if (e == NULL || !lua_getmetatable(L, 4) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
+        return luaL_error(L, "the unit has no encoder");
+    lua_pop(L, 1);
     if (e->image == NULL)
         return luaL_error(L, "the unit's encoder is closed");
     if (put_item(L, e, k, key, klen, 3) != 1) {
@@ -367,7 +373,8 @@ static int l_item_method_call(lua_State *L)
         lua_concat(L, 2);
         return lua_error(L);
     }
-    if (lua_getfield(L, 1, "rows") == LUA_TTABLE) {
+    lua_pushvalue(L, lua_upvalueindex(4));
+    if (lua_rawget(L, 1) == LUA_TTABLE) {
         lua_createtable(L, 3, 0);
         lua_pushvalue(L, 2);
         lua_rawseti(L, -2, 1);
@@ -384,7 +391,10 @@ static int l_item_method_call(lua_State *L)
 static int l_item_method(lua_State *L)
 {
     lua_pushinteger(L, check_kind(L, 1));
-    lua_pushcclosure(L, l_item_method_call, 1);
+    lua_pushliteral(L, "encoder");
+    luaL_getmetatable(L, ENCODER_MT);
+    lua_pushliteral(L, "rows");
+    lua_pushcclosure(L, l_item_method_call, 4);
     return 1;
 }
 
@@ -471,6 +481,23 @@ static int l_hex_encode(lua_State *L)
  * one pass (a batch writes one per unit): a field is quoted only when it
  * holds ',', '"', CR or LF, quotes doubled, the line ending in CRLF.
  * nil for a field of another type: format_row then names it. */
+/* Adds integer v in decimal to b (what snprintf's %lld writes, without
+ * its cost: a batch writes two per record). */
+static void add_integer(luaL_Buffer *b, lua_Integer v)
+{
+    char text[24];
+    size_t at = sizeof text;
+    /* The magnitude as unsigned: -v would overflow for the smallest. */
+    lua_Unsigned m = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+    do {
+        text[--at] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m != 0);
+    if (v < 0)
+        text[--at] = '-';
+    luaL_addlstring(b, text + at, sizeof text - at);
+}
+
 static int l_csv_row(lua_State *L)
 {
     lua_Integer i, n;
@@ -500,10 +527,9 @@ static int l_csv_row(lua_State *L)
             }
             luaL_addchar(&b, '"');
         } else if (lua_isinteger(L, -1)) {
-            char text[32];
-            int len = snprintf(text, sizeof text, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, -1));
+            lua_Integer v = lua_tointeger(L, -1);
             lua_pop(L, 1);
-            luaL_addlstring(&b, text, (size_t)len);
+            add_integer(&b, v);
         } else {
             lua_pushnil(L);
             return 1;
@@ -1549,6 +1575,35 @@ static int l_random_bytes(lua_State *L)
     rc = nvs_random_bytes(out, (size_t)n);
     if (rc != NVS_CRYPTO_OK)
         return push_crypto_error(L, rc);
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
+/* core.random_hex(n) -> n lowercase hex digits from the CSPRNG (what
+ * hex_encode(random_bytes(ceil(n / 2))) cut to n gives, in one call: a
+ * recipe's per-unit secrets) */
+static int l_random_hex(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    size_t bytes;
+    luaL_Buffer b;
+    uint8_t random[256];
+    char *out;
+    luaL_argcheck(L, n >= 0 && n <= 0x40000000, 1, "out of range");
+    bytes = ((size_t)n + 1) / 2;
+    out = luaL_buffinitsize(L, &b, 2 * bytes + 1);
+    while (bytes > 0) {
+        size_t step = bytes < sizeof random ? bytes : sizeof random;
+        int rc = nvs_random_bytes(random, step);
+        if (rc != NVS_CRYPTO_OK) {
+            nvs_wipe(random, sizeof random);
+            return push_crypto_error(L, rc);
+        }
+        nvs_hex_encode(random, step, out);
+        out += 2 * step;
+        bytes -= step;
+    }
+    nvs_wipe(random, sizeof random);
     luaL_pushresultsize(&b, (size_t)n);
     return 1;
 }
@@ -2820,6 +2875,7 @@ static const luaL_Reg core_functions[] = {
     {"write_keys", l_write_keys},       {"folder", l_folder_new},
     {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
+    {"random_hex", l_random_hex},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
     {"read", l_read},
     {"md5", l_md5}, /* read-back */
