@@ -506,7 +506,13 @@ end
 local function units_loop(b)
   local mine, watch, progress, total = b.mine, b.watch, b.progress, b.total
   local each = b.dry and dry_unit or unit
+  -- Units before skip_to are other processes' (their chunks were taken).
+  local skip_to = 0
   for index, serial in b.serials:each() do
+    if index < skip_to then
+      if b.next_values then b.next_values(serial) end
+      goto continue
+    end
     if stop_signal() then break end
     if mine then
       if watch and index % chunks.SIZE == 1 and workers.gone(watch) then
@@ -517,6 +523,7 @@ local function units_loop(b)
       if not taken then
         if taken == nil then b.failure = next_first; break end
         if next_first > total then break end -- every chunk is taken
+        skip_to = next_first
         if b.next_values then b.next_values(serial) end
         goto continue
       end
