@@ -19,6 +19,18 @@ describe("nvsgen.crypto keys", function()
     assert.are_not.equal(a, b)
   end)
 
+  it("random_hex gives n lowercase hex digits, different each time", function()
+    local core = require("nvsgen.core")
+    assert.equal("", core.random_hex(0))
+    for _, n in ipairs({ 1, 7, 32, 511, 513, 1001 }) do
+      local hex = core.random_hex(n)
+      assert.equal(n, #hex)
+      assert.is_nil(hex:find("[^0-9a-f]"))
+    end
+    assert.are_not.equal(core.random_hex(32), core.random_hex(32))
+    assert.has_error(function() core.random_hex(-1) end)
+  end)
+
   it("random_bytes gives n bytes", function()
     assert.are.equal(0, #crypto.random_bytes(0))
     assert.are.equal(1000, #crypto.random_bytes(1000))

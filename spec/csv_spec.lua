@@ -396,6 +396,9 @@ describe("nvsgen.csv writer", function()
       csv.format_row({ "a,b", 'q"x', "cr\rx", "lf\nx", "tab\tx", " lead", "#x" }))
     assert.equal("ns,namespace,,\r\n", csv.format_row({ "ns", "namespace", "", "" }))
     assert.equal("n,-5,18446744073709551615\r\n", csv.format_row({ "n", -5, "18446744073709551615" }))
+    -- Integers are written in decimal without snprintf: the extremes too.
+    assert.equal("-9223372036854775808,0,9223372036854775807,10,-1\r\n",
+      csv.format_row({ math.mininteger, 0, math.maxinteger, 10, -1 }))
   end)
 
   it("writes one field as format_row does among others", function()

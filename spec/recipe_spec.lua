@@ -42,6 +42,23 @@ describe("recipe", function()
     assert.equal(p:image(), helper.read(tmp .. "/unit-7.bin"))
   end)
 
+  it("places an item's mistake at the recipe's line that wrote it", function()
+    local line
+    local _, err = dry(recipe.define{ size = 0x3000, unit = function(u)
+      u:namespace("ns")
+      line = debug.getinfo(1, "l").currentline + 1
+      u:u8("Count", 256)
+    end }, "5")
+    assert.equal(("unit 5: spec/recipe_spec.lua:%d: key 'Count': 256 out of range for u8 (0 to 255)"):format(line),
+      (err:gsub("^unit 5: .-(spec/recipe_spec%.lua)", "unit 5: %1")))
+    _, err = dry(recipe.define{ size = 0x3000, unit = function(u)
+      line = debug.getinfo(1, "l").currentline + 1
+      u:string(7, "x")
+    end }, "5")
+    assert.equal(("unit 5: spec/recipe_spec.lua:%d: string: key must be a string, got number"):format(line),
+      (err:gsub("^unit 5: .-(spec/recipe_spec%.lua)", "unit 5: %1")))
+  end)
+
   it("names the unit and the key in a recipe's mistakes", function()
     local function fails(unit)
       local _, err = dry(recipe.define{ size = 0x3000, unit = unit }, "41-42")
