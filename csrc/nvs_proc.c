@@ -80,6 +80,7 @@ int nvs_lock_adopt(int fd, int folder, const char *name)
 int nvs_lock_held(int folder, const char *name)
 {
     int held;
+    /* Never made, nor followed; a fifo planted there must not block. */
     int fd = openat(folder, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT || errno == ELOOP ? 0 : -errno;

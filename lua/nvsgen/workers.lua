@@ -124,23 +124,18 @@ function Lock:release(folder, name)
   self.folder_lock:release()
 end
 
--- The lock of `folder`, and of `file` in it when given, or nil, a message
--- and who holds it ("recipe" or "mfg_gen", nil for a failure of another
--- kind). A recipe batch holds both locks, an mfg_gen run only the
--- folder's; both take the folder's first, so the file's lock tells the
--- holder of a busy folder.
+-- The lock of `folder`, and of `file` in it when given; or nil, a message
+-- and, when another process holds either, which one is held ("folder" or
+-- "file").
 local function take_once(folder, file)
   local folder_lock, err, code = core.lock_take(folder)
-  if not folder_lock then
-    if code ~= M.EAGAIN then return nil, err end
-    return nil, err, core.lock_held(folder, M.LOCK) and "recipe" or "mfg_gen"
-  end
+  if not folder_lock then return nil, err, code == M.EAGAIN and "folder" or nil end
   local lock = setmetatable({ folder_lock = folder_lock }, Lock)
   if file then
     lock.file_lock, err, code = core.lock_take(folder, file)
     if not lock.file_lock then
       folder_lock:release()
-      return nil, err, code == M.EAGAIN and "recipe" or nil
+      return nil, err, code == M.EAGAIN and "file" or nil
     end
   end
   return lock
@@ -151,13 +146,19 @@ end
 -- waiting up to `wait` seconds for another batch to end (a worker left by
 -- a killed batch stops within a chunk of units); `stopped()` ends the wait
 -- early. Returns the lock; or nil, a message and, when another batch holds
--- it, who: "recipe" (a recipe batch) or "mfg_gen".
+-- it, which: "recipe" (a recipe batch) or "mfg_gen".
 function M.take(folder, file, wait, stopped)
   local deadline = M.clock() + wait
   while true do
-    local lock, err, holder = take_once(folder, file)
+    local lock, err, held = take_once(folder, file)
     if lock then return lock end
-    if not holder or stopped() or M.clock() > deadline then return nil, err, holder end
+    if not held or stopped() or M.clock() > deadline then
+      -- Both take the folder's lock first, and a recipe batch then its
+      -- file's: who holds a busy folder is told by the file's lock
+      -- (looked at only now: a look takes that lock for an instant).
+      if held == "folder" and not core.lock_held(folder, M.LOCK) then return nil, err, "mfg_gen" end
+      return nil, err, held and "recipe"
+    end
     M.sleep(0.02)
   end
 end
