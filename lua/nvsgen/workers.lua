@@ -21,7 +21,8 @@
 -- signal, which its handler in core turns into closing the pipe, or a
 -- failure): they stop at their next unit or chunk of units, whoever their
 -- parent is (a shell). A worker sent a signal of its own stops too and
--- says so in its report; its main process then stops the batch.
+-- says so in its report; its main process then ends the batch as
+-- interrupted by that signal.
 
 local core = require("nvsgen.core")
 
@@ -33,7 +34,7 @@ local M = {}
 M.MAX_JOBS = 64
 
 M.LOCK = ".nvsgen.lock"
--- Where a worker finds the descriptors it inherits: "LOCK,WATCH".
+-- Where a worker finds the descriptors it inherits (M.command_prefix).
 M.ENV = "NVSGEN_BATCH_FDS"
 M.EAGAIN = 11
 
