@@ -110,7 +110,7 @@ local function worker_of(pid)
       if cmdline:find("--shard", 1, true) then found = math.tointeger(tonumber(child)) end
     end
     return found ~= nil
-  end, 10))
+  end, 30))
   started[#started + 1] = found
   return found
 end
