@@ -977,20 +977,39 @@ static int l_lock_take(lua_State *L)
     return 1;
 }
 
-/* core.lock_adopt(fd, folder, name) -> lock | nil, message, errno */
+/* core.lock_adopt(fd, folder[, name]) -> lock | nil, message, errno: the
+ * lock of file `name` in the folder, or of the folder itself, that this
+ * process inherited as `fd`. */
 static int l_lock_adopt(lua_State *L)
 {
     lua_Integer fd = luaL_checkinteger(L, 1);
     lfolder *f = check_folder(L, 2);
-    const char *name = luaL_checkstring(L, 3);
+    const char *name = luaL_optstring(L, 3, NULL);
     llock *k;
     int rc;
     luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "invalid descriptor");
     k = new_lock(L);
     rc = nvs_lock_adopt((int)fd, f->fd, name);
-    if (rc != 0)
-        return push_file_error(L, shown_path(L, 2, name), rc);
+    if (rc != 0) {
+        if (name != NULL)
+            return push_file_error(L, shown_path(L, 2, name), rc);
+        lua_getiuservalue(L, 2, 1); /* the folder's path */
+        return push_file_error(L, lua_tostring(L, -1), rc);
+    }
     k->fd = (int)fd;
+    return 1;
+}
+
+/* core.lock_held(folder, name) -> boolean | nil, message, errno: whether
+ * another open file holds the lock of file `name` in the folder. */
+static int l_lock_held(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int rc = nvs_lock_held(f->fd, name);
+    if (rc < 0)
+        return push_file_error(L, shown_path(L, 1, name), rc);
+    lua_pushboolean(L, rc);
     return 1;
 }
 
@@ -1139,30 +1158,6 @@ static int l_stop_signal(lua_State *L)
     return 1;
 }
 
-/* core.signal_forward(pid) -> true | nil, message: pid gets the signals
- * recorded (a worker process). */
-static int l_signal_forward(lua_State *L)
-{
-    lua_Integer pid = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, pid > 0 && pid == (lua_Integer)(pid_t)pid, 1, "not a process id");
-    if (nvs_signal_forward((pid_t)pid) != 0) {
-        luaL_pushfail(L);
-        lua_pushliteral(L, "too many processes to pass signals on to");
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* core.signal_unforward(pid) */
-static int l_signal_unforward(lua_State *L)
-{
-    lua_Integer pid = luaL_checkinteger(L, 1);
-    if (pid > 0 && pid == (lua_Integer)(pid_t)pid)
-        nvs_signal_unforward((pid_t)pid);
-    return 0;
-}
-
 /* core.signal_reraise(sig): dies of `sig` (returns only if it does not). */
 static int l_signal_reraise(lua_State *L)
 {
@@ -1170,23 +1165,6 @@ static int l_signal_reraise(lua_State *L)
     luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
     nvs_signal_reraise((int)sig);
     return 0;
-}
-
-/* core.signal_with_parent(sig) -> true | nil, message: `sig` comes when
- * the parent process ends (Linux). */
-static int l_signal_with_parent(lua_State *L)
-{
-    lua_Integer sig = luaL_checkinteger(L, 1);
-    int rc;
-    luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
-    rc = nvs_signal_with_parent((int)sig);
-    if (rc != 0) {
-        luaL_pushfail(L);
-        lua_pushstring(L, strerror(-rc));
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
 }
 
 /* core.watch_open() -> reading end's descriptor | nil, message */
@@ -1243,8 +1221,7 @@ static const luaL_Reg batch_functions[] = {
     {"stop_units", l_stop_units},
     {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
     {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
-    {"signal_forward", l_signal_forward}, {"signal_unforward", l_signal_unforward},
-    {"signal_reraise", l_signal_reraise}, {"signal_with_parent", l_signal_with_parent},
+    {"signal_reraise", l_signal_reraise}, {"lock_held", l_lock_held},
     {NULL, NULL}};
 
 /* Adds the functions above to the module table on top of the stack, and

@@ -1,5 +1,5 @@
 /*
- * nvs_proc.c - an output folder's lock, stop requests, the workers' lifetime (POSIX).
+ * nvs_proc.c - an output folder's lock, stop requests, the workers' watch pipe (POSIX).
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* flock */
@@ -18,9 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 /* The folder itself: a new open file of it, so that the lock is this
  * descriptor's alone (closing another descriptor of the folder keeps it). */
@@ -69,7 +66,8 @@ int nvs_lock_take(int folder, const char *name)
 int nvs_lock_adopt(int fd, int folder, const char *name)
 {
     struct stat held, named;
-    if (fstat(fd, &held) < 0 || fstatat(folder, name, &named, AT_SYMLINK_NOFOLLOW) < 0)
+    int rc = name == NULL ? fstat(folder, &named) : fstatat(folder, name, &named, AT_SYMLINK_NOFOLLOW);
+    if (fstat(fd, &held) < 0 || rc < 0)
         return -errno;
     if (held.st_dev != named.st_dev || held.st_ino != named.st_ino)
         return -ESTALE;
@@ -77,6 +75,18 @@ int nvs_lock_adopt(int fd, int folder, const char *name)
     if (flock(fd, LOCK_EX | LOCK_NB) < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return nvs_fd_inherit(fd, 0);
+}
+
+int nvs_lock_held(int folder, const char *name)
+{
+    int held;
+    /* Never made, nor followed; a fifo planted there must not block. */
+    int fd = openat(folder, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ELOOP ? 0 : -errno;
+    held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(fd); /* drops the shared lock taken when not held */
+    return held;
 }
 
 void nvs_lock_release(int fd, int folder, const char *name, int remove)
@@ -95,14 +105,8 @@ int nvs_fd_inherit(int fd, int inherit)
     return fcntl(fd, F_SETFD, flags) < 0 ? -errno : 0;
 }
 
-#define MAX_FORWARD 64
-
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t watch_fd = -1;
-/* Workers to pass a signal on to: a slot is 0 when free.  Written outside
- * the handler only, read by it; a pid_t fits in a sig_atomic_t on the
- * systems this runs on, and a slot is written in one store. */
-static volatile sig_atomic_t forward_to[MAX_FORWARD];
 
 /* What the handler calls last (nvs_signals_on_stop), or NULL. */
 static void (*volatile stop_callback)(int);
@@ -112,18 +116,14 @@ static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
 static void on_stop(int sig)
 {
-    int saved = errno; /* close() and kill() must not change what the interrupted code sees */
+    int saved = errno; /* close() must not change what the interrupted code sees */
     int fd = watch_fd;
-    int i;
     if (stop_signal == 0)
         stop_signal = sig;
     if (fd >= 0) {
         watch_fd = -1;
         close(fd);
     }
-    for (i = 0; i < MAX_FORWARD; i++)
-        if (forward_to[i] > 0)
-            kill((pid_t)forward_to[i], sig);
     if (stop_callback != NULL)
         stop_callback(sig);
     errno = saved;
@@ -181,29 +181,6 @@ int nvs_stop_signal(void)
     return stop_signal;
 }
 
-int nvs_signal_forward(pid_t pid)
-{
-    int i;
-    for (i = 0; i < MAX_FORWARD; i++)
-        if (forward_to[i] == 0) {
-            forward_to[i] = (sig_atomic_t)pid;
-            /* A signal that came before the slot was filled is passed on
-             * here, so a worker started during a stop stops too. */
-            if (stop_signal != 0)
-                kill(pid, (int)stop_signal);
-            return 0;
-        }
-    return -ENOSPC;
-}
-
-void nvs_signal_unforward(pid_t pid)
-{
-    int i;
-    for (i = 0; i < MAX_FORWARD; i++)
-        if (forward_to[i] == (sig_atomic_t)pid)
-            forward_to[i] = 0;
-}
-
 void nvs_signal_reraise(int sig)
 {
     sigset_t set;
@@ -212,22 +189,6 @@ void nvs_signal_reraise(int sig)
     sigaddset(&set, sig);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
     raise(sig);
-}
-
-int nvs_signal_with_parent(int sig)
-{
-#if defined(__linux__) && defined(PR_SET_PDEATHSIG)
-    if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig) < 0)
-        return -errno;
-    /* The parent may have ended before the request: then nothing would
-     * ever be sent.  Being adopted (parent 1) says so. */
-    if (getppid() == 1)
-        raise(sig);
-    return 0;
-#else
-    (void)sig;
-    return -ENOSYS;
-#endif
 }
 
 int nvs_watch_open(void)

@@ -5,10 +5,11 @@
  *
  * A batch must not die in the middle of a unit, nor leave its worker
  * processes running: the handlers only record the signal (and tell the
- * workers: the watch pipe closed, the signal passed on to the workers
- * registered), the program looks at the record between units, stops,
- * cleans up, and then may die of the signal as it would have (so its
- * parent sees 128 + the signal number).
+ * workers, by closing the watch pipe), the program looks at the record
+ * between units, stops, cleans up, and then may die of the signal as it
+ * would have (so its parent sees 128 + the signal number).  The workers
+ * of both batch commands learn of a stop, and of their main process's
+ * death (even by SIGKILL), in that one way: the pipe's end of file.
  */
 #ifndef NVS_PROC_H
 #define NVS_PROC_H
@@ -34,8 +35,15 @@ NVS_HIDDEN_BEGIN
 int nvs_lock_take(int folder, const char *name);
 
 /* Checks that `fd` (inherited from the batch's main process) is the lock
- * of file `name` in `folder` and holds it.  0 or a negative errno value. */
+ * of file `name` in `folder` (of `folder` itself with `name` NULL) and
+ * holds it.  0 or a negative errno value. */
 int nvs_lock_adopt(int fd, int folder, const char *name);
+
+/* Whether another open file holds the flock lock of file `name` in
+ * `folder` (not created, nor followed if a link): 1 if so, 0 if not (or
+ * no such file), or a negative errno value.  Tells who holds a folder's
+ * lock (a recipe batch also locks its .nvsgen.lock). */
+int nvs_lock_held(int folder, const char *name);
 
 /* Removes `name` from `folder` (when `remove`) while the lock `fd` is
  * still held, then lets the lock go. */
@@ -45,9 +53,8 @@ void nvs_lock_release(int fd, int folder, const char *name, int remove);
 int nvs_fd_inherit(int fd, int inherit);
 
 /* SIGINT, SIGTERM and SIGHUP become stop requests (system calls restarted
- * after them): the first is kept (nvs_stop_signal), the pipe of
- * nvs_watch_open closed and the signal passed on to the processes
- * registered with nvs_signal_forward, so the workers stop too.
+ * after them): the first is kept (nvs_stop_signal) and the pipe of
+ * nvs_watch_open closed, so the workers stop too.
  * nvs_signals_default puts the default actions back and forgets the
  * request.  0 or a negative errno value. */
 int nvs_signals_catch(void);
@@ -59,21 +66,9 @@ int nvs_stop_signal(void);
  * is safe there. */
 void nvs_signals_on_stop(void (*fn)(int sig));
 
-/* Registers process `pid` to receive every stop signal the handlers
- * record (a worker of the batch); one that came already is passed on at
- * once.  Returns 0, or -ENOSPC when the table (64 processes) is full. */
-int nvs_signal_forward(pid_t pid);
-/* Stops passing signals on to `pid` (a worker that has ended). */
-void nvs_signal_unforward(pid_t pid);
-
 /* Restores the default action of `sig` and raises it: the process dies as
  * the signal would have killed it.  Returns only if it does not. */
 void nvs_signal_reraise(int sig);
-
-/* Linux: asks for `sig` when the parent process ends (a worker that must
- * not outlive the batch that started it).  0 or a negative errno value
- * (-ENOSYS elsewhere). */
-int nvs_signal_with_parent(int sig);
 
 /* A pipe whose writing end only this process holds (the workers inherit
  * the reading end): its end of file tells them the process is gone or

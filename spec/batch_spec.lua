@@ -305,8 +305,43 @@ describe("batch", function()
   end)
 
   it("shares a large batch between worker processes", function()
-    local cmd = ("cd %s && lua5.4 gen.lua --serial-range 1-1200 --outdir %s --jobs 2 2>&1"):format(
-      helper.ROOT, tmp)
+    -- What the batch's processes do, seen from inside: a script every Lua
+    -- interpreter of the batch runs first (LUA_INIT_5_4). In the main
+    -- process it wraps io.popen: once a worker is started, the main
+    -- process waits for it to take a chunk of units (so that a worker slow
+    -- to start on a busy machine still gets a share, whatever the timing),
+    -- and when it reads the worker's report (the worker has ended, every
+    -- chunk is taken) it logs the report and who took which chunk.
+    local aux = helper.tmpdir()
+    helper.write(aux .. "/init.lua", ([[
+local chunk_file, log = %q, %q
+for i = 1, #arg do if arg[i] == "--shard" then return end end
+local popen = io.popen
+local function owners()
+  local f = io.open(chunk_file, "rb")
+  local taken = f and f:read("a") or ""
+  if f then f:close() end
+  return (taken:gsub(".", function(c) return tostring(c:byte()) end))
+end
+io.popen = function(command, mode)
+  local worker = popen(command, mode)
+  if not command:find("--shard", 1, true) then return worker end
+  local deadline = os.time() + 60
+  while not owners():find("2", 1, true) and os.time() <= deadline do os.execute("sleep 0.01") end
+  return setmetatable({}, { __index = {
+    read = function(_, ...)
+      local text = worker:read(...)
+      local f = assert(io.open(log, "a"))
+      f:write(owners(), "\n", text or "")
+      f:close()
+      return text
+    end,
+    close = function() return worker:close() end,
+  } })
+end
+]]):format(tmp .. "/" .. batch.LOCK, aux .. "/log"))
+    local cmd = ("cd %s && LUA_INIT_5_4=@%s/init.lua lua5.4 gen.lua --serial-range 1-1200 --outdir %s --jobs 2 2>&1")
+      :format(helper.ROOT, aux, tmp)
     local p = io.popen(cmd)
     local out = p:read("a")
     assert.is_true(p:close(), out)
@@ -319,6 +354,24 @@ describe("batch", function()
       seen[row.serial] = true
     end
     assert.equal(1201, #files(tmp))
+    -- One worker was started, and it and the main process each made a
+    -- share: the 38 chunks of 32 units (the last of 16) were taken by both
+    -- (a process finding none left takes one more), and the worker reports
+    -- the units of its chunks as written.
+    local log = helper.read(aux .. "/log")
+    helper.cleanup(aux)
+    assert.is_not_nil(log, "the main process started no worker")
+    local owners, report = log:match("^([12]+)\n(shard [^\n]*\n)$")
+    assert.is_not_nil(owners, log)
+    assert.is_true(#owners >= 38 and #owners <= 40, owners)
+    local made = { 0, 0 }
+    for chunk = 1, 38 do
+      local process = tonumber(owners:sub(chunk, chunk))
+      made[process] = made[process] + (chunk == 38 and 16 or 32)
+    end
+    assert.is_true(made[1] > 0, "the main process made no unit: " .. owners)
+    assert.is_true(made[2] > 0, "the worker made no unit: " .. owners)
+    assert.equal(("shard %d 0 0\n"):format(made[2]), report)
   end)
 
   for _, case in ipairs({ { "the batch and its worker", "-" }, { "only the main process", "" } }) do

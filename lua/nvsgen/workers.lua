@@ -1,24 +1,28 @@
 --- nvsgen.workers: a batch's processes: --jobs/--shard, the folder lock, starting, stopping, watching workers.
 --
--- Both batch commands share their units with copies of themselves started
--- with the same command line plus --shard K/N (this module says how many,
--- and starts them). Stop signals are recorded by one handler (core) that
--- tells the workers in both ways a batch may watch them: a recipe batch's
--- workers watch a pipe (below); mfg_gen's are registered by process id
--- (M.spawn, core.signal_forward) and die with their parent
--- (core.signal_with_parent).
+-- Both batch commands (a recipe batch, mfg_gen) share their units with
+-- copies of themselves started with the same command line plus --shard
+-- K/N (this module says how many, and starts them), and both start,
+-- stop and lock them in the one way below.
 --
--- A recipe batch's lock is a flock(2) lock on .nvsgen.lock in the output folder, taken
--- by the batch's main process before it reads the manifest. Workers
--- inherit the locked descriptor (the same open file), so the lock lasts
--- until the last process of the batch is gone: a second batch on the
--- folder waits for it, or refuses, whatever mode either runs in. Nothing
--- else of the batch opens the lock file, so no close can drop the lock.
+-- The lock: a flock(2) lock on the output folder itself, taken by the
+-- batch's main process before it writes there (no file is added: an
+-- mfg_gen folder must hold what mfg_gen.py writes). A recipe batch also
+-- locks .nvsgen.lock in the folder (its chunk file, which recipe batches
+-- have always locked), after the folder. Workers inherit the locked
+-- descriptors (the same open files), so the lock lasts until the last
+-- process of the batch is gone: a second batch on the folder, of either
+-- command, waits for it or refuses, whatever mode either runs in. Nothing
+-- else of a batch opens the folder's lock, so no close can drop it.
 --
--- Workers also inherit the reading end of a pipe whose writing end only
--- the main process holds. End of file on it means the main process is
--- gone (killed) or wants the workers to stop (a signal, a failure): they
--- stop at their next chunk of units, whoever their parent is (a shell).
+-- Stopping: workers inherit the reading end of a pipe whose writing end
+-- only the main process holds. End of file on it means the main process
+-- is gone (killed, even by SIGKILL) or wants the workers to stop (a stop
+-- signal, which its handler in core turns into closing the pipe, or a
+-- failure): they stop at their next unit or chunk of units, whoever their
+-- parent is (a shell). A worker sent a signal of its own stops too and
+-- says so in its report; its main process then ends the batch as
+-- interrupted by that signal.
 
 local core = require("nvsgen.core")
 
@@ -30,7 +34,7 @@ local M = {}
 M.MAX_JOBS = 64
 
 M.LOCK = ".nvsgen.lock"
--- Where a worker finds the descriptors it inherits: "LOCK,WATCH".
+-- Where a worker finds the descriptors it inherits (M.command_prefix).
 M.ENV = "NVSGEN_BATCH_FDS"
 M.EAGAIN = 11
 
@@ -95,56 +99,7 @@ function M.parse_jobs(text, default_max)
   return jobs
 end
 
--- ---- a worker known by its process id (mfg_gen) ---------------------------------------
-
---- Starts `command` with the words `extra` added, as a worker: a process
--- whose standard output the caller reads. The shell says the worker's
--- process id first and then becomes the worker (exec), so the id is the
--- worker's own. Returns the file (io.popen's) and the id, or nil and a
--- message.
-function M.spawn(command, extra)
-  local f, err = io.popen("echo $$; exec " .. command .. " " .. extra, "r")
-  if not f then return nil, err end
-  local pid = math.tointeger(tonumber(f:read("l") or ""))
-  if not pid then
-    f:close()
-    return nil, "the worker did not start"
-  end
-  return f, pid
-end
-
---- Starts workers 2 to `count`, each `command` with the words `extra(k)`
--- added, known by process id: each is passed on the stop signals this
--- process records (core.signal_forward). Returns the list of workers
--- ({ file, pid }), or nil and a message (those started are stopped).
-function M.start_known(command, count, extra)
-  local list = {}
-  for k = 2, count do
-    local f, pid = M.spawn(command, extra(k))
-    if not f then
-      for _, started in ipairs(list) do
-        os.execute("kill -TERM " .. started.pid .. " 2>/dev/null")
-        started.file:close()
-        core.signal_unforward(started.pid)
-      end
-      return nil, "cannot start a worker: " .. tostring(pid)
-    end
-    core.signal_forward(pid)
-    list[#list + 1] = { file = f, pid = pid }
-  end
-  return list
-end
-
---- Waits for worker `w` (of M.start_known) to end. Returns what it
--- printed and io.popen's close results.
-function M.finish_known(w)
-  local text = w.file:read("a") or ""
-  local ok, how, status = w.file:close()
-  core.signal_unforward(w.pid)
-  return text, ok, how, status
-end
-
--- ---- a recipe batch's workers: the lock they share, the watch pipe -----------------------
+-- ---- the lock a batch's processes share, the watch pipe --------------------------------
 
 -- Wall-clock seconds and sleeping (lua-system, a declared dependency).
 do
@@ -153,62 +108,157 @@ do
   M.sleep = has_system and system.sleep or function() end
 end
 
---- Takes the lock of output folder `folder` (core.folder; `prefix` names
--- it in messages), waiting up to `wait` seconds for another batch to end
--- (a worker left by a killed batch stops within a chunk of units);
--- `stopped()` ends the wait early. Returns the lock, or nil and a message.
-function M.lock(folder, prefix, outdir, wait, stopped)
+local Lock = {}
+Lock.__index = Lock
+
+--- The descriptors of the lock, the folder's first.
+function Lock:fds()
+  return self.folder_lock:fd(), self.file_lock and self.file_lock:fd()
+end
+
+--- Lets the lock go (the file's, then the folder's); with `folder` and
+-- `name`, removes that file first, while it is still locked.
+function Lock:release(folder, name)
+  if self.file_lock then
+    if folder then self.file_lock:release(folder, name) else self.file_lock:release() end
+  end
+  self.folder_lock:release()
+end
+
+-- The lock of `folder`, and of `file` in it when given; or nil, a message
+-- and, when another process holds either, which one is held ("folder" or
+-- "file").
+local function take_once(folder, file)
+  local folder_lock, err, code = core.lock_take(folder)
+  if not folder_lock then return nil, err, code == M.EAGAIN and "folder" or nil end
+  local lock = setmetatable({ folder_lock = folder_lock }, Lock)
+  if file then
+    lock.file_lock, err, code = core.lock_take(folder, file)
+    if not lock.file_lock then
+      folder_lock:release()
+      return nil, err, code == M.EAGAIN and "file" or nil
+    end
+  end
+  return lock
+end
+
+--- Takes the batch lock of output folder `folder` (core.folder): the
+-- folder itself, and with `file` (a recipe batch's M.LOCK) that file too,
+-- waiting up to `wait` seconds for another batch to end (a worker left by
+-- a killed batch stops within a chunk of units); `stopped()` ends the wait
+-- early. Returns the lock; or nil, a message and, when another batch holds
+-- it, which: "recipe" (a recipe batch) or "mfg_gen".
+function M.take(folder, file, wait, stopped)
   local deadline = M.clock() + wait
   while true do
-    local lock, err, code = core.lock_take(folder, M.LOCK)
+    local lock, err, held = take_once(folder, file)
     if lock then return lock end
-    if code ~= M.EAGAIN then return nil, err end
-    if stopped() or M.clock() > deadline then
-      return nil, format("%s is in use by another batch (%s%s is locked); run again once it has finished",
-        outdir, prefix, M.LOCK)
+    if not held or stopped() or M.clock() > deadline then
+      -- Both take the folder's lock first, and a recipe batch then its
+      -- file's: who holds a busy folder is told by the file's lock
+      -- (looked at only now: a look takes that lock for an instant).
+      if held == "folder" and not core.lock_held(folder, M.LOCK) then return nil, err, "mfg_gen" end
+      return nil, err, held and "recipe"
     end
     M.sleep(0.02)
   end
 end
 
---- For a worker: the lock and watch descriptor it inherited (from M.ENV),
--- checked; or, for a process started by hand with --shard, the lock taken
--- as the main process takes it. Returns lock, watch fd (or nil), or nil
+--- M.take for a recipe batch (`prefix` and `outdir` name the folder in
+-- messages). Returns the lock, or nil and a message.
+function M.lock(folder, prefix, outdir, wait, stopped)
+  local lock, err, holder = M.take(folder, M.LOCK, wait, stopped)
+  if lock or not holder then return lock, err end
+  if holder == "recipe" then
+    return nil, format("%s is in use by another batch (%s%s is locked); run again once it has finished",
+      outdir, prefix, M.LOCK)
+  end
+  return nil, format("%s is in use by an mfg_gen run (the folder is locked); run again once it has finished",
+    outdir)
+end
+
+-- The parent process's id, from the kernel (nil if it cannot be read).
+local function parent_id()
+  local f = io.open("/proc/self/stat", "r")
+  local text = f and f:read("l")
+  if f then f:close() end
+  -- After the command's name, which may hold spaces and parentheses.
+  return text and tonumber(text:match(".*%) %S+ (%d+)"))
+end
+
+--- For a worker: the lock and watch descriptor it inherited from its
+-- main process (named in M.ENV), checked against `folder` (and `file`,
+-- the file a recipe batch also locks). Returns lock, watch fd; or false
+-- when it inherited none (a process started by hand with --shard); or nil
 -- and a message.
-function M.join(folder, prefix, outdir, wait, stopped)
+function M.adopt(folder, file, outdir)
   local fds = os.getenv(M.ENV)
-  local lock_fd, watch_fd = (fds or ""):match("^(%d+),(%d+)$")
-  if not lock_fd then return M.lock(folder, prefix, outdir, wait, stopped) end
-  local lock, err = core.lock_adopt(tonumber(lock_fd), folder, M.LOCK)
-  if not lock then return nil, format("not a worker of a batch on %s (%s)", outdir, err) end
+  if not fds then return false end
+  local folder_fd, watch_fd, file_fd = fds:match("^(%d+),(%d+),?(%d*)$")
+  local lock, err
+  if folder_fd and (file_fd ~= "") == (file ~= nil) then
+    lock, err = core.lock_adopt(tonumber(folder_fd), folder)
+  end
+  if lock then
+    lock = setmetatable({ folder_lock = lock }, Lock)
+    if file then
+      lock.file_lock, err = core.lock_adopt(tonumber(file_fd), folder, file)
+      if not lock.file_lock then lock.folder_lock:release() end
+    end
+  end
+  if not lock or (file and not lock.file_lock) then
+    return nil, format("not a worker of a batch on %s (%s)", outdir, err or M.ENV .. "=" .. fds)
+  end
+  -- Whose watch pipe this is: the main process is this worker's parent.
+  M.main_id = parent_id()
   return lock, tonumber(watch_fd)
+end
+
+--- For a recipe batch's worker: its inherited lock and watch descriptor
+-- (M.adopt) or, for a process started by hand with --shard, the lock
+-- taken as the main process takes it. Returns lock, watch fd (or nil), or
+-- nil and a message.
+function M.join(folder, prefix, outdir, wait, stopped)
+  local lock, watch = M.adopt(folder, M.LOCK, outdir)
+  if lock == false then return M.lock(folder, prefix, outdir, wait, stopped) end
+  return lock, watch
+end
+
+--- For a worker (after M.adopt): true when its main process has ended
+-- (the watch pipe then says stop with nobody left to clean up after the
+-- batch).
+function M.main_gone()
+  return M.main_id ~= nil and parent_id() ~= M.main_id
 end
 
 --- True when the batch's main process is gone or asks its workers to stop.
 M.gone = core.watch_gone
 
 --- The shell words that start a worker: the inherited descriptors named
--- in the environment, and `exec`, so the worker is the process its
--- parent started (a signal to it reaches it).
-function M.command_prefix(lock_fd, watch_fd)
-  return format("%s=%d,%d exec", M.ENV, lock_fd, watch_fd)
+-- in the environment ("FOLDER_LOCK,WATCH[,FILE_LOCK]"), and `exec`, so
+-- the worker is the process its parent started (a signal to it reaches
+-- it, and it is the main process's child).
+function M.command_prefix(folder_fd, watch_fd, file_fd)
+  return format("%s=%d,%d%s exec", M.ENV, folder_fd, watch_fd, file_fd and "," .. file_fd or "")
 end
 
 local Team = {}
 Team.__index = Team
 
 --- Starts workers 2 to `count` with `spawn(k, count, prefix)` (a function
--- returning a file from io.popen reading the worker's standard output),
--- handing them the lock and the watch pipe. Returns the team, or nil and
--- a message (the workers started so far are stopped).
+-- returning a file from io.popen reading the worker's standard output;
+-- `prefix` goes before the command), handing them the lock (of M.take)
+-- and the watch pipe. Returns the team, or nil and a message (the workers
+-- started so far are stopped).
 function M.start(lock, count, spawn)
   local watch, err = core.watch_open()
   if not watch then return nil, err end
   local team = setmetatable({ list = {}, count = count }, Team)
-  local fd = lock:fd()
+  local fd, file_fd = lock:fds()
   core.fd_inherit(fd, true)
+  if file_fd then core.fd_inherit(file_fd, true) end
   core.fd_inherit(watch, true)
-  local prefix = M.command_prefix(fd, watch)
+  local prefix = M.command_prefix(fd, watch, file_fd)
   for k = 2, count do
     local w, werr = spawn(k, count, prefix)
     if not w then
@@ -218,6 +268,7 @@ function M.start(lock, count, spawn)
     team.list[#team.list + 1] = w
   end
   core.fd_inherit(fd, false)
+  if file_fd then core.fd_inherit(file_fd, false) end
   core.fd_close(watch)
   if err then
     team:stop()
@@ -227,10 +278,25 @@ function M.start(lock, count, spawn)
   return team
 end
 
---- Tells the workers to stop at their next chunk.
+--- Tells the workers to stop at their next unit or chunk.
 function Team:stop()
   self.stopping = true
   core.watch_close()
+end
+
+--- Waits for the workers to end: for each (in order, worker 2 first), what
+-- it printed and io.popen's close results ({ text, ok, how, status }).
+-- The watch pipe is closed once all have ended.
+function Team:collect()
+  local results = {}
+  for k, w in ipairs(self.list) do
+    local text = w:read("a") or ""
+    local ok, how, status = w:close()
+    results[k] = { text = text, ok = ok, how = how, status = status }
+  end
+  self.list = {}
+  core.watch_close()
+  return results
 end
 
 --- The last line a worker prints: its counts, then its failure if any.
@@ -244,9 +310,8 @@ end
 -- units are then left unmade: the batch is interrupted, not finished).
 function Team:wait()
   local written, skipped, finished, failure, signal = 0, 0, 0, nil, nil
-  for k, w in ipairs(self.list) do
-    local text = w:read("a") or ""
-    local ok, how, status = w:close()
+  for k, r in ipairs(self:collect()) do
+    local text, ok, how, status = r.text, r.ok, r.how, r.status
     local ww, ws, wf, message = text:match("shard (%d+) (%d+) (%d+)\t?([^\n]*)\n?$")
     if ww then
       written, skipped, finished = written + tonumber(ww), skipped + tonumber(ws), finished + tonumber(wf)
@@ -266,7 +331,6 @@ function Team:wait()
       failure = failure or format("worker %d of %d failed", k + 1, self.count)
     end
   end
-  self.list = {}
   return written, skipped, finished, failure, signal
 end
 

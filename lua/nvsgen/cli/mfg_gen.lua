@@ -15,11 +15,13 @@
 --
 -- Before anything is written, the config and every unit of the values file
 -- are checked: each row is built as it will be (nvsgen.mfg.check_units),
--- so a bad value at any row leaves no file. One run at a time writes an
--- output folder (its lock). SIGINT, SIGTERM and SIGHUP stop every process
--- of the batch between units: the units made are whole and form a run
--- from the first (those after the first missing one are removed), one
--- line says how many, and the process dies of the signal.
+-- so a bad value at any row leaves no file. One batch at a time writes an
+-- output folder (its lock, the one a recipe batch takes too: nvsgen.workers).
+-- SIGINT, SIGTERM and SIGHUP stop every process of the batch between
+-- units (the workers watch the pipe of nvsgen.workers, as a recipe batch's
+-- do): the units made are whole and form a run from the first (those
+-- after the first missing one are removed), one line says how many, and
+-- the process dies of the signal.
 --
 -- Differences from mfg_gen.py: no `_tmp`/`_created` files beside the
 -- inputs; errors name the real file and line; a unit that fails leaves no
@@ -179,22 +181,35 @@ local function make_dir(path)
   return common.make_dirs(path)
 end
 
---- Takes the output folder's lock (one run at a time writes it): a lock
--- of the folder itself (core.lock_take, the batch's primitive), so no file
--- is added to it. Returns the lock (it goes when released or the process
--- ends), or nil and a message.
-local function lock_outdir(outdir)
+--- Takes the output folder's lock (one batch at a time writes it): the
+-- lock of the folder itself that every batch takes (nvsgen.workers), so no
+-- file is added to it; refused at once when another batch holds it. A
+-- worker (`worker` true) checks the lock it inherited from its main
+-- process instead. Returns the lock (it goes when released or the last
+-- process holding it ends) and, for a worker, its watch descriptor; or nil
+-- and a message.
+local function lock_outdir(outdir, worker)
   local ok, err = common.make_dirs(outdir)
   if not ok then return nil, err end
   local folder
   folder, err = core.folder(outdir)
   if not folder then return nil, err end
-  local lock = core.lock_take(folder)
-  folder:close()
-  if not lock then
-    return nil, outdir .. ": another mfg_gen run is writing this folder (wait for it to end, or use another --outdir)"
+  local lock, watch = false, nil
+  if worker then lock, watch = workers_mod.adopt(folder, nil, outdir) end
+  if lock == nil then
+    err = watch
+  elseif not lock then -- not a worker, or one started by hand
+    local holder
+    lock, err, holder = workers_mod.take(folder, nil, 0, function() return true end)
+    if holder == "recipe" then
+      err = outdir .. ": a recipe batch is writing this folder (wait for it to end, or use another --outdir)"
+    elseif holder then
+      err = outdir .. ": another mfg_gen run is writing this folder (wait for it to end, or use another --outdir)"
+    end
   end
-  return lock
+  folder:close()
+  if not lock then return nil, err end
+  return lock, watch
 end
 
 --- Makes the output folders and opens them (core.folder: the kernel then
@@ -269,31 +284,35 @@ local function new_chunk_file()
 end
 
 --- Starts the worker processes 2..jobs of a shared batch: copies of this
--- command with --shard K/N and the chunk file they take their units from;
--- each is passed on the signals this process gets. Returns the workers
--- ({ file, pid }), or nil and a message (those started are stopped).
-local function start_workers(jobs, chunk_path)
-  return workers_mod.start_known(rerun, jobs, function(w)
-    return ("--shard %d/%d --chunks %s"):format(w, jobs, workers_mod.quote(chunk_path))
+-- command with --shard K/N and the chunk file they take their units from,
+-- holding the folder's lock and watching this process (nvsgen.workers).
+-- Returns the team, or nil and a message (those started are stopped).
+local function start_workers(lock, jobs, chunk_path)
+  return workers_mod.start(lock, jobs, function(w, n, prefix)
+    return io.popen(("%s %s --shard %d/%d --chunks %s"):format(prefix, rerun, w, n,
+      workers_mod.quote(chunk_path)), "r")
   end)
 end
 
 --- Collects what the workers say: the first stop (the one on the lowest
 -- values line, `stop` being this process's own: { line, message, status,
--- signal }) and, per process, the line where it stopped (math.huge: it
--- made its whole share; nil: unknown, it died without saying).
-local function gather_workers(workers, stop, n)
+-- signal, told }) and, per process, the line where it stopped (math.huge:
+-- it made its whole share; nil: unknown, it died without saying).
+local function gather_workers(team, stop, n)
   local reached = { math.huge }
   if stop then reached[1] = stop.line end
-  for w, worker in ipairs(workers) do
-    local text, closed = workers_mod.finish_known(worker)
+  for w, result in ipairs(team:collect()) do
+    local text, closed = result.text, result.ok
     local kind, line, code, message = text:match("^(%a+) (%d+) (%d+)\n(.*)$")
     line = tonumber(line)
     if line then
       if line > 0 then reached[w + 1] = line end
       if not stop or (stop.line or math.huge) > line then
         stop = { line = line > 0 and line or nil, message = message }
-        if kind == "stopped" then stop.signal = tonumber(code) else stop.status = tonumber(code) end
+        code = tonumber(code)
+        -- A worker stopped by a signal of its own names it; 0: it was
+        -- told to stop (this process's signal).
+        if kind ~= "stopped" then stop.status = code elseif code > 0 then stop.signal = code else stop.told = true end
       end
     elseif closed then
       reached[w + 1] = math.huge
@@ -306,9 +325,10 @@ end
 
 --- Makes this process's share of a batch shared by `n` processes (k: its
 -- number), taking chunks of units from the chunk file as it goes
--- (nvsgen.chunks). Returns nil, or its stop { line, message, status,
--- signal }.
-local function make_share(job, folders, k, chunk_path)
+-- (nvsgen.chunks); a worker stops between units when the watch pipe of
+-- its main process (`watch`) says so. Returns nil, or its stop { line,
+-- message, status, signal, told }.
+local function make_share(job, folders, k, chunk_path, watch)
   local file, err = chunks.open(chunk_path)
   if not file then return { message = err } end
   local take = chunks.taker(file, chunk_path, k)
@@ -325,8 +345,8 @@ local function make_share(job, folders, k, chunk_path)
     if own == nil then return nil, oerr end
     if not own then return true end
     local sig = core.stop_signal()
-    if sig then
-      stop = { line = line, signal = sig }
+    if sig or watch and workers_mod.gone(watch) then
+      stop = { line = line, signal = sig, told = not sig }
       return false
     end
     local text, berr, bline = mfg.build_unit(job, fields, line, plain)
@@ -348,10 +368,10 @@ end
 -- failure, so the units of its chunks before that line are the ones it
 -- made. Returns true; or nil, a message and a status; or false and a
 -- signal.
-local function make_shared(job, folders, jobs, workers, chunk_path)
+local function make_shared(job, folders, jobs, team, chunk_path)
   local stop = make_share(job, folders, 1, chunk_path)
   local reached
-  stop, reached = gather_workers(workers, stop, jobs)
+  stop, reached = gather_workers(team, stop, jobs)
   -- Who made which unit; where that cannot be read, no unit is removed.
   local process_of = chunks.owners(chunk_path) or function() return nil end
   os.remove(chunk_path)
@@ -385,10 +405,10 @@ local function make_shared(job, folders, jobs, workers, chunk_path)
     made = job.units
   end
   common.stdout:write(concat(out, "", 1, count))
-  if stop and stop.signal or (sig and made < job.units) then
+  if stop and (stop.signal or stop.told) or (sig and made < job.units) then
     common.stdout:flush()
     fail(interrupted_line(made, job.units))
-    return false, sig or stop.signal
+    return false, sig or stop.signal or 15
   end
   if stop then return nil, stop.message, stop.status end
   return true
@@ -398,17 +418,29 @@ end
 -- unit; this one makes the units of the chunks it takes, silently, and
 -- reports how it stopped on its standard output.
 local function work(job, shard, chunk_path)
-  -- A worker must not outlive the batch's main process.
-  core.signal_with_parent(15)
-  local folders, err = open_folders(job, 1)
+  -- The folder's lock, inherited; the watch pipe: a worker must not
+  -- outlive the batch's main process.
+  local lock, watch = lock_outdir(job.outdir, true)
+  local folders, err
+  if lock then
+    folders, err = open_folders(job, 1)
+  else
+    err = watch
+  end
   if not folders then
     report_to_main("failed", 0, 1, err)
     return common.EXIT_FAIL
   end
-  local stop = make_share(job, folders, shard[1], chunk_path)
+  local stop = make_share(job, folders, shard[1], chunk_path, watch)
   for _, folder in pairs(folders) do folder:close() end
+  -- The main process removes the chunk file once its workers are done;
+  -- killed, it cannot: its workers, told to stop by its end, do.
+  if stop and stop.told and workers_mod.main_gone() then os.remove(chunk_path) end
+  lock:release()
   if stop then
-    if stop.signal then
+    if stop.told then
+      report_to_main("stopped", stop.line, 0)
+    elseif stop.signal then
       report_to_main("stopped", stop.line, stop.signal)
     else
       report_to_main("failed", stop.line, stop.status or 1, stop.message)
@@ -533,13 +565,13 @@ local function generate(argv)
     local chunk_path
     chunk_path, err = new_chunk_file()
     if not chunk_path then return fail(err) end
-    local workers
-    workers, err = start_workers(jobs, chunk_path)
-    if not workers then
+    local team
+    team, err = start_workers(lock, jobs, chunk_path)
+    if not team then
       os.remove(chunk_path)
       return fail(err)
     end
-    done, sig, status = make_shared(job, folders, jobs, workers, chunk_path)
+    done, sig, status = make_shared(job, folders, jobs, team, chunk_path)
   else
     done, sig = make_alone(job, folders)
   end
