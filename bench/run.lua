@@ -8,10 +8,12 @@
 -- included), best of BENCH_RUNS (default 3) taken in rounds (each command
 -- once per round), into fresh folders:
 --   * floor: bench/floor (a C loop that only writes 10,000 files);
---   * the work every image needs, in C (bench/floor "required" mode: a
---     pending file, its SHA-256, the rename) in two processes, the same
---     with a key per unit ("keys" mode), and mfg_gen's file work
---     ("mfg" mode: the value file read, the CSV and the image written);
+--   * the work every unit needs, in C (bench/floor "required" mode: the
+--     unit's image built by the project's C encoder, written under a
+--     pending name, its SHA-256, the group commit and the rename) in two
+--     processes, the same with a key per unit ("keys" mode), and mfg_gen's
+--     ("mfg" mode: the value file read, the image built, the CSV and the
+--     image written);
 --   * the recipe driver (bench/w1.lua), plain and with a key per unit;
 --   * bin/mfg_gen.lua on the same units, plain and with --keygen;
 --   * peak memory (max RSS of any process of the run) at 10,000 and
@@ -137,12 +139,13 @@ local function rate(t) return UNITS / t end
 print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s and %s, best of %d"):format(
   UNITS, base, disk_base, RUNS))
 
--- What every image costs whatever the language (pending file, SHA-256 for
--- the manifest, rename), in C, shared by two processes as the driver's
--- work is: the best this machine allows before any image is built. With a
--- key per unit, also the key made, the image's entries encrypted with it
--- and the keys file written beside the image. Then what mfg_gen must do per
--- unit: read the value file, and write the unit's CSV and image atomically.
+-- What every unit costs whatever the language (its image built by the C
+-- encoder, the pending file, SHA-256 for the manifest, the group commit,
+-- the rename), in C, shared by two processes as the driver's work is: the
+-- best this machine allows. With a key per unit, also the key made, the
+-- image encrypted with it and the keys file written beside the image. Then
+-- what mfg_gen must do per unit: read the value file, build the image, and
+-- write the unit's CSV and image atomically.
 local half = UNITS // 2
 local function c_loop(mode, one_process)
   if one_process then
