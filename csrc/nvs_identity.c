@@ -202,24 +202,34 @@ EVP_PKEY *nvs_id_key_generate(const char *type, int *err)
     return key;
 }
 
-EVP_PKEY *nvs_id_key_load(const void *data, size_t len, int *err)
+/* A key from PEM or DER: the private key when `private`, else the public
+ * key (SubjectPublicKeyInfo).  NULL for bytes that are neither. */
+static EVP_PKEY *parse_key(const void *data, size_t len, int private)
 {
     EVP_PKEY *key = NULL;
+    if (looks_like_pem(data, len)) {
+        BIO *b = BIO_new_mem_buf(data, (int)len);
+        if (b != NULL) {
+            key = private ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL)
+                          : PEM_read_bio_PUBKEY(b, NULL, no_passphrase, NULL);
+            BIO_free(b);
+        }
+    } else {
+        const unsigned char *p = (const unsigned char *)data;
+        key = private ? d2i_AutoPrivateKey(NULL, &p, (long)len) : d2i_PUBKEY(NULL, &p, (long)len);
+    }
+    return key;
+}
+
+EVP_PKEY *nvs_id_key_load(const void *data, size_t len, int *err)
+{
+    EVP_PKEY *key;
 
     if (data == NULL || len == 0 || len > INT_MAX) {
         set_err(err, NVS_ID_EKEY);
         return NULL;
     }
-    if (looks_like_pem(data, len)) {
-        BIO *b = BIO_new_mem_buf(data, (int)len);
-        if (b != NULL) {
-            key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
-            BIO_free(b);
-        }
-    } else {
-        const unsigned char *p = (const unsigned char *)data;
-        key = d2i_AutoPrivateKey(NULL, &p, (long)len);
-    }
+    key = parse_key(data, len, 1);
     if (key == NULL) {
         int pem = looks_like_pem(data, len);
         set_err(err, failed(pem && looks_encrypted_pem(data, len) ? NVS_ID_EENCRYPTED
@@ -234,22 +244,13 @@ EVP_PKEY *nvs_id_key_load(const void *data, size_t len, int *err)
 
 EVP_PKEY *nvs_id_pubkey_load(const void *data, size_t len, int *err)
 {
-    EVP_PKEY *key = NULL;
+    EVP_PKEY *key;
 
     if (data == NULL || len == 0 || len > INT_MAX) {
         set_err(err, NVS_ID_EKEY);
         return NULL;
     }
-    if (looks_like_pem(data, len)) {
-        BIO *b = BIO_new_mem_buf(data, (int)len);
-        if (b != NULL) {
-            key = PEM_read_bio_PUBKEY(b, NULL, no_passphrase, NULL);
-            BIO_free(b);
-        }
-    } else {
-        const unsigned char *p = (const unsigned char *)data;
-        key = d2i_PUBKEY(NULL, &p, (long)len);
-    }
+    key = parse_key(data, len, 0);
     if (key == NULL) {
         set_err(err, failed(NVS_ID_EKEY));
         return NULL;

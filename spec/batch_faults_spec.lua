@@ -12,14 +12,7 @@ local core = require("nvsgen.core")
 
 local GEN = helper.ROOT .. "/gen.lua"
 
-local function files(dir)
-  local list = {}
-  for name in lfs.dir(dir) do
-    if name ~= "." and name ~= ".." then list[#list + 1] = name end
-  end
-  table.sort(list)
-  return list
-end
+local files = helper.files
 
 -- Every record of the manifest in `dir`: serials once each, images that
 -- exist and match their digests. Returns the records.

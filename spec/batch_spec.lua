@@ -9,14 +9,7 @@ local crypto = require("nvsgen.crypto")
 
 local GEN = helper.ROOT .. "/gen.lua"
 
-local function files(dir)
-  local list = {}
-  for name in lfs.dir(dir) do
-    if name ~= "." and name ~= ".." then list[#list + 1] = name end
-  end
-  table.sort(list)
-  return list
-end
+local files = helper.files
 
 describe("batch", function()
   local tmp

@@ -31,25 +31,7 @@ local function count(folder)
   return n
 end
 
-local function sh(command)
-  local p = io.popen(command)
-  local text = p:read("a")
-  p:close()
-  return text
-end
-
-local function now()
-  return tonumber(sh("date +%s.%N"))
-end
-
-local function wait_for(test, seconds)
-  local deadline = now() + seconds
-  while not test() do
-    if now() > deadline then return false end
-    sh("sleep 0.02")
-  end
-  return true
-end
+local sh, now, wait_for = h.sh, h.now, h.wait_for
 
 --- Starts mfg_gen in the background in dir; returns its process id.
 local function start(extra)

@@ -29,25 +29,7 @@ after_each(function()
   h.cleanup(dir)
 end)
 
-local function sh(command)
-  local p = io.popen(command)
-  local text = p:read("a")
-  p:close()
-  return text
-end
-
-local function now()
-  return tonumber(sh("date +%s.%N"))
-end
-
-local function wait_for(test, seconds)
-  local deadline = now() + seconds
-  while not test() do
-    if now() > deadline then return false end
-    sh("sleep 0.02")
-  end
-  return true
-end
+local sh, now, wait_for = h.sh, h.now, h.wait_for
 
 local function count(folder)
   local n = 0

@@ -38,19 +38,15 @@ function M.reset(path)
   return true
 end
 
---- For process `process` (1 to 255) of a shared batch, with `file` open on
--- the chunk file at `path`: mine(index) tells whether the unit of that
--- batch index (from 1) is this process's, taking the next chunk once the
--- current one is passed. Indexes must come in increasing order. Returns
--- true; or false and the first index of this process's chunk (beyond the
--- batch's last index once every chunk is taken); or nil and a message.
-function M.taker(file, path, process)
+-- mine(index) for process `process`, taking chunks with take(byte): the
+-- file's size once `byte` is appended (the chunk's number), or nil and a
+-- message.
+local function taker_with(take, path, process)
   local byte = char(process)
   local first, last = 0, 0
   return function(index)
     if index > last then
-      local ok, err = file:write(byte)
-      local taken = ok and file:seek("cur")
+      local taken, err = take(byte)
       if not taken then return nil, format("%s: cannot take a chunk of units (%s)", path, err) end
       first = (taken - 1) * M.SIZE + 1
       last = first + M.SIZE - 1
@@ -60,21 +56,24 @@ function M.taker(file, path, process)
   end
 end
 
+--- For process `process` (1 to 255) of a shared batch, with `file` open on
+-- the chunk file at `path`: mine(index) tells whether the unit of that
+-- batch index (from 1) is this process's, taking the next chunk once the
+-- current one is passed. Indexes must come in increasing order. Returns
+-- true; or false and the first index of this process's chunk (beyond the
+-- batch's last index once every chunk is taken); or nil and a message.
+function M.taker(file, path, process)
+  return taker_with(function(byte)
+    local ok, err = file:write(byte)
+    if not ok then return nil, err end
+    return file:seek("cur")
+  end, path, process)
+end
+
 --- As M.taker, with `file` a core.open_append file of the chunk file (its
 -- own open file: a process shares no file offset with another).
 function M.taker_at(file, path, process)
-  local byte = char(process)
-  local first, last = 0, 0
-  return function(index)
-    if index > last then
-      local taken, err = file:append(byte)
-      if not taken then return nil, format("%s: cannot take a chunk of units (%s)", path, err) end
-      first = (taken - 1) * M.SIZE + 1
-      last = first + M.SIZE - 1
-    end
-    if index >= first then return true end
-    return false, first
-  end
+  return taker_with(function(byte) return file:append(byte) end, path, process)
 end
 
 --- Reads the chunk file at `path` once the batch is over: returns

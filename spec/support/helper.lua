@@ -82,6 +82,40 @@ function M.lines(path)
   return list
 end
 
+--- The names in folder dir (not below it), sorted.
+function M.files(dir)
+  local list = {}
+  for name in lfs.dir(dir) do
+    if name ~= "." and name ~= ".." then list[#list + 1] = name end
+  end
+  table.sort(list)
+  return list
+end
+
+--- What a shell command prints on its standard output.
+function M.sh(command)
+  local p = io.popen(command)
+  local text = p:read("a")
+  p:close()
+  return text
+end
+
+--- Wall-clock seconds, with a fraction (os.time counts whole seconds).
+function M.now()
+  return tonumber(M.sh("date +%s.%N"))
+end
+
+--- Waits until test() is true, looking every 20 ms: whether it came
+-- within `seconds`.
+function M.wait_for(test, seconds)
+  local deadline = M.now() + seconds
+  while not test() do
+    if M.now() > deadline then return false end
+    M.sh("sleep 0.02")
+  end
+  return true
+end
+
 --- Every file under dir, as sorted relative paths (folders end with "/").
 function M.listing(dir, prefix, out)
   out = out or {}
