@@ -89,7 +89,10 @@ local function worker_of(pid)
   assert(wait_for(function()
     for child in sh(("env -u LD_PRELOAD pgrep -P %d 2>/dev/null || true"):format(pid)):gmatch("%d+") do
       local cmdline = h.read("/proc/" .. child .. "/cmdline") or ""
-      if cmdline:find("--shard", 1, true) then found = math.tointeger(tonumber(child)) end
+      -- The worker once the shell that starts it has made way for it
+      -- (exec): before, the shell's command line names --shard too.
+      local program = cmdline:match("^[^%z]*"):match("[^/]*$")
+      if cmdline:find("--shard", 1, true) and program ~= "sh" then found = math.tointeger(tonumber(child)) end
     end
     return found ~= nil
   end, 30))
