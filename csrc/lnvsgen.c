@@ -1084,30 +1084,25 @@ static int l_signals_default(lua_State *L)
  * all of them.  So nothing is hooked until a stop request comes: the
  * signal handler then sets a hook (lua_sethook may be called from a signal
  * handler, as lua.c does for SIGINT), and the hook raises the batch's stop
- * value while the unit runner is on the stack. */
+ * value while the unit runner (core.run_units) runs. */
 
 /* The thread running the batch's units, while core.stop_units is set. */
 static lua_State *volatile units_thread;
-/* Registry keys (their addresses) of the unit runner and the stop value. */
-static const char unit_runner_key = 'r';
+/* How many core.run_units calls are running in units_thread: the hook
+ * looks at this count, not at the stack, which a recipe recursing deeply
+ * makes too long to walk at every event. */
+static int units_running;
+/* Registry key (its address) of the stop value. */
 static const char unit_stop_key = 's';
 
 static void unit_stop_hook(lua_State *L, lua_Debug *event)
 {
-    lua_Debug frame;
-    int level;
     (void)event;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
-    for (level = 0; lua_getstack(L, level, &frame); level++) {
-        lua_getinfo(L, "f", &frame);
-        if (lua_rawequal(L, -1, -2)) {
-            /* The hook stays: raised again should the unit catch it. */
-            lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
-            lua_error(L);
-        }
-        lua_pop(L, 1);
+    if (units_running > 0) {
+        /* The hook stays: raised again should the unit catch it. */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        lua_error(L);
     }
-    lua_pop(L, 1);
     /* Between units: the batch looks at the request itself. */
     lua_sethook(L, NULL, 0, 0);
 }
@@ -1120,10 +1115,32 @@ static void stop_running_unit(int sig)
         lua_sethook(L, unit_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1000);
 }
 
-/* core.stop_units(runner, stop_value) | core.stop_units(nil)
+/* core.run_units(units, u): calls units[1](u), ..., units[#units](u) (a
+ * recipe's unit functions); what they raise is raised. While it runs, a
+ * stop request (core.stop_units) raises the stop value inside it. */
+static int l_run_units(lua_State *L)
+{
+    lua_Integer i, n;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    n = luaL_len(L, 1);
+    units_running++;
+    for (i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_pushvalue(L, 2);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            units_running--;
+            return lua_error(L);
+        }
+    }
+    units_running--;
+    return 0;
+}
+
+/* core.stop_units(stop_value) | core.stop_units(nil)
  * From now on (or no longer, with nil), a stop request makes the code
- * running inside the function `runner` in this thread raise `stop_value`,
- * again and again until it has left `runner`. */
+ * running inside core.run_units in this thread raise `stop_value`, again
+ * and again until it has left core.run_units. */
 static int l_stop_units(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
@@ -1131,16 +1148,11 @@ static int l_stop_units(lua_State *L)
         units_thread = NULL;
         lua_sethook(L, NULL, 0, 0);
         lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
-        lua_pushnil(L);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
         return 0;
     }
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    luaL_checkany(L, 2);
-    lua_settop(L, 2);
+    lua_settop(L, 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
     units_thread = L;
     nvs_signals_on_stop(stop_running_unit);
     /* A request that came before is seen by the batch between units. */
@@ -1219,6 +1231,7 @@ static const luaL_Reg batch_functions[] = {
     {"fd_close", l_fd_close},       {"signals_catch", l_signals_catch},
     {"signals_default", l_signals_default}, {"stop_signal", l_stop_signal},
     {"stop_units", l_stop_units},
+    {"run_units", l_run_units},
     {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
     {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
     {"signal_reraise", l_signal_reraise}, {"lock_held", l_lock_held},

@@ -437,6 +437,23 @@ describe("batch under faults", function()
       assert.same({ "manifest.csv" }, files(out))
     end)
 
+    it("#slow stop on SIGTERM while a unit loops at the bottom of a deep recursion", function()
+      -- 150000 calls deep: the stop must not cost a walk of the whole stack at every hook event.
+      local path = script(tmp, "deep.lua", "size = 0x3000, unit = function(u) DEEP(150000) end")
+      helper.write(path, "local function DEEP(n) if n == 0 then while true do end end return 1 + DEEP(n - 1) end\n"
+        .. helper.read(path))
+      local out = tmp .. "/o"
+      local status, _, err = sh(("lua5.4 %s --serial-range 1-5 --outdir %s 2>%s/err & pid=$!; sleep 1;"
+        .. " kill -TERM $pid; sleep 2; if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"
+        .. " fi; wait $pid; echo $? >%s/rc"):format(path, out, tmp, tmp, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.is_false(helper.exists(tmp .. "/left"))
+      assert.equal("143\n", helper.read(tmp .. "/rc"))
+      assert.equal("deep.lua: interrupted: 0 of 5 units made; run the same command to finish\n",
+        helper.read(tmp .. "/err"))
+      assert.same({ "manifest.csv" }, files(out))
+    end)
+
     it("name the recipe file and the field when the script is run, without a traceback", function()
       for fields, message in pairs({
         ['size = "big", unit = function() end'] = "field 'size' must be a number, got string",

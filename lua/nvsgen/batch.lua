@@ -197,10 +197,9 @@ end
 -- binding raises it inside build_unit once a request comes (core.stop_units).
 local STOP = setmetatable({}, { __tostring = function() return "stopped" end })
 
--- Runs every unit function of the recipe on `u` (called through pcall).
-local function build_unit(units, u)
-  for i = 1, #units do units[i](u) end
-end
+-- Runs every unit function of the recipe on `u` (called through pcall):
+-- the binding's runner, which a stop request raises STOP in.
+local build_unit = core.run_units
 
 local function size_text(bytes)
   if bytes >= 1 << 30 then return format("%.1f GiB", bytes / (1 << 30)) end
@@ -628,7 +627,7 @@ function M.run(opts)
   -- Stop requests are looked at between units; a recipe cannot end the
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
-  core.stop_units(build_unit, STOP)
+  core.stop_units(STOP)
   -- os.exit kept by the recipe from before: the process still fails.
   core.exit_guard("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
     .. " run the same command to finish\n")
