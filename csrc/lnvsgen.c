@@ -269,7 +269,7 @@ static int check_kind(lua_State *L, int idx)
  * float and double a number, the integer kinds a number or a string of
  * digits.  Pushes fail and a message naming `key` and returns 2 for a value
  * of another type; returns 0 when the type is right. */
-static int push_type_problem(lua_State *L, int k, const char *key, int value_index)
+static int push_type_problem(lua_State *L, int k, const char *key, size_t klen, int value_index)
 {
     unsigned type = kind_types[k];
     int t = lua_type(L, value_index);
@@ -288,8 +288,11 @@ static int push_type_problem(lua_State *L, int k, const char *key, int value_ind
         wanted = "an integer";
     }
     luaL_pushfail(L);
-    lua_pushfstring(L, "key '%s': %s expects %s, got %s", key, kind_names[k], wanted,
-                    lua_typename(L, t));
+    /* The key whole, a NUL byte included (the encoder refuses it later). */
+    lua_pushliteral(L, "key '");
+    lua_pushlstring(L, key, klen);
+    lua_pushfstring(L, "': %s expects %s, got %s", kind_names[k], wanted, lua_typename(L, t));
+    lua_concat(L, 3);
     return 2;
 }
 
@@ -300,7 +303,7 @@ static int put_item(lua_State *L, nvs_encoder *e, int k, const char *key, size_t
 {
     unsigned type = kind_types[k];
     int rc;
-    if (push_type_problem(L, k, key, value_index))
+    if (push_type_problem(L, k, key, klen, value_index))
         return 2;
     if (type == NVS_TYPE_STR || type == NVS_TYPE_BLOB) {
         size_t len;
@@ -341,6 +344,15 @@ static int l_encoder_put(lua_State *L)
     return put_item(L, e, k, key, klen, 4);
 }
 
+/* Raises the message on top of the stack at the caller's line. */
+static int raise_where(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 /* core.item_method(kind) -> method(self, key, value) -> self
  * The method a recipe's unit adds items with (u:u8, u:string, ...), the
  * batch's hot path in one C call: the item goes to self.encoder; when
@@ -353,10 +365,16 @@ static int l_item_method_call(lua_State *L)
     size_t klen;
     const char *key;
     lua_settop(L, 3);
-    luaL_checktype(L, 1, LUA_TTABLE);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "%s: key must be a string, got %s", kind_names[k], luaL_typename(L, 2));
     key = lua_tolstring(L, 2, &klen);
+    if (!lua_istable(L, 1)) {
+        /* u.u8(key, value) for u:u8: the value's type is told first, as
+         * the setters written in Lua did. */
+        if (push_type_problem(L, k, key, klen, 3))
+            return raise_where(L);
+        return luaL_typeerror(L, 1, "table");
+    }
     /* self.encoder, checked against the encoders' metatable (upvalues 2
      * and 3: no registry lookup on this hot path) */
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -367,12 +385,8 @@ static int l_item_method_call(lua_State *L)
     lua_pop(L, 1);
     if (e->image == NULL)
         return luaL_error(L, "the unit's encoder is closed");
-    if (put_item(L, e, k, key, klen, 3) != 1) {
-        luaL_where(L, 1);
-        lua_insert(L, -2);
-        lua_concat(L, 2);
-        return lua_error(L);
-    }
+    if (put_item(L, e, k, key, klen, 3) != 1)
+        return raise_where(L);
     lua_pushvalue(L, lua_upvalueindex(4));
     if (lua_rawget(L, 1) == LUA_TTABLE) {
         lua_createtable(L, 3, 0);

@@ -59,6 +59,21 @@ describe("recipe", function()
       (err:gsub("^unit 5: .-(spec/recipe_spec%.lua)", "unit 5: %1")))
   end)
 
+  it("tells a setter called with '.' for ':', and a key with a NUL byte, as before", function()
+    local cases = {
+      -- u.u8(key, value): the key is taken for the unit, the value for the key.
+      { function(u) u.u8("Volume", 5) end, "u8: key must be a string, got number" },
+      { function(u) u.u8() end, "u8: key must be a string, got nil" },
+      { function(u) u.string("Name", "x") end, "key 'x': string expects a string, got nil" },
+      { function(u) u.u16("Name", "x", 5) end, "bad argument #1 to 'u16' (table expected, got string)" },
+      { function(u) u:namespace("ns"); u:u8("a\0b", true) end, "key 'a\0b': u8 expects an integer, got boolean" },
+    }
+    for _, case in ipairs(cases) do
+      local _, err = dry(recipe.define{ size = 0x3000, unit = case[1] }, "5")
+      assert.equal(case[2], err:match("^unit 5: .-spec/recipe_spec%.lua:%d+: (.*)$"))
+    end
+  end)
+
   it("names the unit and the key in a recipe's mistakes", function()
     local function fails(unit)
       local _, err = dry(recipe.define{ size = 0x3000, unit = unit }, "41-42")
