@@ -1138,6 +1138,12 @@ static int l_run_units(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
     n = luaL_len(L, 1);
+    if (units_thread == L && nvs_stop_signal() != 0) {
+        /* The request came after the batch last looked, and the hook it
+         * set may have removed itself since, between units. */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        return lua_error(L);
+    }
     units_running++;
     for (i = 1; i <= n; i++) {
         lua_geti(L, 1, i);

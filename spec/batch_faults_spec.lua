@@ -454,6 +454,42 @@ describe("batch under faults", function()
       assert.same({ "manifest.csv" }, files(out))
     end)
 
+    it("#slow stop a unit that loops when the request came while the batch prepared it", function()
+      -- The request comes in the key generation of unit 2, after the batch last looked at it between
+      -- units and before unit 2's function runs (which then loops forever).
+      local path = tmp .. "/prepared.lua"
+      helper.write(path, ([[
+package.path = %q .. package.path
+package.cpath = %q .. package.cpath
+local batch, recipe, serials = require("nvsgen.batch"), require("nvsgen.recipe"), require("nvsgen.serials")
+local crypto = require("nvsgen.crypto")
+local pid = io.open("/proc/self/stat"):read("n")
+local made = 0
+local signalling = setmetatable({ generate_key = function()
+  made = made + 1
+  if made == 2 then os.execute("kill -TERM " .. pid) end
+  return crypto.generate_key()
+end }, { __index = crypto })
+local r = recipe.define{ size = 0x3000, unit = function(u)
+  u:namespace("n"):u8("a", 1)
+  if u.serial == 2 then while true do end end
+end }
+local ok, err, summary = batch.run{ recipe = r, serials = serials.parse("1-3"), outdir = arg[1], keygen = true,
+  crypto = signalling }
+print(ok, err, summary.signal)
+]]):format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;", helper.ROOT .. "/build/?.so;"))
+      local out = tmp .. "/o"
+      local status, _, err = sh(("lua5.4 %s %s >%s/out 2>&1 & pid=$!; sleep 3;"
+        .. " if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"
+        .. " fi; wait $pid; echo $? >%s/rc"):format(path, out, tmp, tmp, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.is_false(helper.exists(tmp .. "/left"))
+      assert.equal("0\n", helper.read(tmp .. "/rc"))
+      assert.equal("nil\tinterrupted: 0 of 3 units made; run the same command to finish\t15\n",
+        helper.read(tmp .. "/out"))
+      assert.same({ "manifest.csv" }, files(out))
+    end)
+
     it("name the recipe file and the field when the script is run, without a traceback", function()
       for fields, message in pairs({
         ['size = "big", unit = function() end'] = "field 'size' must be a number, got string",
