@@ -535,6 +535,39 @@ print(ok, err, summary.signal)
       assert.matches(("^recipe: unit 2: .*: %s/v.csv:3: the row of serial 2 is short: no value in column 'gain'\n$")
         :format(tmp:gsub("%p", "%%%0")), err)
     end)
+
+    it("names the unit whose row is missing among the units a rerun passes over", function()
+      local lines = { "serial,gain" }
+      for serial = 1, 4 do lines[#lines + 1] = serial .. ",5" end
+      helper.write(tmp .. "/v.csv", table.concat(lines, "\n") .. "\n")
+      local opts = { "--serial-range", "1-6", "--outdir", tmp .. "/o", "--values", tmp .. "/v.csv" }
+      assert.equal(1, (recipes.run(r, opts)))
+      assert.equal(4, #check_folder(tmp .. "/o"))
+      -- Rows 5 and 6 added, row 2 (of a unit made) lost.
+      helper.write(tmp .. "/v.csv", "serial,gain\n1,5\n3,5\n4,5\n5,5\n6,5\n")
+      local status, _, err = recipes.run(r, opts)
+      assert.equal(1, status)
+      assert.equal(("recipe: unit 2: %s/v.csv: no row for serial 2 (rows must follow the batch's order)\n")
+        :format(tmp), err)
+    end)
+
+    it("names the unit whose row is missing in the chunks of another process", function()
+      -- A worker started by hand (--shard 1/2) finds the first 4 chunks (units 1 to 128) taken by
+      -- process 2 and passes over their rows; row 100 is missing.
+      local lines = { "serial,gain" }
+      for serial = 1, 200 do
+        if serial ~= 100 then lines[#lines + 1] = serial .. ",5" end
+      end
+      helper.write(tmp .. "/v.csv", table.concat(lines, "\n") .. "\n")
+      assert(lfs.mkdir(tmp .. "/o"))
+      helper.write(tmp .. "/o/manifest.csv", "serial,image,size,sha256,keys\r\n")
+      helper.write(tmp .. "/o/" .. batch.LOCK, "\2\2\2\2")
+      local status, out = recipes.run(r, { "--serial-range", "1-200", "--outdir", tmp .. "/o", "--values",
+        tmp .. "/v.csv", "--shard", "1/2" })
+      assert.equal(1, status)
+      assert.equal(("shard 0 0 0\tunit 100: %s/v.csv: no row for serial 100 (rows must follow the batch's order)\n")
+        :format(tmp), out)
+    end)
   end)
 
   it("#slow shares a batch with a worker that really makes units", function()

@@ -461,6 +461,16 @@ local function dry_unit(b, serial, index)
   return true
 end
 
+-- Passes over the values row of unit `serial`, which this process does not
+-- make (made before, or another process's): true, or nil and a message
+-- naming that unit (a row missing or repeated here would otherwise be
+-- told at a later unit, as if that unit's own row were missing).
+local function pass_values(b, serial)
+  local row, err = b.next_values(serial)
+  if not row then return nil, format("unit %d: %s", serial, err) end
+  return true
+end
+
 -- Makes (or skips, or finishes) unit `serial`. true, or nil, message, errno.
 local function unit(b, serial, index)
   local image = format(b.name, serial)
@@ -482,7 +492,10 @@ local function unit(b, serial, index)
     if not status then return nil, err end
   end
   if status ~= "build" then
-    if b.next_values then b.next_values(serial) end
+    if b.next_values then
+      local ok, err = pass_values(b, serial)
+      if not ok then return nil, err end
+    end
     if status == "skip" then b.skipped = b.skipped + 1 else b.finished = b.finished + 1 end
     return true
   end
@@ -509,7 +522,10 @@ local function units_loop(b)
   local skip_to = 0
   for index, serial in b.serials:each() do
     if index < skip_to then
-      if b.next_values then b.next_values(serial) end
+      if b.next_values then
+        local ok, err = pass_values(b, serial)
+        if not ok then b.failure = err; break end
+      end
       goto continue
     end
     if stop_signal() then break end
@@ -523,7 +539,10 @@ local function units_loop(b)
         if taken == nil then b.failure = next_first; break end
         if next_first > total then break end -- every chunk is taken
         skip_to = next_first
-        if b.next_values then b.next_values(serial) end
+        if b.next_values then
+          local ok, err = pass_values(b, serial)
+          if not ok then b.failure = err; break end
+        end
         goto continue
       end
     end
