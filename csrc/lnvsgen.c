@@ -1106,8 +1106,10 @@ static lua_State *volatile units_thread;
  * looks at this count, not at the stack, which a recipe recursing deeply
  * makes too long to walk at every event. */
 static int units_running;
-/* Registry key (its address) of the stop value. */
+/* Registry keys (their addresses) of the stop value and of units_thread
+ * (kept there so that it is not collected while the handler may use it). */
 static const char unit_stop_key = 's';
+static const char units_thread_key = 't';
 
 static void unit_stop_hook(lua_State *L, lua_Debug *event)
 {
@@ -1129,15 +1131,43 @@ static void stop_running_unit(int sig)
         lua_sethook(L, unit_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1000);
 }
 
+static int run_units_from(lua_State *L, lua_Integer done);
+
+/* Where core.run_units goes on once the unit function it called (through
+ * lua_pcallk) has yielded and then returned or raised. */
+static int run_units_k(lua_State *L, int status, lua_KContext done)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        units_running--;
+        return lua_error(L);
+    }
+    return run_units_from(L, (lua_Integer)done);
+}
+
+/* Calls units[done + 1](u), ... units[#units](u), and leaves the count. */
+static int run_units_from(lua_State *L, lua_Integer done)
+{
+    lua_Integer i, n = luaL_len(L, 1);
+    for (i = done + 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_pushvalue(L, 2);
+        /* A unit may yield (a batch run in a coroutine), as through pcall. */
+        if (lua_pcallk(L, 1, 0, 0, (lua_KContext)i, run_units_k) != LUA_OK) {
+            units_running--;
+            return lua_error(L);
+        }
+    }
+    units_running--;
+    return 0;
+}
+
 /* core.run_units(units, u): calls units[1](u), ..., units[#units](u) (a
  * recipe's unit functions); what they raise is raised. While it runs, a
  * stop request (core.stop_units) raises the stop value inside it. */
 static int l_run_units(lua_State *L)
 {
-    lua_Integer i, n;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
-    n = luaL_len(L, 1);
     if (units_thread == L && nvs_stop_signal() != 0) {
         /* The request came after the batch last looked, and the hook it
          * set may have removed itself since, between units. */
@@ -1145,16 +1175,7 @@ static int l_run_units(lua_State *L)
         return lua_error(L);
     }
     units_running++;
-    for (i = 1; i <= n; i++) {
-        lua_geti(L, 1, i);
-        lua_pushvalue(L, 2);
-        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-            units_running--;
-            return lua_error(L);
-        }
-    }
-    units_running--;
-    return 0;
+    return run_units_from(L, 0);
 }
 
 /* core.stop_units(stop_value) | core.stop_units(nil)
@@ -1166,13 +1187,20 @@ static int l_stop_units(lua_State *L)
     if (lua_isnoneornil(L, 1)) {
         nvs_signals_on_stop(NULL);
         units_thread = NULL;
+        units_running = 0;
         lua_sethook(L, NULL, 0, 0);
         lua_pushnil(L);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &units_thread_key);
         return 0;
     }
     lua_settop(L, 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+    /* (A batch abandoned in a coroutine left its count.) */
+    units_running = 0;
+    lua_pushthread(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &units_thread_key);
     units_thread = L;
     nvs_signals_on_stop(stop_running_unit);
     /* A request that came before is seen by the batch between units. */

@@ -42,6 +42,27 @@ describe("recipe", function()
     assert.equal(p:image(), helper.read(tmp .. "/unit-7.bin"))
   end)
 
+  it("runs in a coroutine whose unit functions yield (an application handing each unit a value)", function()
+    local r = recipe.define{ size = 0x3000, unit = function(u)
+      u:namespace("n"):u32("v", coroutine.yield(u.serial))
+    end }
+    local run = coroutine.wrap(function()
+      return "done", batch.run{ recipe = r, serials = batch.serials("1-3"), outdir = tmp }
+    end)
+    local asked = {}
+    local what, summary, err = run()
+    while what ~= "done" do
+      asked[#asked + 1] = what
+      what, summary, err = run(what * 10)
+    end
+    assert.is_table(summary, err)
+    assert.same({ 1, 2, 3 }, asked)
+    assert.equal(3, summary.written)
+    local p = nvsgen.partition{ size = 0x3000 }
+    p:namespace("n"):u32("v", 20)
+    assert.equal(p:image(), helper.read(tmp .. "/unit-2.bin"))
+  end)
+
   it("places an item's mistake at the recipe's line that wrote it", function()
     local line
     local _, err = dry(recipe.define{ size = 0x3000, unit = function(u)
