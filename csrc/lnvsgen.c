@@ -269,7 +269,7 @@ static int check_kind(lua_State *L, int idx)
  * float and double a number, the integer kinds a number or a string of
  * digits.  Pushes fail and a message naming `key` and returns 2 for a value
  * of another type; returns 0 when the type is right. */
-static int push_type_problem(lua_State *L, int k, const char *key, int value_index)
+static int push_type_problem(lua_State *L, int k, const char *key, size_t klen, int value_index)
 {
     unsigned type = kind_types[k];
     int t = lua_type(L, value_index);
@@ -288,8 +288,11 @@ static int push_type_problem(lua_State *L, int k, const char *key, int value_ind
         wanted = "an integer";
     }
     luaL_pushfail(L);
-    lua_pushfstring(L, "key '%s': %s expects %s, got %s", key, kind_names[k], wanted,
-                    lua_typename(L, t));
+    /* The key whole, a NUL byte included (the encoder refuses it later). */
+    lua_pushliteral(L, "key '");
+    lua_pushlstring(L, key, klen);
+    lua_pushfstring(L, "': %s expects %s, got %s", kind_names[k], wanted, lua_typename(L, t));
+    lua_concat(L, 3);
     return 2;
 }
 
@@ -300,7 +303,7 @@ static int put_item(lua_State *L, nvs_encoder *e, int k, const char *key, size_t
 {
     unsigned type = kind_types[k];
     int rc;
-    if (push_type_problem(L, k, key, value_index))
+    if (push_type_problem(L, k, key, klen, value_index))
         return 2;
     if (type == NVS_TYPE_STR || type == NVS_TYPE_BLOB) {
         size_t len;
@@ -341,6 +344,15 @@ static int l_encoder_put(lua_State *L)
     return put_item(L, e, k, key, klen, 4);
 }
 
+/* Raises the message on top of the stack at the caller's line. */
+static int raise_where(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 /* core.item_method(kind) -> method(self, key, value) -> self
  * The method a recipe's unit adds items with (u:u8, u:string, ...), the
  * batch's hot path in one C call: the item goes to self.encoder; when
@@ -353,10 +365,16 @@ static int l_item_method_call(lua_State *L)
     size_t klen;
     const char *key;
     lua_settop(L, 3);
-    luaL_checktype(L, 1, LUA_TTABLE);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "%s: key must be a string, got %s", kind_names[k], luaL_typename(L, 2));
     key = lua_tolstring(L, 2, &klen);
+    if (!lua_istable(L, 1)) {
+        /* u.u8(key, value) for u:u8: the value's type is told first, as
+         * the setters written in Lua did. */
+        if (push_type_problem(L, k, key, klen, 3))
+            return raise_where(L);
+        return luaL_typeerror(L, 1, "table");
+    }
     /* self.encoder, checked against the encoders' metatable (upvalues 2
      * and 3: no registry lookup on this hot path) */
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -367,12 +385,8 @@ static int l_item_method_call(lua_State *L)
     lua_pop(L, 1);
     if (e->image == NULL)
         return luaL_error(L, "the unit's encoder is closed");
-    if (put_item(L, e, k, key, klen, 3) != 1) {
-        luaL_where(L, 1);
-        lua_insert(L, -2);
-        lua_concat(L, 2);
-        return lua_error(L);
-    }
+    if (put_item(L, e, k, key, klen, 3) != 1)
+        return raise_where(L);
     lua_pushvalue(L, lua_upvalueindex(4));
     if (lua_rawget(L, 1) == LUA_TTABLE) {
         lua_createtable(L, 3, 0);
@@ -1084,30 +1098,27 @@ static int l_signals_default(lua_State *L)
  * all of them.  So nothing is hooked until a stop request comes: the
  * signal handler then sets a hook (lua_sethook may be called from a signal
  * handler, as lua.c does for SIGINT), and the hook raises the batch's stop
- * value while the unit runner is on the stack. */
+ * value while the unit runner (core.run_units) runs. */
 
 /* The thread running the batch's units, while core.stop_units is set. */
 static lua_State *volatile units_thread;
-/* Registry keys (their addresses) of the unit runner and the stop value. */
-static const char unit_runner_key = 'r';
+/* How many core.run_units calls are running in units_thread: the hook
+ * looks at this count, not at the stack, which a recipe recursing deeply
+ * makes too long to walk at every event. */
+static int units_running;
+/* Registry keys (their addresses) of the stop value and of units_thread
+ * (kept there so that it is not collected while the handler may use it). */
 static const char unit_stop_key = 's';
+static const char units_thread_key = 't';
 
 static void unit_stop_hook(lua_State *L, lua_Debug *event)
 {
-    lua_Debug frame;
-    int level;
     (void)event;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
-    for (level = 0; lua_getstack(L, level, &frame); level++) {
-        lua_getinfo(L, "f", &frame);
-        if (lua_rawequal(L, -1, -2)) {
-            /* The hook stays: raised again should the unit catch it. */
-            lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
-            lua_error(L);
-        }
-        lua_pop(L, 1);
+    if (units_running > 0) {
+        /* The hook stays: raised again should the unit catch it. */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        lua_error(L);
     }
-    lua_pop(L, 1);
     /* Between units: the batch looks at the request itself. */
     lua_sethook(L, NULL, 0, 0);
 }
@@ -1120,27 +1131,76 @@ static void stop_running_unit(int sig)
         lua_sethook(L, unit_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1000);
 }
 
-/* core.stop_units(runner, stop_value) | core.stop_units(nil)
+static int run_units_from(lua_State *L, lua_Integer done);
+
+/* Where core.run_units goes on once the unit function it called (through
+ * lua_pcallk) has yielded and then returned or raised. */
+static int run_units_k(lua_State *L, int status, lua_KContext done)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        units_running--;
+        return lua_error(L);
+    }
+    return run_units_from(L, (lua_Integer)done);
+}
+
+/* Calls units[done + 1](u), ... units[#units](u), and leaves the count. */
+static int run_units_from(lua_State *L, lua_Integer done)
+{
+    lua_Integer i, n = luaL_len(L, 1);
+    for (i = done + 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_pushvalue(L, 2);
+        /* A unit may yield (a batch run in a coroutine), as through pcall. */
+        if (lua_pcallk(L, 1, 0, 0, (lua_KContext)i, run_units_k) != LUA_OK) {
+            units_running--;
+            return lua_error(L);
+        }
+    }
+    units_running--;
+    return 0;
+}
+
+/* core.run_units(units, u): calls units[1](u), ..., units[#units](u) (a
+ * recipe's unit functions); what they raise is raised. While it runs, a
+ * stop request (core.stop_units) raises the stop value inside it. */
+static int l_run_units(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (units_thread == L && nvs_stop_signal() != 0) {
+        /* The request came after the batch last looked, and the hook it
+         * set may have removed itself since, between units. */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        return lua_error(L);
+    }
+    units_running++;
+    return run_units_from(L, 0);
+}
+
+/* core.stop_units(stop_value) | core.stop_units(nil)
  * From now on (or no longer, with nil), a stop request makes the code
- * running inside the function `runner` in this thread raise `stop_value`,
- * again and again until it has left `runner`. */
+ * running inside core.run_units in this thread raise `stop_value`, again
+ * and again until it has left core.run_units. */
 static int l_stop_units(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
         nvs_signals_on_stop(NULL);
         units_thread = NULL;
+        units_running = 0;
         lua_sethook(L, NULL, 0, 0);
         lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
-        lua_pushnil(L);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &units_thread_key);
         return 0;
     }
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    luaL_checkany(L, 2);
-    lua_settop(L, 2);
+    lua_settop(L, 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &unit_runner_key);
+    /* (A batch abandoned in a coroutine left its count.) */
+    units_running = 0;
+    lua_pushthread(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &units_thread_key);
     units_thread = L;
     nvs_signals_on_stop(stop_running_unit);
     /* A request that came before is seen by the batch between units. */
@@ -1219,6 +1279,7 @@ static const luaL_Reg batch_functions[] = {
     {"fd_close", l_fd_close},       {"signals_catch", l_signals_catch},
     {"signals_default", l_signals_default}, {"stop_signal", l_stop_signal},
     {"stop_units", l_stop_units},
+    {"run_units", l_run_units},
     {"watch_open", l_watch_open},   {"watch_close", l_watch_close},
     {"watch_gone", l_watch_gone},   {"exit_guard", l_exit_guard},
     {"signal_reraise", l_signal_reraise}, {"lock_held", l_lock_held},

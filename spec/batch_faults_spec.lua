@@ -430,6 +430,59 @@ describe("batch under faults", function()
       assert.same({ "manifest.csv" }, files(out))
     end)
 
+    it("#slow stop on SIGTERM while a unit loops at the bottom of a deep recursion", function()
+      -- 150000 calls deep: the stop must not cost a walk of the whole stack at every hook event.
+      local path = script(tmp, "deep.lua", "size = 0x3000, unit = function(u) DEEP(150000) end")
+      helper.write(path, "local function DEEP(n) if n == 0 then while true do end end return 1 + DEEP(n - 1) end\n"
+        .. helper.read(path))
+      local out = tmp .. "/o"
+      local status, _, err = sh(("lua5.4 %s --serial-range 1-5 --outdir %s 2>%s/err & pid=$!; sleep 1;"
+        .. " kill -TERM $pid; sleep 2; if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"
+        .. " fi; wait $pid; echo $? >%s/rc"):format(path, out, tmp, tmp, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.is_false(helper.exists(tmp .. "/left"))
+      assert.equal("143\n", helper.read(tmp .. "/rc"))
+      assert.equal("deep.lua: interrupted: 0 of 5 units made; run the same command to finish\n",
+        helper.read(tmp .. "/err"))
+      assert.same({ "manifest.csv" }, files(out))
+    end)
+
+    it("#slow stop a unit that loops when the request came while the batch prepared it", function()
+      -- The request comes in the key generation of unit 2, after the batch last looked at it between
+      -- units and before unit 2's function runs (which then loops forever).
+      local path = tmp .. "/prepared.lua"
+      helper.write(path, ([[
+package.path = %q .. package.path
+package.cpath = %q .. package.cpath
+local batch, recipe, serials = require("nvsgen.batch"), require("nvsgen.recipe"), require("nvsgen.serials")
+local crypto = require("nvsgen.crypto")
+local pid = io.open("/proc/self/stat"):read("n")
+local made = 0
+local signalling = setmetatable({ generate_key = function()
+  made = made + 1
+  if made == 2 then os.execute("kill -TERM " .. pid) end
+  return crypto.generate_key()
+end }, { __index = crypto })
+local r = recipe.define{ size = 0x3000, unit = function(u)
+  u:namespace("n"):u8("a", 1)
+  if u.serial == 2 then while true do end end
+end }
+local ok, err, summary = batch.run{ recipe = r, serials = serials.parse("1-3"), outdir = arg[1], keygen = true,
+  crypto = signalling }
+print(ok, err, summary.signal)
+]]):format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;", helper.ROOT .. "/build/?.so;"))
+      local out = tmp .. "/o"
+      local status, _, err = sh(("lua5.4 %s %s >%s/out 2>&1 & pid=$!; sleep 3;"
+        .. " if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"
+        .. " fi; wait $pid; echo $? >%s/rc"):format(path, out, tmp, tmp, tmp), tmp)
+      assert.equal(0, status, err)
+      assert.is_false(helper.exists(tmp .. "/left"))
+      assert.equal("0\n", helper.read(tmp .. "/rc"))
+      assert.equal("nil\tinterrupted: 0 of 3 units made; run the same command to finish\t15\n",
+        helper.read(tmp .. "/out"))
+      assert.same({ "manifest.csv" }, files(out))
+    end)
+
     it("name the recipe file and the field when the script is run, without a traceback", function()
       for fields, message in pairs({
         ['size = "big", unit = function() end'] = "field 'size' must be a number, got string",
@@ -474,6 +527,39 @@ describe("batch under faults", function()
       assert.equal(1, status)
       assert.matches(("^recipe: unit 2: .*: %s/v.csv:3: the row of serial 2 is short: no value in column 'gain'\n$")
         :format(tmp:gsub("%p", "%%%0")), err)
+    end)
+
+    it("names the unit whose row is missing among the units a rerun passes over", function()
+      local lines = { "serial,gain" }
+      for serial = 1, 4 do lines[#lines + 1] = serial .. ",5" end
+      helper.write(tmp .. "/v.csv", table.concat(lines, "\n") .. "\n")
+      local opts = { "--serial-range", "1-6", "--outdir", tmp .. "/o", "--values", tmp .. "/v.csv" }
+      assert.equal(1, (recipes.run(r, opts)))
+      assert.equal(4, #check_folder(tmp .. "/o"))
+      -- Rows 5 and 6 added, row 2 (of a unit made) lost.
+      helper.write(tmp .. "/v.csv", "serial,gain\n1,5\n3,5\n4,5\n5,5\n6,5\n")
+      local status, _, err = recipes.run(r, opts)
+      assert.equal(1, status)
+      assert.equal(("recipe: unit 2: %s/v.csv: no row for serial 2 (rows must follow the batch's order)\n")
+        :format(tmp), err)
+    end)
+
+    it("names the unit whose row is missing in the chunks of another process", function()
+      -- A worker started by hand (--shard 1/2) finds the first 4 chunks (units 1 to 128) taken by
+      -- process 2 and passes over their rows; row 100 is missing.
+      local lines = { "serial,gain" }
+      for serial = 1, 200 do
+        if serial ~= 100 then lines[#lines + 1] = serial .. ",5" end
+      end
+      helper.write(tmp .. "/v.csv", table.concat(lines, "\n") .. "\n")
+      assert(lfs.mkdir(tmp .. "/o"))
+      helper.write(tmp .. "/o/manifest.csv", "serial,image,size,sha256,keys\r\n")
+      helper.write(tmp .. "/o/" .. batch.LOCK, "\2\2\2\2")
+      local status, out = recipes.run(r, { "--serial-range", "1-200", "--outdir", tmp .. "/o", "--values",
+        tmp .. "/v.csv", "--shard", "1/2" })
+      assert.equal(1, status)
+      assert.equal(("shard 0 0 0\tunit 100: %s/v.csv: no row for serial 100 (rows must follow the batch's order)\n")
+        :format(tmp), out)
     end)
   end)
 

@@ -42,6 +42,27 @@ describe("recipe", function()
     assert.equal(p:image(), helper.read(tmp .. "/unit-7.bin"))
   end)
 
+  it("runs in a coroutine whose unit functions yield (an application handing each unit a value)", function()
+    local r = recipe.define{ size = 0x3000, unit = function(u)
+      u:namespace("n"):u32("v", coroutine.yield(u.serial))
+    end }
+    local run = coroutine.wrap(function()
+      return "done", batch.run{ recipe = r, serials = batch.serials("1-3"), outdir = tmp }
+    end)
+    local asked = {}
+    local what, summary, err = run()
+    while what ~= "done" do
+      asked[#asked + 1] = what
+      what, summary, err = run(what * 10)
+    end
+    assert.is_table(summary, err)
+    assert.same({ 1, 2, 3 }, asked)
+    assert.equal(3, summary.written)
+    local p = nvsgen.partition{ size = 0x3000 }
+    p:namespace("n"):u32("v", 20)
+    assert.equal(p:image(), helper.read(tmp .. "/unit-2.bin"))
+  end)
+
   it("places an item's mistake at the recipe's line that wrote it", function()
     local line
     local _, err = dry(recipe.define{ size = 0x3000, unit = function(u)
@@ -57,6 +78,21 @@ describe("recipe", function()
     end }, "5")
     assert.equal(("unit 5: spec/recipe_spec.lua:%d: string: key must be a string, got number"):format(line),
       (err:gsub("^unit 5: .-(spec/recipe_spec%.lua)", "unit 5: %1")))
+  end)
+
+  it("tells a setter called with '.' for ':', and a key with a NUL byte, as before", function()
+    local cases = {
+      -- u.u8(key, value): the key is taken for the unit, the value for the key.
+      { function(u) u.u8("Volume", 5) end, "u8: key must be a string, got number" },
+      { function(u) u.u8() end, "u8: key must be a string, got nil" },
+      { function(u) u.string("Name", "x") end, "key 'x': string expects a string, got nil" },
+      { function(u) u.u16("Name", "x", 5) end, "bad argument #1 to 'u16' (table expected, got string)" },
+      { function(u) u:namespace("ns"); u:u8("a\0b", true) end, "key 'a\0b': u8 expects an integer, got boolean" },
+    }
+    for _, case in ipairs(cases) do
+      local _, err = dry(recipe.define{ size = 0x3000, unit = case[1] }, "5")
+      assert.equal(case[2], err:match("^unit 5: .-spec/recipe_spec%.lua:%d+: (.*)$"))
+    end
   end)
 
   it("names the unit and the key in a recipe's mistakes", function()

@@ -197,10 +197,9 @@ end
 -- binding raises it inside build_unit once a request comes (core.stop_units).
 local STOP = setmetatable({}, { __tostring = function() return "stopped" end })
 
--- Runs every unit function of the recipe on `u` (called through pcall).
-local function build_unit(units, u)
-  for i = 1, #units do units[i](u) end
-end
+-- Runs every unit function of the recipe on `u` (called through pcall):
+-- the binding's runner, which a stop request raises STOP in.
+local build_unit = core.run_units
 
 local function size_text(bytes)
   if bytes >= 1 << 30 then return format("%.1f GiB", bytes / (1 << 30)) end
@@ -462,6 +461,16 @@ local function dry_unit(b, serial, index)
   return true
 end
 
+-- Passes over the values row of unit `serial`, which this process does not
+-- make (made before, or another process's): true, or nil and a message
+-- naming that unit (a row missing or repeated here would otherwise be
+-- told at a later unit, as if that unit's own row were missing).
+local function pass_values(b, serial)
+  local row, err = b.next_values(serial)
+  if not row then return nil, format("unit %d: %s", serial, err) end
+  return true
+end
+
 -- Makes (or skips, or finishes) unit `serial`. true, or nil, message, errno.
 local function unit(b, serial, index)
   local image = format(b.name, serial)
@@ -483,7 +492,10 @@ local function unit(b, serial, index)
     if not status then return nil, err end
   end
   if status ~= "build" then
-    if b.next_values then b.next_values(serial) end
+    if b.next_values then
+      local ok, err = pass_values(b, serial)
+      if not ok then return nil, err end
+    end
     if status == "skip" then b.skipped = b.skipped + 1 else b.finished = b.finished + 1 end
     return true
   end
@@ -510,7 +522,10 @@ local function units_loop(b)
   local skip_to = 0
   for index, serial in b.serials:each() do
     if index < skip_to then
-      if b.next_values then b.next_values(serial) end
+      if b.next_values then
+        local ok, err = pass_values(b, serial)
+        if not ok then b.failure = err; break end
+      end
       goto continue
     end
     if stop_signal() then break end
@@ -524,7 +539,10 @@ local function units_loop(b)
         if taken == nil then b.failure = next_first; break end
         if next_first > total then break end -- every chunk is taken
         skip_to = next_first
-        if b.next_values then b.next_values(serial) end
+        if b.next_values then
+          local ok, err = pass_values(b, serial)
+          if not ok then b.failure = err; break end
+        end
         goto continue
       end
     end
@@ -628,7 +646,7 @@ function M.run(opts)
   -- Stop requests are looked at between units; a recipe cannot end the
   -- batch with os.exit (it would leave units unrecorded, with success).
   core.signals_catch()
-  core.stop_units(build_unit, STOP)
+  core.stop_units(STOP)
   -- os.exit kept by the recipe from before: the process still fails.
   core.exit_guard("nvsgen: the recipe ended the process in the middle of the batch (os.exit);"
     .. " run the same command to finish\n")
