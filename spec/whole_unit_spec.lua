@@ -220,6 +220,25 @@ describe("whole units", function()
     assert.equal(0, status, err)
     assert.truthy(out:find("4 units: 2 written, 2 already done", 1, true), out)
   end)
+  it("refuses to resume with fewer files per unit (no --merged, --hex), with or without exports", function()
+    local cols = "serial,fctry,fctry_sha256,nvs,nvs_sha256,nvs_keys,nvs_keys_sha256,flash_args,flash_args_sha256"
+    for _, exports in ipairs({ {}, { "Secret" } }) do
+      local r = two_recipe(tmp, TABLE, { exports = exports, unit = function(u)
+        u:partition("fctry"):namespace("identity"):u32("Serial", u.serial)
+        if exports[1] then u:export("Secret", "s" .. u.serial) end
+      end })
+      local made = cols .. ",merged,merged_sha256,hex,hex_sha256" .. (exports[1] and ",Secret" or "")
+      assert.equal(0, (recipes.run(r, { "--serial-range", "1-2", "--outdir", "o", "--merged", "--hex" }, tmp)))
+      local before = helper.listing(tmp .. "/o")
+      local status, _, err = recipes.run(r, { "--serial-range", "1-4", "--outdir", "o" }, tmp)
+      assert.equal(1, status)
+      assert.equal(("recipe: o/manifest.csv: its units were made as other files (columns %s), this run makes %s;"
+        .. " run with the same options, or use another --outdir\n"):format(made, cols), err)
+      assert.same(before, helper.listing(tmp .. "/o"))
+      helper.cleanup(tmp .. "/o")
+    end
+  end)
+
   it("refuses to resume --inputkey batches when the keys file holds other keys", function()
     local r = two_recipe(tmp, TABLE)
     helper.write(tmp .. "/k.bin", crypto.keys_partition(crypto.generate_key()))

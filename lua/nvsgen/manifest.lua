@@ -156,6 +156,13 @@ function Manifest:load(text, opts)
     local have = {}
     for i = #base + 1, #header do have[#have + 1] = header[i] end
     local exports = self.columns
+    -- A unit of several files (nvsgen.unit_layout) names each file and its
+    -- digest: such a pair after the base columns is a unit made of more
+    -- files (--merged, --hex) than this run makes, not two exports.
+    if base ~= M.COLUMNS and have[2] and have[2] == have[1] .. "_sha256" and have[1] ~= exports[1] then
+      return nil, format("%s: its units were made as other files (columns %s), this run makes %s;"
+        .. " run with the same options, or use another --outdir", path, concat(header, ","), concat(base, ","))
+    end
     if #exports > 0 and concat(have, ",") ~= concat(exports, ",") then
       return nil, format("%s: exported columns %s differ from the recipe's %s; use another --outdir",
         path, concat(have, ","), concat(exports, ","))
