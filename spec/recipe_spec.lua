@@ -95,6 +95,20 @@ describe("recipe", function()
     end
   end)
 
+  it("refuses random counts no partition could hold, at the recipe's line", function()
+    for _, call in ipairs({ "random_hex", "random_bytes" }) do
+      for _, n in ipairs({ -1, 1.5, (1 << 30) + 1 }) do
+        local line
+        local _, err = dry(recipe.define{ size = 0x3000, unit = function(u)
+          line = debug.getinfo(1, "l").currentline + 1
+          u[call](u, n)
+        end }, "3")
+        assert.equal(("unit 3: spec/recipe_spec.lua:%d: %s: an integer count from 0 to 1073741824 expected")
+          :format(line, call), (err:gsub("^unit 3: .-(spec/recipe_spec%.lua)", "unit 3: %1")))
+      end
+    end
+  end)
+
   it("names the unit and the key in a recipe's mistakes", function()
     local function fails(unit)
       local _, err = dry(recipe.define{ size = 0x3000, unit = unit }, "41-42")

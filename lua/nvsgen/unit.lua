@@ -97,17 +97,21 @@ function Unit:file(path)
 end
 
 --- `n` random bytes from the CSPRNG.
+-- The most random bytes (and hex digits) one call gives: more is a
+-- recipe's mistake, not a value any NVS partition could hold.
+local RANDOM_MAX = 1 << 30
+
 function Unit:random_bytes(n)
-  if math.type(n) ~= "integer" or n < 0 then
-    raise("random_bytes: a non-negative integer count expected")
+  if math.type(n) ~= "integer" or n < 0 or n > RANDOM_MAX then
+    raise(format("random_bytes: an integer count from 0 to %d expected", RANDOM_MAX))
   end
   return self.random(n)
 end
 
 --- `n` random hex digits (lowercase) from the CSPRNG.
 function Unit:random_hex(n)
-  if math.type(n) ~= "integer" or n < 0 then
-    raise("random_hex: a non-negative integer count expected")
+  if math.type(n) ~= "integer" or n < 0 or n > RANDOM_MAX then
+    raise(format("random_hex: an integer count from 0 to %d expected", RANDOM_MAX))
   end
   -- The OS CSPRNG's digits in one call; another source (a test's) as bytes.
   if self.random == random_bytes then return random_hex(n) end
