@@ -25,6 +25,7 @@
 #include "nvs_file.h"
 #include "nvs_identity.h"
 #include "nvs_matter.h"
+#include "nvs_mfg.h"
 #include "nvs_proc.h"
 #include "nvs_reader.h"
 #include "nvs_visibility.h"
@@ -2651,6 +2652,441 @@ static int l_md5(lua_State *L)
 
 /* ---- end of read-back bindings ------------------------------------------- */
 
+/* ---- mfg_gen units --------------------------------------------------------------
+ * The plain rows of an mfg_gen batch made in C (nvs_mfg.h): nvsgen.mfg sets
+ * a maker up once per batch, then hands it stretches of the values file's
+ * read buffer; every row it leaves ("lua") is made by the Lua code. */
+
+#define MFG_MT "nvsgen.mfg_maker"
+
+typedef struct {
+    nvs_mfg m;
+    int ready;
+} lmfg;
+
+/* The longest name (prefix, id, suffix) the maker builds itself. */
+#define MFG_NAME_MAX 1024
+
+static lmfg *check_mfg(lua_State *L)
+{
+    lmfg *x = (lmfg *)luaL_checkudata(L, 1, MFG_MT);
+    luaL_argcheck(L, x->ready, 1, "maker is closed");
+    return x;
+}
+
+static int l_mfg_gc(lua_State *L)
+{
+    lmfg *x = (lmfg *)luaL_checkudata(L, 1, MFG_MT);
+    if (x->ready)
+        nvs_mfg_free(&x->m);
+    x->ready = 0;
+    return 0;
+}
+
+/* The string field `name` of the table at `idx`, or NULL (len 0). */
+static const char *opt_field(lua_State *L, int idx, const char *name, size_t *len)
+{
+    const char *s = NULL;
+    *len = 0;
+    lua_getfield(L, idx, name);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        s = lua_tolstring(L, -1, len);
+    lua_pop(L, 1); /* the table keeps it */
+    return s;
+}
+
+static const char *const mfg_kinds[] = {"namespace", "text",    "skip",   "string",
+                                        "hex2bin",   "base64", "binary", "file", NULL};
+static const int mfg_kind_codes[] = {NVS_MFG_NAMESPACE, NVS_MFG_TEXT,   NVS_MFG_SKIP,
+                                     NVS_MFG_STRING,    NVS_MFG_HEX,    NVS_MFG_BASE64,
+                                     NVS_MFG_BINARY,    NVS_MFG_FILE};
+
+/* An integer kind's NVS type ("u8" ... "i64"), or 0. */
+static unsigned integer_kind_type(const char *name)
+{
+    int k;
+    for (k = 0; kind_names[k] != NULL; k++)
+        if (strcmp(kind_names[k], name) == 0) {
+            unsigned type = kind_types[k];
+            return type == NVS_TYPE_FLOAT || type == NVS_TYPE_DOUBLE || type == NVS_TYPE_STR ||
+                           type == NVS_TYPE_BLOB
+                       ? 0
+                       : type;
+        }
+    return 0;
+}
+static const char *const mfg_keys[] = {"plain", "fixed", "fixed_file", "keygen", NULL};
+
+/* Sets up the maker at index 1 from the table at index 2 (core.mfg_maker). */
+static int mfg_setup(lua_State *L, lmfg *x)
+{
+    lua_Integer size, version, i, n;
+    size_t len, klen;
+    int rc;
+    lua_getfield(L, 2, "size");
+    lua_getfield(L, 2, "version");
+    size = luaL_checkinteger(L, -2);
+    version = luaL_checkinteger(L, -1);
+    lua_pop(L, 2);
+    luaL_argcheck(L, size > 0 && version >= 1 && version <= 2, 2, "bad size or version");
+    luaL_argcheck(L, lua_getfield(L, 2, "header") == LUA_TTABLE, 2, "header expected");
+    n = (lua_Integer)luaL_len(L, -1);
+    luaL_argcheck(L, n >= 1 && n < 100000, 2, "bad header");
+    rc = nvs_mfg_init(&x->m, (size_t)size, (unsigned)version, (size_t)n);
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_encoder_strerror(rc));
+        return 2;
+    }
+    x->ready = 1;
+    for (i = 1; i <= n && rc == 0; i++) {
+        const char *name;
+        lua_geti(L, -1, i);
+        name = luaL_checklstring(L, -1, &len);
+        rc = nvs_mfg_set_column(&x->m, (size_t)(i - 1), name, len);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    luaL_argcheck(L, lua_getfield(L, 2, "items") == LUA_TTABLE, 2, "items expected");
+    n = (lua_Integer)luaL_len(L, -1);
+    for (i = 1; i <= n && rc == 0; i++) {
+        int kind;
+        unsigned type = 0;
+        const char *text, *key;
+        luaL_argcheck(L, lua_geti(L, -1, i) == LUA_TTABLE, 2, "a table per item expected");
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        lua_geti(L, -3, 3);
+        key = luaL_checklstring(L, -2, &klen);
+        text = luaL_checklstring(L, -1, &len);
+        type = integer_kind_type(luaL_checkstring(L, -3));
+        kind = type != 0 ? NVS_MFG_INT : mfg_kind_codes[luaL_checkoption(L, -3, NULL, mfg_kinds)];
+        rc = nvs_mfg_add_item(&x->m, kind, type, key, klen, text, len);
+        lua_pop(L, 4);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "fill") == LUA_TTABLE) {
+        n = (lua_Integer)luaL_len(L, -1);
+        for (i = 1; i <= n && rc == 0; i++) {
+            lua_Integer col;
+            const char *value;
+            luaL_argcheck(L, lua_geti(L, -1, i) == LUA_TTABLE, 2, "a table per item expected");
+            lua_geti(L, -1, 1);
+            lua_geti(L, -2, 2);
+            col = luaL_checkinteger(L, -2);
+            value = luaL_checklstring(L, -1, &len);
+            luaL_argcheck(L, col >= 1 && (size_t)col <= x->m.ncols, 2, "bad fill column");
+            rc = nvs_mfg_add_fill(&x->m, (size_t)(col - 1), value, len);
+            lua_pop(L, 3);
+        }
+    }
+    lua_pop(L, 1);
+    if (rc == 0) {
+        int keys;
+        const uint8_t *k = NULL;
+        lua_getfield(L, 2, "encryption");
+        keys = luaL_checkoption(L, -1, "plain", mfg_keys);
+        lua_pop(L, 1);
+        if (keys == NVS_MFG_FIXED || keys == NVS_MFG_FIXED_FILE) {
+            k = (const uint8_t *)opt_field(L, 2, "key", &len);
+            luaL_argcheck(L, k != NULL && len == NVS_XTS_KEY_SIZE, 2, "a 64-byte key is needed");
+        }
+        rc = nvs_mfg_set_keys(&x->m, keys, k);
+        if (rc != 0) {
+            luaL_pushfail(L);
+            lua_pushstring(L, nvs_crypto_strerror(rc));
+            return 2;
+        }
+    }
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_encoder_strerror(rc));
+        return 2;
+    }
+    return 0;
+}
+
+/* core.mfg_maker(spec) -> maker | nil, message
+ * spec: size, version, header (the values file's columns), items (per
+ * config row { kind, key, text }: kind "namespace", "text", "skip",
+ * "string", an integer kind ("u8"...), "hex2bin", "base64", "binary" or
+ * "file"; text the row's CSV line, or its start before the value), fill
+ * ({ column, value } per REPEAT column), fileid (a column's name),
+ * numbering ({ start, width }), names ({ csv, bin, keys }: the start of
+ * each file's name), keys_suffix, encryption ("plain", "fixed",
+ * "fixed_file", "keygen"), key (64 bytes).  The table is kept: run reads
+ * it. */
+static int l_mfg_new(lua_State *L)
+{
+    lmfg *x;
+    int results;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    x = (lmfg *)lua_newuserdatauv(L, sizeof *x, 1);
+    memset(x, 0, sizeof *x);
+    luaL_setmetatable(L, MFG_MT);
+    lua_insert(L, 1); /* maker at 1, spec at 2 */
+    results = mfg_setup(L, x);
+    if (results != 0)
+        return results;
+    lua_settop(L, 2);
+    lua_setiuservalue(L, 1, 1);
+    return 1;
+}
+
+/* Appends `len` bytes to the name being built in `buf` (at *used): 0, or
+ * -1 when it would not fit. */
+static int name_add(char *buf, size_t *used, const char *s, size_t len)
+{
+    if (len >= MFG_NAME_MAX - *used)
+        return -1;
+    memcpy(buf + *used, s, len);
+    *used += len;
+    buf[*used] = '\0';
+    return 0;
+}
+
+/* The id of unit `number` in its files' names (nvsgen.mfg's file_id),
+ * from the row split last, in `id`: 0, or -1 for an id the maker leaves to
+ * Lua (a '.' or '/' in it, which changes a keys file's name; too long). */
+static int mfg_unit_id(lua_State *L, lmfg *x, int spec, lua_Integer number, char *id,
+                       size_t *idlen)
+{
+    size_t fl;
+    const char *fileid = opt_field(L, spec, "fileid", &fl);
+    char digits[32];
+    const char *raw = NULL;
+    size_t rawlen = 0;
+    *idlen = 0;
+    id[0] = '\0';
+    if (fileid != NULL) {
+        size_t i;
+        for (i = 0; i < x->m.ncols && raw == NULL; i++)
+            if ((x->m.header_len[i] == fl && memcmp(x->m.header[i], fileid, fl) == 0) ||
+                (x->m.field_len[i] == fl && memcmp(x->m.field[i], fileid, fl) == 0)) {
+                raw = x->m.field[i];
+                rawlen = x->m.field_len[i];
+            }
+        if (raw == NULL)
+            return -1;
+    } else {
+        rawlen = (size_t)snprintf(digits, sizeof digits, LUA_INTEGER_FMT, (LUAI_UACINT)number);
+        raw = digits;
+    }
+    if (memchr(raw, '.', rawlen) != NULL || memchr(raw, '/', rawlen) != NULL)
+        return -1;
+    if (lua_getfield(L, spec, "numbering") == LUA_TTABLE) {
+        lua_Integer start, width, n;
+        char text[32];
+        size_t tlen;
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        start = lua_tointeger(L, -2);
+        width = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        /* start + number - 1 with Lua's wrap-around */
+        n = (lua_Integer)((lua_Unsigned)start + (lua_Unsigned)number - 1u);
+        if (n == LUA_MININTEGER) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        tlen = (size_t)snprintf(text, sizeof text, LUA_INTEGER_FMT, (LUAI_UACINT)(n < 0 ? -n : n));
+        if (n < 0)
+            name_add(id, idlen, "-", 1);
+        for (; width > (lua_Integer)(tlen + (n < 0 ? 1 : 0)); width--)
+            if (name_add(id, idlen, "0", 1) != 0)
+                break;
+        if (name_add(id, idlen, text, tlen) != 0 || name_add(id, idlen, "-", 1) != 0) {
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    lua_pop(L, 1);
+    return name_add(id, idlen, raw, rawlen);
+}
+
+/* The descriptor of folder `name` of the folders table at `idx`, or -1. */
+static int mfg_folder(lua_State *L, int idx, const char *name)
+{
+    int fd = -1;
+    if (lua_getfield(L, idx, name) != LUA_TNIL)
+        fd = check_folder(L, lua_gettop(L))->fd;
+    lua_pop(L, 1);
+    return fd;
+}
+
+/* Writes the unit made last under the names of unit `id`: 0 or -1. */
+static int mfg_write_unit(lua_State *L, lmfg *x, int spec, int folders, const char *id,
+                          size_t idlen)
+{
+    char csv_name[MFG_NAME_MAX], bin_name[MFG_NAME_MAX], keys_name[MFG_NAME_MAX];
+    size_t cl = 0, bl = 0, kl = 0, len;
+    const char *s;
+    int keys_dir = -1;
+    lua_getfield(L, spec, "names");
+    s = opt_field(L, -1, "csv", &len);
+    if (s == NULL || name_add(csv_name, &cl, s, len) != 0 || name_add(csv_name, &cl, id, idlen) != 0 ||
+        name_add(csv_name, &cl, ".csv", 4) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    s = opt_field(L, -1, "bin", &len);
+    if (s == NULL || name_add(bin_name, &bl, s, len) != 0 || name_add(bin_name, &bl, id, idlen) != 0 ||
+        name_add(bin_name, &bl, ".bin", 4) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    keys_name[0] = '\0';
+    if (x->m.keys == NVS_MFG_FIXED_FILE || x->m.keys == NVS_MFG_KEYGEN) {
+        const char *suffix;
+        size_t sl;
+        s = opt_field(L, -1, "keys", &len);
+        suffix = opt_field(L, spec, "keys_suffix", &sl);
+        keys_dir = mfg_folder(L, folders, "keys");
+        if (s == NULL || suffix == NULL || keys_dir < 0 || name_add(keys_name, &kl, s, len) != 0 ||
+            name_add(keys_name, &kl, id, idlen) != 0 || name_add(keys_name, &kl, suffix, sl) != 0) {
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    lua_pop(L, 1);
+    return nvs_mfg_write(&x->m, mfg_folder(L, folders, "csv"), csv_name, mfg_folder(L, folders, "bin"),
+                         bin_name, keys_dir, keys_name) == 0
+               ? 0
+               : -1;
+}
+
+/* Adds what is printed for unit `id` to b: the report pieces around it. */
+static void mfg_report(lua_State *L, luaL_Buffer *b, int report, const char *id, size_t idlen,
+                       const char *suffix, size_t sl)
+{
+    int pieces = (int)luaL_len(L, report), i;
+    for (i = 1; i <= pieces; i++) {
+        size_t len;
+        const char *s;
+        lua_geti(L, report, i);
+        s = lua_tolstring(L, -1, &len);
+        lua_pop(L, 1); /* the table keeps s; the buffer wants its own top */
+        luaL_addlstring(b, s, len);
+        if (i == pieces)
+            break;
+        luaL_addlstring(b, id, idlen);
+        if (i == 2 && pieces == 4) /* the keys file's name */
+            luaL_addlstring(b, suffix, sl);
+    }
+}
+
+static const char *const mfg_modes[] = {"check", "write", "skip", NULL};
+enum { MFG_CHECK, MFG_WRITE, MFG_SKIP };
+
+/* maker:run(mode, text, pos, number, limit, line [, extra [, report]])
+ *   -> pos, number, why [, report]
+ * Takes the plain record lines of `text` from byte `pos` on, units
+ * number + 1 up to `limit`, the first on line `line` + 1: "check" builds
+ * each (a unit's id recorded in `extra`, a table, for --fileid), "write"
+ * builds and writes it (`extra`: the folders, { csv, bin, keys }; given
+ * `report`, the pieces of what is printed for a unit around its id, what
+ * is printed for the units comes back as one string), "skip" only passes
+ * over it.  Stops at `limit` (why: "limit"), or before
+ * a row Lua must take (why: "lua"): a line that is not plain or has
+ * another number of fields, the end of the text, a row the maker leaves,
+ * a repeated id, a write that failed (nothing of the unit left) or a stop
+ * signal.  Returns where it stopped and the last unit taken. */
+static int l_mfg_run(lua_State *L)
+{
+    lmfg *x = check_mfg(L);
+    int mode = luaL_checkoption(L, 2, NULL, mfg_modes);
+    size_t len, sl = 0;
+    const char *text = luaL_checklstring(L, 3, &len);
+    lua_Integer pos = luaL_checkinteger(L, 4);
+    lua_Integer number = luaL_checkinteger(L, 5);
+    lua_Integer limit = luaL_checkinteger(L, 6);
+    lua_Integer line = luaL_checkinteger(L, 7);
+    int extra = lua_istable(L, 8) ? 8 : 0, report = mode == MFG_WRITE && lua_istable(L, 9);
+    const char *why = "limit", *suffix = "";
+    char id[MFG_NAME_MAX];
+    size_t idlen;
+    luaL_Buffer b;
+    luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= (lua_Unsigned)len + 1, 4, "out of range");
+    luaL_argcheck(L, mode != MFG_WRITE || extra != 0, 8, "folders expected");
+    lua_settop(L, 9);
+    lua_getiuservalue(L, 1, 1); /* the spec, at 10 */
+    if (report) {
+        suffix = opt_field(L, 10, "keys_suffix", &sl);
+        if (suffix == NULL)
+            suffix = "";
+        luaL_buffinit(L, &b);
+    }
+    while (number < limit) {
+        const char *start = text + (pos - 1);
+        size_t n;
+        if (mode != MFG_SKIP && nvs_stop_signal() != 0) {
+            why = "lua";
+            break;
+        }
+        n = nvs_csv_plain_line(start, len - (size_t)(pos - 1), 0);
+        /* A record of one field may be white space only, which the reader
+         * drops: Lua's to judge. */
+        if (n == 0 || x->m.ncols < 2 || count_fields(start, n - 1) != x->m.ncols) {
+            why = "lua";
+            break;
+        }
+        if (mode != MFG_SKIP) {
+            nvs_mfg_split(&x->m, start, n - 1, (long)(number + 1));
+            if (nvs_mfg_build(&x->m, mode == MFG_CHECK) != NVS_MFG_OK ||
+                mfg_unit_id(L, x, 10, number + 1, id, &idlen) != 0) {
+                why = "lua";
+                break;
+            }
+            if (mode == MFG_CHECK && extra != 0) {
+                int taken = lua_getfield(L, extra, id) != LUA_TNIL;
+                lua_pop(L, 1);
+                if (taken) {
+                    why = "lua";
+                    break;
+                }
+                lua_pushinteger(L, line + 1);
+                lua_setfield(L, extra, id);
+            }
+            if (mode == MFG_WRITE) {
+                if (mfg_write_unit(L, x, 10, extra, id, idlen) != 0) {
+                    why = "lua";
+                    break;
+                }
+                if (report)
+                    mfg_report(L, &b, 9, id, idlen, suffix, sl);
+            }
+        }
+        pos += (lua_Integer)n;
+        number++;
+        line++;
+    }
+    if (report)
+        luaL_pushresult(&b);
+    lua_pushinteger(L, pos);
+    lua_pushinteger(L, number);
+    lua_pushstring(L, why);
+    if (!report)
+        return 3;
+    lua_rotate(L, -4, -1); /* the report last */
+    return 4;
+}
+
+static void open_mfg(lua_State *L)
+{
+    static const luaL_Reg methods[] = {{"run", l_mfg_run}, {"close", l_mfg_gc}, {NULL, NULL}};
+    luaL_newmetatable(L, MFG_MT);
+    lua_pushcfunction(L, l_mfg_gc);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_mfg_new);
+    lua_setfield(L, -2, "mfg_maker");
+}
+
+/* ---- end of mfg_gen units --------------------------------------------------- */
+
 static const luaL_Reg core_functions[] = {
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
@@ -2705,5 +3141,6 @@ NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
     lua_setfield(L, -2, "EEXIST");
     register_identity(L);
     open_batch(L);
+    open_mfg(L);
     return 1;
 }

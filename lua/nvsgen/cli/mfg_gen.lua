@@ -223,6 +223,12 @@ end
 -- and a status; or false and the signal that stopped it.
 local function make_alone(job, folders)
   local made = 0
+  -- The plain rows are made in C, the units' reports coming back with them.
+  local fast = mfg.maker_pass(job, "write", { folders = folders, report = job.report,
+    made = function(number, text)
+      common.stdout:write(text)
+      made = number
+    end })
   local units, err = mfg.each_unit(job, function(number, id, fields, line, plain)
     if core.stop_signal() then return false end
     local text, berr, bline = mfg.build_unit(job, fields, line, plain)
@@ -232,7 +238,7 @@ local function make_alone(job, folders)
     common.stdout:write(unit_report(job, id))
     made = number
     return true
-  end)
+  end, nil, fast)
   if not units then return nil, err end
   local sig = core.stop_signal()
   if sig and made < job.units then
@@ -334,7 +340,7 @@ local function make_share(job, folders, k, chunk_path)
     local ok, werr, wline = mfg.write_unit(job, folders, number, id, text, line)
     if not ok then return nil, werr, wline end
     return true
-  end, mine)
+  end, mine, mfg.maker_pass(job, "write", { folders = folders, wanted = take, chunk = chunks.SIZE }))
   file:close()
   if not units then stop = { line = uline, message = uerr } end
   return stop
