@@ -172,10 +172,11 @@ describe("the C maker of mfg_gen's plain rows", function()
     h.write(dir .. "/cert.der", ("z"):rep(9000))
     inputs(CONFIG, HEADER .. row({ id = "1" }) .. row({ id = "2" }))
     local c = same({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "OUT" }, 1)
+    assert.are.equal("mfg_gen: values.csv:2: key 'cert': does not fit, partition of 0x3000 bytes is full\n", c.err)
     inputs(CONFIG, HEADER .. row({ id = "1" }) .. row({ id = "2", d = "1" }) .. row({ id = "1", d = "2" }))
     c = same({ "generate", "config.csv", "values.csv", "P", "0x6000", "--outdir", "OUT", "--fileid", "id" }, 1)
-    assert.are.equal("mfg_gen: values.csv:4: --fileid id: '1' names the files of line 2 too (each unit needs its own)\n",
-      c.err)
+    assert.are.equal("mfg_gen: values.csv:4: --fileid id: '1' names the files of line 2 too"
+      .. " (each unit needs its own)\n", c.err)
   end)
 
   it("fills REPEAT values, and keeps rows the CSV reader drops as comments", function()
