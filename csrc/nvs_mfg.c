@@ -75,7 +75,7 @@ void nvs_mfg_free(nvs_mfg *m)
     for (i = 0; i < m->nitems; i++) {
         free(m->items[i].key);
         free(m->items[i].text);
-        free(m->items[i].file);
+        free(m->items[i].buf);
         free(m->items[i].file_path);
     }
     free(m->items);
@@ -92,7 +92,6 @@ void nvs_mfg_free(nvs_mfg *m)
     free((void *)m->field);
     free(m->field_len);
     free(m->csv);
-    free(m->value);
     nvs_xts_free(m->xts);
     nvs_wipe(m->key, sizeof m->key);
     free(m->encrypted);
@@ -273,22 +272,22 @@ static int read_value_file(nvs_mfg_item *it, const char *path)
         return -1;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
         (uint64_t)st.st_size > (uint64_t)((size_t)-1 / 2) ||
-        reserve((void **)&it->file, &it->file_cap, (size_t)st.st_size + 1) != 0) {
+        reserve((void **)&it->buf, &it->buf_cap, (size_t)st.st_size + 1) != 0) {
         close(fd);
         return -1;
     }
     /* One byte more than the size: a file that grew is left to the general
      * code, which reads it to its end. */
-    n = read(fd, it->file, (size_t)st.st_size + 1);
+    n = read(fd, it->buf, (size_t)st.st_size + 1);
     close(fd);
     if (n < 0 || n != (ssize_t)st.st_size)
         return -1;
-    it->file_len = (size_t)n;
+    it->len = (size_t)n;
     return 0;
 }
 
-/* The file value `path` (`len` bytes) of item `it`: read, or while
- * checking kept from the last row that named the same path. */
+/* The file value `path` (`len` bytes) of item `it` in its buffer: read, or
+ * while checking kept from the last row that named the same path. */
 static int file_value(nvs_mfg_item *it, const char *path, size_t len, int checking)
 {
     char *c;
@@ -314,64 +313,90 @@ static int is_hex_digit(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Adds data item `it` with the value `v` (`len` bytes).  0 or nonzero. */
-static int put_value(nvs_mfg *m, nvs_mfg_item *it, const char *v, size_t len, int checking)
+/* Converts the value `v` (`len` bytes) of data item `it` as the general
+ * code would: it->data and it->len (bytes), or it->bits (integers).  0, or
+ * nonzero for a value the general code must look at. */
+static int convert(nvs_mfg_item *it, const char *v, size_t len, int checking)
 {
-    nvs_encoder *e = &m->enc;
-    size_t i, out_len;
-    int64_t bits;
+    size_t i;
     switch (it->kind) {
     case NVS_MFG_STRING:
-        return nvs_encoder_put_str(e, it->key, it->klen, (const uint8_t *)v, len);
-    case NVS_MFG_INT:
-        if (!decimal_bits(v, len, it->type, &bits))
+        /* (a NUL byte, refused by the encoder, never comes from a plain line) */
+        if (memchr(v, '\0', len) != NULL)
             return -1;
-        return nvs_encoder_put_int(e, it->key, it->klen, it->type, bits);
+        /* fall through */
+    case NVS_MFG_BINARY:
+        it->data = (const uint8_t *)v;
+        it->len = len;
+        return 0;
+    case NVS_MFG_INT:
+        it->len = 0;
+        return decimal_bits(v, len, it->type, &it->bits) ? 0 : -1;
     case NVS_MFG_HEX:
         if (len % 2 != 0)
             return -1;
         for (i = 0; i < len; i++)
             if (!is_hex_digit(v[i]))
                 return -1;
-        if (reserve((void **)&m->value, &m->value_cap, len / 2 + 1) != 0 ||
-            nvs_hex_decode(v, len, m->value) != NVS_CODEC_OK)
+        if (reserve((void **)&it->buf, &it->buf_cap, len / 2 + 1) != 0 ||
+            nvs_hex_decode(v, len, it->buf) != NVS_CODEC_OK)
             return -1;
-        return nvs_encoder_put_blob(e, it->key, it->klen, m->value, len / 2);
+        it->data = it->buf;
+        it->len = len / 2;
+        return 0;
     case NVS_MFG_BASE64:
         for (i = 0; i < len; i++)
             if ((unsigned char)v[i] >= 0x80)
                 return -1;
-        if (reserve((void **)&m->value, &m->value_cap, len / 4 * 3 + 3) != 0 ||
-            nvs_base64_decode(v, len, m->value, &out_len) != NVS_CODEC_OK)
+        if (reserve((void **)&it->buf, &it->buf_cap, len / 4 * 3 + 3) != 0 ||
+            nvs_base64_decode(v, len, it->buf, &it->len) != NVS_CODEC_OK)
             return -1;
-        return nvs_encoder_put_blob(e, it->key, it->klen, m->value, out_len);
-    case NVS_MFG_BINARY:
-        return nvs_encoder_put_blob(e, it->key, it->klen, (const uint8_t *)v, len);
+        it->data = it->buf;
+        return 0;
     case NVS_MFG_FILE:
         if (file_value(it, v, len, checking) != 0)
             return -1;
-        return nvs_encoder_put_blob(e, it->key, it->klen, it->file, it->file_len);
+        it->data = it->buf;
+        return 0;
     default:
         return -1;
     }
 }
 
+/* Adds data item `it`, converted, to the image.  An encoder status. */
+static int put_item(nvs_encoder *e, const nvs_mfg_item *it)
+{
+    switch (it->kind) {
+    case NVS_MFG_STRING:
+        return nvs_encoder_put_str(e, it->key, it->klen, it->data, it->len);
+    case NVS_MFG_INT:
+        return nvs_encoder_put_int(e, it->key, it->klen, it->type, it->bits);
+    default:
+        return nvs_encoder_put_blob(e, it->key, it->klen, it->data, it->len);
+    }
+}
+
+/* Where an item's entries go depends on the items before it (their keys
+ * and types: the same in every row) and on the lengths of their values,
+ * never on the bytes (a NUL byte in a string aside, which convert
+ * refuses), and integers were range-checked by convert: so a row whose
+ * values have the lengths of a row already built fits as that one did,
+ * and the check builds only rows with other lengths. */
 int nvs_mfg_build(nvs_mfg *m, int checking)
 {
     size_t i, p = 0;
-    nvs_encoder_reset(&m->enc);
-    m->csv_len = 0;
-    if (csv_add(m, "key,type,encoding,value\r\n", 25) != 0)
-        return NVS_MFG_NOT_MINE;
+    int known = checking && m->checked;
+    if (!checking) {
+        m->csv_len = 0;
+        if (csv_add(m, "key,type,encoding,value\r\n", 25) != 0)
+            return NVS_MFG_NOT_MINE;
+    }
     for (i = 0; i < m->nitems; i++) {
         nvs_mfg_item *it = &m->items[i];
         const char *v;
         size_t vlen;
         if (it->kind == NVS_MFG_NAMESPACE || it->kind == NVS_MFG_TEXT) {
-            if (csv_add(m, it->text, it->text_len) != 0)
-                return NVS_MFG_NOT_MINE;
-            if (it->kind == NVS_MFG_NAMESPACE &&
-                nvs_encoder_namespace(&m->enc, it->key, it->klen) != NVS_OK)
+            if (!checking && csv_add(m, it->text, it->text_len) != 0)
                 return NVS_MFG_NOT_MINE;
             continue;
         }
@@ -385,11 +410,33 @@ int nvs_mfg_build(nvs_mfg *m, int checking)
         v = m->field[p];
         vlen = m->field_len[p];
         p++;
-        if (csv_add(m, it->text, it->text_len) != 0 || csv_add(m, v, vlen) != 0 ||
-            csv_add(m, "\r\n", 2) != 0)
+        if (!checking && (csv_add(m, it->text, it->text_len) != 0 || csv_add(m, v, vlen) != 0 ||
+                          csv_add(m, "\r\n", 2) != 0))
             return NVS_MFG_NOT_MINE;
-        if (it->kind != NVS_MFG_SKIP && put_value(m, it, v, vlen, checking) != 0)
+        if (it->kind == NVS_MFG_SKIP)
+            continue;
+        if (convert(it, v, vlen, checking) != 0)
             return NVS_MFG_NOT_MINE;
+        if (it->len != it->checked_len)
+            known = 0;
+    }
+    if (known)
+        return NVS_MFG_OK;
+    nvs_encoder_reset(&m->enc);
+    for (i = 0; i < m->nitems; i++) {
+        const nvs_mfg_item *it = &m->items[i];
+        int rc = NVS_OK;
+        if (it->kind == NVS_MFG_NAMESPACE)
+            rc = nvs_encoder_namespace(&m->enc, it->key, it->klen);
+        else if (it->kind != NVS_MFG_TEXT && it->kind != NVS_MFG_SKIP)
+            rc = put_item(&m->enc, it);
+        if (rc != NVS_OK)
+            return NVS_MFG_NOT_MINE;
+    }
+    if (checking) {
+        for (i = 0; i < m->nitems; i++)
+            m->items[i].checked_len = m->items[i].len;
+        m->checked = 1;
     }
     return NVS_MFG_OK;
 }

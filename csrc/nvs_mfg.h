@@ -53,11 +53,18 @@ typedef struct nvs_mfg_item {
     size_t klen;
     char *text;           /* the CSV line, or its start before the value */
     size_t text_len;
-    /* NVS_MFG_FILE: the bytes of the file last read, and its path while
-     * checking (a file named again is not read again then) */
-    uint8_t *file;
-    size_t file_len, file_cap;
+    /* the value of the row being made: its bytes and their length, or
+     * its integer */
+    const uint8_t *data;
+    size_t len;
+    int64_t bits;
+    /* decoded values (hex2bin, base64) and a file's bytes (NVS_MFG_FILE,
+     * whose path is kept while checking: a file named again is not read
+     * again then) */
+    uint8_t *buf;
+    size_t buf_cap;
     char *file_path;
+    size_t checked_len;   /* the length in the last row checked by building it */
 } nvs_mfg_item;
 
 typedef struct nvs_mfg {
@@ -77,9 +84,7 @@ typedef struct nvs_mfg {
     /* the unit CSV made with the image */
     char *csv;
     size_t csv_len, csv_cap;
-    /* decoded values (hex2bin, base64) */
-    uint8_t *value;
-    size_t value_cap;
+    int checked;          /* a row was checked by building it (checked_len) */
     /* encryption */
     int keys;
     nvs_xts_ctx *xts;
@@ -117,9 +122,11 @@ int nvs_mfg_set_keys(nvs_mfg *m, int keys, const uint8_t *key);
 void nvs_mfg_split(nvs_mfg *m, const char *line, size_t len, long number);
 
 /* Makes the unit of the row split last: its image in m->enc, its CSV in
- * m->csv.  `checking`: a file value read for an earlier row from the same
- * path is not read again.  NVS_MFG_OK, or NVS_MFG_NOT_MINE (the general
- * code must make this row). */
+ * m->csv.  `checking`: only says whether the row makes a unit (no CSV;
+ * no image either when its values have the lengths of the last row built
+ * while checking; a file value read for an earlier row from the same path
+ * is not read again).  NVS_MFG_OK, or NVS_MFG_NOT_MINE (the general code
+ * must make this row). */
 int nvs_mfg_build(nvs_mfg *m, int checking);
 
 /* Writes the unit made last: its CSV (`csv_name` in folder `csv_dir`),

@@ -173,6 +173,14 @@ describe("the C maker of mfg_gen's plain rows", function()
     inputs(CONFIG, HEADER .. row({ id = "1" }) .. row({ id = "2" }))
     local c = same({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "OUT" }, 1)
     assert.are.equal("mfg_gen: values.csv:2: key 'cert': does not fit, partition of 0x3000 bytes is full\n", c.err)
+    -- The check builds a row only when its lengths differ from the last
+    -- one built: a longer value late in the file is still found too long.
+    h.write(dir .. "/small.der", "abc")
+    inputs(CONFIG, HEADER .. row({ id = "1", cert = "small.der" }) .. row({ id = "2", cert = "small.der" })
+      .. row({ id = "3", cert = "cert.der" }) .. row({ id = "4", cert = "small.der" }))
+    c = same({ "generate", "config.csv", "values.csv", "P", "0x3000", "--outdir", "OUT" }, 1)
+    assert.are.equal("mfg_gen: values.csv:4: key 'cert': does not fit, partition of 0x3000 bytes is full\n", c.err)
+    assert.are.same({}, c.files)
     inputs(CONFIG, HEADER .. row({ id = "1" }) .. row({ id = "2", d = "1" }) .. row({ id = "1", d = "2" }))
     c = same({ "generate", "config.csv", "values.csv", "P", "0x6000", "--outdir", "OUT", "--fileid", "id" }, 1)
     assert.are.equal("mfg_gen: values.csv:4: --fileid id: '1' names the files of line 2 too"
