@@ -3033,8 +3033,10 @@ static int l_mfg_run(lua_State *L)
         }
         if (mode != MFG_SKIP) {
             nvs_mfg_split(&x->m, start, n - 1, (long)(number + 1));
+            /* (a check needs the id only to find one used twice) */
             if (nvs_mfg_build(&x->m, mode == MFG_CHECK) != NVS_MFG_OK ||
-                mfg_unit_id(L, x, 10, number + 1, id, &idlen) != 0) {
+                ((mode == MFG_WRITE || extra != 0) &&
+                 mfg_unit_id(L, x, 10, number + 1, id, &idlen) != 0)) {
                 why = "lua";
                 break;
             }
@@ -3072,9 +3074,44 @@ static int l_mfg_run(lua_State *L)
     return 4;
 }
 
+/* maker:reports(first, last, report) -> text | nil
+ * What is printed for units first to last of a batch whose ids are their
+ * numbers (no fileid): `report`'s pieces around each id, as run gives
+ * them; nil when an id is one the maker leaves to Lua. */
+static int l_mfg_reports(lua_State *L)
+{
+    lmfg *x = check_mfg(L);
+    lua_Integer number = luaL_checkinteger(L, 2), last = luaL_checkinteger(L, 3);
+    char id[MFG_NAME_MAX];
+    size_t idlen, sl;
+    const char *suffix;
+    luaL_Buffer b;
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 4);
+    lua_getiuservalue(L, 1, 1); /* the spec, at 5 */
+    suffix = opt_field(L, 5, "keys_suffix", &sl);
+    if (suffix == NULL)
+        suffix = "";
+    lua_getfield(L, 5, "fileid");
+    luaL_argcheck(L, lua_isnil(L, -1), 1, "the ids are a column's");
+    lua_pop(L, 1);
+    luaL_buffinit(L, &b);
+    for (; number <= last; number++) {
+        if (mfg_unit_id(L, x, 5, number, id, &idlen) != 0) {
+            luaL_pushresult(&b);
+            luaL_pushfail(L);
+            return 1;
+        }
+        mfg_report(L, &b, 4, id, idlen, suffix, sl);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static void open_mfg(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"run", l_mfg_run}, {"close", l_mfg_gc}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"run", l_mfg_run}, {"reports", l_mfg_reports}, {"close", l_mfg_gc}, {NULL, NULL}};
     luaL_newmetatable(L, MFG_MT);
     lua_pushcfunction(L, l_mfg_gc);
     lua_setfield(L, -2, "__gc");

@@ -575,6 +575,16 @@ function M.maker_pass(job, mode, opts)
   end
 end
 
+--- What is printed for units `first` to `last` of a batch whose ids are
+-- the units' numbers (no --fileid), made by the C maker: `pieces` around
+-- each id (as M.maker_pass's opts.report), as one text; nil without a
+-- maker, or for ids it leaves to Lua.
+function M.number_reports(job, pieces, first, last)
+  local maker = job.maker
+  if not maker or job.fileid then return nil end
+  return maker:reports(first, last, pieces)
+end
+
 --- Checks every unit of the values file before anything is written: each
 -- row is built as it will be (every value converted, every entry placed
 -- in the partition) and the file names are checked to differ (--fileid).

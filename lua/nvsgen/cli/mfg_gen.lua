@@ -387,7 +387,17 @@ local function make_shared(job, folders, jobs, workers, chunk_path)
     mfg.each_unit(job, function(_, id) report(id); return true end)
     made = job.units
   else
-    for number = 1, job.units do report(mfg.file_id(job, number, tostring(number))) end
+    for number = 1, job.units, 256 do
+      -- (made in C, 256 units at a time)
+      local last = math.min(number + 255, job.units)
+      local text = mfg.number_reports(job, job.report, number, last)
+      if text then
+        common.stdout:write(concat(out, "", 1, count), text)
+        count = 0
+      else
+        for n = number, last do report(mfg.file_id(job, n, tostring(n))) end
+      end
+    end
     made = job.units
   end
   common.stdout:write(concat(out, "", 1, count))
