@@ -2846,62 +2846,118 @@ static int name_add(char *buf, size_t *used, const char *s, size_t len)
     return 0;
 }
 
+/* What names a unit's files and what is printed for it, read once per
+ * call from the spec (and the report pieces): the strings stay in their
+ * tables, which the call holds. */
+typedef struct {
+    const char *fileid, *csv, *bin, *keys, *suffix;
+    size_t fileid_len, csv_len, bin_len, keys_len, suffix_len;
+    int numbered;
+    lua_Integer start, width;
+    const char *piece[4];
+    size_t piece_len[4];
+    int pieces;
+} mfg_names;
+
+/* Reads the names of the spec at `spec` (and the report pieces of the
+ * table at `report`, if not 0) into n. */
+static void mfg_names_get(lua_State *L, int spec, int report, mfg_names *n)
+{
+    int i;
+    memset(n, 0, sizeof *n);
+    n->fileid = opt_field(L, spec, "fileid", &n->fileid_len);
+    n->suffix = opt_field(L, spec, "keys_suffix", &n->suffix_len);
+    if (n->suffix == NULL)
+        n->suffix = "";
+    if (lua_getfield(L, spec, "numbering") == LUA_TTABLE) {
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        n->numbered = 1;
+        n->start = lua_tointeger(L, -2);
+        n->width = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, spec, "names") == LUA_TTABLE) {
+        n->csv = opt_field(L, -1, "csv", &n->csv_len);
+        n->bin = opt_field(L, -1, "bin", &n->bin_len);
+        n->keys = opt_field(L, -1, "keys", &n->keys_len);
+    }
+    lua_pop(L, 1);
+    if (report == 0)
+        return;
+    n->pieces = (int)luaL_len(L, report);
+    if (n->pieces > 4)
+        n->pieces = 4;
+    for (i = 0; i < n->pieces; i++) {
+        lua_geti(L, report, i + 1);
+        n->piece[i] = lua_tolstring(L, -1, &n->piece_len[i]);
+        lua_pop(L, 1); /* the table keeps it */
+        if (n->piece[i] == NULL)
+            n->piece[i] = "";
+    }
+}
+
+/* Decimal text of v in `text` (room for 21 characters); its length. */
+static size_t decimal_text(char *text, lua_Unsigned v)
+{
+    char digits[24];
+    size_t n = 0, i;
+    do {
+        digits[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v != 0);
+    for (i = 0; i < n; i++)
+        text[i] = digits[n - 1 - i];
+    return n;
+}
+
 /* The id of unit `number` in its files' names (nvsgen.mfg's file_id),
  * from the row split last, in `id`: 0, or -1 for an id the maker leaves to
  * Lua (a '.' or '/' in it, which changes a keys file's name; too long). */
-static int mfg_unit_id(lua_State *L, lmfg *x, int spec, lua_Integer number, char *id,
+static int mfg_unit_id(const lmfg *x, const mfg_names *nm, lua_Integer number, char *id,
                        size_t *idlen)
 {
-    size_t fl;
-    const char *fileid = opt_field(L, spec, "fileid", &fl);
     char digits[32];
     const char *raw = NULL;
     size_t rawlen = 0;
     *idlen = 0;
     id[0] = '\0';
-    if (fileid != NULL) {
-        size_t i;
+    if (nm->fileid != NULL) {
+        size_t i, fl = nm->fileid_len;
         for (i = 0; i < x->m.ncols && raw == NULL; i++)
-            if ((x->m.header_len[i] == fl && memcmp(x->m.header[i], fileid, fl) == 0) ||
-                (x->m.field_len[i] == fl && memcmp(x->m.field[i], fileid, fl) == 0)) {
+            if ((x->m.header_len[i] == fl && memcmp(x->m.header[i], nm->fileid, fl) == 0) ||
+                (x->m.field_len[i] == fl && memcmp(x->m.field[i], nm->fileid, fl) == 0)) {
                 raw = x->m.field[i];
                 rawlen = x->m.field_len[i];
             }
         if (raw == NULL)
             return -1;
     } else {
-        rawlen = (size_t)snprintf(digits, sizeof digits, LUA_INTEGER_FMT, (LUAI_UACINT)number);
+        if (number < 0)
+            return -1;
+        rawlen = decimal_text(digits, (lua_Unsigned)number);
         raw = digits;
     }
     if (memchr(raw, '.', rawlen) != NULL || memchr(raw, '/', rawlen) != NULL)
         return -1;
-    if (lua_getfield(L, spec, "numbering") == LUA_TTABLE) {
-        lua_Integer start, width, n;
+    if (nm->numbered) {
+        /* start + number - 1 with Lua's wrap-around */
+        lua_Integer n = (lua_Integer)((lua_Unsigned)nm->start + (lua_Unsigned)number - 1u);
+        lua_Integer width = nm->width;
         char text[32];
         size_t tlen;
-        lua_geti(L, -1, 1);
-        lua_geti(L, -2, 2);
-        start = lua_tointeger(L, -2);
-        width = lua_tointeger(L, -1);
-        lua_pop(L, 2);
-        /* start + number - 1 with Lua's wrap-around */
-        n = (lua_Integer)((lua_Unsigned)start + (lua_Unsigned)number - 1u);
-        if (n == LUA_MININTEGER) {
-            lua_pop(L, 1);
+        if (n == LUA_MININTEGER)
             return -1;
-        }
-        tlen = (size_t)snprintf(text, sizeof text, LUA_INTEGER_FMT, (LUAI_UACINT)(n < 0 ? -n : n));
+        tlen = decimal_text(text, (lua_Unsigned)(n < 0 ? -n : n));
         if (n < 0)
             name_add(id, idlen, "-", 1);
         for (; width > (lua_Integer)(tlen + (n < 0 ? 1 : 0)); width--)
             if (name_add(id, idlen, "0", 1) != 0)
-                break;
-        if (name_add(id, idlen, text, tlen) != 0 || name_add(id, idlen, "-", 1) != 0) {
-            lua_pop(L, 1);
+                return -1;
+        if (name_add(id, idlen, text, tlen) != 0 || name_add(id, idlen, "-", 1) != 0)
             return -1;
-        }
     }
-    lua_pop(L, 1);
     return name_add(id, idlen, raw, rawlen);
 }
 
@@ -2915,64 +2971,50 @@ static int mfg_folder(lua_State *L, int idx, const char *name)
     return fd;
 }
 
-/* Writes the unit made last under the names of unit `id`: 0 or -1. */
-static int mfg_write_unit(lua_State *L, lmfg *x, int spec, int folders, const char *id,
+/* A name: `start`, the id, `end`.  0 or -1 (too long, or no start). */
+static int unit_name(char *buf, const char *start, size_t slen, const char *id, size_t idlen,
+                     const char *end, size_t elen)
+{
+    size_t used = 0;
+    if (start == NULL || name_add(buf, &used, start, slen) != 0 ||
+        name_add(buf, &used, id, idlen) != 0 || name_add(buf, &used, end, elen) != 0)
+        return -1;
+    return 0;
+}
+
+/* Writes the unit made last under the names of unit `id` (folders: csv,
+ * bin, keys descriptors): 0 or -1. */
+static int mfg_write_unit(lmfg *x, const mfg_names *nm, const int folders[3], const char *id,
                           size_t idlen)
 {
     char csv_name[MFG_NAME_MAX], bin_name[MFG_NAME_MAX], keys_name[MFG_NAME_MAX];
-    size_t cl = 0, bl = 0, kl = 0, len;
-    const char *s;
-    int keys_dir = -1;
-    lua_getfield(L, spec, "names");
-    s = opt_field(L, -1, "csv", &len);
-    if (s == NULL || name_add(csv_name, &cl, s, len) != 0 || name_add(csv_name, &cl, id, idlen) != 0 ||
-        name_add(csv_name, &cl, ".csv", 4) != 0) {
-        lua_pop(L, 1);
+    if (unit_name(csv_name, nm->csv, nm->csv_len, id, idlen, ".csv", 4) != 0 ||
+        unit_name(bin_name, nm->bin, nm->bin_len, id, idlen, ".bin", 4) != 0)
         return -1;
-    }
-    s = opt_field(L, -1, "bin", &len);
-    if (s == NULL || name_add(bin_name, &bl, s, len) != 0 || name_add(bin_name, &bl, id, idlen) != 0 ||
-        name_add(bin_name, &bl, ".bin", 4) != 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
     keys_name[0] = '\0';
     if (x->m.keys == NVS_MFG_FIXED_FILE || x->m.keys == NVS_MFG_KEYGEN) {
-        const char *suffix;
-        size_t sl;
-        s = opt_field(L, -1, "keys", &len);
-        suffix = opt_field(L, spec, "keys_suffix", &sl);
-        keys_dir = mfg_folder(L, folders, "keys");
-        if (s == NULL || suffix == NULL || keys_dir < 0 || name_add(keys_name, &kl, s, len) != 0 ||
-            name_add(keys_name, &kl, id, idlen) != 0 || name_add(keys_name, &kl, suffix, sl) != 0) {
-            lua_pop(L, 1);
+        if (folders[2] < 0 ||
+            unit_name(keys_name, nm->keys, nm->keys_len, id, idlen, nm->suffix, nm->suffix_len) != 0)
             return -1;
-        }
     }
-    lua_pop(L, 1);
-    return nvs_mfg_write(&x->m, mfg_folder(L, folders, "csv"), csv_name, mfg_folder(L, folders, "bin"),
-                         bin_name, keys_dir, keys_name) == 0
+    return nvs_mfg_write(&x->m, folders[0], csv_name, folders[1], bin_name, folders[2],
+                         keys_name) == 0
                ? 0
                : -1;
 }
 
-/* Adds what is printed for unit `id` to b: the report pieces around it. */
-static void mfg_report(lua_State *L, luaL_Buffer *b, int report, const char *id, size_t idlen,
-                       const char *suffix, size_t sl)
+/* Adds what is printed for unit `id` to b: the report pieces around it
+ * (r1 id r2 id r3, or with a keys file r1 id r2 id SUFFIX r3 id r4). */
+static void mfg_report(luaL_Buffer *b, const mfg_names *nm, const char *id, size_t idlen)
 {
-    int pieces = (int)luaL_len(L, report), i;
-    for (i = 1; i <= pieces; i++) {
-        size_t len;
-        const char *s;
-        lua_geti(L, report, i);
-        s = lua_tolstring(L, -1, &len);
-        lua_pop(L, 1); /* the table keeps s; the buffer wants its own top */
-        luaL_addlstring(b, s, len);
-        if (i == pieces)
+    int i;
+    for (i = 0; i < nm->pieces; i++) {
+        luaL_addlstring(b, nm->piece[i], nm->piece_len[i]);
+        if (i == nm->pieces - 1)
             break;
         luaL_addlstring(b, id, idlen);
-        if (i == 2 && pieces == 4) /* the keys file's name */
-            luaL_addlstring(b, suffix, sl);
+        if (i == 1 && nm->pieces == 4) /* the keys file's name */
+            luaL_addlstring(b, nm->suffix, nm->suffix_len);
     }
 }
 
@@ -2996,27 +3038,31 @@ static int l_mfg_run(lua_State *L)
 {
     lmfg *x = check_mfg(L);
     int mode = luaL_checkoption(L, 2, NULL, mfg_modes);
-    size_t len, sl = 0;
+    size_t len;
     const char *text = luaL_checklstring(L, 3, &len);
     lua_Integer pos = luaL_checkinteger(L, 4);
     lua_Integer number = luaL_checkinteger(L, 5);
     lua_Integer limit = luaL_checkinteger(L, 6);
     lua_Integer line = luaL_checkinteger(L, 7);
     int extra = lua_istable(L, 8) ? 8 : 0, report = mode == MFG_WRITE && lua_istable(L, 9);
-    const char *why = "limit", *suffix = "";
+    int folders[3] = {-1, -1, -1};
+    const char *why = "limit";
     char id[MFG_NAME_MAX];
     size_t idlen;
+    mfg_names nm;
     luaL_Buffer b;
     luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= (lua_Unsigned)len + 1, 4, "out of range");
     luaL_argcheck(L, mode != MFG_WRITE || extra != 0, 8, "folders expected");
     lua_settop(L, 9);
     lua_getiuservalue(L, 1, 1); /* the spec, at 10 */
-    if (report) {
-        suffix = opt_field(L, 10, "keys_suffix", &sl);
-        if (suffix == NULL)
-            suffix = "";
-        luaL_buffinit(L, &b);
+    mfg_names_get(L, 10, report ? 9 : 0, &nm);
+    if (mode == MFG_WRITE) {
+        folders[0] = mfg_folder(L, extra, "csv");
+        folders[1] = mfg_folder(L, extra, "bin");
+        folders[2] = mfg_folder(L, extra, "keys");
     }
+    if (report)
+        luaL_buffinit(L, &b);
     while (number < limit) {
         const char *start = text + (pos - 1);
         size_t n;
@@ -3036,7 +3082,7 @@ static int l_mfg_run(lua_State *L)
             /* (a check needs the id only to find one used twice) */
             if (nvs_mfg_build(&x->m, mode == MFG_CHECK) != NVS_MFG_OK ||
                 ((mode == MFG_WRITE || extra != 0) &&
-                 mfg_unit_id(L, x, 10, number + 1, id, &idlen) != 0)) {
+                 mfg_unit_id(x, &nm, number + 1, id, &idlen) != 0)) {
                 why = "lua";
                 break;
             }
@@ -3051,12 +3097,12 @@ static int l_mfg_run(lua_State *L)
                 lua_setfield(L, extra, id);
             }
             if (mode == MFG_WRITE) {
-                if (mfg_write_unit(L, x, 10, extra, id, idlen) != 0) {
+                if (mfg_write_unit(x, &nm, folders, id, idlen) != 0) {
                     why = "lua";
                     break;
                 }
                 if (report)
-                    mfg_report(L, &b, 9, id, idlen, suffix, sl);
+                    mfg_report(&b, &nm, id, idlen);
             }
         }
         pos += (lua_Integer)n;
@@ -3083,26 +3129,22 @@ static int l_mfg_reports(lua_State *L)
     lmfg *x = check_mfg(L);
     lua_Integer number = luaL_checkinteger(L, 2), last = luaL_checkinteger(L, 3);
     char id[MFG_NAME_MAX];
-    size_t idlen, sl;
-    const char *suffix;
+    size_t idlen;
+    mfg_names nm;
     luaL_Buffer b;
     luaL_checktype(L, 4, LUA_TTABLE);
     lua_settop(L, 4);
     lua_getiuservalue(L, 1, 1); /* the spec, at 5 */
-    suffix = opt_field(L, 5, "keys_suffix", &sl);
-    if (suffix == NULL)
-        suffix = "";
-    lua_getfield(L, 5, "fileid");
-    luaL_argcheck(L, lua_isnil(L, -1), 1, "the ids are a column's");
-    lua_pop(L, 1);
+    mfg_names_get(L, 5, 4, &nm);
+    luaL_argcheck(L, nm.fileid == NULL, 1, "the ids are a column's");
     luaL_buffinit(L, &b);
     for (; number <= last; number++) {
-        if (mfg_unit_id(L, x, 5, number, id, &idlen) != 0) {
+        if (mfg_unit_id(x, &nm, number, id, &idlen) != 0) {
             luaL_pushresult(&b);
             luaL_pushfail(L);
             return 1;
         }
-        mfg_report(L, &b, 4, id, idlen, suffix, sl);
+        mfg_report(&b, &nm, id, idlen);
     }
     luaL_pushresult(&b);
     return 1;

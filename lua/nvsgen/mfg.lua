@@ -587,10 +587,14 @@ end
 
 --- Checks every unit of the values file before anything is written: each
 -- row is built as it will be (every value converted, every entry placed
--- in the partition) and the file names are checked to differ (--fileid).
+-- in the partition; by the C maker, a row whose values have the lengths of
+-- the last row it built is placed as that one, and a file its key named
+-- in the last row checked is not read again) and the file names are
+-- checked to differ (--fileid).
 -- Streams the file: memory stays constant, but for the ids of --fileid.
--- `on_unit(number)` is called after each row (for a stop between rows: it
--- returns false to stop, then M.check_units returns false). Returns the
+-- `on_unit(number)` is called after each row made in Lua (for a stop
+-- between rows: it returns false to stop, then M.check_units returns
+-- false; the C maker leaves the row after a stop signal to Lua). Returns the
 -- number of units, or nil, a message and a line.
 function M.check_units(job, on_unit)
   local seen = job.fileid and {}

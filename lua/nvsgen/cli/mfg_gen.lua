@@ -14,8 +14,9 @@
 -- printed, worker processes, the output folder's lock and signals.
 --
 -- Before anything is written, the config and every unit of the values file
--- are checked: each row is built as it will be (nvsgen.mfg.check_units),
--- so a bad value at any row leaves no file. One run at a time writes an
+-- are checked: each row's values converted and its entries placed as they
+-- will be (nvsgen.mfg.check_units), so a bad value at any row leaves no
+-- file. One run at a time writes an
 -- output folder (its lock). SIGINT, SIGTERM and SIGHUP stop every process
 -- of the batch between units: the units made are whole and form a run
 -- from the first (those after the first missing one are removed), one
