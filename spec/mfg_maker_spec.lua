@@ -54,6 +54,20 @@ local function both(argv)
   return results[1], results[2]
 end
 
+--- Runs `argv` with the maker; returns its status and how many units the
+-- Lua code built (checked and written: each unit it makes counts twice).
+local function lua_builds(argv)
+  local build_unit, count = mfg.build_unit, 0
+  mfg.build_unit = function(...)
+    count = count + 1
+    return build_unit(...)
+  end
+  local ok, status = pcall(h.run, CLI, argv, dir)
+  mfg.build_unit = build_unit
+  assert(ok, status)
+  return status, count
+end
+
 local function same(argv, status)
   local c, lua = both(argv)
   assert.are.equal(status or 0, c.status, c.err)
@@ -101,6 +115,15 @@ describe("the C maker of mfg_gen's plain rows", function()
     local job = assert(mfg.job{ conf = "c", values = dir .. "/values.csv", header = header, first = first,
       first_plain = plain, config = config, size = 0x6000, version = 2, prefix = "P", outdir = dir })
     assert.are.equal("userdata", type(job.maker))
+    h.write(dir .. "/cert.der", "abc")
+    local status, count = lua_builds({ "generate", "config.csv", "values.csv", "P", "0x6000", "--outdir", "o" })
+    assert.are.equal(0, status)
+    assert.are.equal(0, count)
+    -- A quoted row goes to the Lua code, checked and written.
+    inputs(CONFIG, HEADER .. row() .. row({ id = "2", s = '"a,b"' }) .. row({ id = "3" }))
+    status, count = lua_builds({ "generate", "config.csv", "values.csv", "P", "0x6000", "--outdir", "o2" })
+    assert.are.equal(0, status)
+    assert.are.equal(2, count)
   end)
 
   it("makes the same files as the Lua code, each kind of value at its limits", function()
@@ -199,6 +222,10 @@ describe("the C maker of mfg_gen's plain rows", function()
     h.write(dir .. "/cert.der", "abc")
     inputs(CONFIG, HEADER .. table.concat(rows))
     same({ "generate", "config.csv", "values.csv", "P", "0x6000", "--outdir", "OUT" })
+    -- The maker takes the rows on either side of a chunk's end too.
+    local status, count = lua_builds({ "generate", "config.csv", "values.csv", "P", "0x6000", "--outdir", "o" })
+    assert.are.equal(0, status)
+    assert.are.equal(0, count)
   end)
 
   it("encrypts as the Lua code does with --inputkey, and with --keygen writes keys that open the images", function()

@@ -16,7 +16,8 @@
 -- Before anything is written, the config and every unit of the values file
 -- are checked: each row's values converted and its entries placed as they
 -- will be (nvsgen.mfg.check_units), so a bad value at any row leaves no
--- file. One run at a time writes an
+-- file. The plain rows are made in C (nvsgen.mfg's maker), the others in
+-- Lua. One run at a time writes an
 -- output folder (its lock). SIGINT, SIGTERM and SIGHUP stop every process
 -- of the batch between units: the units made are whole and form a run
 -- from the first (those after the first missing one are removed), one
