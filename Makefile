@@ -37,7 +37,7 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
 
 CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_proc.c \
            csrc/nvs_crypto.c csrc/nvs_reader.c csrc/nvs_csv.c csrc/nvs_keymap.c \
-           csrc/nvs_identity.c csrc/nvs_matter.c
+           csrc/nvs_identity.c csrc/nvs_matter.c csrc/nvs_mfg.c
 BINDING_SRC = csrc/lnvsgen.c
 HEADERS = $(wildcard csrc/*.h)
 MODULE = build/nvsgen/core.so

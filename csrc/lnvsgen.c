@@ -25,6 +25,7 @@
 #include "nvs_file.h"
 #include "nvs_identity.h"
 #include "nvs_matter.h"
+#include "nvs_mfg.h"
 #include "nvs_proc.h"
 #include "nvs_reader.h"
 #include "nvs_visibility.h"
@@ -2900,6 +2901,520 @@ static int l_md5(lua_State *L)
 
 /* ---- end of read-back bindings ------------------------------------------- */
 
+/* ---- mfg_gen units --------------------------------------------------------------
+ * The plain rows of an mfg_gen batch made in C (nvs_mfg.h): nvsgen.mfg sets
+ * a maker up once per batch, then hands it stretches of the values file's
+ * read buffer; every row it leaves ("lua") is made by the Lua code. */
+
+#define MFG_MT "nvsgen.mfg_maker"
+
+typedef struct {
+    nvs_mfg m;
+    int ready;
+} lmfg;
+
+/* The longest name (prefix, id, suffix) the maker builds itself. */
+#define MFG_NAME_MAX 1024
+
+static lmfg *check_mfg(lua_State *L)
+{
+    lmfg *x = (lmfg *)luaL_checkudata(L, 1, MFG_MT);
+    luaL_argcheck(L, x->ready, 1, "maker is closed");
+    return x;
+}
+
+static int l_mfg_gc(lua_State *L)
+{
+    lmfg *x = (lmfg *)luaL_checkudata(L, 1, MFG_MT);
+    if (x->ready)
+        nvs_mfg_free(&x->m);
+    x->ready = 0;
+    return 0;
+}
+
+/* The string field `name` of the table at `idx`, or NULL (len 0). */
+static const char *opt_field(lua_State *L, int idx, const char *name, size_t *len)
+{
+    const char *s = NULL;
+    *len = 0;
+    lua_getfield(L, idx, name);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        s = lua_tolstring(L, -1, len);
+    lua_pop(L, 1); /* the table keeps it */
+    return s;
+}
+
+static const char *const mfg_kinds[] = {"namespace", "text",    "skip",   "string",
+                                        "hex2bin",   "base64", "binary", "file", NULL};
+static const int mfg_kind_codes[] = {NVS_MFG_NAMESPACE, NVS_MFG_TEXT,   NVS_MFG_SKIP,
+                                     NVS_MFG_STRING,    NVS_MFG_HEX,    NVS_MFG_BASE64,
+                                     NVS_MFG_BINARY,    NVS_MFG_FILE};
+
+/* An integer kind's NVS type ("u8" ... "i64"), or 0. */
+static unsigned integer_kind_type(const char *name)
+{
+    int k;
+    for (k = 0; kind_names[k] != NULL; k++)
+        if (strcmp(kind_names[k], name) == 0) {
+            unsigned type = kind_types[k];
+            return type == NVS_TYPE_FLOAT || type == NVS_TYPE_DOUBLE || type == NVS_TYPE_STR ||
+                           type == NVS_TYPE_BLOB
+                       ? 0
+                       : type;
+        }
+    return 0;
+}
+static const char *const mfg_keys[] = {"plain", "fixed", "fixed_file", "keygen", NULL};
+
+/* Sets up the maker at index 1 from the table at index 2 (core.mfg_maker). */
+static int mfg_setup(lua_State *L, lmfg *x)
+{
+    lua_Integer size, version, i, n;
+    size_t len, klen;
+    int rc;
+    lua_getfield(L, 2, "size");
+    lua_getfield(L, 2, "version");
+    size = luaL_checkinteger(L, -2);
+    version = luaL_checkinteger(L, -1);
+    lua_pop(L, 2);
+    luaL_argcheck(L, size > 0 && version >= 1 && version <= 2, 2, "bad size or version");
+    luaL_argcheck(L, lua_getfield(L, 2, "header") == LUA_TTABLE, 2, "header expected");
+    n = (lua_Integer)luaL_len(L, -1);
+    luaL_argcheck(L, n >= 1 && n < 100000, 2, "bad header");
+    rc = nvs_mfg_init(&x->m, (size_t)size, (unsigned)version, (size_t)n);
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_encoder_strerror(rc));
+        return 2;
+    }
+    x->ready = 1;
+    for (i = 1; i <= n && rc == 0; i++) {
+        const char *name;
+        lua_geti(L, -1, i);
+        name = luaL_checklstring(L, -1, &len);
+        rc = nvs_mfg_set_column(&x->m, (size_t)(i - 1), name, len);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    luaL_argcheck(L, lua_getfield(L, 2, "items") == LUA_TTABLE, 2, "items expected");
+    n = (lua_Integer)luaL_len(L, -1);
+    for (i = 1; i <= n && rc == 0; i++) {
+        int kind;
+        unsigned type = 0;
+        const char *text, *key;
+        luaL_argcheck(L, lua_geti(L, -1, i) == LUA_TTABLE, 2, "a table per item expected");
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        lua_geti(L, -3, 3);
+        key = luaL_checklstring(L, -2, &klen);
+        text = luaL_checklstring(L, -1, &len);
+        type = integer_kind_type(luaL_checkstring(L, -3));
+        kind = type != 0 ? NVS_MFG_INT : mfg_kind_codes[luaL_checkoption(L, -3, NULL, mfg_kinds)];
+        rc = nvs_mfg_add_item(&x->m, kind, type, key, klen, text, len);
+        lua_pop(L, 4);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "fill") == LUA_TTABLE) {
+        n = (lua_Integer)luaL_len(L, -1);
+        for (i = 1; i <= n && rc == 0; i++) {
+            lua_Integer col;
+            const char *value;
+            luaL_argcheck(L, lua_geti(L, -1, i) == LUA_TTABLE, 2, "a table per item expected");
+            lua_geti(L, -1, 1);
+            lua_geti(L, -2, 2);
+            col = luaL_checkinteger(L, -2);
+            value = luaL_checklstring(L, -1, &len);
+            luaL_argcheck(L, col >= 1 && (size_t)col <= x->m.ncols, 2, "bad fill column");
+            rc = nvs_mfg_add_fill(&x->m, (size_t)(col - 1), value, len);
+            lua_pop(L, 3);
+        }
+    }
+    lua_pop(L, 1);
+    if (rc == 0) {
+        int keys;
+        const uint8_t *k = NULL;
+        lua_getfield(L, 2, "encryption");
+        keys = luaL_checkoption(L, -1, "plain", mfg_keys);
+        lua_pop(L, 1);
+        if (keys == NVS_MFG_FIXED || keys == NVS_MFG_FIXED_FILE) {
+            k = (const uint8_t *)opt_field(L, 2, "key", &len);
+            luaL_argcheck(L, k != NULL && len == NVS_XTS_KEY_SIZE, 2, "a 64-byte key is needed");
+        }
+        rc = nvs_mfg_set_keys(&x->m, keys, k);
+        if (rc != 0) {
+            luaL_pushfail(L);
+            lua_pushstring(L, nvs_crypto_strerror(rc));
+            return 2;
+        }
+    }
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, nvs_encoder_strerror(rc));
+        return 2;
+    }
+    return 0;
+}
+
+/* core.mfg_maker(spec) -> maker | nil, message
+ * spec: size, version, header (the values file's columns), items (per
+ * config row { kind, key, text }: kind "namespace", "text", "skip",
+ * "string", an integer kind ("u8"...), "hex2bin", "base64", "binary" or
+ * "file"; text the row's CSV line, or its start before the value), fill
+ * ({ column, value } per REPEAT column), fileid (a column's name),
+ * numbering ({ start, width }), names ({ csv, bin, keys }: the start of
+ * each file's name), keys_suffix, encryption ("plain", "fixed",
+ * "fixed_file", "keygen"), key (64 bytes).  The table is kept: run reads
+ * it. */
+static int l_mfg_new(lua_State *L)
+{
+    lmfg *x;
+    int results;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    x = (lmfg *)lua_newuserdatauv(L, sizeof *x, 1);
+    memset(x, 0, sizeof *x);
+    luaL_setmetatable(L, MFG_MT);
+    lua_insert(L, 1); /* maker at 1, spec at 2 */
+    results = mfg_setup(L, x);
+    if (results != 0)
+        return results;
+    lua_settop(L, 2);
+    lua_setiuservalue(L, 1, 1);
+    return 1;
+}
+
+/* Appends `len` bytes to the name being built in `buf` (at *used): 0, or
+ * -1 when it would not fit. */
+static int name_add(char *buf, size_t *used, const char *s, size_t len)
+{
+    if (len >= MFG_NAME_MAX - *used)
+        return -1;
+    memcpy(buf + *used, s, len);
+    *used += len;
+    buf[*used] = '\0';
+    return 0;
+}
+
+/* What names a unit's files and what is printed for it, read once per
+ * call from the spec (and the report pieces): the strings stay in their
+ * tables, which the call holds. */
+typedef struct {
+    const char *fileid, *csv, *bin, *keys, *suffix;
+    size_t fileid_len, csv_len, bin_len, keys_len, suffix_len;
+    int numbered;
+    lua_Integer start, width;
+    const char *piece[4];
+    size_t piece_len[4];
+    int pieces;
+} mfg_names;
+
+/* Reads the names of the spec at `spec` (and the report pieces of the
+ * table at `report`, if not 0) into n. */
+static void mfg_names_get(lua_State *L, int spec, int report, mfg_names *n)
+{
+    int i;
+    memset(n, 0, sizeof *n);
+    n->fileid = opt_field(L, spec, "fileid", &n->fileid_len);
+    n->suffix = opt_field(L, spec, "keys_suffix", &n->suffix_len);
+    if (n->suffix == NULL)
+        n->suffix = "";
+    if (lua_getfield(L, spec, "numbering") == LUA_TTABLE) {
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        n->numbered = 1;
+        n->start = lua_tointeger(L, -2);
+        n->width = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, spec, "names") == LUA_TTABLE) {
+        n->csv = opt_field(L, -1, "csv", &n->csv_len);
+        n->bin = opt_field(L, -1, "bin", &n->bin_len);
+        n->keys = opt_field(L, -1, "keys", &n->keys_len);
+    }
+    lua_pop(L, 1);
+    if (report == 0)
+        return;
+    n->pieces = (int)luaL_len(L, report);
+    if (n->pieces > 4)
+        n->pieces = 4;
+    for (i = 0; i < n->pieces; i++) {
+        lua_geti(L, report, i + 1);
+        n->piece[i] = lua_tolstring(L, -1, &n->piece_len[i]);
+        lua_pop(L, 1); /* the table keeps it */
+        if (n->piece[i] == NULL)
+            n->piece[i] = "";
+    }
+}
+
+/* Decimal text of v in `text` (room for 21 characters); its length. */
+static size_t decimal_text(char *text, lua_Unsigned v)
+{
+    char digits[24];
+    size_t n = 0, i;
+    do {
+        digits[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v != 0);
+    for (i = 0; i < n; i++)
+        text[i] = digits[n - 1 - i];
+    return n;
+}
+
+/* The id of unit `number` in its files' names (nvsgen.mfg's file_id),
+ * from the row split last, in `id`: 0, or -1 for an id the maker leaves to
+ * Lua (a '.' or '/' in it, which changes a keys file's name; too long). */
+static int mfg_unit_id(const lmfg *x, const mfg_names *nm, lua_Integer number, char *id,
+                       size_t *idlen)
+{
+    char digits[32];
+    const char *raw = NULL;
+    size_t rawlen = 0;
+    *idlen = 0;
+    id[0] = '\0';
+    if (nm->fileid != NULL) {
+        size_t i, fl = nm->fileid_len;
+        for (i = 0; i < x->m.ncols && raw == NULL; i++)
+            if ((x->m.header_len[i] == fl && memcmp(x->m.header[i], nm->fileid, fl) == 0) ||
+                (x->m.field_len[i] == fl && memcmp(x->m.field[i], nm->fileid, fl) == 0)) {
+                raw = x->m.field[i];
+                rawlen = x->m.field_len[i];
+            }
+        if (raw == NULL)
+            return -1;
+    } else {
+        if (number < 0)
+            return -1;
+        rawlen = decimal_text(digits, (lua_Unsigned)number);
+        raw = digits;
+    }
+    if (memchr(raw, '.', rawlen) != NULL || memchr(raw, '/', rawlen) != NULL)
+        return -1;
+    if (nm->numbered) {
+        /* start + number - 1 with Lua's wrap-around */
+        lua_Integer n = (lua_Integer)((lua_Unsigned)nm->start + (lua_Unsigned)number - 1u);
+        lua_Integer width = nm->width;
+        char text[32];
+        size_t tlen;
+        if (n == LUA_MININTEGER)
+            return -1;
+        tlen = decimal_text(text, (lua_Unsigned)(n < 0 ? -n : n));
+        if (n < 0)
+            name_add(id, idlen, "-", 1);
+        for (; width > (lua_Integer)(tlen + (n < 0 ? 1 : 0)); width--)
+            if (name_add(id, idlen, "0", 1) != 0)
+                return -1;
+        if (name_add(id, idlen, text, tlen) != 0 || name_add(id, idlen, "-", 1) != 0)
+            return -1;
+    }
+    return name_add(id, idlen, raw, rawlen);
+}
+
+/* The descriptor of folder `name` of the folders table at `idx`, or -1. */
+static int mfg_folder(lua_State *L, int idx, const char *name)
+{
+    int fd = -1;
+    if (lua_getfield(L, idx, name) != LUA_TNIL)
+        fd = check_folder(L, lua_gettop(L))->fd;
+    lua_pop(L, 1);
+    return fd;
+}
+
+/* A name: `start`, the id, `end`.  0 or -1 (too long, or no start). */
+static int unit_name(char *buf, const char *start, size_t slen, const char *id, size_t idlen,
+                     const char *end, size_t elen)
+{
+    size_t used = 0;
+    if (start == NULL || name_add(buf, &used, start, slen) != 0 ||
+        name_add(buf, &used, id, idlen) != 0 || name_add(buf, &used, end, elen) != 0)
+        return -1;
+    return 0;
+}
+
+/* Writes the unit made last under the names of unit `id` (folders: csv,
+ * bin, keys descriptors): 0 or -1. */
+static int mfg_write_unit(lmfg *x, const mfg_names *nm, const int folders[3], const char *id,
+                          size_t idlen)
+{
+    char csv_name[MFG_NAME_MAX], bin_name[MFG_NAME_MAX], keys_name[MFG_NAME_MAX];
+    if (unit_name(csv_name, nm->csv, nm->csv_len, id, idlen, ".csv", 4) != 0 ||
+        unit_name(bin_name, nm->bin, nm->bin_len, id, idlen, ".bin", 4) != 0)
+        return -1;
+    keys_name[0] = '\0';
+    if (x->m.keys == NVS_MFG_FIXED_FILE || x->m.keys == NVS_MFG_KEYGEN) {
+        if (folders[2] < 0 ||
+            unit_name(keys_name, nm->keys, nm->keys_len, id, idlen, nm->suffix, nm->suffix_len) != 0)
+            return -1;
+    }
+    return nvs_mfg_write(&x->m, folders[0], csv_name, folders[1], bin_name, folders[2],
+                         keys_name) == 0
+               ? 0
+               : -1;
+}
+
+/* Adds what is printed for unit `id` to b: the report pieces around it
+ * (r1 id r2 id r3, or with a keys file r1 id r2 id SUFFIX r3 id r4). */
+static void mfg_report(luaL_Buffer *b, const mfg_names *nm, const char *id, size_t idlen)
+{
+    int i;
+    for (i = 0; i < nm->pieces; i++) {
+        luaL_addlstring(b, nm->piece[i], nm->piece_len[i]);
+        if (i == nm->pieces - 1)
+            break;
+        luaL_addlstring(b, id, idlen);
+        if (i == 1 && nm->pieces == 4) /* the keys file's name */
+            luaL_addlstring(b, nm->suffix, nm->suffix_len);
+    }
+}
+
+static const char *const mfg_modes[] = {"check", "write", "skip", NULL};
+enum { MFG_CHECK, MFG_WRITE, MFG_SKIP };
+
+/* maker:run(mode, text, pos, number, limit, line [, extra [, report]])
+ *   -> pos, number, why [, report]
+ * Takes the plain record lines of `text` from byte `pos` on, units
+ * number + 1 up to `limit`, the first on line `line` + 1: "check" builds
+ * each (a unit's id recorded in `extra`, a table, for --fileid), "write"
+ * builds and writes it (`extra`: the folders, { csv, bin, keys }; given
+ * `report`, the pieces of what is printed for a unit around its id, what
+ * is printed for the units comes back as one string), "skip" only passes
+ * over it.  Stops at `limit` (why: "limit"), or before
+ * a row Lua must take (why: "lua"): a line that is not plain or has
+ * another number of fields, the end of the text, a row the maker leaves,
+ * a repeated id, a write that failed (nothing of the unit left) or a stop
+ * signal.  Returns where it stopped and the last unit taken. */
+static int l_mfg_run(lua_State *L)
+{
+    lmfg *x = check_mfg(L);
+    int mode = luaL_checkoption(L, 2, NULL, mfg_modes);
+    size_t len;
+    const char *text = luaL_checklstring(L, 3, &len);
+    lua_Integer pos = luaL_checkinteger(L, 4);
+    lua_Integer number = luaL_checkinteger(L, 5);
+    lua_Integer limit = luaL_checkinteger(L, 6);
+    lua_Integer line = luaL_checkinteger(L, 7);
+    int extra = lua_istable(L, 8) ? 8 : 0, report = mode == MFG_WRITE && lua_istable(L, 9);
+    int folders[3] = {-1, -1, -1};
+    const char *why = "limit";
+    char id[MFG_NAME_MAX];
+    size_t idlen;
+    mfg_names nm;
+    luaL_Buffer b;
+    luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= (lua_Unsigned)len + 1, 4, "out of range");
+    luaL_argcheck(L, mode != MFG_WRITE || extra != 0, 8, "folders expected");
+    lua_settop(L, 9);
+    lua_getiuservalue(L, 1, 1); /* the spec, at 10 */
+    mfg_names_get(L, 10, report ? 9 : 0, &nm);
+    if (mode == MFG_WRITE) {
+        folders[0] = mfg_folder(L, extra, "csv");
+        folders[1] = mfg_folder(L, extra, "bin");
+        folders[2] = mfg_folder(L, extra, "keys");
+    }
+    if (report)
+        luaL_buffinit(L, &b);
+    while (number < limit) {
+        const char *start = text + (pos - 1);
+        size_t n;
+        if (mode != MFG_SKIP && nvs_stop_signal() != 0) {
+            why = "lua";
+            break;
+        }
+        n = nvs_csv_plain_line(start, len - (size_t)(pos - 1), 0);
+        /* A record of one field may be white space only, which the reader
+         * drops: Lua's to judge. */
+        if (n == 0 || x->m.ncols < 2 || count_fields(start, n - 1) != x->m.ncols) {
+            why = "lua";
+            break;
+        }
+        if (mode != MFG_SKIP) {
+            nvs_mfg_split(&x->m, start, n - 1, (long)(number + 1));
+            /* (a check needs the id only to find one used twice) */
+            if (nvs_mfg_build(&x->m, mode == MFG_CHECK) != NVS_MFG_OK ||
+                ((mode == MFG_WRITE || extra != 0) &&
+                 mfg_unit_id(x, &nm, number + 1, id, &idlen) != 0)) {
+                why = "lua";
+                break;
+            }
+            if (mode == MFG_CHECK && extra != 0) {
+                int taken = lua_getfield(L, extra, id) != LUA_TNIL;
+                lua_pop(L, 1);
+                if (taken) {
+                    why = "lua";
+                    break;
+                }
+                lua_pushinteger(L, line + 1);
+                lua_setfield(L, extra, id);
+            }
+            if (mode == MFG_WRITE) {
+                if (mfg_write_unit(x, &nm, folders, id, idlen) != 0) {
+                    why = "lua";
+                    break;
+                }
+                if (report)
+                    mfg_report(&b, &nm, id, idlen);
+            }
+        }
+        pos += (lua_Integer)n;
+        number++;
+        line++;
+    }
+    if (report)
+        luaL_pushresult(&b);
+    lua_pushinteger(L, pos);
+    lua_pushinteger(L, number);
+    lua_pushstring(L, why);
+    if (!report)
+        return 3;
+    lua_rotate(L, -4, -1); /* the report last */
+    return 4;
+}
+
+/* maker:reports(first, last, report) -> text | nil
+ * What is printed for units first to last of a batch whose ids are their
+ * numbers (no fileid): `report`'s pieces around each id, as run gives
+ * them; nil when an id is one the maker leaves to Lua. */
+static int l_mfg_reports(lua_State *L)
+{
+    lmfg *x = check_mfg(L);
+    lua_Integer number = luaL_checkinteger(L, 2), last = luaL_checkinteger(L, 3);
+    char id[MFG_NAME_MAX];
+    size_t idlen;
+    mfg_names nm;
+    luaL_Buffer b;
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 4);
+    lua_getiuservalue(L, 1, 1); /* the spec, at 5 */
+    mfg_names_get(L, 5, 4, &nm);
+    luaL_argcheck(L, nm.fileid == NULL, 1, "the ids are a column's");
+    luaL_buffinit(L, &b);
+    for (; number <= last; number++) {
+        if (mfg_unit_id(x, &nm, number, id, &idlen) != 0) {
+            luaL_pushresult(&b);
+            luaL_pushfail(L);
+            return 1;
+        }
+        mfg_report(&b, &nm, id, idlen);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static void open_mfg(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"run", l_mfg_run}, {"reports", l_mfg_reports}, {"close", l_mfg_gc}, {NULL, NULL}};
+    luaL_newmetatable(L, MFG_MT);
+    lua_pushcfunction(L, l_mfg_gc);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_mfg_new);
+    lua_setfield(L, -2, "mfg_maker");
+}
+
+/* ---- end of mfg_gen units --------------------------------------------------- */
+
 static const luaL_Reg core_functions[] = {
     {"item_method", l_item_method},
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
@@ -2956,5 +3471,6 @@ NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
     lua_setfield(L, -2, "EEXIST");
     register_identity(L);
     open_batch(L);
+    open_mfg(L);
     return 1;
 }

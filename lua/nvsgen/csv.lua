@@ -330,6 +330,33 @@ function Reader:count()
   return commas + 1, start
 end
 
+--- For a caller that takes plain record lines straight from the read
+-- buffer (nvsgen.mfg's C maker): the buffer, the position in it and the
+-- number of the last line read; nil once the reader failed, or before its
+-- first line (which may start with a byte order mark).
+function Reader:buffer()
+  check_reader(self, "buffer")
+  if self.lineno == 0 or self.err then return nil end
+  return self.buf, self.pos, self.lineno
+end
+
+--- Moves past `lines` plain record lines the caller took from the buffer
+-- (each one physical line), to position `pos`.
+function Reader:advance(pos, lines)
+  check_reader(self, "advance")
+  self.pos, self.lineno = pos, self.lineno + lines
+end
+
+--- When no whole line is left in the buffer, reads the next chunk of the
+-- file into it. Returns true when it did (a caller taking lines from the
+-- buffer may go on), false otherwise (the reader's own functions take
+-- what is left, and report a read error).
+function Reader:more()
+  check_reader(self, "more")
+  if self.err or not self.file or find(self.buf, "\n", self.pos, true) then return false end
+  return fill(self) == true
+end
+
 function Reader:close()
   check_reader(self, "close")
   self.closed = true

@@ -41,6 +41,10 @@ local TYPES = { data = true, file = true, namespace = true }
 -- only fail at the first unit with a message as long as the name.
 M.MAX_PREFIX_WIDTH = 128
 
+--- Whether the plain rows are made in C (core.mfg_maker); false makes
+-- every unit in Lua, the general code (the specs compare the two).
+M.use_maker = true
+
 local function has_field(fields, value)
   for i = 1, #fields do
     if fields[i] == value then return true end
@@ -149,6 +153,23 @@ end
 
 local COLUMN_NAMES = { "key", "type", "encoding", "value" }
 
+-- The data encodings the C maker converts as the fast rows do (csvgen).
+local MAKER_ENCODINGS = {
+  string = "string", hex2bin = "hex2bin", base64 = "base64", binary = "binary",
+  u8 = "u8", i8 = "i8", u16 = "u16", u32 = "u32", i32 = "i32", u64 = "u64", i64 = "i64",
+}
+
+--- What the C maker (core.mfg_maker) makes of a config row: a line of the
+-- unit CSV only ("text", "skip"), a namespace, a value kind; nil for a row
+-- only the compiler makes (then every unit is made in Lua).
+local function maker_kind(item, kind, encoding)
+  if item.skip then return item.namespace and "text" or "skip" end
+  if not item.put then return nil end
+  if item.namespace then return "namespace" end
+  if kind == "file" then return encoding == "binary" and "file" or nil end
+  return kind == "data" and MAKER_ENCODINGS[encoding] or nil
+end
+
 --- Prepares what every unit shares: for each config row, the fields of its
 -- unit CSV row but the value, already formatted, and the row the compiler
 -- takes. A data row's value is looked up in the values row per unit.
@@ -177,6 +198,7 @@ local function unit_template(config, partition)
     -- others (and any value the fast form refuses) go through it.
     item.put = not item.skip and item.value_column == "value"
       and csvgen.fast_row(partition, full[1], full[2], full[3]) or nil
+    item.maker_kind = maker_kind(item, full[2], full[3])
     items[i] = item
   end
   return items
@@ -322,6 +344,7 @@ local function setup_encryption(job, opts)
     local key, err = crypto.read_keys(opts.inputkey)
     if not key then return nil, err end
     job.partition:set_key(key)
+    job.input_key = key
     return true
   end
   job.keygen = true
@@ -344,6 +367,33 @@ local function setup_encryption(job, opts)
     end
   end
   return true
+end
+
+--- The C maker of the job's plain rows (core.mfg_maker), or nil when a
+-- config row, the encryption or the REPEAT values need Lua for every unit.
+local function new_maker(job, version)
+  if job.hmac_per_unit or not M.use_maker then return nil end
+  local items, fill = {}, {}
+  for i, item in ipairs(job.items) do
+    if not item.maker_kind then return nil end
+    items[i] = { item.maker_kind, item.key, item.text or item.prefix }
+  end
+  for i, col in ipairs(job.fill) do fill[i] = { col, job.first[col] } end
+  -- REPEAT values that need quoting would make every later row need it.
+  if #fill > 0 and not job.first_plain then return nil end
+  local encryption, key = "plain", nil
+  if job.keygen then
+    encryption, key = job.key and "fixed_file" or "keygen", job.key
+  elseif job.encrypted then
+    encryption, key = "fixed", job.input_key
+  end
+  local numbering = job.numbering
+  return core.mfg_maker{
+    size = job.size, version = version, header = job.header, items = items, fill = fill,
+    fileid = job.fileid, numbering = numbering and { numbering.start, numbering.width },
+    names = { csv = job.names.csv, bin = job.names.bin, keys = job.keys_dir and job.names.keys },
+    keys_suffix = job.keys_suffix, encryption = encryption, key = key,
+  }
 end
 
 --- Sets up the making of a batch's units. `opts`: conf and values (paths),
@@ -372,6 +422,7 @@ function M.job(opts)
   if encrypted == nil then return nil, err, status end
   job.encrypted = encrypted
   name_files(job)
+  job.maker = new_maker(job, opts.version)
   return job
 end
 
@@ -427,9 +478,11 @@ end
 -- quoting in CSV). fn returns true to go on, false to stop, or nil and a
 -- message (and a line) to fail. With `wanted(number)` (true, false, or nil
 -- and a message), only for the rows it accepts: the others are passed over
--- cheaply. Every row must have as many fields as the header. Returns the
--- number of rows read, or nil, a message and a line.
-function M.each_unit(job, fn, wanted)
+-- cheaply. Every row must have as many fields as the header. With
+-- `fast(reader, number)` (M.maker_pass), the rows it takes (it returns the
+-- last unit it took) are not passed to fn. Returns the number of rows
+-- read, or nil, a message and a line.
+function M.each_unit(job, fn, wanted, fast)
   local reader <close>, rerr = open_csv(job.values)
   if not reader then return nil, rerr end
   local header, fileid, fill, first = job.header, job.fileid, job.fill, job.first
@@ -438,6 +491,7 @@ function M.each_unit(job, fn, wanted)
   local filled_plain = #fill == 0 or job.first_plain
   local number = 0
   while true do
+    if fast then number = fast(reader, number) end
     local count_only
     if wanted and not fileid then
       local want, werr = wanted(number + 1)
@@ -485,16 +539,67 @@ function M.each_unit(job, fn, wanted)
   return number
 end
 
+--- For M.each_unit: fast(reader, number), the C maker's (job.maker) part of
+-- a pass over the values file, or nil without a maker. It takes plain rows
+-- from the reader's buffer for as long as the maker can, and leaves the
+-- next row to Lua; it returns the last unit taken. `mode`: "check" (opts.seen:
+-- the table of ids of M.check_units) or "write" (opts.folders: those of
+-- M.write_unit; opts.made(number, report): after each stretch of units
+-- written, with what is printed for them when opts.report holds the
+-- pieces of a unit's report); opts.wanted: as each_unit's, taking units
+-- in chunks of opts.chunk (nvsgen.chunks: the first unit of a chunk
+-- follows a multiple of its size).
+function M.maker_pass(job, mode, opts)
+  local maker = job.maker
+  if not maker then return nil end
+  local run, wanted, made, chunk = maker.run, opts.wanted, opts.made, opts.chunk or 1
+  local extra = mode == "check" and opts.seen or opts.folders
+  local report = opts.report
+  return function(reader, number)
+    while true do
+      local buf, pos, line = reader:buffer()
+      if not buf then return number end
+      local this_mode, limit = mode, math.maxinteger
+      if wanted then
+        local own, edge = wanted(number + 1)
+        if own == nil then return number end -- Lua's path says why
+        if own then limit = (number // chunk + 1) * chunk else this_mode, limit = "skip", edge - 1 end
+      end
+      local new_pos, new_number, why, text = run(maker, this_mode, buf, pos, number, limit, line, extra,
+        this_mode == "write" and report or nil)
+      reader:advance(new_pos, new_number - number)
+      if made and this_mode == "write" and new_number > number then made(new_number, text) end
+      number = new_number
+      if why == "lua" and not reader:more() then return number end
+    end
+  end
+end
+
+--- What is printed for units `first` to `last` of a batch whose ids are
+-- the units' numbers (no --fileid), made by the C maker: `pieces` around
+-- each id (as M.maker_pass's opts.report), as one text; nil without a
+-- maker, or for ids it leaves to Lua.
+function M.number_reports(job, pieces, first, last)
+  local maker = job.maker
+  if not maker or job.fileid then return nil end
+  return maker:reports(first, last, pieces)
+end
+
 --- Checks every unit of the values file before anything is written: each
 -- row is built as it will be (every value converted, every entry placed
--- in the partition) and the file names are checked to differ (--fileid).
+-- in the partition; by the C maker, a row whose values have the lengths of
+-- the last row it built is placed as that one, and a file its key named
+-- in the last row checked is not read again) and the file names are
+-- checked to differ (--fileid).
 -- Streams the file: memory stays constant, but for the ids of --fileid.
--- `on_unit(number)` is called after each row (for a stop between rows: it
--- returns false to stop, then M.check_units returns false). Returns the
+-- `on_unit(number)` is called after each row made in Lua (for a stop
+-- between rows: it returns false to stop, then M.check_units returns
+-- false; the C maker leaves the row after a stop signal to Lua). Returns the
 -- number of units, or nil, a message and a line.
 function M.check_units(job, on_unit)
   local seen = job.fileid and {}
   local stopped = false
+  local fast = M.maker_pass(job, "check", { seen = seen })
   local units, err, line = M.each_unit(job, function(number, id, fields, uline, plain)
     local text, berr = M.build_unit(job, fields, uline, plain)
     if not text then return nil, berr, uline end
@@ -510,7 +615,7 @@ function M.check_units(job, on_unit)
       return false
     end
     return true
-  end)
+  end, nil, fast)
   if not units then return nil, err, line end
   if stopped then return false end
   job.units = units

@@ -14,14 +14,15 @@
 -- printed, worker processes, the output folder's lock and signals.
 --
 -- Before anything is written, the config and every unit of the values file
--- are checked: each row is built as it will be (nvsgen.mfg.check_units),
--- so a bad value at any row leaves no file. One batch at a time writes an
--- output folder (its lock, the one a recipe batch takes too: nvsgen.workers).
--- SIGINT, SIGTERM and SIGHUP stop every process of the batch between
--- units (the workers watch the pipe of nvsgen.workers, as a recipe batch's
--- do): the units made are whole and form a run from the first (those
--- after the first missing one are removed), one line says how many, and
--- the process dies of the signal.
+-- are checked: each row's values converted and its entries placed as they
+-- will be (nvsgen.mfg.check_units), so a bad value at any row leaves no
+-- file. The plain rows are made in C (nvsgen.mfg's maker), the others in
+-- Lua. One batch at a time writes an output folder (its lock, the one a
+-- recipe batch takes too: nvsgen.workers). SIGINT, SIGTERM and SIGHUP stop
+-- every process of the batch between units (the workers watch the pipe of
+-- nvsgen.workers, as a recipe batch's do): the units made are whole and
+-- form a run from the first (those after the first missing one are
+-- removed), one line says how many, and the process dies of the signal.
 --
 -- Differences from mfg_gen.py: no `_tmp`/`_created` files beside the
 -- inputs; errors name the real file and line; a unit that fails leaves no
@@ -238,6 +239,12 @@ end
 -- and a status; or false and the signal that stopped it.
 local function make_alone(job, folders)
   local made = 0
+  -- The plain rows are made in C, the units' reports coming back with them.
+  local fast = mfg.maker_pass(job, "write", { folders = folders, report = job.report,
+    made = function(number, text)
+      common.stdout:write(text)
+      made = number
+    end })
   local units, err = mfg.each_unit(job, function(number, id, fields, line, plain)
     if core.stop_signal() then return false end
     local text, berr, bline = mfg.build_unit(job, fields, line, plain)
@@ -247,7 +254,7 @@ local function make_alone(job, folders)
     common.stdout:write(unit_report(job, id))
     made = number
     return true
-  end)
+  end, nil, fast)
   if not units then return nil, err end
   local sig = core.stop_signal()
   if sig and made < job.units then
@@ -354,7 +361,7 @@ local function make_share(job, folders, k, chunk_path, watch)
     local ok, werr, wline = mfg.write_unit(job, folders, number, id, text, line)
     if not ok then return nil, werr, wline end
     return true
-  end, mine)
+  end, mine, mfg.maker_pass(job, "write", { folders = folders, wanted = take, chunk = chunks.SIZE }))
   file:close()
   if not units then stop = { line = uline, message = uerr } end
   return stop
@@ -401,7 +408,17 @@ local function make_shared(job, folders, jobs, team, chunk_path)
     mfg.each_unit(job, function(_, id) report(id); return true end)
     made = job.units
   else
-    for number = 1, job.units do report(mfg.file_id(job, number, tostring(number))) end
+    for number = 1, job.units, 256 do
+      -- (made in C, 256 units at a time)
+      local last = math.min(number + 255, job.units)
+      local text = mfg.number_reports(job, job.report, number, last)
+      if text then
+        common.stdout:write(concat(out, "", 1, count), text)
+        count = 0
+      else
+        for n = number, last do report(mfg.file_id(job, n, tostring(n))) end
+      end
+    end
     made = job.units
   end
   common.stdout:write(concat(out, "", 1, count))
