@@ -97,7 +97,8 @@ local function check_merged(flash_args, merged, images)
     if not found then
       return format("%s: %s is not one of the unit's partition files", flash_args.file, words[2])
     end
-    parts[#parts + 1] = { label = found.name, file = found.file, offset = offset, size = math.max(#found.data, 1), data = found.data }
+    parts[#parts + 1] = { label = found.name, file = found.file, offset = offset,
+      size = math.max(#found.data, 1), data = found.data }
   end
   local want, err = flash_files.merged(parts)
   if not want then return format("%s: %s", flash_args.file, err) end
