@@ -7,6 +7,7 @@ local h = require("spec.support.helper")
 local recipes = require("spec.support.recipes")
 local recipe = require("nvsgen.recipe")
 local crypto = require("nvsgen.crypto")
+local nvsgen = require("nvsgen")
 local verify = require("nvsgen.verify")
 
 local TOOL = "nvsgen.cli.nvs_tool"
@@ -88,7 +89,7 @@ describe("nvs_tool --verify on whole units", function()
   end)
 
   it("names the file of each damaged unit of a plain and an encrypted partition", function()
-    local status, _, err = recipes.run(mixed_recipe(dir), { "--serial-range", "1-10", "--outdir", "out",
+    local status, _, err = recipes.run(mixed_recipe(dir), { "--serial-range", "1-12", "--outdir", "out",
       "--merged", "--hex" }, dir)
     assert.equal(0, status, err)
     local o = dir .. "/out/"
@@ -96,7 +97,7 @@ describe("nvs_tool --verify on whole units", function()
       .. "merged,merged_sha256,hex,hex_sha256,Secret", h.lines(o .. "manifest.csv")[1]:gsub("\r$", ""))
     local st, out, verr = run_verify(o)
     assert.equal("", verr)
-    assert.equal("10 units: 10 good, 0 bad\n", out)
+    assert.equal("12 units: 12 good, 0 bad\n", out)
     assert.equal(0, st)
 
     local m = manifest_editor(o .. "manifest.csv")
@@ -126,6 +127,12 @@ describe("nvs_tool --verify on whole units", function()
     m.set(9, 15, "extra")
     -- 10: an encrypted image changed with its SHA-256 recorded: it decrypts to entries that fail.
     replace(10, 2, "unit-10-fctry.bin", flip(h.read(o .. "unit-10-fctry.bin"), 64 + 32 + 5))
+    -- 11: a digit of the HEX file changed, its SHA-256 recorded.
+    local hex = h.read(o .. "unit-11.hex")
+    local digit = hex:find("\n:10", 1, true) + 12
+    replace(11, 12, "unit-11.hex", flip(hex, digit))
+    -- 12: the argument file names another unit's image, its SHA-256 recorded.
+    replace(12, 8, "unit-12.flash_args", (h.read(o .. "unit-12.flash_args"):gsub("unit%-12%-nvs", "unit-1-nvs")))
     m.save()
     st, out, verr = run_verify(o)
     assert.equal("", verr)
@@ -142,7 +149,37 @@ describe("nvs_tool --verify on whole units", function()
       .. "unit 9: the record has 15 fields, the header 14\n"
       .. "unit 10: unit-10-fctry.bin: the firmware would find 1 problem, first: Page 0, entry 001: error: entry crc"
       .. " mismatch\n"
-      .. "10 units: 0 good, 10 bad\n", out)
+      .. "unit 11: unit-11.hex: is not the Intel HEX of the unit's partition files at their unit-11.flash_args"
+      .. " offsets\n"
+      .. "unit 12: unit-12.flash_args: out/unit-1-nvs.bin is not one of the unit's partition files\n"
+      .. "12 units: 0 good, 12 bad\n", out)
+    assert.equal(1, st)
+  end)
+
+  it("reads a plain and an encrypted image of a unit named by hand, and refuses a file named twice", function()
+    local key = crypto.generate_key()
+    local plain = nvsgen.partition{ size = 0x3000 }
+    plain:namespace("n"):u8("a", 1)
+    local secret = nvsgen.partition{ size = 0x3000 }
+    secret:namespace("s"):string("k", "v")
+    secret:set_key(key)
+    local files = { ["p.bin"] = plain:image(), ["e.bin"] = secret:image(), ["k.bin"] = crypto.keys_partition(key) }
+    for name, data in pairs(files) do h.write(dir .. "/" .. name, data) end
+    local function sha(name) return crypto.sha256_hex(files[name]) end
+    h.write(dir .. "/manifest.csv", "serial,plain,plain_sha256,enc,enc_sha256,keys,keys_sha256\n"
+      .. ("1,p.bin,%s,e.bin,%s,k.bin,%s\n"):format(sha("p.bin"), sha("e.bin"), sha("k.bin"))
+      .. ("2,p.bin,%s,e.bin,%s,p.bin,%s\n"):format(sha("p.bin"), sha("e.bin"), sha("p.bin"))
+      .. ("3,p.bin,%s,e.bin,%s\n"):format(sha("p.bin"), sha("e.bin")))
+    local st, out = run_verify(dir)
+    assert.equal("unit 2: p.bin: named by both plain and keys\n"
+      .. "unit 3: the record has 5 fields, the header 7\n"
+      .. "3 units: 1 good, 2 bad\n", out)
+    assert.equal(1, st)
+    h.write(dir .. "/manifest.csv", "serial,plain,plain_sha256,enc,enc_sha256\n"
+      .. ("3,p.bin,%s,e.bin,%s\n"):format(sha("p.bin"), sha("e.bin")))
+    st, out = run_verify(dir)
+    assert.equal("unit 3: e.bin: looks encrypted (all 3 entries fail their CRC check as plain data) and the unit"
+      .. " has no keys partition\n1 unit: 0 good, 1 bad\n", out)
     assert.equal(1, st)
   end)
 

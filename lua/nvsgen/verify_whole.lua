@@ -81,37 +81,65 @@ local function shell_words(line)
   return words
 end
 
--- The merged binary checked against the unit's partition files at the
--- offsets its argument file gives: nil, or what differs.
-local function check_merged(flash_args, merged, images)
+-- The unit's partition files placed at the offsets its argument file
+-- gives (flash_files' parts), or nil and what is wrong with the file.
+local function placed_parts(flash_args, images)
   local parts = {}
   for line in flash_args.data:gmatch("[^\n]+") do
     local words = shell_words(line)
     local offset = words and #words == 2 and words[1]:match("^0x%x+$") and tonumber(words[1])
-    if not offset then return format("%s: '%s' is not an 'OFFSET FILE' line", flash_args.file, line) end
+    if not offset then return nil, format("%s: '%s' is not an 'OFFSET FILE' line", flash_args.file, line) end
+    -- esptool opens the names as the batch was told its folder: matched
+    -- by their end.
     local found
     for _, f in ipairs(images) do
       local w = words[2]
       if w == f.file or w:sub(-#f.file - 1) == "/" .. f.file then found = f break end
     end
     if not found then
-      return format("%s: %s is not one of the unit's partition files", flash_args.file, words[2])
+      return nil, format("%s: %s is not one of the unit's partition files", flash_args.file, words[2])
     end
     parts[#parts + 1] = { label = found.name, file = found.file, offset = offset,
       size = math.max(#found.data, 1), data = found.data }
   end
-  local want, err = flash_files.merged(parts)
-  if not want then return format("%s: %s", flash_args.file, err) end
-  if want == merged.data then return nil end
-  local low = parts[1] and math.huge or 0
-  for _, p in ipairs(parts) do low = math.min(low, p.offset) end
-  for _, p in ipairs(parts) do
-    local at = p.offset - low
-    if merged.data:sub(at + 1, at + #p.data) ~= p.data then
-      return format("%s: the bytes at 0x%X are not %s's", merged.file, p.offset, p.file or p.label)
+  if #parts ~= #images then
+    return nil, format("%s: %d lines for the unit's %d partition files", flash_args.file, #parts, #images)
+  end
+  return parts
+end
+
+-- The argument file checked (a line per partition file of the unit), and
+-- the merged binary and the Intel HEX against the unit's partition files
+-- at the offsets it gives: nil, or what differs.
+local function check_placed(flash_args, merged, hex, images)
+  local parts, err = placed_parts(flash_args, images)
+  if not parts then return err end
+  if merged then
+    local want
+    want, err = flash_files.merged(parts)
+    if not want then return format("%s: %s", flash_args.file, err) end
+    if want ~= merged.data then
+      local low = math.huge
+      for _, p in ipairs(parts) do low = math.min(low, p.offset) end
+      for _, p in ipairs(parts) do
+        local at = p.offset - low
+        if merged.data:sub(at + 1, at + #p.data) ~= p.data then
+          return format("%s: the bytes at 0x%X are not %s's", merged.file, p.offset, p.file)
+        end
+      end
+      return format("%s: is not the unit's partition files at their %s offsets", merged.file, flash_args.file)
     end
   end
-  return format("%s: is not the unit's partition files at their %s offsets", merged.file, flash_args.file)
+  if hex then
+    local want
+    want, err = flash_files.intel_hex(parts)
+    if not want then return format("%s: %s", flash_args.file, err) end
+    if want ~= hex.data then
+      return format("%s: is not the Intel HEX of the unit's partition files at their %s offsets", hex.file,
+        flash_args.file)
+    end
+  end
+  return nil
 end
 
 -- One image read as the firmware reads it: nil, or what it would find.
@@ -181,8 +209,8 @@ function M.check(outdir, rec, cols, width)
       if problem then return problem end
     end
   end
-  if by_name.merged and by_name.flash_args then
-    return check_merged(by_name.flash_args, by_name.merged, images)
+  if by_name.flash_args then
+    return check_placed(by_name.flash_args, by_name.merged, by_name.hex, images)
   end
   return nil
 end
