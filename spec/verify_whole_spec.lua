@@ -183,6 +183,21 @@ describe("nvs_tool --verify on whole units", function()
     assert.equal(1, st)
   end)
 
+  it("names a file it cannot read: a folder, a link to a device that never ends", function()
+    local status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1-2", "--outdir", "out" }, dir)
+    assert.equal(0, status, err)
+    local o = dir .. "/out/"
+    os.remove(o .. "unit-1-nvs.bin")
+    assert(require("lfs").mkdir(o .. "unit-1-nvs.bin"))
+    os.remove(o .. "unit-2-fctry.bin")
+    assert(require("lfs").link("/dev/zero", o .. "unit-2-fctry.bin", true))
+    local st, out = run_verify(o)
+    assert.equal("unit 1: unit-1-nvs.bin: Is a directory\n"
+      .. "unit 2: unit-2-fctry.bin: more than the limit of 4 MiB\n"
+      .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+  end)
+
   it("takes export columns named like a file pair after flash_args for exports", function()
     local status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1", "--outdir", "out" }, dir)
     assert.equal(0, status, err)
