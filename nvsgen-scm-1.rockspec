@@ -73,6 +73,7 @@ build = {
     ["nvsgen.edit"] = "lua/nvsgen/edit.lua",
     ["nvsgen.flash"] = "lua/nvsgen/flash.lua",
     ["nvsgen.verify"] = "lua/nvsgen/verify.lua",
+    ["nvsgen.verify_whole"] = "lua/nvsgen/verify_whole.lua",
     ["nvsgen.csvgen"] = "lua/nvsgen/csvgen.lua",
     ["nvsgen.pytext"] = "lua/nvsgen/pytext.lua",
     ["nvsgen.values"] = "lua/nvsgen/values.lua",

@@ -9,7 +9,8 @@
 -- recorded ones, the firmware's reader (nvsgen.read, with the unit's keys
 -- file when it has one) finds no problem, and when the unit's CSV is there
 -- (a batch run with --csv writes IMAGE.csv beside IMAGE.bin) the firmware
--- reads what the CSV says.
+-- reads what the CSV says. A batch of whole units (several files per unit)
+-- is checked by nvsgen.verify_whole.
 
 local csv = require("nvsgen.csv")
 local csvgen = require("nvsgen.csvgen")
@@ -18,6 +19,7 @@ local flash = require("nvsgen.flash")
 local options = require("nvsgen.options")
 local reader = require("nvsgen.reader")
 local report = require("nvsgen.report")
+local verify_whole = require("nvsgen.verify_whole")
 
 local fmt = string.format
 
@@ -32,8 +34,15 @@ local function exists(path)
   return false
 end
 
+local function no_header(path)
+  return ("%s: no header with columns %s, or serial,NAME,NAME_sha256,... (whole units)"):format(path,
+    table.concat(REQUIRED, ","))
+end
+
 --- The record after the manifest's header: the header found by name
--- among the first records (a parameters record may come before it).
+-- among the first records (a parameters record may come before it). The
+-- columns by name; for a whole unit's header (nvsgen.verify_whole), with
+-- `files` (its file columns) and `width`.
 local function open_manifest(path)
   local r, err = csv.open(path, { comments = true })
   if not r then return nil, err end
@@ -41,16 +50,18 @@ local function open_manifest(path)
     local fields, line = r:next()
     if not fields then
       r:close()
-      return nil, line or ("%s: no header with columns %s"):format(path, table.concat(REQUIRED, ","))
+      return nil, line or no_header(path)
     end
     local cols = {}
     for i, name in ipairs(fields) do cols[name] = cols[name] or i end
     local ok = true
     for _, name in ipairs(REQUIRED) do ok = ok and cols[name] ~= nil end
     if ok then return r, cols end
+    local files = verify_whole.columns(fields)
+    if files then return r, { serial = 1, files = files, width = #fields } end
   end
   r:close()
-  return nil, ("%s: no header with columns %s"):format(path, table.concat(REQUIRED, ","))
+  return nil, no_header(path)
 end
 
 --- Counts the records of the manifest (for the progress), streaming.
@@ -156,7 +167,12 @@ function M.run(outdir, opts)
       break
     end
     summary.units = summary.units + 1
-    local problem = check_unit(outdir, rec, cols)
+    local problem
+    if cols.files then
+      problem = verify_whole.check(outdir, rec, cols.files, cols.width)
+    else
+      problem = check_unit(outdir, rec, cols)
+    end
     if problem then
       summary.bad = summary.bad + 1
       if opts.on_bad then opts.on_bad(rec[cols.serial] or "?", problem) end

@@ -1,0 +1,224 @@
+--- nvsgen.verify_whole: --verify's checks of a whole unit (several files per
+-- unit, nvsgen.unit_layout) against its manifest record.
+--
+-- The manifest of such a batch names no kinds: its header is `serial`, then
+-- per file a pair NAME,NAME_sha256 (each partition's label, the keys
+-- partition's label, then `flash_args`, `merged`, `hex` in that order),
+-- then the exported columns. The kinds are told as the layout writes them:
+-- the three reserved names are esptool's files; the others are partition
+-- images, the last of them the keys partition when the unit has one (it is
+-- written after the images, and is a 4096-byte keys page with a good CRC).
+--
+--     local files = verify_whole.columns(header)   -- nil: not a whole unit
+--     local problem = verify_whole.check(outdir, record, files, #header)
+
+local crypto = require("nvsgen.crypto")
+local flash_files = require("nvsgen.flash_files")
+local flash = require("nvsgen.flash")
+local pages = require("nvsgen.pages")
+local reader = require("nvsgen.reader")
+local report = require("nvsgen.report")
+
+local format = string.format
+
+local M = {}
+
+-- The files that are no partition image, in the order the layout writes them.
+local RESERVED = { flash_args = 1, merged = 2, hex = 3 }
+
+--- The file columns of a header, or nil when it is not a whole unit's:
+-- `serial` first, then at least one NAME,NAME_sha256 pair. A list of
+-- { name =, col =, sha =, reserved = } in the header's order. Pairs stop
+-- at the first column that is no such pair, or at a partition's pair after
+-- a reserved one (the layout writes those last: it is two exports).
+function M.columns(header)
+  if header[1] ~= "serial" then return nil end
+  local list, last_reserved = {}, 0
+  local i = 2
+  while header[i] and header[i] ~= "" and header[i + 1] == header[i] .. "_sha256" do
+    local rank = RESERVED[header[i]]
+    if (rank or 0) < last_reserved or (rank and rank == last_reserved) then break end
+    last_reserved = rank or last_reserved
+    list[#list + 1] = { name = header[i], col = i, sha = i + 1, reserved = rank ~= nil }
+    i = i + 2
+  end
+  if #list == 0 then return nil end
+  return list
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- A file named elsewhere than inside the batch folder (an absolute path,
+-- a '..' step) is refused, not followed.
+local function outside(file)
+  return file:sub(1, 1) == "/" or ("/" .. file .. "/"):find("/%.%./") ~= nil
+end
+
+-- The words of one line of an esptool argument file, as shlex.split reads
+-- the ones nvsgen writes (plain, or in single quotes with '"'"' for a quote).
+local function shell_words(line)
+  local words, word, i, n = {}, nil, 1, #line
+  while i <= n do
+    local c = line:sub(i, i)
+    if c == " " or c == "\t" then
+      if word then words[#words + 1] = word; word = nil end
+      i = i + 1
+    elseif c == "'" or c == '"' then
+      local e = line:find(c, i + 1, true)
+      if not e then return nil end
+      word = (word or "") .. line:sub(i + 1, e - 1)
+      i = e + 1
+    else
+      word = (word or "") .. c
+      i = i + 1
+    end
+  end
+  if word then words[#words + 1] = word end
+  return words
+end
+
+-- The unit's partition files placed at the offsets its argument file
+-- gives (flash_files' parts), or nil and what is wrong with the file.
+local function placed_parts(flash_args, images)
+  local parts = {}
+  for line in flash_args.data:gmatch("[^\n]+") do
+    local words = shell_words(line)
+    local offset = words and #words == 2 and words[1]:match("^0x%x+$") and tonumber(words[1])
+    if not offset then return nil, format("%s: '%s' is not an 'OFFSET FILE' line", flash_args.file, line) end
+    -- esptool opens the names as the batch was told its folder: matched
+    -- by their end.
+    local found
+    for _, f in ipairs(images) do
+      local w = words[2]
+      if w == f.file or w:sub(-#f.file - 1) == "/" .. f.file then found = f break end
+    end
+    if not found then
+      return nil, format("%s: %s is not one of the unit's partition files", flash_args.file, words[2])
+    end
+    parts[#parts + 1] = { label = found.name, file = found.file, offset = offset,
+      size = math.max(#found.data, 1), data = found.data }
+  end
+  if #parts ~= #images then
+    return nil, format("%s: %d lines for the unit's %d partition files", flash_args.file, #parts, #images)
+  end
+  return parts
+end
+
+-- The argument file checked (a line per partition file of the unit), and
+-- the merged binary and the Intel HEX against the unit's partition files
+-- at the offsets it gives: nil, or what differs.
+local function check_placed(flash_args, merged, hex, images)
+  local parts, err = placed_parts(flash_args, images)
+  if not parts then return err end
+  if merged then
+    local want
+    want, err = flash_files.merged(parts)
+    if not want then return format("%s: %s", flash_args.file, err) end
+    if want ~= merged.data then
+      local low = math.huge
+      for _, p in ipairs(parts) do low = math.min(low, p.offset) end
+      for _, p in ipairs(parts) do
+        local at = p.offset - low
+        if merged.data:sub(at + 1, at + #p.data) ~= p.data then
+          return format("%s: the bytes at 0x%X are not %s's", merged.file, p.offset, p.file)
+        end
+      end
+      return format("%s: is not the unit's partition files at their %s offsets", merged.file, flash_args.file)
+    end
+  end
+  if hex then
+    local want
+    want, err = flash_files.intel_hex(parts)
+    if not want then return format("%s: %s", flash_args.file, err) end
+    if want ~= hex.data then
+      return format("%s: is not the Intel HEX of the unit's partition files at their %s offsets", hex.file,
+        flash_args.file)
+    end
+  end
+  return nil
+end
+
+-- One image read as the firmware reads it: nil, or what it would find.
+local function check_image(f, keys)
+  local r, err
+  if keys and pages.wrong_key(f.data) then
+    r, err = reader.read(f.data, keys.data)
+  else
+    r, err = reader.read(f.data)
+  end
+  if not r then return format("%s: %s", f.file, err) end
+  if #r.problems > 0 then
+    return format("%s: the firmware would find %s, first: %s", f.file, report.plural(#r.problems, "problem"),
+      report.problem_line(r.problems[1]))
+  end
+  return nil
+end
+
+--- What is wrong with the whole unit of record `rec` (its files in
+-- `outdir`, the header's file columns `cols` and its width), or nil when
+-- it is good.
+function M.check(outdir, rec, cols, width)
+  if #rec ~= width then return format("the record has %d fields, the header %d", #rec, width) end
+  local by_name, images, named = {}, {}, {}
+  for _, c in ipairs(cols) do
+    local file = rec[c.col] or ""
+    if file == "" then return format("%s: no file named in the manifest", c.name) end
+    if outside(file) then return format("%s: the file is outside the batch folder", file) end
+    if named[file] then return format("%s: named by both %s and %s", file, named[file], c.name) end
+    named[file] = c.name
+    local path = outdir .. "/" .. file
+    if not exists(path) then return format("%s: file is missing", file) end
+    -- (At most a partition's bytes, the merged and HEX files a flash's:
+    -- a link to a device inside the folder is not read on and on.)
+    local data, err = flash.read_file(path, (c.name == "merged" or c.name == "hex") and c.reserved
+      and flash.MAX_STREAM or flash.MAX_PARTITION)
+    if not data then
+      if err:sub(1, #path + 2) == path .. ": " then err = err:sub(#path + 3) end
+      return format("%s: %s", file, err)
+    end
+    if crypto.sha256_hex(data) ~= (rec[c.sha] or ""):lower() then
+      return format("%s: SHA-256 differs from the manifest", file)
+    end
+    local f = { name = c.name, file = file, data = data }
+    by_name[c.name] = f
+    if not c.reserved then images[#images + 1] = f end
+  end
+  -- The keys partition: the last partition file, a keys page. When it is
+  -- none, it is an image like the others, and an image that reads as
+  -- encrypted has no key.
+  local keys
+  local last = images[#images]
+  if #images >= 2 and #last.data == crypto.KEYS_PARTITION_SIZE then
+    local _, err = crypto.parse_keys_partition(last.data)
+    if not err then
+      keys = last
+    else
+      for i = 1, #images - 1 do
+        if pages.wrong_key(images[i].data) then
+          return format("%s: %s (the unit's keys partition for %s)", last.file, err, images[i].file)
+        end
+      end
+    end
+  end
+  for _, f in ipairs(images) do
+    if f ~= keys then
+      if not keys and pages.wrong_key(f.data) then
+        local failed = pages.check_items(f.data)
+        return format("%s: looks encrypted (all %d entries fail their CRC check as plain data) and the unit has"
+          .. " no keys partition", f.file, failed)
+      end
+      local problem = check_image(f, keys)
+      if problem then return problem end
+    end
+  end
+  if by_name.flash_args then
+    return check_placed(by_name.flash_args, by_name.merged, by_name.hex, images)
+  end
+  return nil
+end
+
+return M
