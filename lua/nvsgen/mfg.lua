@@ -548,15 +548,18 @@ end
 -- written, with what is printed for them when opts.report holds the
 -- pieces of a unit's report); opts.wanted: as each_unit's, taking units
 -- in chunks of opts.chunk (nvsgen.chunks: the first unit of a chunk
--- follows a multiple of its size).
+-- follows a multiple of its size); opts.go(): false when the batch must
+-- stop (a signal, the main process gone), asked before each stretch: the
+-- next row then goes to Lua's path, which stops there.
 function M.maker_pass(job, mode, opts)
   local maker = job.maker
   if not maker then return nil end
-  local run, wanted, made, chunk = maker.run, opts.wanted, opts.made, opts.chunk or 1
+  local run, wanted, made, chunk, go = maker.run, opts.wanted, opts.made, opts.chunk or 1, opts.go
   local extra = mode == "check" and opts.seen or opts.folders
   local report = opts.report
   return function(reader, number)
     while true do
+      if go and not go() then return number end
       local buf, pos, line = reader:buffer()
       if not buf then return number end
       local this_mode, limit = mode, math.maxinteger
@@ -592,14 +595,15 @@ end
 -- in the last row checked is not read again) and the file names are
 -- checked to differ (--fileid).
 -- Streams the file: memory stays constant, but for the ids of --fileid.
--- `on_unit(number)` is called after each row made in Lua (for a stop
--- between rows: it returns false to stop, then M.check_units returns
--- false; the C maker leaves the row after a stop signal to Lua). Returns the
+-- `on_unit(number)` is called after each row made in Lua, and with 0
+-- before each stretch of rows the C maker makes (for a stop between rows:
+-- it returns false to stop, then M.check_units returns false). Returns the
 -- number of units, or nil, a message and a line.
 function M.check_units(job, on_unit)
   local seen = job.fileid and {}
   local stopped = false
-  local fast = M.maker_pass(job, "check", { seen = seen })
+  local fast = M.maker_pass(job, "check", { seen = seen,
+    go = on_unit and function() return on_unit(0) ~= false end })
   local units, err, line = M.each_unit(job, function(number, id, fields, uline, plain)
     local text, berr = M.build_unit(job, fields, uline, plain)
     if not text then return nil, berr, uline end

@@ -241,6 +241,7 @@ local function make_alone(job, folders)
   local made = 0
   -- The plain rows are made in C, the units' reports coming back with them.
   local fast = mfg.maker_pass(job, "write", { folders = folders, report = job.report,
+    go = function() return not core.stop_signal() end,
     made = function(number, text)
       common.stdout:write(text)
       made = number
@@ -361,7 +362,8 @@ local function make_share(job, folders, k, chunk_path, watch)
     local ok, werr, wline = mfg.write_unit(job, folders, number, id, text, line)
     if not ok then return nil, werr, wline end
     return true
-  end, mine, mfg.maker_pass(job, "write", { folders = folders, wanted = take, chunk = chunks.SIZE }))
+  end, mine, mfg.maker_pass(job, "write", { folders = folders, wanted = take, chunk = chunks.SIZE,
+    go = function() return not (core.stop_signal() or watch and workers_mod.gone(watch)) end }))
   file:close()
   if not units then stop = { line = uline, message = uerr } end
   return stop
