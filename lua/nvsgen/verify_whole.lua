@@ -134,8 +134,6 @@ local function check_placed(flash_args, merged, hex, images)
     want, err = flash_files.merged(parts)
     if not want then return format("%s: %s", flash_args.file, err) end
     if want ~= merged.data then
-      local low = math.huge
-      for _, p in ipairs(parts) do low = math.min(low, p.offset) end
       for _, p in ipairs(parts) do
         local at = p.offset - low
         if merged.data:sub(at + 1, at + #p.data) ~= p.data then
