@@ -361,7 +361,13 @@ local function make_share(job, folders, k, chunk_path, watch)
     local ok, werr, wline = mfg.write_unit(job, folders, number, id, text, line)
     if not ok then return nil, werr, wline end
     return true
-  end, mine, mfg.maker_pass(job, "write", { folders = folders, wanted = take, chunk = chunks.SIZE }))
+  end, mine, mfg.maker_pass(job, "write", { folders = folders, wanted = function(number)
+    -- The C maker sees this process's signals only: a worker looks at the
+    -- watch pipe before each chunk, and leaves the row to the Lua code
+    -- above (which stops) once its main process has said stop.
+    if watch and workers_mod.gone(watch) then return nil end
+    return take(number)
+  end, chunk = chunks.SIZE }))
   file:close()
   if not units then stop = { line = uline, message = uerr } end
   return stop
