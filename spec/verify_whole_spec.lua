@@ -198,6 +198,26 @@ describe("nvs_tool --verify on whole units", function()
     assert.equal(1, st)
   end)
 
+  it("finds a merged file bad, without a traceback, when flash_args puts a partition far beyond it", function()
+    local status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1-2", "--outdir", "out", "--merged" }, dir)
+    assert.equal(0, status, err)
+    local o = dir .. "/out/"
+    local m = manifest_editor(o .. "manifest.csv")
+    -- The columns: fctry 2, nvs 4, nvs_keys 6, flash_args 8, merged 10.
+    for serial, offset in pairs({ [1] = "0x7FFFFFFFFFFFF000", [2] = "0x40000000" }) do
+      local name = "unit-" .. serial .. ".flash_args"
+      local text = h.read(o .. name):gsub("0x%x+( %S*unit%-%d%-fctry%.bin)", offset .. "%1")
+      h.write(o .. name, text)
+      m.set(serial, 9, crypto.sha256_hex(text))
+    end
+    m.save()
+    local st, out = run_verify(o)
+    assert.equal("unit 1: unit-1.merged.bin: is not the unit's partition files at their unit-1.flash_args offsets\n"
+      .. "unit 2: unit-2.merged.bin: is not the unit's partition files at their unit-2.flash_args offsets\n"
+      .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+  end)
+
   it("takes export columns named like a file pair after flash_args for exports", function()
     local status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1", "--outdir", "out" }, dir)
     assert.equal(0, status, err)

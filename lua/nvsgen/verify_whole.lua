@@ -115,12 +115,25 @@ local function check_placed(flash_args, merged, hex, images)
   local parts, err = placed_parts(flash_args, images)
   if not parts then return err end
   if merged then
+    -- The merged file spans the lowest offset to the end of the highest
+    -- part: told apart by its size first, so that offsets far apart (the
+    -- argument file is the manifest's to trust, not its numbers) are never
+    -- filled with erased bytes in memory.
+    local low, high, far = math.huge, 0, false
+    for _, p in ipairs(parts) do
+      low = math.min(low, p.offset)
+      if #p.data > 0 then
+        far = far or p.offset > flash.MAX_STREAM
+        high = math.max(high, p.offset + #p.data)
+      end
+    end
+    if far or (high > low and high - low ~= #merged.data) then
+      return format("%s: is not the unit's partition files at their %s offsets", merged.file, flash_args.file)
+    end
     local want
     want, err = flash_files.merged(parts)
     if not want then return format("%s: %s", flash_args.file, err) end
     if want ~= merged.data then
-      local low = math.huge
-      for _, p in ipairs(parts) do low = math.min(low, p.offset) end
       for _, p in ipairs(parts) do
         local at = p.offset - low
         if merged.data:sub(at + 1, at + #p.data) ~= p.data then
