@@ -515,46 +515,46 @@ end
 -- The run
 ---------------------------------------------------------------------------
 
+-- Whether unit `index` is another process's (its chunk was taken): true,
+-- or false; nil when the loop must end (b.failure set, or no chunk left).
+local function others(b, index)
+  if index < b.skip_to then return true end
+  if stop_signal() then return nil end
+  local mine = b.mine
+  if not mine then return false end
+  if b.watch and index % chunks.SIZE == 1 and workers.gone(b.watch) then
+    b.failure = M.STOPPED
+    return nil
+  end
+  local taken, next_first = mine(index)
+  if taken then return false end
+  if taken == nil then b.failure = next_first; return nil end
+  if next_first > b.total then return nil end -- every chunk is taken
+  -- Units before skip_to are other processes'.
+  b.skip_to = next_first
+  return true
+end
+
 local function units_loop(b)
-  local mine, watch, progress, total = b.mine, b.watch, b.progress, b.total
+  local progress, total = b.progress, b.total
   local each = b.dry and dry_unit or unit
-  -- Units before skip_to are other processes' (their chunks were taken).
-  local skip_to = 0
+  b.skip_to = 0
   for index, serial in b.serials:each() do
-    if index < skip_to then
-      if b.next_values then
-        local ok, err = pass_values(b, serial)
-        if not ok then b.failure = err; break end
-      end
-      goto continue
+    local passed = others(b, index)
+    if passed == nil then break end
+    local ok, err, code = true, nil, nil
+    if not passed then
+      ok, err, code = each(b, serial, index)
+    elseif b.next_values then
+      ok, err = pass_values(b, serial) -- its values row is passed over, in order
     end
-    if stop_signal() then break end
-    if mine then
-      if watch and index % chunks.SIZE == 1 and workers.gone(watch) then
-        b.failure = M.STOPPED
-        break
-      end
-      local taken, next_first = mine(index)
-      if not taken then
-        if taken == nil then b.failure = next_first; break end
-        if next_first > total then break end -- every chunk is taken
-        skip_to = next_first
-        if b.next_values then
-          local ok, err = pass_values(b, serial)
-          if not ok then b.failure = err; break end
-        end
-        goto continue
-      end
+    if not ok then
+      b.failure, b.code = err, code
+      break
     end
-    do
-      local ok, err, code = each(b, serial, index)
-      if not ok then
-        b.failure, b.code = err, code
-        break
-      end
+    if progress and not passed then
+      progress(b.written + (b.stage and b.stage.units or 0) + b.skipped + b.finished, total)
     end
-    if progress then progress(b.written + (b.stage and b.stage.units or 0) + b.skipped + b.finished, total) end
-    ::continue::
   end
 end
 
