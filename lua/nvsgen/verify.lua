@@ -28,11 +28,7 @@ local M = {}
 M.MANIFEST = "manifest.csv"
 local REQUIRED = { "serial", "image", "size", "sha256" }
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local exists, outside = verify_whole.exists, verify_whole.outside
 
 local function no_header(path)
   return ("%s: no header with columns %s, or serial,NAME,NAME_sha256,... (whole units)"):format(path,
@@ -100,9 +96,6 @@ local function check_unit(outdir, rec, cols)
   -- A batch writes its files inside its folder: a manifest naming one
   -- elsewhere (an absolute path, a '..' step) is refused, not followed.
   local function at(file) return outdir .. "/" .. file end
-  local function outside(file)
-    return file:sub(1, 1) == "/" or ("/" .. file .. "/"):find("/%.%./") ~= nil
-  end
   if outside(name) then return ("%s: the image is outside the batch folder"):format(name) end
   local path = at(name)
   if not exists(path) then return ("%s: image is missing"):format(name) end

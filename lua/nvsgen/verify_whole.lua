@@ -46,17 +46,20 @@ function M.columns(header)
   return list
 end
 
+--- Whether the file at `path` can be opened (both kinds of batch).
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end
   return false
 end
+M.exists = exists
 
--- A file named elsewhere than inside the batch folder (an absolute path,
--- a '..' step) is refused, not followed.
+--- A file named elsewhere than inside the batch folder (an absolute path,
+-- a '..' step) is refused, not followed (both kinds of batch).
 local function outside(file)
   return file:sub(1, 1) == "/" or ("/" .. file .. "/"):find("/%.%./") ~= nil
 end
+M.outside = outside
 
 -- The words of one line of an esptool argument file, as shlex.split reads
 -- the ones nvsgen writes (plain, or in single quotes with '"'"' for a quote).
