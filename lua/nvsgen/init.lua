@@ -27,7 +27,6 @@ local KIND_CODE = {}
 for code, kind in ipairs(M.KINDS) do KIND_CODE[kind] = code end
 M.KIND_CODE = KIND_CODE
 
-
 local Partition = {}
 Partition.__index = Partition
 

@@ -96,11 +96,11 @@ function Unit:file(path)
   return data
 end
 
---- `n` random bytes from the CSPRNG.
 -- The most random bytes (and hex digits) one call gives: more is a
 -- recipe's mistake, not a value any NVS partition could hold.
 local RANDOM_MAX = 1 << 30
 
+--- `n` random bytes from the CSPRNG.
 function Unit:random_bytes(n)
   if math.type(n) ~= "integer" or n < 0 or n > RANDOM_MAX then
     raise(format("random_bytes: an integer count from 0 to %d expected", RANDOM_MAX))
