@@ -54,13 +54,7 @@ end
 
 --- The numbers of the units whose image is in o/bin, sorted.
 local function made()
-  local numbers = {}
-  for name in lfs.dir(dir .. "/o/bin") do
-    local n = name:match("^u%-(%d+)%.bin$")
-    if n then numbers[#numbers + 1] = tonumber(n) end
-  end
-  table.sort(numbers)
-  return numbers
+  return h.numbers_in(dir .. "/o/bin", "^u%-(%d+)%.bin$")
 end
 
 --- The chunk file the workers of this spec's batch take units from (on

@@ -106,13 +106,7 @@ end
 
 --- The numbers of the units whose image is in o/bin, sorted.
 local function images()
-  local numbers = {}
-  for name in lfs.dir(dir .. "/o/bin") do
-    local n = name:match("^u%-(%d+)%.bin$")
-    if n then numbers[#numbers + 1] = tonumber(n) end
-  end
-  table.sort(numbers)
-  return numbers
+  return h.numbers_in(dir .. "/o/bin", "^u%-(%d+)%.bin$")
 end
 
 local MFG_REFUSED = "mfg_gen: o: a recipe batch is writing this folder (wait for it to end, or use another --outdir)\n"

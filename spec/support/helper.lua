@@ -92,6 +92,18 @@ function M.files(dir)
   return list
 end
 
+--- The numbers `pattern` captures from the names in folder dir, sorted
+-- (the units whose files are there).
+function M.numbers_in(dir, pattern)
+  local numbers = {}
+  for name in lfs.dir(dir) do
+    local n = name:match(pattern)
+    if n then numbers[#numbers + 1] = tonumber(n) end
+  end
+  table.sort(numbers)
+  return numbers
+end
+
 --- What a shell command prints on its standard output.
 function M.sh(command)
   local p = io.popen(command)
