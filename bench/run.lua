@@ -5,8 +5,9 @@
 -- (6-byte blob), HwRev (u8) and Cert (1,200-byte blob).
 --
 -- Measured in the same run, each as a whole command (process start
--- included), best of BENCH_RUNS (default 3) taken in rounds (each command
--- once per round), into fresh folders:
+-- included), in BENCH_RUNS rounds (default 5; on disk BENCH_DISK_RUNS,
+-- default 3), into fresh folders, with
+-- nothing left to write back from the command before:
 --   * floor: bench/floor (a C loop that only writes 10,000 files);
 --   * the work every unit needs, in C (bench/floor "required" mode: the
 --     unit's image built by the project's C encoder, written under a
@@ -28,7 +29,13 @@
 -- by default a folder in /dev/shm) and on disk (BENCH_DISK_DIR, by default
 -- a folder under build/), as factories write them. Each program's line is
 -- given as a ratio to the bare C loop that writes the same files per unit
--- (the goal: at most 1.25x), each C loop's as a ratio to the floor.
+-- (the goal: at most 1.25x), each C loop's as a ratio to the floor. A
+-- program and its C loop run back to back in every round (which goes
+-- first alternates), and the ratio is the median of the rounds' ratios:
+-- what this shared machine and its disk give varies from one minute to
+-- the next (the disk's rate by two times and more), and each pair of runs
+-- meets the same conditions, where the best time of each alone may come
+-- from different minutes. Times and rates are each command's best.
 -- Every line with a goal says whether it was met; the last line counts
 -- them, and the bench exits with status 1 when any goal was missed.
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -40,7 +47,7 @@ local system = require("system")
 local lfs = require("lfs")
 
 local UNITS = 10000
-local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 3
+local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 5
 local LUA = os.getenv("LUA") or "lua5.4"
 local FLOOR = os.getenv("BENCH_FLOOR") or root .. "/build/bench-floor"
 
@@ -66,6 +73,28 @@ local disk_base = ("%s/nvsgen-bench-disk-%d"):format(os.getenv("BENCH_DISK_DIR")
   or (here == "bench" and "." or root) .. "/build", os.time())
 sh("mkdir -p " .. q(disk_base))
 
+-- On disk every run's files stay until the bench ends. ext4 does not give
+-- a new file an inode freed in the last minutes, and looks through them
+-- for a free one: files removed just before a run made its every create
+-- slower by the number removed (a 10,000-unit run took 2 to 4 times as
+-- long after another run's files were removed), so the figures were those
+-- of the removals before each command. This takes room: about 3 GB a
+-- round and 2 GB for W2, checked before the first run.
+local DISK_RUNS = tonumber(os.getenv("BENCH_DISK_RUNS") or "") or 3
+local keep = { [disk_base] = true }
+do
+  local need_kb = (DISK_RUNS * 3 + 2) * 1024 * 1024
+  local df = assert(io.popen("df -Pk " .. q(disk_base)))
+  local free_kb = tonumber(df:read("a"):match("\n%S+%s+%d+%s+%d+%s+(%d+)"))
+  df:close()
+  if free_kb and free_kb < need_kb then
+    io.stderr:write(("bench: %s has %d MB free, the runs on disk need about %d MB (BENCH_DISK_DIR: another"
+      .. " folder; BENCH_DISK_RUNS: fewer rounds)\n"):format(disk_base, free_kb // 1024, need_kb // 1024))
+    sh("rm -rf " .. q(base) .. " " .. q(disk_base))
+    os.exit(2)
+  end
+end
+
 local counter = 0
 local function fresh(where)
   counter = counter + 1
@@ -79,10 +108,13 @@ end
 local function time_once(cmd, where)
   local dir = fresh(where)
   local c = cmd(dir)
+  -- Nothing of an earlier command left to write back: on disk, its
+  -- writeback would otherwise be timed as part of this one.
+  sh("sync")
   local t0 = system.monotime()
   sh(c .. " >/dev/null")
   local t = system.monotime() - t0
-  sh("rm -rf " .. q(dir))
+  if not keep[where] then sh("rm -rf " .. q(dir)) end
   return t
 end
 
@@ -136,8 +168,9 @@ end
 
 local function rate(t) return UNITS / t end
 
-print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s and %s, best of %d"):format(
-  UNITS, base, disk_base, RUNS))
+print(("nvsgen benchmark, workload W1: %d units of 0x6000 bytes, files in %s (%d rounds) and %s (%d rounds)")
+  :format(UNITS, base, RUNS, disk_base, DISK_RUNS))
+print("(times: each command's best; ratios: the median of the rounds' ratios, after their range)")
 
 -- What every unit costs whatever the language (its image built by the C
 -- encoder, the pending file, SHA-256 for the manifest, the group commit,
@@ -190,16 +223,39 @@ local function program_lines()
   }
 end
 
--- Times every command with its files under `where`, in rounds (each
--- command once per round, so that a slow stretch of this shared machine
--- weighs on every figure of a round alike); each keeps its best time.
-local function run_rounds(loops, programs, where)
-  local all = {}
-  for _, name in ipairs(C_ORDER) do all[#all + 1] = loops[name] end
-  for _, m in ipairs(programs) do all[#all + 1] = m end
-  for _ = 1, RUNS do
-    for _, m in ipairs(all) do
-      m.seconds = math.min(m.seconds or math.huge, time_once(m.cmd, where))
+-- The median of a list of numbers.
+local function median(list)
+  local sorted = table.move(list, 1, #list, 1, {})
+  table.sort(sorted)
+  local n = #sorted
+  return n % 2 == 1 and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
+end
+
+-- Times `m.cmd` once under `where`, keeping its best time in m.seconds;
+-- returns the time.
+local function timed(m, where)
+  local t = time_once(m.cmd, where)
+  m.seconds = math.min(m.seconds or math.huge, t)
+  return t
+end
+
+-- Times every command with its files under `where`, in `rounds` rounds: the floor,
+-- then each program beside its C loop, back to back (the C loop first in
+-- odd rounds, the program first in even ones). Each keeps its best time,
+-- and each program the list of its rounds' ratios (m.ratios).
+local function run_rounds(loops, programs, where, rounds)
+  for round = 1, rounds do
+    timed(loops.floor, where)
+    for _, m in ipairs(programs) do
+      local loop = loops[m.loop]
+      local c, t
+      if round % 2 == 1 then
+        c = timed(loop, where); t = timed(m, where)
+      else
+        t = timed(m, where); c = timed(loop, where)
+      end
+      m.ratios = m.ratios or {}
+      m.ratios[#m.ratios + 1] = t / c
     end
   end
 end
@@ -226,17 +282,18 @@ local function print_place(title, place, loops, programs)
   end
   for _, m in ipairs(programs) do
     local t, loop = m.seconds, loops[m.loop]
-    local ratio = t / loop.seconds
-    print(("  %-34s %7.3f s  %8.0f units/s  %5.2fx its C loop (%s; goal <= 1.25x: %s)"):format(m.label, t,
-      rate(t), ratio, loop.label:match("^%s*(.-)$"), goal(m.label .. " " .. place, ratio <= 1.25)))
+    local ratio = median(m.ratios)
+    print(("  %-34s %7.3f s  %8.0f units/s  %5.2fx its C loop (rounds %.2f-%.2f; %s; goal <= 1.25x: %s)"):format(
+      m.label, t, rate(t), ratio, math.min(table.unpack(m.ratios)), math.max(table.unpack(m.ratios)),
+      loop.label:match("^%s*(.-)$"), goal(m.label .. " " .. place, ratio <= 1.25)))
   end
 end
 
 local memory_loops, memory_programs = c_loops(), program_lines()
-run_rounds(memory_loops, memory_programs, base)
+run_rounds(memory_loops, memory_programs, base, RUNS)
 print_place("in memory (" .. base .. "):", "in memory", memory_loops, memory_programs)
 local disk_loops, disk_programs = c_loops(), program_lines()
-run_rounds(disk_loops, disk_programs, disk_base)
+run_rounds(disk_loops, disk_programs, disk_base, DISK_RUNS)
 print_place("on disk (" .. disk_base .. "):", "on disk", disk_loops, disk_programs)
 -- The figures compared with the reference below are the memory ones.
 local measured = { memory_loops.floor }
@@ -305,15 +362,15 @@ end
 -- signed by the PAI, the SPAKE2+ verifier at 1,000 iterations, the
 -- onboarding codes), W2_UNITS of them (default 10,000; BENCH_W2=0 leaves
 -- W2 out), beside the bare C loop of the same OpenSSL calls and files
--- (bench/floor "matter" mode), both as two processes, in memory (the
--- folder above) and on disk (BENCH_DISK_DIR, default /var/tmp); and the
+-- (bench/floor "matter" mode), both as two processes, in memory and on
+-- disk (W1's folders); and the
 -- same per-unit work in Python with the cryptography package
 -- (bench/w2_python.py, also two processes) when python3 has it.
 local function w2_bench()
   local n = tonumber(os.getenv("W2_UNITS") or "") or 10000
   local pai_cert = root .. "/examples/matter/pai-cert.pem"
   local pai_key = root .. "/examples/matter/pai-key.pem"
-  local disk = (os.getenv("BENCH_DISK_DIR") or "/var/tmp") .. "/nvsgen-bench-w2-" .. tostring(os.time())
+  local disk = disk_base .. "/w2"
   local n_half = n // 2
   -- two processes side by side, each its half of the units
   local function pair(one)
@@ -332,44 +389,61 @@ local function w2_bench()
       q(pai_cert), q(pai_key)))
   end
   local has_python = os.execute("python3 -c 'import cryptography' 2>/dev/null") == true
-  -- Timed in rounds as W1's figures are, in the folder `where` (memory or
-  -- disk): the best wall time, and the best CPU time (user + system of all
-  -- the processes, by /usr/bin/time), which other load on a shared machine
-  -- moves much less.
-  local function best(cmd, where)
-    local t, cpu = math.huge, math.huge
-    local log = base .. "/w2-time.log"
-    for _ = 1, RUNS do
-      local dir = where .. "/w2-" .. tostring(counter)
-      counter = counter + 1
-      sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
-      local t0 = system.monotime()
-      sh(("/usr/bin/time -f '%%U %%S' -o %s sh -c %s >/dev/null"):format(q(log), q(cmd(dir))))
-      t = math.min(t, system.monotime() - t0)
-      local f = assert(io.open(log))
-      local user, sys = f:read("a"):match("([%d.]+) ([%d.]+)%s*$")
-      f:close()
-      cpu = math.min(cpu, tonumber(user) + tonumber(sys))
-      sh("rm -rf " .. q(dir))
-    end
-    return t, cpu
+  -- One run of `cmd` in a fresh folder under `where` (memory or disk):
+  -- its wall time and its CPU time (user + system of all the processes, by
+  -- /usr/bin/time), which other load on a shared machine moves much less.
+  local log = base .. "/w2-time.log"
+  local function once(cmd, where)
+    local dir = where .. "/w2-" .. tostring(counter)
+    counter = counter + 1
+    sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir) .. " && sync")
+    local t0 = system.monotime()
+    sh(("/usr/bin/time -f '%%U %%S' -o %s sh -c %s >/dev/null"):format(q(log), q(cmd(dir))))
+    local t = system.monotime() - t0
+    local f = assert(io.open(log))
+    local user, sys = f:read("a"):match("([%d.]+) ([%d.]+)%s*$")
+    f:close()
+    if where ~= disk then sh("rm -rf " .. q(dir)) end
+    return t, tonumber(user) + tonumber(sys)
   end
-  print(("workload W2: %d Matter units (DAC, SPAKE2+ at 1,000 iterations, codes), best of %d"):format(
-    n, RUNS))
-  print("  (wall time, then CPU time of all processes: the C loop's and the recipe's should be close)")
+  -- The C loop and the recipe back to back in each round, as W1's
+  -- (which goes first alternates): each one's best wall and CPU times, and
+  -- the median of the rounds' wall ratios, with their range.
+  local function paired(where, rounds)
+    local c = { wall = math.huge, cpu = math.huge }
+    local r = { wall = math.huge, cpu = math.huge }
+    local ratios = {}
+    for round = 1, rounds do
+      local order = round % 2 == 1 and { { c, c_matter }, { r, recipe } } or { { r, recipe }, { c, c_matter } }
+      for _, run in ipairs(order) do
+        local wall, cpu = once(run[2], where)
+        run[1].last = wall
+        run[1].wall, run[1].cpu = math.min(run[1].wall, wall), math.min(run[1].cpu, cpu)
+      end
+      ratios[#ratios + 1] = r.last / c.last
+    end
+    return c, r, ratios
+  end
+  print(("workload W2: %d Matter units (DAC, SPAKE2+ at 1,000 iterations, codes), %d rounds in memory, %d on disk")
+    :format(n, RUNS, DISK_RUNS))
+  print("  (best wall time, then best CPU time of all processes: the C loop's and the recipe's should be close)")
   sh("mkdir -p " .. q(disk))
   local line = "  %-6s %-32s %7.3f s %6.0f units/s  cpu %7.3f s"
-  for _, place in ipairs({ { "memory", base }, { "disk", disk } }) do
-    local c, c_cpu = best(c_matter, place[2])
-    local r, r_cpu = best(recipe, place[2])
-    print(line:format(place[1], "bare C loop (2 processes)", c, n / c, c_cpu))
-    print((line .. "  %.2fx C loop wall, %.2fx cpu (goal <= 1.25x wall: %s)"):format(place[1],
-      "recipe examples/matter.lua", r, n / r, r_cpu, r / c, r_cpu / c_cpu,
-      goal("W2 " .. place[1], r / c <= 1.25)))
+  for _, place in ipairs({ { "memory", base, RUNS }, { "disk", disk, DISK_RUNS } }) do
+    local c, r, ratios = paired(place[2], place[3])
+    local ratio = median(ratios)
+    print(line:format(place[1], "bare C loop (2 processes)", c.wall, n / c.wall, c.cpu))
+    print((line .. "  %.2fx C loop wall (rounds %.2f-%.2f), %.2fx cpu (goal <= 1.25x wall: %s)"):format(
+      place[1], "recipe examples/matter.lua", r.wall, n / r.wall, r.cpu, ratio, math.min(table.unpack(ratios)),
+      math.max(table.unpack(ratios)), r.cpu / c.cpu, goal("W2 " .. place[1], ratio <= 1.25)))
     if has_python and place[1] == "memory" then
-      local p, p_cpu = best(python, place[2])
+      local p, p_cpu = math.huge, math.huge
+      for _ = 1, RUNS do
+        local wall, cpu = once(python, place[2])
+        p, p_cpu = math.min(p, wall), math.min(p_cpu, cpu)
+      end
       print((line .. "  recipe %.2fx its speed, %.2fx by cpu"):format(place[1],
-        "Python + cryptography (2 proc.)", p, n / p, p_cpu, p / r, p_cpu / r_cpu))
+        "Python + cryptography (2 proc.)", p, n / p, p_cpu, p / r.wall, p_cpu / r.cpu))
     end
   end
   if not has_python then print("  (python3 with the cryptography package not found: no Python line)") end
