@@ -76,6 +76,8 @@ local function subtype_code(type_id, text)
 end
 
 local PARSE_OPTIONS = { table_offset = true }
+local FLAGS = { encrypted = true, readonly = true }
+local BOM = "\239\187\191"
 
 --- Parses the text of a partition table; `name` is used in messages, and
 -- `opts.table_offset` is where the table itself is (default TABLE_OFFSET).
@@ -90,6 +92,11 @@ function M.parse(text, name, opts)
   end
   local list, by_name = {}, {}
   local last_end = (opts.table_offset or M.TABLE_OFFSET) + M.TABLE_SIZE
+  if text:sub(1, 3) == BOM then
+    -- gen_esp32part.py keeps it: the first name (or comment) would carry it.
+    return nil, ("%s:1: the file starts with a UTF-8 byte order mark, which gen_esp32part.py reads as part of"
+      .. " the first line; save the table without it"):format(name)
+  end
   local lineno = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     lineno = lineno + 1
@@ -144,9 +151,16 @@ function M.parse(text, name, opts)
       if not fixed and (not size or size <= 0) then
         return fail(("partition '%s': invalid size '%s'"):format(pname, f[5]))
       end
+      -- As gen_esp32part.py: the sixth column holds the flags, split on
+      -- ':' and refused when unknown (a misspelt `encrypted` would not
+      -- build); any later column is a note.
       local flags = {}
-      for i = 6, #f do
-        for flag in f[i]:gmatch("[^:%s]+") do flags[flag] = true end
+      for flag in ((f[6] or "") .. ":"):gmatch("([^:]*):") do
+        if FLAGS[flag] then
+          flags[flag] = true
+        elseif flag ~= "" then
+          return fail(("partition '%s': unknown flag '%s' (flags: encrypted, readonly)"):format(pname, flag))
+        end
       end
       local entry = { name = pname, type = f[2], subtype = f[3], type_id = type_id,
         subtype_id = subtype_id, offset = offset, size = size, flags = flags, line = lineno }
