@@ -79,6 +79,15 @@ describe("partition_table, as gen_esp32part.py reads it", function()
     assert.same({}, list[2].flags)
   end)
 
+  it("says an offset inside the partition table (or before it) is, not 'the previous partition'", function()
+    local _, err = pt.parse("nvs,data,nvs,0x8000,0x6000\n", "p.csv")
+    assert.equal("p.csv:1: partition 'nvs': offset 0x8000 lies before the end of the partition table (0x8000 to"
+      .. " 0x8FFF); the first free offset is 0x9000", err)
+    _, err = pt.parse("# t\nnvs,data,nvs,0x9000,0x6000\n", "p.csv", { table_offset = 0xA000 })
+    assert.equal("p.csv:2: partition 'nvs': offset 0x9000 lies before the end of the partition table (0xA000 to"
+      .. " 0xAFFF); the first free offset is 0xB000", err)
+  end)
+
   it("names a UTF-8 byte order mark, which gen_esp32part.py would make part of the first name", function()
     local _, err = pt.parse("\239\187\191# Name, Type, SubType, Offset, Size\nnvs,data,nvs,,0x6000\n", "p.csv")
     assert.equal("p.csv:1: the file starts with a UTF-8 byte order mark, which gen_esp32part.py reads as part of"

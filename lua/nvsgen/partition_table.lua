@@ -133,6 +133,12 @@ function M.parse(text, name, opts)
         if offset % align ~= 0 then
           return fail(("partition '%s': offset 0x%X is not aligned to 0x%X"):format(pname, offset, align))
         end
+        if offset < last_end and last_end == table_offset + M.TABLE_SIZE then
+          -- No partition placed yet: what it runs into is the table itself
+          -- (or, below it, the bootloader).
+          return fail(("partition '%s': offset 0x%X lies before the end of the partition table (0x%X to 0x%X);"
+            .. " the first free offset is 0x%X"):format(pname, offset, table_offset, last_end - 1, last_end))
+        end
         if offset < last_end then
           return fail(("partition '%s': offset 0x%X overlaps the previous partition (ends at 0x%X)")
             :format(pname, offset, last_end))
