@@ -9,7 +9,9 @@
 -- partitions and 0x1000 for all others, and the first one follows the
 -- table itself (at 0x8000 by default, so it starts at 0x9000). The primary
 -- bootloader and partition table rows (types `bootloader` and
--- `partition_table`) sit where those are, outside that sequence.
+-- `partition_table`) sit where those are, outside that sequence. Flags
+-- (sixth column) other than encrypted and readonly, and a leading UTF-8
+-- byte order mark, are refused.
 --
 --     local pt = require("nvsgen.partition_table")
 --     local t = assert(pt.read("partitions.csv"))
