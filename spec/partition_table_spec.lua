@@ -88,6 +88,13 @@ describe("partition_table, as gen_esp32part.py reads it", function()
       .. " 0xAFFF); the first free offset is 0xB000", err)
   end)
 
+  it("refuses a partition past the 32-bit flash address space, as a table entry cannot hold it", function()
+    local _, err = pt.parse("nvs,data,nvs,,0x6000\nbig,data,fat,0xFFFFF000,0x2000\n", "p.csv")
+    assert.equal("p.csv:2: partition 'big': 0x2000 bytes at 0xFFFFF000 pass the end of the 32-bit flash"
+      .. " address space", err)
+    assert(pt.parse("nvs,data,nvs,,0x6000\ntop,data,fat,0xFFFFF000,0x1000\n", "p.csv"))
+  end)
+
   it("names a UTF-8 byte order mark, which gen_esp32part.py would make part of the first name", function()
     local _, err = pt.parse("\239\187\191# Name, Type, SubType, Offset, Size\nnvs,data,nvs,,0x6000\n", "p.csv")
     assert.equal("p.csv:1: the file starts with a UTF-8 byte order mark, which gen_esp32part.py reads as part of"

@@ -159,6 +159,10 @@ function M.parse(text, name, opts)
       if not fixed and (not size or size <= 0) then
         return fail(("partition '%s': invalid size '%s'"):format(pname, f[5]))
       end
+      if not fixed and offset + size > 0x100000000 then
+        return fail(("partition '%s': 0x%X bytes at 0x%X pass the end of the 32-bit flash address space")
+          :format(pname, size, offset))
+      end
       -- As gen_esp32part.py: the sixth column holds the flags, split on
       -- ':' and refused when unknown (a misspelt `encrypted` would not
       -- build); any later column is a note.
