@@ -91,6 +91,17 @@ describe("flash_files", function()
     assert.equal("partition 'nvs': no flash offset", err)
   end)
 
+  it("refuses a partition past the 32-bit flash address space (Intel HEX cannot address it)", function()
+    local _, err = flash.intel_hex{ { label = "fctry", name = "a", offset = 0xFFFFF000, size = 0x6000, data = "x" } }
+    assert.equal("partition 'fctry': 0x6000 bytes at 0xFFFFF000 pass the end of the 32-bit flash address space",
+      err)
+    _, err = flash.flash_args{ { label = "keys", name = "a", offset = 0x100005000, size = 0x1000, data = "" } }
+    assert.equal("partition 'keys': 0x1000 bytes at 0x100005000 pass the end of the 32-bit flash address space", err)
+    local hex = assert(flash.intel_hex{ { label = "top", name = "a", offset = 0xFFFFF000, size = 0x1000,
+      data = "\1" } })
+    assert.equal(":02000004FFFFFC\n:01F00000010E\n:00000001FF\n", hex)
+  end)
+
   it("writes Intel HEX exactly as intelhex does for a small case", function()
     assert.equal(":03001000010203E7\n:00000001FF\n",
       flash.intel_hex{ { name = "a", offset = 0x10, size = 0x100, data = "\1\2\3" } })

@@ -69,6 +69,38 @@ describe("partition_table", function()
 end)
 
 describe("partition_table, as gen_esp32part.py reads it", function()
+  it("refuses an unknown flag in the flags column, and ignores columns after it", function()
+    local _, err = pt.parse("nvs,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x1000,encrpyted\n", "p.csv")
+    assert.equal("p.csv:2: partition 'nvs_keys': unknown flag 'encrpyted' (flags: encrypted, readonly)", err)
+    _, err = pt.parse("nvs,data,nvs,,0x6000,readonly: encrypted\n", "p.csv")
+    assert.equal("p.csv:1: partition 'nvs': unknown flag ' encrypted' (flags: encrypted, readonly)", err)
+    local list = assert(pt.parse("nvs,data,nvs,,0x6000,encrypted:readonly, a note\nk,data,nvs_keys,,4K,,x\n"))
+    assert.same({ encrypted = true, readonly = true }, list[1].flags)
+    assert.same({}, list[2].flags)
+  end)
+
+  it("says an offset inside the partition table (or before it) is, not 'the previous partition'", function()
+    local _, err = pt.parse("nvs,data,nvs,0x8000,0x6000\n", "p.csv")
+    assert.equal("p.csv:1: partition 'nvs': offset 0x8000 lies before the end of the partition table (0x8000 to"
+      .. " 0x8FFF); the first free offset is 0x9000", err)
+    _, err = pt.parse("# t\nnvs,data,nvs,0x9000,0x6000\n", "p.csv", { table_offset = 0xA000 })
+    assert.equal("p.csv:2: partition 'nvs': offset 0x9000 lies before the end of the partition table (0xA000 to"
+      .. " 0xAFFF); the first free offset is 0xB000", err)
+  end)
+
+  it("refuses a partition past the 32-bit flash address space, as a table entry cannot hold it", function()
+    local _, err = pt.parse("nvs,data,nvs,,0x6000\nbig,data,fat,0xFFFFF000,0x2000\n", "p.csv")
+    assert.equal("p.csv:2: partition 'big': 0x2000 bytes at 0xFFFFF000 pass the end of the 32-bit flash"
+      .. " address space", err)
+    assert(pt.parse("nvs,data,nvs,,0x6000\ntop,data,fat,0xFFFFF000,0x1000\n", "p.csv"))
+  end)
+
+  it("names a UTF-8 byte order mark, which gen_esp32part.py would make part of the first name", function()
+    local _, err = pt.parse("\239\187\191# Name, Type, SubType, Offset, Size\nnvs,data,nvs,,0x6000\n", "p.csv")
+    assert.equal("p.csv:1: the file starts with a UTF-8 byte order mark, which gen_esp32part.py reads as part of"
+      .. " the first line; save the table without it", err)
+  end)
+
   it("reads keywords in any case and aligns every non-app partition to 4 KiB", function()
     local list = assert(pt.parse(table.concat({
       "fctry,    DATA, NVS,      ,        0x6000",

@@ -133,6 +133,17 @@ describe("unit_layout", function()
     assert(new({ { label = "a", size = 0x3000, offset = 0x9000 } }, { offset = 0xC000 }))
   end)
 
+  it("refuses a keys label that cannot be a file name part, with or without a table", function()
+    local parts = { { label = "a", size = 0x3000, offset = 0x9000, encrypt = true } }
+    local _, err = unit_layout.new{ partitions = parts, keys = { label = "x/y", offset = 0xC000 } }
+    assert.equal("keys partition 'x/y': label must be 1 to 16 letters, digits, '_' or '-'", err)
+    _, err = unit_layout.new{ partitions = parts, keys = "nvs_keys_of_the_unit" }
+    assert.equal("keys partition 'nvs_keys_of_the_unit': label must be 1 to 16 letters, digits, '_' or '-'", err)
+    local tbl = assert(partition_table.parse("a,data,nvs,,0x3000\nk/1,data,nvs_keys,,0x1000\n", "s.csv"))
+    _, err = unit_layout.new{ partitions = { { label = "a", encrypt = true } }, table = tbl, table_name = "s.csv" }
+    assert.equal("keys partition 'k/1': label must be 1 to 16 letters, digits, '_' or '-'", err)
+  end)
+
   it("refuses --merged when a partition the unit does not write lies between its partitions", function()
     local between = assert(partition_table.parse("nvs,data,nvs,,0x6000\nphy,data,phy,,0x1000\n"
       .. "fctry,data,nvs,,0x6000\nnvs_keys,data,nvs_keys,,0x1000\nfactory,app,factory,,1M\n", "b.csv"))

@@ -156,6 +156,23 @@ describe("nvs_tool --verify on whole units", function()
     assert.equal(1, st)
   end)
 
+  it("tells a file still pending (a batch killed after recording its unit) from one that is gone", function()
+    local status, _, err = recipes.run(mixed_recipe(dir), { "--serial-range", "1-2", "--outdir", "out", "--hex" },
+      dir)
+    assert.equal(0, status, err)
+    local o = dir .. "/out/"
+    -- As a kill between the records and the renames leaves unit 1.
+    assert(os.rename(o .. "unit-1-fctry.bin", o .. "unit-1-fctry.bin.part"))
+    os.remove(o .. "unit-2.hex")
+    local st, out, verr = run_verify(o)
+    assert.equal("", verr)
+    assert.equal("unit 1: unit-1-fctry.bin: file is missing (unit-1-fctry.bin.part is pending: run the batch"
+      .. " again to finish it)\n"
+      .. "unit 2: unit-2.hex: file is missing\n"
+      .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+  end)
+
   it("reads a plain and an encrypted image of a unit named by hand, and refuses a file named twice", function()
     local key = crypto.generate_key()
     local plain = nvsgen.partition{ size = 0x3000 }

@@ -18,6 +18,8 @@ local hex_encode = core.hex_encode
 
 local M = {}
 
+local ADDRESS_SPACE = 0x100000000
+
 -- A part's name for messages.
 local function what(p)
   return format("partition '%s'", p.label or p.name or "?")
@@ -34,6 +36,12 @@ function M.check(parts)
     end
     if math.type(p.size) ~= "integer" or p.size <= 0 then
       return nil, format("%s: no partition size", what(p))
+    end
+    if p.offset + p.size > ADDRESS_SPACE then
+      -- Flash addresses (partition table entries, Intel HEX's extended
+      -- linear addresses) are 32 bits: such a file would name no address.
+      return nil, format("%s: 0x%X bytes at 0x%X pass the end of the 32-bit flash address space", what(p),
+        p.size, p.offset)
     end
     if type(p.data) ~= "string" then return nil, format("%s: no data", what(p)) end
     if #p.data > p.size then

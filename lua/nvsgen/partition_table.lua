@@ -9,7 +9,9 @@
 -- partitions and 0x1000 for all others, and the first one follows the
 -- table itself (at 0x8000 by default, so it starts at 0x9000). The primary
 -- bootloader and partition table rows (types `bootloader` and
--- `partition_table`) sit where those are, outside that sequence.
+-- `partition_table`) sit where those are, outside that sequence. Flags
+-- (sixth column) other than encrypted and readonly, and a leading UTF-8
+-- byte order mark, are refused.
 --
 --     local pt = require("nvsgen.partition_table")
 --     local t = assert(pt.read("partitions.csv"))
@@ -76,6 +78,8 @@ local function subtype_code(type_id, text)
 end
 
 local PARSE_OPTIONS = { table_offset = true }
+local FLAGS = { encrypted = true, readonly = true }
+local BOM = "\239\187\191"
 
 --- Parses the text of a partition table; `name` is used in messages, and
 -- `opts.table_offset` is where the table itself is (default TABLE_OFFSET).
@@ -90,6 +94,11 @@ function M.parse(text, name, opts)
   end
   local list, by_name = {}, {}
   local last_end = (opts.table_offset or M.TABLE_OFFSET) + M.TABLE_SIZE
+  if text:sub(1, 3) == BOM then
+    -- gen_esp32part.py keeps it: the first name (or comment) would carry it.
+    return nil, ("%s:1: the file starts with a UTF-8 byte order mark, which gen_esp32part.py reads as part of"
+      .. " the first line; save the table without it"):format(name)
+  end
   local lineno = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     lineno = lineno + 1
@@ -126,6 +135,12 @@ function M.parse(text, name, opts)
         if offset % align ~= 0 then
           return fail(("partition '%s': offset 0x%X is not aligned to 0x%X"):format(pname, offset, align))
         end
+        if offset < last_end and last_end == table_offset + M.TABLE_SIZE then
+          -- No partition placed yet: what it runs into is the table itself
+          -- (or, below it, the bootloader).
+          return fail(("partition '%s': offset 0x%X lies before the end of the partition table (0x%X to 0x%X);"
+            .. " the first free offset is 0x%X"):format(pname, offset, table_offset, last_end - 1, last_end))
+        end
         if offset < last_end then
           return fail(("partition '%s': offset 0x%X overlaps the previous partition (ends at 0x%X)")
             :format(pname, offset, last_end))
@@ -144,9 +159,20 @@ function M.parse(text, name, opts)
       if not fixed and (not size or size <= 0) then
         return fail(("partition '%s': invalid size '%s'"):format(pname, f[5]))
       end
+      if not fixed and offset + size > 0x100000000 then
+        return fail(("partition '%s': 0x%X bytes at 0x%X pass the end of the 32-bit flash address space")
+          :format(pname, size, offset))
+      end
+      -- As gen_esp32part.py: the sixth column holds the flags, split on
+      -- ':' and refused when unknown (a misspelt `encrypted` would not
+      -- build); any later column is a note.
       local flags = {}
-      for i = 6, #f do
-        for flag in f[i]:gmatch("[^:%s]+") do flags[flag] = true end
+      for flag in ((f[6] or "") .. ":"):gmatch("([^:]*):") do
+        if FLAGS[flag] then
+          flags[flag] = true
+        elseif flag ~= "" then
+          return fail(("partition '%s': unknown flag '%s' (flags: encrypted, readonly)"):format(pname, flag))
+        end
       end
       local entry = { name = pname, type = f[2], subtype = f[3], type_id = type_id,
         subtype_id = subtype_id, offset = offset, size = size, flags = flags, line = lineno }

@@ -55,6 +55,11 @@ local PART_FIELDS = { label = "string", size = "number", offset = "number", vers
 -- Columns of the manifest that name no partition.
 local RESERVED = { serial = true, flash_args = true, merged = true, hex = true }
 
+-- A label that can be part of a file name and a manifest column.
+local function valid_label(label)
+  return type(label) == "string" and label:match("^[%w_%-]+$") ~= nil and #label <= 16
+end
+
 -- The recipe's partitions as a list of field tables, checked.
 local function partition_list(given)
   if type(given) ~= "table" then
@@ -94,7 +99,7 @@ local function partition_list(given)
       end
     end
     local label = p.label
-    if not label or not label:match("^[%w_%-]+$") or #label > 16 then
+    if not valid_label(label) then
       return nil, format("recipe partitions[%d]: label must be 1 to 16 letters, digits, '_' or '-'", i)
     end
     if seen[label] then return nil, format("recipe partition '%s' is listed twice", label) end
@@ -256,6 +261,11 @@ function M.new(opts)
         return nil, format("keys partition '%s': size %s; the keys page needs 0x%X", kp.label, tostring(kp.size),
           crypto.KEYS_PARTITION_SIZE)
       end
+    end
+    -- Its label names the unit's keys file and a manifest column, as a
+    -- partition's does.
+    if not valid_label(kp.label) then
+      return nil, format("keys partition '%s': label must be 1 to 16 letters, digits, '_' or '-'", tostring(kp.label))
     end
     if by_label[kp.label] or RESERVED[kp.label] then
       return nil, format("keys partition '%s': the label is taken", kp.label)

@@ -18,8 +18,10 @@ local flash = require("nvsgen.flash")
 local pages = require("nvsgen.pages")
 local reader = require("nvsgen.reader")
 local report = require("nvsgen.report")
+local staging = require("nvsgen.staging")
 
 local format = string.format
+local PENDING = staging.PENDING
 
 local M = {}
 
@@ -187,7 +189,14 @@ function M.check(outdir, rec, cols, width)
     if named[file] then return format("%s: named by both %s and %s", file, named[file], c.name) end
     named[file] = c.name
     local path = outdir .. "/" .. file
-    if not exists(path) then return format("%s: file is missing", file) end
+    if not exists(path) then
+      -- A batch killed after recording the unit leaves its files pending;
+      -- rerunning it puts them in place.
+      if exists(path .. PENDING) then
+        return format("%s: file is missing (%s%s is pending: run the batch again to finish it)", file, file, PENDING)
+      end
+      return format("%s: file is missing", file)
+    end
     -- (At most a partition's bytes, the merged and HEX files a flash's:
     -- a link to a device inside the folder is not read on and on.)
     local data, err = flash.read_file(path, (c.name == "merged" or c.name == "hex") and c.reserved
