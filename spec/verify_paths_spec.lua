@@ -36,7 +36,8 @@ describe("nvs_tool --verify and paths out of the batch folder", function()
     assert.are.equal("unit 1: ../outside.bin: the image is outside the batch folder\n"
       .. "unit 2: " .. dir .. "/outside.bin: the image is outside the batch folder\n"
       .. "unit 3: sub/../../outside.bin: the image is outside the batch folder\n"
-      .. "unit 4: sub/in.bin: keys file ../keys.bin is outside the batch folder\n"
+      .. "unit 4: sub/in.bin: keys file ../keys.bin is outside the batch folder (a key the whole batch shares?"
+      .. " give its file with --keys)\n"
       .. "unit 6: ..a.bin: image is missing\n"
       .. "6 units: 1 good, 5 bad\n", out)
   end)

@@ -156,6 +156,68 @@ describe("nvs_tool --verify on whole units", function()
     assert.equal(1, st)
   end)
 
+  it("reads the units of a batch sharing one key (--inputkey) with --keys, and says how without it", function()
+    local lfs = require("lfs")
+    assert(lfs.mkdir(dir .. "/keys"))
+    assert(crypto.write_keys(dir .. "/keys/k.bin", crypto.generate_key()))
+    assert(crypto.write_keys(dir .. "/keys/other.bin", crypto.generate_key()))
+    h.write(dir .. "/keys/short.bin", "0123")
+    -- Encrypted gen.lua images and whole units, the key named from the
+    -- batch's folder (as the manifest records it), checked from another.
+    local status, _, err = recipes.run(h.ROOT .. "/gen.lua", { "--serial-range", "1-2", "--outdir", "single",
+      "--encrypt", "--inputkey", "keys/k.bin" }, dir)
+    assert.equal(0, status, err)
+    status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1-2", "--outdir", "whole", "--encrypt",
+      "--inputkey", "keys/k.bin", "--merged", "--hex" }, dir)
+    assert.equal(0, status, err)
+    local hint = " (a key the whole batch shares? give its file with --keys)\n"
+    local st, out, verr = run_verify(dir .. "/single")
+    assert.equal("", verr)
+    assert.equal("unit 1: unit-1.bin: keys file keys/k.bin is missing" .. hint
+      .. "unit 2: unit-2.bin: keys file keys/k.bin is missing" .. hint
+      .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+    st, out, verr = run_verify(dir .. "/whole")
+    assert.equal("", verr)
+    assert.equal("unit 1: keys/k.bin: file is missing" .. hint .. "unit 2: keys/k.bin: file is missing" .. hint
+      .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+    for _, outdir in ipairs({ "single", "whole" }) do
+      st, out, verr = h.run(TOOL, { "--verify", dir .. "/" .. outdir, "--keys", dir .. "/keys/k.bin" })
+      assert.equal("", verr)
+      assert.equal("2 units: 2 good, 0 bad\n", out)
+      assert.equal(0, st)
+    end
+    -- Another key: the images do not read with it, and a whole unit's
+    -- records say which keys partition the batch used.
+    local other = dir .. "/keys/other.bin"
+    st, out = h.run(TOOL, { "--verify", dir .. "/single", "--keys", other })
+    assert.equal("unit 1: unit-1.bin: wrong key: 8 of 8 entries fail their CRC check\n"
+      .. "unit 2: unit-2.bin: wrong key: 8 of 8 entries fail their CRC check\n"
+      .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+    st, out = h.run(TOOL, { "--verify", dir .. "/whole", "--keys", other })
+    local wrong = "keys/k.bin: " .. other .. " is not the keys partition the batch recorded for nvs_keys\n"
+    assert.equal("unit 1: " .. wrong .. "unit 2: " .. wrong .. "2 units: 0 good, 2 bad\n", out)
+    assert.equal(1, st)
+    -- A unit's own keys partition gone is missing, --keys or not.
+    status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1", "--outdir", "own" }, dir)
+    assert.equal(0, status, err)
+    os.remove(dir .. "/own/unit-1-nvs_keys.bin")
+    st, out = h.run(TOOL, { "--verify", dir .. "/own", "--keys", dir .. "/keys/k.bin" })
+    assert.equal("unit 1: unit-1-nvs_keys.bin: file is missing\n1 unit: 0 good, 1 bad\n", out)
+    assert.equal(1, st)
+    -- No keys partition at all: one line, before any unit.
+    st, out, verr = h.run(TOOL, { "--verify", dir .. "/whole", "--keys", dir .. "/keys/short.bin" })
+    assert.equal("", out)
+    assert.equal("nvs_tool: " .. dir .. "/keys/short.bin: keys partition is 4 bytes long, 4096 are needed\n", verr)
+    assert.equal(1, st)
+    st, out, verr = h.run(TOOL, { "--verify", dir .. "/whole", "--keys", dir .. "/keys/none.bin" })
+    assert.equal("", out)
+    assert.equal("nvs_tool: " .. dir .. "/keys/none.bin: No such file or directory\n", verr)
+    assert.equal(1, st)
+  end)
+
   it("tells a file still pending (a batch killed after recording its unit) from one that is gone", function()
     local status, _, err = recipes.run(mixed_recipe(dir), { "--serial-range", "1-2", "--outdir", "out", "--hex" },
       dir)

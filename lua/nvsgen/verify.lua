@@ -30,6 +30,7 @@ local REQUIRED = { "serial", "image", "size", "sha256" }
 
 local exists, outside = verify_whole.exists, verify_whole.outside
 
+
 local function no_header(path)
   return ("%s: no header with columns %s, or serial,NAME,NAME_sha256,... (whole units)"):format(path,
     table.concat(REQUIRED, ","))
@@ -89,8 +90,11 @@ local function same_items(a, b)
   return true
 end
 
---- What is wrong with one unit, or nil when it is good.
-local function check_unit(outdir, rec, cols)
+--- What is wrong with one unit, or nil when it is good. `shared_key`: the
+-- keys partition file to read a unit with whose recorded keys file is not
+-- in the batch folder (a shared --inputkey is recorded by the name it was
+-- given, which is the batch's working folder's), or nil.
+local function check_unit(outdir, rec, cols, shared_key)
   local name = rec[cols.image] or ""
   if name == "" then return "no image in the manifest" end
   -- A batch writes its files inside its folder: a manifest naming one
@@ -110,9 +114,16 @@ local function check_unit(outdir, rec, cols)
   local keys = cols.keys and rec[cols.keys] or ""
   local r
   if keys ~= "" then
-    if outside(keys) then return ("%s: keys file %s is outside the batch folder"):format(name, keys) end
-    if not exists(at(keys)) then return ("%s: keys file %s is missing"):format(name, keys) end
-    r, err = reader.read(image, at(keys))
+    local in_folder = not outside(keys) and exists(at(keys))
+    if not in_folder and shared_key then
+      r, err = reader.read(image, shared_key)
+    elseif outside(keys) then
+      return ("%s: keys file %s is outside the batch folder%s"):format(name, keys, verify_whole.shared_key_hint(keys))
+    elseif not in_folder then
+      return ("%s: keys file %s is missing%s"):format(name, keys, verify_whole.shared_key_hint(keys))
+    else
+      r, err = reader.read(image, at(keys))
+    end
   else
     r, err = reader.read(image)
   end
@@ -138,15 +149,25 @@ local function check_unit(outdir, rec, cols)
   return nil
 end
 
-local RUN_OPTIONS = { on_bad = true, progress = true }
+local RUN_OPTIONS = { on_bad = true, progress = true, keys = true }
 
 --- Checks the batch in `outdir`. `opts.on_bad(serial, message)` is called
 -- for each bad unit, `opts.progress(done, total)` after each unit.
+-- `opts.keys`: the keys partition file of a batch encrypted with one key
+-- (--inputkey), read where a unit's recorded keys file is not in `outdir`
+-- (for a whole unit, it must also have the recorded SHA-256).
 -- Returns { units, good, bad }, or nil and a message when the manifest
 -- cannot be read.
 function M.run(outdir, opts)
   opts = opts or {}
   options.check(opts, RUN_OPTIONS, "verify.run", 2)
+  local shared_key
+  if opts.keys then
+    local err
+    shared_key, err = flash.read_file(opts.keys)
+    if shared_key then err = select(2, crypto.parse_keys_partition(shared_key)) end
+    if err then return nil, (err:find(opts.keys, 1, true) == 1 and "" or opts.keys .. ": ") .. err end
+  end
   local path = outdir .. "/" .. M.MANIFEST
   local total = opts.progress and count_units(path) or 0
   local r, cols = open_manifest(path)
@@ -162,9 +183,10 @@ function M.run(outdir, opts)
     summary.units = summary.units + 1
     local problem
     if cols.files then
-      problem = verify_whole.check(outdir, rec, cols.files, cols.width)
+      problem = verify_whole.check(outdir, rec, cols.files, cols.width, shared_key and
+        { file = opts.keys, data = shared_key })
     else
-      problem = check_unit(outdir, rec, cols)
+      problem = check_unit(outdir, rec, cols, shared_key)
     end
     if problem then
       summary.bad = summary.bad + 1

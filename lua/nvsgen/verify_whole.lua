@@ -176,26 +176,63 @@ local function check_image(f, keys)
   return nil
 end
 
+--- What is said after a keys file is found missing: a key the batch
+-- shares (--inputkey) is recorded by the name it was given, a path from
+-- the folder the batch ran in, where the batch's own files are names in
+-- its folder.
+function M.shared_key_hint(file)
+  if outside(file) or file:find("/", 1, true) then
+    return " (a key the whole batch shares? give its file with --keys)"
+  end
+  return ""
+end
+
 --- What is wrong with the whole unit of record `rec` (its files in
 -- `outdir`, the header's file columns `cols` and its width), or nil when
--- it is good.
-function M.check(outdir, rec, cols, width)
+-- it is good. `shared_key` ({ file =, data = }, or nil): the keys
+-- partition of a batch encrypted with one key (--inputkey), taken for the
+-- unit's last partition file when that is not in `outdir` and its recorded
+-- SHA-256 is the shared key's.
+function M.check(outdir, rec, cols, width, shared_key)
   if #rec ~= width then return format("the record has %d fields, the header %d", #rec, width) end
   local by_name, images, named = {}, {}, {}
+  local last_partition
+  for _, c in ipairs(cols) do
+    if not c.reserved then last_partition = c end
+  end
   for _, c in ipairs(cols) do
     local file = rec[c.col] or ""
     if file == "" then return format("%s: no file named in the manifest", c.name) end
-    if outside(file) then return format("%s: the file is outside the batch folder", file) end
     if named[file] then return format("%s: named by both %s and %s", file, named[file], c.name) end
     named[file] = c.name
     local path = outdir .. "/" .. file
-    if not exists(path) then
+    -- The keys partition a batch shares is not in its folder (a file of
+    -- the unit's own still pending there is the batch's, as below).
+    -- (Nothing outside the folder is opened, a pending name included.)
+    local inside = not outside(file)
+    local here = inside and exists(path)
+    local shared = c == last_partition and not here and not (inside and exists(path .. PENDING))
+    local hint = shared and M.shared_key_hint(file) or ""
+    if shared and shared_key and crypto.sha256_hex(shared_key.data) ~= (rec[c.sha] or ""):lower() then
+      -- A name in the folder is the unit's own file, gone; a path is the
+      -- shared key's, and the file given is another.
+      if hint == "" then return format("%s: file is missing", file) end
+      return format("%s: %s is not the keys partition the batch recorded for %s", file, shared_key.file, c.name)
+    end
+    if shared and shared_key then
+      local f = { name = c.name, file = file, data = shared_key.data }
+      by_name[c.name] = f
+      images[#images + 1] = f
+      goto next_file
+    end
+    if not inside then return format("%s: the file is outside the batch folder%s", file, hint) end
+    if not here then
       -- A batch killed after recording the unit leaves its files pending;
       -- rerunning it puts them in place.
       if exists(path .. PENDING) then
         return format("%s: file is missing (%s%s is pending: run the batch again to finish it)", file, file, PENDING)
       end
-      return format("%s: file is missing", file)
+      return format("%s: file is missing%s", file, hint)
     end
     -- (At most a partition's bytes, the merged and HEX files a flash's:
     -- a link to a device inside the folder is not read on and on.)
@@ -208,9 +245,12 @@ function M.check(outdir, rec, cols, width)
     if crypto.sha256_hex(data) ~= (rec[c.sha] or ""):lower() then
       return format("%s: SHA-256 differs from the manifest", file)
     end
-    local f = { name = c.name, file = file, data = data }
-    by_name[c.name] = f
-    if not c.reserved then images[#images + 1] = f end
+    do
+      local f = { name = c.name, file = file, data = data }
+      by_name[c.name] = f
+      if not c.reserved then images[#images + 1] = f end
+    end
+    ::next_file::
   end
   -- The keys partition: the last partition file, a keys page. When it is
   -- none, it is an image like the others, and an image that reads as

@@ -40,7 +40,8 @@ M.SPEC = {
       help = "colour the output: never, auto (on a terminal) or always" },
     { "--format", alias = "-f", metavar = "FORMAT", default = "text", choices = { "text", "json", "csv" },
       help = "(-f) output format: text, json, or csv (the CSV nvs_partition_gen rebuilds it from)" },
-    { "--keys", metavar = "KEYS.bin", help = "keys partition file to decrypt the image with" },
+    { "--keys", metavar = "KEYS.bin", help = "keys partition file to decrypt the image with (with --verify:"
+      .. " the key a batch made with --inputkey shares)" },
     { "--outdir", metavar = "DIR", help = "with -f csv: write blobs of 1024 bytes or more to files in DIR" },
     { "--partition", metavar = "NAME", help = "FILE is a flash dump: read its partition NAME"
       .. " (default: the first data,nvs one)" },
@@ -77,11 +78,13 @@ local function is_terminal(stream)
   return stream == io.stderr and ok and term.isatty(stream) or false
 end
 
---- --verify OUTDIR: one line per bad unit, the summary, exit 1 if any.
-local function run_verify(outdir)
+--- --verify OUTDIR [--keys KEYS.bin]: one line per bad unit, the summary,
+-- exit 1 if any.
+local function run_verify(outdir, keys)
   local bar = is_terminal(common.stderr)
   local last = -1
   local summary, err = verify.run(outdir, {
+    keys = keys,
     on_bad = function(serial, problem)
       if bar then common.stderr:write("\r\27[K") end
       common.say(fmt("unit %s: %s", serial, problem))
@@ -122,7 +125,7 @@ function M.main(argv)
   end
   if opts.verify then
     if opts.file then return common.fail(PROG, "--verify takes no FILE", common.EXIT_USAGE) end
-    return run_verify(opts.verify)
+    return run_verify(opts.verify, opts.keys)
   end
   if not opts.file then
     common.stderr:write(args.usage(M.SPEC), "\n")
