@@ -11,6 +11,16 @@ describe("partition_table", function()
     assert.is_nil(pt.parse_number(""))
   end)
 
+  it("reads numbers as gen_esp32part.py's int(text, 0) and its K and M suffixes do", function()
+    local accepted = { ["16 K"] = 16384, ["1_000"] = 1000, ["00"] = 0, ["0_0"] = 0, ["0x_ff"] = 255,
+      ["0X1f"] = 31, ["0o17"] = 15, ["0b101"] = 5, ["+16"] = 16, ["1kk"] = 1048576, ["0x10 M"] = 16 << 20 }
+    for text, n in pairs(accepted) do assert.equal(n, pt.parse_number(text), text) end
+    for _, text in ipairs({ "010", "0x__ff", "1__0", "_1", "1_", "0x", "K", "0xK", "1.5K", "+ 5", "-16",
+      "99999999999999999999", "0x1FFFFFFFFFFFFF" }) do
+      assert.is_nil(pt.parse_number(text), text)
+    end
+  end)
+
   it("places partitions without an offset as ESP-IDF does", function()
     local list = assert(pt.parse(table.concat({
       "# Name,   Type, SubType, Offset,  Size, Flags",

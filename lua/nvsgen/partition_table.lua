@@ -2,8 +2,9 @@
 --
 -- Columns: name, type, subtype, offset, size, flags. As ESP-IDF's
 -- gen_esp32part.py does: lines starting with '#' and blank lines are
--- skipped, fields are trimmed, sizes and offsets are decimal, 0x hex, or a
--- number with a K or M suffix (a negative size: the partition ends at that
+-- skipped, fields are trimmed, sizes and offsets are integers as Python
+-- reads them (decimal, 0x hex, 0o, 0b, underscores between digits) with
+-- an optional K or M suffix (a negative size: the partition ends at that
 -- address); type and subtype keywords are read in any case; an empty
 -- offset follows the previous partition, aligned to 0x10000 for app
 -- partitions and 0x1000 for all others, and the first one follows the
@@ -45,20 +46,44 @@ local SUBTYPES = {
 for i = 0, 15 do SUBTYPES[0x00]["ota_" .. i] = 0x10 + i end
 for i = 0, 1 do SUBTYPES[0x00]["tee_" .. i] = 0x30 + i end
 
---- Parses a size or offset: decimal, 0x hex, or with a K or M suffix.
--- Returns an integer, or nil.
+-- The digits of each base, and the most of them read (below 2^53: a
+-- longer number is no flash address, and Lua's tonumber would wrap it).
+local BASES = { ["0x"] = { 16, "^%x+$", 13 }, ["0o"] = { 8, "^[0-7]+$", 17 }, ["0b"] = { 2, "^[01]+$", 52 } }
+
+-- A non-negative integer literal as Python's int(text, 0) reads it (the
+-- reading gen_esp32part.py gives a field): surrounding blanks, a '+',
+-- decimal (no leading zero but in zero itself), 0x, 0o or 0b, single
+-- underscores between digits (and after a prefix). Returns it, or nil.
+local function python_int(text)
+  local t = text:match("^%s*%+?(.-)%s*$")
+  local base, pattern, most = 10, "^%d+$", 15
+  local spec = BASES[t:sub(1, 2):lower()]
+  if spec then
+    base, pattern, most = spec[1], spec[2], spec[3]
+    t = t:sub(3):gsub("^_", "", 1)
+  end
+  if t:find("^_") or t:find("_$") or t:find("__", 1, true) then return nil end
+  local digits = t:gsub("_", "")
+  if not digits:find(pattern) or #digits > most then return nil end
+  if base == 10 and digits:find("^0+[1-9]") then return nil end
+  return tonumber(digits, base)
+end
+
+--- Parses a size or offset as gen_esp32part.py does: an integer literal
+-- (decimal, 0x hex, 0o, 0b, with underscores), or one with a K or M
+-- suffix (each multiplying, blanks before it allowed: "16 K", "1M").
+-- Returns a non-negative integer, or nil.
 function M.parse_number(text)
   local t = text:match("^%s*(.-)%s*$")
-  local num, suffix = t:match("^(%w-)([kKmM]?)$")
-  if not num or num == "" then return nil end
-  local n
-  if num:match("^0[xX]%x+$") then n = tonumber(num:sub(3), 16)
-  elseif num:match("^%d+$") then n = tonumber(num, 10)
+  local last = t:sub(-1):lower()
+  if last == "k" or last == "m" then
+    local n = M.parse_number(t:sub(1, -2))
+    if not n then return nil end
+    n = n * (last == "k" and 1024 or 1024 * 1024)
+    return n < 2 ^ 53 and n or nil
   end
-  if not n then return nil end
-  if suffix == "k" or suffix == "K" then n = n * 1024
-  elseif suffix == "m" or suffix == "M" then n = n * 1024 * 1024 end
-  return n
+  if t == "" then return nil end
+  return python_int(t)
 end
 
 local function type_code(text)
