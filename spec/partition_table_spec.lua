@@ -21,6 +21,30 @@ describe("partition_table", function()
     end
   end)
 
+  it("refuses what int(text, 0) and the suffixes refuse: a K or M past 2^53, blanks inside a suffix run", function()
+    -- 2^44 + 1 mebibytes is 2^64 + 1 MiB: no number wraps into a small one
+    for _, text in ipairs({ "0x100000000000M", "0x100000000001M", "17592186044417M", "0x7FFFFFFFFFFFFM",
+      "1k k", "1M k" }) do
+      assert.is_nil(pt.parse_number(text), text)
+    end
+    assert.equal(1 << 20, pt.parse_number("1 kk"))
+    assert.equal(0x10000, pt.parse_number("0x00000000000000010000"))
+    assert.equal(0, pt.parse_number("0000000000000000000000"))
+    assert.equal(5, pt.parse_number("0b" .. ("0"):rep(60) .. "101"))
+    assert.equal(8191 << 40, pt.parse_number("8191MM"))
+    assert.is_nil(pt.parse_number("8191 M M"))
+    local _, err = pt.parse("nvs, data, nvs, 0x9000, 17592186044417M\n", "p.csv")
+    assert.equal("p.csv:1: partition 'nvs': invalid size '17592186044417M'", err)
+    -- A negative size (where the partition ends) takes one '-' and its
+    -- number right after it, as int(text, 0) does.
+    for _, size in ipairs({ "-+0x10000", "- 0x10000", "-  64K" }) do
+      _, err = pt.parse("nvs, data, nvs, 0x9000, " .. size .. "\n", "p.csv")
+      assert.equal("p.csv:1: partition 'nvs': invalid size '" .. size .. "'", err)
+    end
+    local list = assert(pt.parse("nvs, data, nvs, 0x9000, -0x10000\n", "p.csv"))
+    assert.equal(0x7000, list[1].size)
+  end)
+
   it("places partitions without an offset as ESP-IDF does", function()
     local list = assert(pt.parse(table.concat({
       "# Name,   Type, SubType, Offset,  Size, Flags",

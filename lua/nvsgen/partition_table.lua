@@ -64,7 +64,8 @@ local function python_int(text)
   end
   if t:find("^_") or t:find("_$") or t:find("__", 1, true) then return nil end
   local digits = t:gsub("_", "")
-  if not digits:find(pattern) or #digits > most then return nil end
+  -- (Leading zeros count for nothing: "0x00000000000000010000" is 64K.)
+  if not digits:find(pattern) or #digits:gsub("^0+", "") > most then return nil end
   if base == 10 and digits:find("^0+[1-9]") then return nil end
   return tonumber(digits, base)
 end
@@ -74,16 +75,22 @@ end
 -- suffix (each multiplying, blanks before it allowed: "16 K", "1M").
 -- Returns a non-negative integer, or nil.
 function M.parse_number(text)
-  local t = text:match("^%s*(.-)%s*$")
-  local last = t:sub(-1):lower()
-  if last == "k" or last == "m" then
-    local n = M.parse_number(t:sub(1, -2))
-    if not n then return nil end
-    n = n * (last == "k" and 1024 or 1024 * 1024)
-    return n < 2 ^ 53 and n or nil
+  -- gen_esp32part.py strips the field once; the text before a suffix is
+  -- not stripped again ("1 kk" is read, "1k k" is not), and int() takes
+  -- blanks only around the whole literal.
+  local function suffixed(t)
+    local last = t:sub(-1):lower()
+    if last == "k" or last == "m" then
+      local n = suffixed(t:sub(1, -2))
+      local scale = last == "k" and 1024 or 1024 * 1024
+      -- Checked before multiplying: an integer product past 2^63 wraps.
+      if not n or n >= 2 ^ 53 // scale then return nil end
+      return n * scale
+    end
+    if t:find("^%s*$") then return nil end
+    return python_int(t)
   end
-  if t == "" then return nil end
-  return python_int(t)
+  return suffixed(text:match("^%s*(.-)%s*$"))
 end
 
 local function type_code(text)
@@ -175,8 +182,9 @@ function M.parse(text, name, opts)
       if fixed then
         size = type_id == PARTITION_TABLE and M.TABLE_SIZE or offset and table_offset - offset
       elseif f[5]:match("^%-") then
-        -- gen_esp32part.py: a negative size is where the partition ends.
-        size = M.parse_number(f[5]:sub(2))
+        -- gen_esp32part.py: a negative size is where the partition ends
+        -- (int() takes no sign nor blank after the '-').
+        size = not f[5]:find("^%-[%s+]") and M.parse_number(f[5]:sub(2)) or nil
         size = size and size - offset
       else
         size = M.parse_number(f[5])
