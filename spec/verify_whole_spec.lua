@@ -218,6 +218,21 @@ describe("nvs_tool --verify on whole units", function()
     assert.equal(1, st)
   end)
 
+  it("says a single image's own keys file (--keygen) is missing, --keys or not", function()
+    assert(crypto.write_keys(dir .. "/k.bin", crypto.generate_key()))
+    local status, _, err = recipes.run(h.ROOT .. "/gen.lua", { "--serial-range", "1-2", "--outdir", "own",
+      "--encrypt", "--keygen" }, dir)
+    assert.equal(0, status, err)
+    os.remove(dir .. "/own/unit-1-keys.bin")
+    local want = "unit 1: unit-1.bin: keys file unit-1-keys.bin is missing\n2 units: 1 good, 1 bad\n"
+    for _, extra in ipairs({ {}, { "--keys", dir .. "/k.bin" } }) do
+      local st, out, verr = h.run(TOOL, { "--verify", dir .. "/own", table.unpack(extra) })
+      assert.equal("", verr)
+      assert.equal(want, out)
+      assert.equal(1, st)
+    end
+  end)
+
   it("tells a file still pending (a batch killed after recording its unit) from one that is gone", function()
     local status, _, err = recipes.run(mixed_recipe(dir), { "--serial-range", "1-2", "--outdir", "out", "--hex" },
       dir)

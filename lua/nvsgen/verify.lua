@@ -30,7 +30,6 @@ local REQUIRED = { "serial", "image", "size", "sha256" }
 
 local exists, outside = verify_whole.exists, verify_whole.outside
 
-
 local function no_header(path)
   return ("%s: no header with columns %s, or serial,NAME,NAME_sha256,... (whole units)"):format(path,
     table.concat(REQUIRED, ","))
@@ -117,6 +116,12 @@ local function check_unit(outdir, rec, cols, shared_key)
     local in_folder = not outside(keys) and exists(at(keys))
     if not in_folder and shared_key then
       r, err = reader.read(image, shared_key)
+      -- A plain name is the unit's own keys file (--keygen), gone, unless
+      -- the shared key was given by that name from the batch's folder:
+      -- the image not reading with it says which.
+      if not r and verify_whole.shared_key_hint(keys) == "" then
+        return ("%s: keys file %s is missing"):format(name, keys)
+      end
     elseif outside(keys) then
       return ("%s: keys file %s is outside the batch folder%s"):format(name, keys, verify_whole.shared_key_hint(keys))
     elseif not in_folder then
