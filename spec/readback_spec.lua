@@ -360,6 +360,21 @@ describe("nvs_tool --verify", function()
     assert.are.equal("", out)
     assert.are.equal("nvs_tool: " .. dir .. "/out/manifest.csv: cannot open (No such file or directory)\n", err)
   end)
+
+  it("refuses the options of reading one image instead of printing text the caller did not ask for", function()
+    for _, case in ipairs({ { { "-f", "json" }, "--format" }, { { "-i" }, "--integrity-check" },
+      { { "-d", "none" }, "--dump" }, { { "--partition", "nvs" }, "--partition" },
+      { { "--list-partitions" }, "--list-partitions" }, { { "--outdir", dir }, "--outdir" },
+      { { "--partition-table-offset", "0x8000" }, "--partition-table-offset" },
+      { { "--color", "always" }, "--color" } }) do
+      local argv = { "--verify", dir .. "/out", "--keys", dir .. "/k.bin" }
+      for _, word in ipairs(case[1]) do argv[#argv + 1] = word end
+      local st, out, err = h.run(TOOL, argv)
+      assert.are.equal(2, st)
+      assert.are.equal("", out)
+      assert.are.equal("nvs_tool: --verify takes no " .. case[2] .. " (only --keys)\n", err)
+    end
+  end)
 end)
 
 describe("examples/refurbish.lua", function()

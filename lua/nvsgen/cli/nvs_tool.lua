@@ -113,6 +113,15 @@ local function parse_offset(text)
   return n
 end
 
+-- What --verify does not take: the option's key, its value when not
+-- given, its name.
+local VERIFY_REFUSES = {
+  { "format", "text", "--format" }, { "integrity_check", false, "--integrity-check" }, { "dump", "all", "--dump" },
+  { "partition", nil, "--partition" }, { "list_partitions", false, "--list-partitions" },
+  { "outdir", nil, "--outdir" }, { "partition_table_offset", nil, "--partition-table-offset" },
+  { "color", "auto", "--color" },
+}
+
 function M.main(argv)
   local opts, err = args.parse(M.SPEC, argv)
   if not opts then
@@ -125,6 +134,13 @@ function M.main(argv)
   end
   if opts.verify then
     if opts.file then return common.fail(PROG, "--verify takes no FILE", common.EXIT_USAGE) end
+    -- Options of reading one image would be silently dropped (a caller
+    -- asking -f json would get text): refused by name.
+    for _, o in ipairs(VERIFY_REFUSES) do
+      if opts[o[1]] ~= o[2] then
+        return common.fail(PROG, fmt("--verify takes no %s (only --keys)", o[3]), common.EXIT_USAGE)
+      end
+    end
     return run_verify(opts.verify, opts.keys)
   end
   if not opts.file then
