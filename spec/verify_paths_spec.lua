@@ -41,4 +41,21 @@ describe("nvs_tool --verify and paths out of the batch folder", function()
       .. "unit 6: ..a.bin: image is missing\n"
       .. "6 units: 1 good, 5 bad\n", out)
   end)
+
+  it("keeps each bad unit on one line whatever control characters the manifest's names hold", function()
+    h.write(dir .. "/manifest.csv", "serial,image,size,sha256,keys\n"
+      .. '"7\n8","a\nunit 9: b.bin",1,00,\n'
+      .. '10,c.bin,1,' .. crypto.sha256_hex("x") .. ',"k\t\27[2K.bin"\n')
+    h.write(dir .. "/c.bin", "x")
+    local st, out, err = h.run(TOOL, { "--verify", dir, "--keys", dir .. "/none.bin" })
+    assert.are.equal(1, st)
+    assert.are.equal("", out)
+    assert.are.equal("nvs_tool: " .. dir .. "/none.bin: No such file or directory\n", err)
+    st, out, err = h.run(TOOL, { "--verify", dir })
+    assert.are.equal("", err)
+    assert.are.equal(1, st)
+    assert.are.equal("unit 7\\x0A8: a\\x0Aunit 9: b.bin: image is missing\n"
+      .. "unit 10: c.bin: keys file k\\x09\\x1B[2K.bin is missing\n"
+      .. "2 units: 0 good, 2 bad\n", out)
+  end)
 end)

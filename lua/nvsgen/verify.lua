@@ -154,6 +154,10 @@ local function check_unit(outdir, rec, cols, shared_key)
   return nil
 end
 
+local function printable(text)
+  return (text:gsub("%c", function(c) return ("\\x%02X"):format(c:byte()) end))
+end
+
 local RUN_OPTIONS = { on_bad = true, progress = true, keys = true }
 
 --- Checks the batch in `outdir`. `opts.on_bad(serial, message)` is called
@@ -195,7 +199,9 @@ function M.run(outdir, opts)
     end
     if problem then
       summary.bad = summary.bad + 1
-      if opts.on_bad then opts.on_bad(rec[cols.serial] or "?", problem) end
+      -- A manifest's names may hold a newline or a terminal's escape:
+      -- shown as \xNN, one line per bad unit stays one line.
+      if opts.on_bad then opts.on_bad(printable(rec[cols.serial] or "?"), printable(problem)) end
     else
       summary.good = summary.good + 1
     end
