@@ -42,6 +42,37 @@ describe("nvs_tool --verify and paths out of the batch folder", function()
       .. "6 units: 1 good, 5 bad\n", out)
   end)
 
+  it("follows no link inside the folder: an image, a keys file, a CSV or a subfolder that is one", function()
+    local p = nvsgen.partition{ size = 0x3000 }
+    p:namespace("n"):u8("a", 1)
+    local img = p:image()
+    local sha = crypto.sha256_hex(img)
+    assert(lfs.mkdir(dir .. "/out"))
+    assert(lfs.mkdir(dir .. "/elsewhere"))
+    h.write(dir .. "/elsewhere/x.bin", img)
+    h.write(dir .. "/elsewhere/x.csv", "key,type,encoding,value\nn,namespace,,\na,data,u8,1\n")
+    assert(crypto.write_keys(dir .. "/elsewhere/keys.bin", crypto.generate_key()))
+    for _, name in ipairs({ "a.bin", "b.bin", "c.bin", "d.bin" }) do h.write(dir .. "/out/" .. name, img) end
+    assert(lfs.link(dir .. "/elsewhere/x.bin", dir .. "/out/link.bin", true))
+    assert(lfs.link(dir .. "/elsewhere/keys.bin", dir .. "/out/b-keys.bin", true))
+    assert(lfs.link(dir .. "/elsewhere/x.csv", dir .. "/out/c.csv", true))
+    assert(lfs.link(dir .. "/elsewhere", dir .. "/out/sub", true))
+    h.write(dir .. "/out/manifest.csv", "serial,image,size,sha256,keys\n"
+      .. ("1,link.bin,%d,%s,\n"):format(#img, sha)
+      .. ("2,b.bin,%d,%s,b-keys.bin\n"):format(#img, sha)
+      .. ("3,c.bin,%d,%s,\n"):format(#img, sha)
+      .. ("4,sub/x.bin,%d,%s,\n"):format(#img, sha)
+      .. ("5,d.bin,%d,%s,\n"):format(#img, sha))
+    local st, out, err = h.run(TOOL, { "--verify", dir .. "/out" })
+    assert.are.equal("", err)
+    assert.are.equal("unit 1: link.bin: link.bin is a link, which a batch never makes (not followed)\n"
+      .. "unit 2: b.bin: keys file b-keys.bin: b-keys.bin is a link, which a batch never makes (not followed)\n"
+      .. "unit 3: c.bin: CSV c.csv: c.csv is a link, which a batch never makes (not followed)\n"
+      .. "unit 4: sub/x.bin: sub is a link, which a batch never makes (not followed)\n"
+      .. "5 units: 1 good, 4 bad\n", out)
+    assert.are.equal(1, st)
+  end)
+
   it("keeps each bad unit on one line whatever control characters the manifest's names hold", function()
     h.write(dir .. "/manifest.csv", "serial,image,size,sha256,keys\n"
       .. '"7\n8","a\nunit 9: b.bin",1,00,\n'

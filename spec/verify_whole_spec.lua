@@ -233,6 +233,19 @@ describe("nvs_tool --verify on whole units", function()
     end
   end)
 
+  it("follows no link inside the folder, even to the unit's own bytes", function()
+    local status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1", "--outdir", "out" }, dir)
+    assert.equal(0, status, err)
+    local o = dir .. "/out/"
+    h.write(dir .. "/copy.bin", h.read(o .. "unit-1-nvs.bin"))
+    os.remove(o .. "unit-1-nvs.bin")
+    assert(require("lfs").link(dir .. "/copy.bin", o .. "unit-1-nvs.bin", true))
+    local st, out = run_verify(o)
+    assert.equal("unit 1: unit-1-nvs.bin: unit-1-nvs.bin is a link, which a batch never makes (not followed)\n"
+      .. "1 unit: 0 good, 1 bad\n", out)
+    assert.equal(1, st)
+  end)
+
   it("tells a file still pending (a batch killed after recording its unit) from one that is gone", function()
     local status, _, err = recipes.run(mixed_recipe(dir), { "--serial-range", "1-2", "--outdir", "out", "--hex" },
       dir)
@@ -277,7 +290,7 @@ describe("nvs_tool --verify on whole units", function()
     assert.equal(1, st)
   end)
 
-  it("names a file it cannot read: a folder, a link to a device that never ends", function()
+  it("names a file it cannot read: a folder; a link to a device that never ends is not opened", function()
     local status, _, err = recipes.run(EXAMPLE, { "--serial-range", "1-2", "--outdir", "out" }, dir)
     assert.equal(0, status, err)
     local o = dir .. "/out/"
@@ -287,7 +300,7 @@ describe("nvs_tool --verify on whole units", function()
     assert(require("lfs").link("/dev/zero", o .. "unit-2-fctry.bin", true))
     local st, out = run_verify(o)
     assert.equal("unit 1: unit-1-nvs.bin: Is a directory\n"
-      .. "unit 2: unit-2-fctry.bin: more than the limit of 4 MiB\n"
+      .. "unit 2: unit-2-fctry.bin: unit-2-fctry.bin is a link, which a batch never makes (not followed)\n"
       .. "2 units: 0 good, 2 bad\n", out)
     assert.equal(1, st)
   end)

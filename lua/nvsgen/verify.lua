@@ -100,6 +100,8 @@ local function check_unit(outdir, rec, cols, shared_key)
   -- elsewhere (an absolute path, a '..' step) is refused, not followed.
   local function at(file) return outdir .. "/" .. file end
   if outside(name) then return ("%s: the image is outside the batch folder"):format(name) end
+  local link = verify_whole.link_problem(outdir, name)
+  if link then return link end
   local path = at(name)
   if not exists(path) then return ("%s: image is missing"):format(name) end
   local image, err = flash.read_file(path)
@@ -113,6 +115,8 @@ local function check_unit(outdir, rec, cols, shared_key)
   local keys = cols.keys and rec[cols.keys] or ""
   local r
   if keys ~= "" then
+    link = not outside(keys) and verify_whole.link_problem(outdir, keys)
+    if link then return ("%s: keys file %s"):format(name, link) end
     local in_folder = not outside(keys) and exists(at(keys))
     if not in_folder and shared_key then
       r, err = reader.read(image, shared_key)
@@ -138,6 +142,10 @@ local function check_unit(outdir, rec, cols, shared_key)
       report.problem_line(r.problems[1]))
   end
   local csv_path = path:gsub("%.bin$", "") .. ".csv"
+  if csv_path ~= path then
+    link = verify_whole.link_problem(outdir, name:gsub("%.bin$", "") .. ".csv")
+    if link then return ("%s: CSV %s"):format(name, link) end
+  end
   if csv_path ~= path and exists(csv_path) then
     local version = 2
     for _, p in ipairs(r.pages) do

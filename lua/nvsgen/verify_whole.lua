@@ -12,6 +12,7 @@
 --     local files = verify_whole.columns(header)   -- nil: not a whole unit
 --     local problem = verify_whole.check(outdir, record, files, #header)
 
+local lfs = require("lfs")
 local crypto = require("nvsgen.crypto")
 local flash_files = require("nvsgen.flash_files")
 local flash = require("nvsgen.flash")
@@ -62,6 +63,22 @@ local function outside(file)
   return file:sub(1, 1) == "/" or ("/" .. file .. "/"):find("/%.%./") ~= nil
 end
 M.outside = outside
+
+--- What is wrong with reading `file` (a name inside `outdir`) when a link
+-- lies on the way to it, or nil. A batch makes plain files and folders,
+-- never links: a link there was put by someone else and is not followed
+-- (both kinds of batch).
+function M.link_problem(outdir, file)
+  local at, shown = outdir, nil
+  for part in file:gmatch("[^/]+") do
+    at = at .. "/" .. part
+    shown = shown and shown .. "/" .. part or part
+    if lfs.symlinkattributes(at, "mode") == "link" then
+      return format("%s: %s is a link, which a batch never makes (not followed)", file, shown)
+    end
+  end
+  return nil
+end
 
 -- The words of one line of an esptool argument file, as shlex.split reads
 -- the ones nvsgen writes (plain, or in single quotes with '"'"' for a quote).
@@ -210,6 +227,8 @@ function M.check(outdir, rec, cols, width, shared_key)
     -- the unit's own still pending there is the batch's, as below).
     -- (Nothing outside the folder is opened, a pending name included.)
     local inside = not outside(file)
+    local link = inside and M.link_problem(outdir, file)
+    if link then return link end
     local here = inside and exists(path)
     local shared = c == last_partition and not here and not (inside and exists(path .. PENDING))
     local hint = shared and M.shared_key_hint(file) or ""
