@@ -375,6 +375,17 @@ describe("nvs_tool --verify", function()
       assert.are.equal("nvs_tool: --verify takes no " .. case[2] .. " (only --keys)\n", err)
     end
   end)
+
+  it("says an empty --keys, --verify or --outdir is one, not a file it cannot find", function()
+    for _, case in ipairs({ { { "--verify", dir .. "/out", "--keys=" }, "--keys" },
+      { { dir .. "/x.bin", "--keys", "" }, "--keys" }, { { "--verify", "" }, "--verify" },
+      { { dir .. "/x.bin", "-f", "csv", "--outdir=" }, "--outdir" } }) do
+      local st, out, err = h.run(TOOL, case[1])
+      assert.are.equal(2, st)
+      assert.are.equal("", out)
+      assert.are.equal("nvs_tool: " .. case[2] .. ": an empty name\n", err)
+    end
+  end)
 end)
 
 describe("examples/refurbish.lua", function()

@@ -132,6 +132,12 @@ function M.main(argv)
     common.stdout:write(args.help(M.SPEC))
     return common.EXIT_OK
   end
+  -- (An empty name would only be said as ": No such file or directory".)
+  for _, o in ipairs({ "keys", "verify", "outdir" }) do
+    if opts[o] == "" then
+      return common.fail(PROG, fmt("--%s: an empty name", o), common.EXIT_USAGE)
+    end
+  end
   if opts.verify then
     if opts.file then return common.fail(PROG, "--verify takes no FILE", common.EXIT_USAGE) end
     -- Options of reading one image would be silently dropped (a caller
