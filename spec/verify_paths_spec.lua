@@ -8,16 +8,21 @@ local lfs = require("lfs")
 
 local TOOL = "nvsgen.cli.nvs_tool"
 
+-- A small image and its SHA-256.
+local function small_image()
+  local p = nvsgen.partition{ size = 0x3000 }
+  p:namespace("n"):u8("a", 1)
+  local img = p:image()
+  return img, crypto.sha256_hex(img)
+end
+
 describe("nvs_tool --verify and paths out of the batch folder", function()
   local dir
   before_each(function() dir = h.tmpdir() end)
   after_each(function() h.cleanup(dir) end)
 
   it("refuses an image or keys file named outside the folder, keeps a subfolder", function()
-    local p = nvsgen.partition{ size = 0x3000 }
-    p:namespace("n"):u8("a", 1)
-    local img = p:image()
-    local sha = crypto.sha256_hex(img)
+    local img, sha = small_image()
     assert(lfs.mkdir(dir .. "/out"))
     assert(lfs.mkdir(dir .. "/out/sub"))
     h.write(dir .. "/outside.bin", img)
@@ -43,10 +48,7 @@ describe("nvs_tool --verify and paths out of the batch folder", function()
   end)
 
   it("follows no link inside the folder: an image, a keys file, a CSV or a subfolder that is one", function()
-    local p = nvsgen.partition{ size = 0x3000 }
-    p:namespace("n"):u8("a", 1)
-    local img = p:image()
-    local sha = crypto.sha256_hex(img)
+    local img, sha = small_image()
     assert(lfs.mkdir(dir .. "/out"))
     assert(lfs.mkdir(dir .. "/elsewhere"))
     h.write(dir .. "/elsewhere/x.bin", img)
