@@ -22,16 +22,8 @@ local function inputs(n)
   h.write(dir .. "/values.csv", values(n))
 end
 
-local function count(folder)
-  local n = 0
-  if not lfs.attributes(folder) then return 0 end
-  for name in lfs.dir(folder) do
-    if name ~= "." and name ~= ".." then n = n + 1 end
-  end
-  return n
-end
 
-local sh, now, wait_for = h.sh, h.now, h.wait_for
+local sh, now, wait_for, count = h.sh, h.now, h.wait_for, h.count
 
 --- Starts mfg_gen in the background in dir; returns its process id.
 local function start(extra)

@@ -29,16 +29,8 @@ after_each(function()
   h.cleanup(dir)
 end)
 
-local sh, now, wait_for = h.sh, h.now, h.wait_for
+local sh, now, wait_for, count = h.sh, h.now, h.wait_for, h.count
 
-local function count(folder)
-  local n = 0
-  if not lfs.attributes(folder) then return 0 end
-  for name in lfs.dir(folder) do
-    if name ~= "." and name ~= ".." then n = n + 1 end
-  end
-  return n
-end
 
 local function records()
   local f = io.open(dir .. "/o/manifest.csv")

@@ -92,6 +92,17 @@ function M.files(dir)
   return list
 end
 
+--- How many names folder dir holds (not below it); 0 when it does not
+-- exist (yet: a batch being watched may not have made it).
+function M.count(dir)
+  if not lfs.attributes(dir) then return 0 end
+  local n = 0
+  for name in lfs.dir(dir) do
+    if name ~= "." and name ~= ".." then n = n + 1 end
+  end
+  return n
+end
+
 --- The numbers `pattern` captures from the names in folder dir, sorted
 -- (the units whose files are there).
 function M.numbers_in(dir, pattern)
