@@ -231,25 +231,6 @@ static int get_integer(lua_State *L, int idx, int *negative, uint64_t *magnitude
     }
 }
 
-/* Maps sign and magnitude to the 64-bit pattern of `type`, range checked. */
-static int integer_bits(unsigned type, int negative, uint64_t magnitude, int64_t *bits)
-{
-    unsigned size = nvs_fixed_type_size(type);
-    int is_signed = (type & 0x10) != 0;
-    uint64_t max = size == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1;
-    if (is_signed)
-        max >>= 1; /* the largest positive value */
-    if (negative && magnitude != 0) {
-        if (!is_signed || magnitude > max + 1)
-            return 0;
-        *bits = (int64_t)(0 - magnitude); /* two's complement */
-        return 1;
-    }
-    if (magnitude > max)
-        return 0;
-    *bits = (int64_t)magnitude;
-    return 1;
-}
 
 /* The kind of argument idx: its name, or its position (1-based) in
  * kind_names, which the Lua layer binds once per setter so that the hot path
@@ -323,7 +304,7 @@ static int put_item(lua_State *L, nvs_encoder *e, int k, const char *key, size_t
             lua_pushfstring(L, "key '%s': %s is not an integer", key, value);
             return 2;
         }
-        rc = !overflow && integer_bits(type, negative, magnitude, &bits)
+        rc = !overflow && nvs_integer_bits(type, negative, magnitude, &bits)
                  ? nvs_encoder_put_int(e, key, klen, type, bits)
                  : NVS_ERR_RANGE;
     }

@@ -63,3 +63,22 @@ unsigned nvs_fixed_type_size(unsigned type)
         return 0;
     }
 }
+
+int nvs_integer_bits(unsigned type, int negative, uint64_t magnitude, int64_t *bits)
+{
+    unsigned size = nvs_fixed_type_size(type);
+    int is_signed = (type & 0x10) != 0;
+    uint64_t max = size == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1;
+    if (is_signed)
+        max >>= 1; /* the largest positive value */
+    if (negative && magnitude != 0) {
+        if (!is_signed || magnitude > max + 1)
+            return 0;
+        *bits = (int64_t)(0 - magnitude); /* two's complement */
+        return 1;
+    }
+    if (magnitude > max)
+        return 0;
+    *bits = (int64_t)magnitude;
+    return 1;
+}

@@ -137,6 +137,12 @@ uint32_t nvs_page_header_crc(const uint8_t page[NVS_HEADER_SIZE]);
 /* Size in bytes of the value of a fixed-size type, 0 for other types. */
 unsigned nvs_fixed_type_size(unsigned type);
 
+/* The 64-bit pattern an integer item of `type` (U8..I64) stores for the
+ * value of sign `negative` and `magnitude` (two's complement for a negative
+ * one; -0 is 0).  1 with *bits set when the value is in the type's range,
+ * 0 otherwise. */
+int nvs_integer_bits(unsigned type, int negative, uint64_t magnitude, int64_t *bits);
+
 NVS_HIDDEN_END
 
 #endif

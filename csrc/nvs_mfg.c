@@ -227,9 +227,8 @@ static int csv_add(nvs_mfg *m, const char *s, size_t len)
  * 64-bit pattern of `type` when it is in its range; 0 otherwise. */
 static int decimal_bits(const char *s, size_t len, unsigned type, int64_t *bits)
 {
-    unsigned size = nvs_fixed_type_size(type);
-    int is_signed = (type & 0x10) != 0, negative = 0;
-    uint64_t max = size == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1, v = 0;
+    int negative = 0;
+    uint64_t v = 0;
     size_t i = 0;
     if (len == 1 && s[0] == '0') {
         *bits = 0;
@@ -247,18 +246,7 @@ static int decimal_bits(const char *s, size_t len, unsigned type, int64_t *bits)
             return 0;
         v = v * 10 + d;
     }
-    if (is_signed)
-        max >>= 1;
-    if (negative) {
-        if (!is_signed || v > max + 1)
-            return 0;
-        *bits = (int64_t)(0 - v);
-        return 1;
-    }
-    if (v > max)
-        return 0;
-    *bits = (int64_t)v;
-    return 1;
+    return nvs_integer_bits(type, negative, v, bits);
 }
 
 /* Reads the regular file at `path` into the item's buffer.  0, or nonzero
