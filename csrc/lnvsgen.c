@@ -33,6 +33,20 @@
 #define ENCODER_MT "nvsgen.encoder"
 #define XTS_MT "nvsgen.xts"
 
+/* Makes metatable `name` with metamethods `meta` and, as __index, a table
+ * of `methods`; leaves the __index table on the stack for more methods.
+ * Every class of the module is made so. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    lua_remove(L, -2);
+}
+
 /* ---- value kinds ---------------------------------------------------------- */
 
 /* The names the Lua layer uses for item kinds, with their NVS type codes. */
@@ -1275,18 +1289,11 @@ static void open_batch(lua_State *L)
     lua_getfield(L, -1, "__index");
     luaL_setfuncs(L, batch_folder_methods, 0);
     lua_pop(L, 2);
-    luaL_newmetatable(L, APPEND_MT);
-    lua_pushcfunction(L, l_append_close);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, append_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, LOCK_MT);
-    lua_pushcfunction(L, l_lock_release);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, lock_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg append_meta[] = {{"__gc", l_append_close}, {NULL, NULL}};
+    static const luaL_Reg lock_meta[] = {{"__gc", l_lock_release}, {NULL, NULL}};
+    new_class(L, APPEND_MT, append_meta, append_methods);
+    new_class(L, LOCK_MT, lock_meta, lock_methods);
+    lua_pop(L, 2);
     luaL_setfuncs(L, batch_functions, 0);
 }
 
@@ -2780,20 +2787,6 @@ static const struct {
     {"public_raw", NVS_ID_PUB_RAW},
 };
 
-/* Makes metatable `name` with metamethods `meta` and, as __index, a table
- * of `methods`; leaves the __index table on the stack for more methods. */
-static void identity_class(lua_State *L, const char *name, const luaL_Reg *meta,
-                           const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_remove(L, -2);
-}
-
 /* Adds a closure of f with integer upvalue v as field `name` of the table on top. */
 static void set_closure(lua_State *L, const char *name, lua_CFunction f, int v)
 {
@@ -2828,17 +2821,17 @@ static void register_identity(lua_State *L)
     static const luaL_Reg idbuf_meta[] = {{"__gc", l_idbuf_gc}, {NULL, NULL}};
     size_t i;
 
-    identity_class(L, KEY_MT, key_meta, key_methods);
+    new_class(L, KEY_MT, key_meta, key_methods);
     for (i = 0; i < sizeof key_forms / sizeof key_forms[0]; i++)
         set_closure(L, key_forms[i].name, l_key_export, key_forms[i].form);
     lua_pop(L, 1);
-    identity_class(L, CERT_MT, cert_meta, cert_methods);
+    new_class(L, CERT_MT, cert_meta, cert_methods);
     set_closure(L, "der", l_cert_export, 0);
     set_closure(L, "pem", l_cert_export, 1);
     set_closure(L, "subject", l_cert_name, 0);
     set_closure(L, "issuer", l_cert_name, 1);
     lua_pop(L, 1);
-    identity_class(L, CSR_MT, csr_meta, csr_methods);
+    new_class(L, CSR_MT, csr_meta, csr_methods);
     set_closure(L, "der", l_csr_export, 0);
     set_closure(L, "pem", l_csr_export, 1);
     lua_pop(L, 1);
@@ -3382,13 +3375,10 @@ static int l_mfg_reports(lua_State *L)
 
 static void open_mfg(lua_State *L)
 {
+    static const luaL_Reg meta[] = {{"__gc", l_mfg_gc}, {NULL, NULL}};
     static const luaL_Reg methods[] = {
         {"run", l_mfg_run}, {"reports", l_mfg_reports}, {"close", l_mfg_gc}, {NULL, NULL}};
-    luaL_newmetatable(L, MFG_MT);
-    lua_pushcfunction(L, l_mfg_gc);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
+    new_class(L, MFG_MT, meta, methods);
     lua_pop(L, 1);
     lua_pushcfunction(L, l_mfg_new);
     lua_setfield(L, -2, "mfg_maker");
@@ -3421,21 +3411,10 @@ NVS_EXPORT int luaopen_nvsgen_core(lua_State *L);
 
 NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
 {
-    luaL_newmetatable(L, ENCODER_MT);
-    luaL_setfuncs(L, encoder_metamethods, 0);
-    luaL_newlib(L, encoder_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, XTS_MT);
-    luaL_setfuncs(L, xts_metamethods, 0);
-    luaL_newlib(L, xts_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, FOLDER_MT);
-    luaL_setfuncs(L, folder_metamethods, 0);
-    luaL_newlib(L, folder_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    new_class(L, ENCODER_MT, encoder_metamethods, encoder_methods);
+    new_class(L, XTS_MT, xts_metamethods, xts_methods);
+    new_class(L, FOLDER_MT, folder_metamethods, folder_methods);
+    lua_pop(L, 3);
     luaL_newmetatable(L, READ_RESULT_MT);
     lua_pushcfunction(L, l_read_result_gc);
     lua_setfield(L, -2, "__gc");

@@ -115,21 +115,23 @@ local function check_unit(outdir, rec, cols, shared_key)
   local keys = cols.keys and rec[cols.keys] or ""
   local r
   if keys ~= "" then
-    link = not outside(keys) and verify_whole.link_problem(outdir, keys)
+    local inside = not outside(keys)
+    link = inside and verify_whole.link_problem(outdir, keys)
     if link then return ("%s: keys file %s"):format(name, link) end
-    local in_folder = not outside(keys) and exists(at(keys))
+    local in_folder = inside and exists(at(keys))
+    local hint = verify_whole.shared_key_hint(keys)
     if not in_folder and shared_key then
       r, err = reader.read(image, shared_key)
       -- A plain name is the unit's own keys file (--keygen), gone, unless
       -- the shared key was given by that name from the batch's folder:
       -- the image not reading with it says which.
-      if not r and verify_whole.shared_key_hint(keys) == "" then
+      if not r and hint == "" then
         return ("%s: keys file %s is missing"):format(name, keys)
       end
-    elseif outside(keys) then
-      return ("%s: keys file %s is outside the batch folder%s"):format(name, keys, verify_whole.shared_key_hint(keys))
+    elseif not inside then
+      return ("%s: keys file %s is outside the batch folder%s"):format(name, keys, hint)
     elseif not in_folder then
-      return ("%s: keys file %s is missing%s"):format(name, keys, verify_whole.shared_key_hint(keys))
+      return ("%s: keys file %s is missing%s"):format(name, keys, hint)
     else
       r, err = reader.read(image, at(keys))
     end
