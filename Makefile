@@ -37,7 +37,7 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARNINGS) $(CFLAGS) \
 
 CORE_SRC = csrc/nvs_format.c csrc/nvs_encoder.c csrc/nvs_codec.c csrc/nvs_file.c csrc/nvs_proc.c \
            csrc/nvs_crypto.c csrc/nvs_reader.c csrc/nvs_csv.c csrc/nvs_keymap.c \
-           csrc/nvs_identity.c csrc/nvs_matter.c csrc/nvs_mfg.c
+           csrc/nvs_identity.c csrc/nvs_matter.c csrc/nvs_mfg.c csrc/nvs_stage.c
 BINDING_SRC = csrc/lnvsgen.c
 HEADERS = $(wildcard csrc/*.h)
 MODULE = build/nvsgen/core.so
@@ -77,7 +77,7 @@ demo: deps
 # The C core's own tests (crypto and reader against the vectors, identity and
 # Matter against the published examples), then the
 # specs; busted's closing line "N passed, N failed" is the run's last line.
-CTESTS = build/test_crypto build/test_reader build/test_identity
+CTESTS = build/test_crypto build/test_reader build/test_identity build/test_stage
 VECTORS = spec/fixtures/vectors
 
 build/test_%: csrc/test/test_%.c $(CORE_SRC) $(HEADERS)
@@ -89,6 +89,7 @@ ctest: $(CTESTS)
 	build/test_reader $$(for d in $(VECTORS)/*/*/; do \
 	    case "$$(head -n 1 $$d/args.txt 2>/dev/null)" in generate|decrypt) echo $$d/expected.bin;; esac; done)
 	build/test_identity
+	build/test_stage
 
 # Specs tagged slow (whole batches in processes of their own: signals, a
 # full disk, two runs at once) are left out of a bare busted run, not here.

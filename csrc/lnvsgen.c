@@ -28,6 +28,7 @@
 #include "nvs_mfg.h"
 #include "nvs_proc.h"
 #include "nvs_reader.h"
+#include "nvs_stage.h"
 #include "nvs_visibility.h"
 
 #define ENCODER_MT "nvsgen.encoder"
@@ -349,6 +350,23 @@ static int raise_where(lua_State *L)
     return lua_error(L);
 }
 
+/* The unit's encoder: self.encoder (self at 1), checked against the
+ * encoders' metatable.  Upvalues 2 and 3 of the calling method hold the
+ * key "encoder" and that metatable (no registry lookup on the hot path). */
+static nvs_encoder *unit_encoder(lua_State *L)
+{
+    nvs_encoder *e;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_rawget(L, 1);
+    e = (nvs_encoder *)lua_touserdata(L, -1);
+    if (e == NULL || !lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
+        luaL_error(L, "the unit has no encoder");
+    lua_pop(L, 2);
+    if (e->image == NULL)
+        luaL_error(L, "the unit's encoder is closed");
+    return e;
+}
+
 /* core.item_method(kind) -> method(self, key, value) -> self
  * The method a recipe's unit adds items with (u:u8, u:string, ...), the
  * batch's hot path in one C call: the item goes to self.encoder; when
@@ -371,16 +389,7 @@ static int l_item_method_call(lua_State *L)
             return raise_where(L);
         return luaL_typeerror(L, 1, "table");
     }
-    /* self.encoder, checked against the encoders' metatable (upvalues 2
-     * and 3: no registry lookup on this hot path) */
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_rawget(L, 1);
-    e = (nvs_encoder *)lua_touserdata(L, 4);
-    if (e == NULL || !lua_getmetatable(L, 4) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
-        return luaL_error(L, "the unit has no encoder");
-    lua_pop(L, 1);
-    if (e->image == NULL)
-        return luaL_error(L, "the unit's encoder is closed");
+    e = unit_encoder(L);
     if (put_item(L, e, k, key, klen, 3) != 1)
         return raise_where(L);
     lua_pushvalue(L, lua_upvalueindex(4));
@@ -408,18 +417,10 @@ static int l_item_method(lua_State *L)
     return 1;
 }
 
-/* encoder:namespace(name) -> true | nil, message */
-static int l_encoder_namespace(lua_State *L)
+/* Pushes the message of nvs_encoder_namespace's failure `rc` for `name`. */
+static void push_namespace_problem(lua_State *L, nvs_encoder *e, const char *name, size_t len,
+                                   int rc)
 {
-    nvs_encoder *e = check_encoder(L);
-    size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    int rc = nvs_encoder_namespace(e, name, len);
-    if (rc == NVS_OK) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    luaL_pushfail(L);
     switch (rc) {
     case NVS_ERR_KEY_TOO_LONG:
         lua_pushfstring(L, "namespace '%s' is %d bytes long, at most 15 are allowed", name,
@@ -435,7 +436,107 @@ static int l_encoder_namespace(lua_State *L)
         lua_pushfstring(L, "namespace '%s': %s", name, nvs_encoder_strerror(rc));
         break;
     }
+}
+
+/* encoder:namespace(name) -> true | nil, message */
+static int l_encoder_namespace(lua_State *L)
+{
+    nvs_encoder *e = check_encoder(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    int rc = nvs_encoder_namespace(e, name, len);
+    if (rc == NVS_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    luaL_pushfail(L);
+    push_namespace_problem(L, e, name, len, rc);
     return 2;
+}
+
+/* u:namespace(name) -> u: the unit's items from here on go to namespace
+ * `name` (self.ns); with self.rows a table, { name, "namespace" } is
+ * appended to it.  A mistake raises at the recipe's line. */
+static int l_unit_namespace_call(lua_State *L)
+{
+    nvs_encoder *e;
+    size_t len;
+    const char *name;
+    int rc;
+    lua_settop(L, 2);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "namespace name must be a string, got %s", luaL_typename(L, 2));
+    luaL_checktype(L, 1, LUA_TTABLE);
+    name = lua_tolstring(L, 2, &len);
+    e = unit_encoder(L);
+    rc = nvs_encoder_namespace(e, name, len);
+    if (rc != NVS_OK) {
+        push_namespace_problem(L, e, name, len, rc);
+        return raise_where(L);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1)); /* "ns" */
+    lua_pushvalue(L, 2);
+    lua_rawset(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(4)); /* "rows" */
+    if (lua_rawget(L, 1) == LUA_TTABLE) {
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, 2);
+        lua_rawseti(L, -2, 1);
+        lua_pushliteral(L, "namespace");
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* u:export(name, value) -> value: records `value` (a string or number) in
+ * self.exported[name] for the manifest's column `name`; a mistake raises
+ * at the recipe's line.  Upvalue 1 is the key "exported". */
+static int l_unit_export_call(lua_State *L)
+{
+    const char *name;
+    int t;
+    lua_settop(L, 3);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "export: name must be a string");
+    name = lua_tostring(L, 2);
+    t = lua_type(L, 3);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        return luaL_error(L, "export '%s': a string or number expected, got %s", name,
+                          lua_typename(L, t));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    if (lua_rawget(L, 1) != LUA_TTABLE)
+        return luaL_error(L, "the unit has no exports table");
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, 4) != LUA_TNIL)
+        return luaL_error(L, "export '%s' is set twice", name);
+    lua_pop(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, 4);
+    lua_settop(L, 3);
+    return 1;
+}
+
+/* core.unit_export() -> the method u:export (above) */
+static int l_unit_export(lua_State *L)
+{
+    lua_pushliteral(L, "exported");
+    lua_pushcclosure(L, l_unit_export_call, 1);
+    return 1;
+}
+
+/* core.unit_namespace() -> the method u:namespace (above) */
+static int l_unit_namespace(lua_State *L)
+{
+    lua_pushliteral(L, "ns");
+    lua_pushliteral(L, "encoder");
+    luaL_getmetatable(L, ENCODER_MT);
+    lua_pushliteral(L, "rows");
+    lua_pushcclosure(L, l_unit_namespace_call, 4);
+    return 1;
 }
 
 /* encoder:image() -> string: the output file's bytes */
@@ -508,6 +609,8 @@ static void add_integer(luaL_Buffer *b, lua_Integer v)
     luaL_addlstring(b, text + at, sizeof text - at);
 }
 
+static void add_csv_field(luaL_Buffer *b, const char *s, size_t len);
+
 static int l_csv_row(lua_State *L)
 {
     lua_Integer i, n;
@@ -519,23 +622,11 @@ static int l_csv_row(lua_State *L)
         if (i > 1)
             luaL_addchar(&b, ',');
         if (lua_geti(L, 1, i) == LUA_TSTRING) {
-            size_t len, k;
+            size_t len;
             /* The table keeps the string alive once it is off the stack. */
             const char *s = lua_tolstring(L, -1, &len);
             lua_pop(L, 1);
-            for (k = 0; k < len && s[k] != ',' && s[k] != '"' && s[k] != '\r' && s[k] != '\n'; k++)
-                ;
-            if (k == len) {
-                luaL_addlstring(&b, s, len);
-                continue;
-            }
-            luaL_addchar(&b, '"');
-            for (k = 0; k < len; k++) {
-                if (s[k] == '"')
-                    luaL_addchar(&b, '"');
-                luaL_addchar(&b, s[k]);
-            }
-            luaL_addchar(&b, '"');
+            add_csv_field(&b, s, len);
         } else if (lua_isinteger(L, -1)) {
             lua_Integer v = lua_tointeger(L, -1);
             lua_pop(L, 1);
@@ -1635,6 +1726,19 @@ static int l_random_hex(lua_State *L)
     return 1;
 }
 
+/* u:random_hex(n) for a unit whose random source is the OS CSPRNG: n
+ * random hex digits; a count that is not an integer from 0 to 2^30
+ * raises at the recipe's line. */
+static int l_unit_random_hex(lua_State *L)
+{
+    lua_Integer n;
+    if (!lua_isinteger(L, 2) || (n = lua_tointeger(L, 2)) < 0 || n > 0x40000000)
+        return luaL_error(L, "random_hex: an integer count from 0 to %d expected", 0x40000000);
+    lua_settop(L, 2);
+    lua_remove(L, 1);
+    return l_random_hex(L);
+}
+
 /* core.sha256(data [, hex]) -> 32 raw bytes, or 64 hex digits if hex */
 static int l_sha256(lua_State *L)
 {
@@ -1676,6 +1780,34 @@ static int l_pbkdf2_sha1(lua_State *L)
     return 1;
 }
 
+/* The bytes of e's image as they are written: its buffer, or with x an
+ * encrypted copy (*copy, malloc'd: the caller frees it).  NVS_CRYPTO_OK
+ * or an nvs_crypto error. */
+static int image_bytes(nvs_encoder *e, const lxts *x, const uint8_t **data, size_t *len,
+                       uint8_t **copy)
+{
+    *copy = NULL;
+    *data = nvs_encoder_image(e, len);
+    if (x == NULL)
+        return NVS_CRYPTO_OK;
+    if (*len % NVS_PAGE_SIZE != 0)
+        return NVS_CRYPTO_EIMAGE_SIZE;
+    *copy = (uint8_t *)malloc(*len);
+    if (*copy == NULL)
+        return NVS_CRYPTO_ENOMEM;
+    memcpy(*copy, *data, *len);
+    *data = *copy;
+    return nvs_xts_image(x->ctx, *copy, *len, 1);
+}
+
+/* Pushes the 64 hex digits of a SHA-256 digest. */
+static void push_digest_hex(lua_State *L, const uint8_t digest[NVS_SHA256_SIZE])
+{
+    char text[2 * NVS_SHA256_SIZE];
+    nvs_hex_encode(digest, NVS_SHA256_SIZE, text);
+    lua_pushlstring(L, text, sizeof text);
+}
+
 /* encoder:write(path, how [, mode [, xts [, hash [, folder]]]]) -> bytes
  *                        written [, sha256 hex] | nil, message, errno
  * Writes the encoder's image (encrypted with xts if given) straight from its
@@ -1694,23 +1826,13 @@ static int l_encoder_write(lua_State *L)
     int hash = lua_toboolean(L, 6);
     int folder = opt_folder(L, 7);
     uint8_t digest[NVS_SHA256_SIZE];
-    uint8_t *copy = NULL;
+    uint8_t *copy;
     const uint8_t *data;
     size_t len;
-    int write_rc = 0, crypto_rc = NVS_CRYPTO_OK; /* -errno; enum nvs_crypto_err */
+    int write_rc = 0, crypto_rc; /* -errno; enum nvs_crypto_err */
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 4, "invalid mode");
     luaL_argcheck(L, x == NULL || x->ctx != NULL, 5, "xts context is closed");
-    data = nvs_encoder_image(e, &len);
-    if (x != NULL) {
-        if (len % NVS_PAGE_SIZE != 0)
-            return push_crypto_error(L, NVS_CRYPTO_EIMAGE_SIZE);
-        copy = (uint8_t *)malloc(len);
-        if (copy == NULL)
-            return push_file_error(L, shown_path(L, 7, path), -ENOMEM);
-        memcpy(copy, data, len);
-        crypto_rc = nvs_xts_image(x->ctx, copy, len, 1);
-        data = copy;
-    }
+    crypto_rc = image_bytes(e, x, &data, &len, &copy);
     if (crypto_rc == NVS_CRYPTO_OK) {
         write_rc = write_as(folder, path, data, len, (mode_t)mode, how);
         if (write_rc == 0 && hash)
@@ -1724,11 +1846,7 @@ static int l_encoder_write(lua_State *L)
     lua_pushinteger(L, (lua_Integer)len);
     if (!hash)
         return 1;
-    {
-        char text[2 * NVS_SHA256_SIZE];
-        nvs_hex_encode(digest, sizeof digest, text);
-        lua_pushlstring(L, text, sizeof text);
-    }
+    push_digest_hex(L, digest);
     return 2;
 }
 
@@ -1762,6 +1880,327 @@ static int l_write_keys(lua_State *L)
     lua_pushboolean(L, 1);
     return 1;
 }
+
+/* ---- staged units ------------------------------------------------------------ */
+
+/* A batch's staged units (nvs_stage): the driver's per-unit files and
+ * manifest records, written and kept in C so that a unit costs the Lua
+ * side one call.  Its user value is the folder (kept open and alive, and
+ * what messages name files with). */
+#define STAGE_MT "nvsgen.stage"
+
+typedef struct {
+    nvs_stage *stage; /* NULL once freed */
+} lstage;
+
+/* core.stage(folder) -> stage */
+static int l_stage_new(lua_State *L)
+{
+    lfolder *f = check_folder(L, 1);
+    lstage *st = (lstage *)lua_newuserdatauv(L, sizeof *st, 1);
+    st->stage = NULL;
+    luaL_setmetatable(L, STAGE_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    st->stage = nvs_stage_new(f->fd);
+    if (st->stage == NULL)
+        return luaL_error(L, "not enough memory");
+    return 1;
+}
+
+/* The stage at argument 1, its folder still open. */
+static nvs_stage *check_stage(lua_State *L)
+{
+    lstage *st = (lstage *)luaL_checkudata(L, 1, STAGE_MT);
+    lfolder *f;
+    luaL_argcheck(L, st->stage != NULL, 1, "stage is freed");
+    lua_getiuservalue(L, 1, 1);
+    f = (lfolder *)lua_touserdata(L, -1);
+    luaL_argcheck(L, f != NULL && f->fd >= 0, 1, "the stage's folder is closed");
+    lua_pop(L, 1);
+    return st->stage;
+}
+
+/* Pushes fail, "FOLDER/NAME[SUFFIX]: reason", errno (stage at 1). */
+static int push_stage_error(lua_State *L, const char *name, const char *suffix, int rc)
+{
+    int folder;
+    const char *file;
+    lua_getiuservalue(L, 1, 1);
+    folder = lua_gettop(L);
+    file = lua_pushfstring(L, "%s%s", name, suffix);
+    return push_file_error(L, shown_path(L, folder, file), rc);
+}
+
+/* stage:file(name, data, mode) -> true | nil, message, errno
+ * A file of the unit being staged (a keys file, the unit's CSV, a file of
+ * a unit of several). */
+static int l_stage_file(lua_State *L)
+{
+    nvs_stage *s = check_stage(L);
+    const char *name = luaL_checkstring(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    lua_Integer mode = luaL_checkinteger(L, 4);
+    int rc;
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 4, "invalid mode");
+    rc = nvs_stage_write(s, name, data, len, (mode_t)mode);
+    if (rc != 0)
+        return push_stage_error(L, name, NVS_PENDING_SUFFIX, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* stage:keys(name, key) -> true | nil, message [, errno]
+ * The unit's keys partition of a 64-byte key, 0600, built in a buffer that
+ * is wiped afterwards. */
+static int l_stage_keys(lua_State *L)
+{
+    nvs_stage *s = check_stage(L);
+    const char *name = luaL_checkstring(L, 2);
+    const uint8_t *key;
+    uint8_t keys[NVS_KEYS_PARTITION_SIZE];
+    int rc;
+    lua_settop(L, 3);
+    key = get_xts_key(L, 3);
+    if (key == NULL)
+        return 2;
+    nvs_keys_build(keys, key);
+    rc = nvs_stage_write(s, name, keys, sizeof keys, 0600);
+    nvs_wipe(keys, sizeof keys);
+    if (rc != 0)
+        return push_stage_error(L, name, NVS_PENDING_SUFFIX, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Adds one CSV field (RFC 4180: quoted when it holds a comma, a quote or a
+ * line break, quotes doubled). */
+static void add_csv_field(luaL_Buffer *b, const char *s, size_t len)
+{
+    size_t k;
+    for (k = 0; k < len && s[k] != ',' && s[k] != '"' && s[k] != '\r' && s[k] != '\n'; k++)
+        ;
+    if (k == len) {
+        luaL_addlstring(b, s, len);
+        return;
+    }
+    luaL_addchar(b, '"');
+    for (k = 0; k < len; k++) {
+        if (s[k] == '"')
+            luaL_addchar(b, '"');
+        luaL_addchar(b, s[k]);
+    }
+    luaL_addchar(b, '"');
+}
+
+/* Whether the key at the top of the stack is one of the strings of the
+ * list at `columns`. */
+static int is_column(lua_State *L, int columns)
+{
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, columns);
+    for (i = 1; i <= n; i++) {
+        int same;
+        lua_rawgeti(L, columns, i);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        if (same)
+            return 1;
+    }
+    return 0;
+}
+
+/* stage:image(encoder, name, xts, serial, keys_name, exported, columns)
+ *   -> units staged | nil, message, errno | false, export
+ * The batch's hot path: ends the unit being staged with its image (the
+ * encoder's, encrypted with xts if given) written as NAME.part, and its
+ * manifest record: serial, name, size, SHA-256, keys_name, then the value
+ * of each of the manifest's export columns in `exported` (a string or a
+ * number; nothing when the unit exported none).  An export that is not a
+ * column is refused (false and its name) before anything is written.
+ * On failure the unit's files are removed. */
+static int l_stage_image(lua_State *L)
+{
+    nvs_stage *s = check_stage(L);
+    nvs_encoder *e = (nvs_encoder *)luaL_checkudata(L, 2, ENCODER_MT);
+    const char *name = luaL_checkstring(L, 3);
+    lxts *x = lua_isnoneornil(L, 4) ? NULL : (lxts *)luaL_checkudata(L, 4, XTS_MT);
+    lua_Integer serial = luaL_checkinteger(L, 5);
+    size_t keys_len, record_len;
+    const char *keys_name = luaL_checklstring(L, 6, &keys_len);
+    uint8_t digest[NVS_SHA256_SIZE];
+    uint8_t *copy;
+    const uint8_t *data;
+    const char *record;
+    size_t len;
+    int rc, crypto_rc;
+    luaL_Buffer b;
+    luaL_argcheck(L, e->image != NULL, 2, "encoder is closed");
+    luaL_argcheck(L, x == NULL || x->ctx != NULL, 4, "xts context is closed");
+    luaL_checktype(L, 7, LUA_TTABLE);
+    luaL_checktype(L, 8, LUA_TTABLE);
+    lua_settop(L, 8);
+    lua_pushnil(L);
+    while (lua_next(L, 7) != 0) {
+        lua_pop(L, 1);
+        if (!is_column(L, 8)) {
+            nvs_stage_abandon(s);
+            lua_pushboolean(L, 0);
+            lua_insert(L, -2);
+            return 2;
+        }
+    }
+    crypto_rc = image_bytes(e, x, &data, &len, &copy);
+    rc = 0;
+    if (crypto_rc == NVS_CRYPTO_OK) {
+        rc = nvs_stage_write(s, name, data, len, 0644);
+        if (rc == 0)
+            crypto_rc = nvs_sha256(data, len, digest);
+    }
+    free(copy);
+    if (crypto_rc != NVS_CRYPTO_OK || rc != 0) {
+        nvs_stage_abandon(s);
+        if (rc != 0)
+            return push_stage_error(L, name, NVS_PENDING_SUFFIX, rc);
+        return push_crypto_error(L, crypto_rc);
+    }
+    luaL_buffinit(L, &b);
+    add_integer(&b, serial);
+    luaL_addchar(&b, ',');
+    add_csv_field(&b, name, strlen(name));
+    luaL_addchar(&b, ',');
+    add_integer(&b, (lua_Integer)len);
+    luaL_addchar(&b, ',');
+    {
+        char hex[2 * NVS_SHA256_SIZE];
+        nvs_hex_encode(digest, sizeof digest, hex);
+        luaL_addlstring(&b, hex, sizeof hex);
+    }
+    luaL_addchar(&b, ',');
+    add_csv_field(&b, keys_name, keys_len);
+    {
+        lua_Integer i, n = (lua_Integer)lua_rawlen(L, 8);
+        for (i = 1; i <= n; i++) {
+            luaL_addchar(&b, ',');
+            lua_rawgeti(L, 8, i);
+            /* the column's value: a string, a number (as tostring writes
+             * it) or nothing */
+            if (lua_rawget(L, 7) != LUA_TNIL) {
+                size_t vlen;
+                const char *v = lua_tolstring(L, -1, &vlen);
+                if (v != NULL)
+                    add_csv_field(&b, v, vlen);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    luaL_addlstring(&b, "\r\n", 2);
+    luaL_pushresult(&b);
+    record = lua_tolstring(L, -1, &record_len);
+    if (nvs_stage_end_unit(s, record, record_len) != 0) {
+        nvs_stage_abandon(s);
+        return luaL_error(L, "not enough memory");
+    }
+    lua_pushinteger(L, (lua_Integer)nvs_stage_units(s));
+    return 1;
+}
+
+/* stage:record(text) -> units staged: ends the unit being staged (its
+ * files given by stage:file) with its manifest record. */
+static int l_stage_record(lua_State *L)
+{
+    nvs_stage *s = check_stage(L);
+    size_t len;
+    const char *record = luaL_checklstring(L, 2, &len);
+    if (nvs_stage_end_unit(s, record, len) != 0)
+        return luaL_error(L, "not enough memory");
+    lua_pushinteger(L, (lua_Integer)nvs_stage_units(s));
+    return 1;
+}
+
+/* stage:abandon(): removes the files of the unit being staged. */
+static int l_stage_abandon(lua_State *L)
+{
+    nvs_stage_abandon(check_stage(L));
+    return 0;
+}
+
+/* stage:units() -> the number of units staged */
+static int l_stage_units(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)nvs_stage_units(check_stage(L)));
+    return 1;
+}
+
+/* stage:records(units) -> the records of the first `units` units */
+static int l_stage_records(lua_State *L)
+{
+    nvs_stage *s = check_stage(L);
+    lua_Integer units = luaL_checkinteger(L, 2);
+    size_t len;
+    const char *text;
+    luaL_argcheck(L, units >= 0, 2, "negative count");
+    text = nvs_stage_records(s, (size_t)units, &len);
+    lua_pushlstring(L, text, len);
+    return 1;
+}
+
+/* stage:drop_newest(): the newest unit's files removed, staged no longer */
+static int l_stage_drop_newest(lua_State *L)
+{
+    nvs_stage_drop_newest(check_stage(L));
+    return 0;
+}
+
+/* stage:put_in_place([replace]) -> true | nil, message, errno, name
+ * Renames every staged file to its name (an existing name refused unless
+ * replace); on failure `name` is the file it stopped at, and the files
+ * from there on keep their pending names.  The stage is empty after. */
+static int l_stage_put_in_place(lua_State *L)
+{
+    nvs_stage *s = check_stage(L);
+    const char *failed = NULL;
+    int rc = nvs_stage_put_in_place(s, lua_toboolean(L, 2), &failed);
+    if (rc != 0) {
+        lua_settop(L, 1);
+        lua_pushstring(L, failed);
+        /* as folder:rename_new names it: the name taken, or the file */
+        if (rc == -EEXIST)
+            push_stage_error(L, failed, "", rc);
+        else
+            push_stage_error(L, failed, NVS_PENDING_SUFFIX, rc);
+        lua_pushvalue(L, 2);
+        return 4;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* stage:discard(): every staged file removed, the stage empty */
+static int l_stage_discard(lua_State *L)
+{
+    nvs_stage_discard(check_stage(L));
+    return 0;
+}
+
+/* __gc: the memory freed; pending files stay (a rerun deals with them). */
+static int l_stage_gc(lua_State *L)
+{
+    lstage *st = (lstage *)luaL_checkudata(L, 1, STAGE_MT);
+    nvs_stage_free(st->stage);
+    st->stage = NULL;
+    return 0;
+}
+
+static const luaL_Reg stage_methods[] = {
+    {"file", l_stage_file},       {"keys", l_stage_keys},
+    {"image", l_stage_image},     {"record", l_stage_record},
+    {"abandon", l_stage_abandon}, {"units", l_stage_units},
+    {"records", l_stage_records}, {"drop_newest", l_stage_drop_newest},
+    {"put_in_place", l_stage_put_in_place}, {"discard", l_stage_discard},
+    {NULL, NULL}};
+
+static const luaL_Reg stage_metamethods[] = {{"__gc", l_stage_gc}, {NULL, NULL}};
 
 static const luaL_Reg xts_methods[] = {
     {"encrypt", l_xts_encrypt}, {"decrypt", l_xts_decrypt}, {"rekey", l_xts_rekey}, {NULL, NULL}};
@@ -3397,9 +3836,11 @@ static const luaL_Reg core_functions[] = {
     {"xts", l_xts_new},                 {"encrypt_image", l_encrypt_image},
     {"decrypt_image", l_decrypt_image}, {"keys_build", l_keys_build},
     {"write_keys", l_write_keys},       {"folder", l_folder_new},
+    {"stage", l_stage_new},
     {"keys_parse", l_keys_parse},       {"key_from_hmac", l_key_from_hmac},
     {"generate_key", l_generate_key},   {"random_bytes", l_random_bytes},
-    {"random_hex", l_random_hex},
+    {"random_hex", l_random_hex},       {"unit_random_hex", l_unit_random_hex},
+    {"unit_namespace", l_unit_namespace}, {"unit_export", l_unit_export},
     {"sha256", l_sha256},               {"pbkdf2_sha1", l_pbkdf2_sha1},
     {"read", l_read},
     {"md5", l_md5}, /* read-back */
@@ -3414,7 +3855,8 @@ NVS_EXPORT int luaopen_nvsgen_core(lua_State *L)
     new_class(L, ENCODER_MT, encoder_metamethods, encoder_methods);
     new_class(L, XTS_MT, xts_metamethods, xts_methods);
     new_class(L, FOLDER_MT, folder_metamethods, folder_methods);
-    lua_pop(L, 3);
+    new_class(L, STAGE_MT, stage_metamethods, stage_methods);
+    lua_pop(L, 4);
     luaL_newmetatable(L, READ_RESULT_MT);
     lua_pushcfunction(L, l_read_result_gc);
     lua_setfield(L, -2, "__gc");

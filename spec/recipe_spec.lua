@@ -134,6 +134,14 @@ describe("recipe", function()
       fails(function(u) u:file("/nonexistent/" .. u.serial .. ".der") end))
     assert.equal("unit 41: export 'S' is set twice",
       fails(function(u) u:export("S", "a"); u:export("S", "b") end))
+    assert.equal("unit 41: export: name must be a string",
+      fails(function(u) u:export(7, "a") end))
+    assert.equal("unit 41: export 'S': a string or number expected, got table",
+      fails(function(u) u:export("S", {}) end))
+    assert.equal("unit 41: namespace name must be a string, got number",
+      fails(function(u) u:namespace(5) end))
+    assert.equal("unit 41: namespace 'ThisNamespaceIsLong' is 19 bytes long, at most 15 are allowed",
+      fails(function(u) u:namespace("ThisNamespaceIsLong") end))
     assert.equal("unit 41: no values row for serial 41 (value 'gain')",
       fails(function(u) u:value("gain") end))
   end)

@@ -34,19 +34,39 @@ function M.parse(text)
   return setmetatable({ ranges = ranges, count = count, text = text }, Serials)
 end
 
---- Iterates index, serial.
+--- Iterates index, serial; and jump(index), after which the next index the
+-- iteration gives is `index` (a later one): a process passes over the
+-- chunks of units other processes make without stepping through them.
 function Serials:each()
   local ranges, r, s, i = self.ranges, 1, self.ranges[1][1] - 1, 0
-  return function()
+  local function step()
+    local range = ranges[r]
+    if not range then return nil end
     s = s + 1
-    if s > ranges[r][2] then
+    if s > range[2] then
       r = r + 1
-      if not ranges[r] then return nil end
-      s = ranges[r][1]
+      range = ranges[r]
+      if not range then return nil end
+      s = range[1]
     end
     i = i + 1
     return i, s
   end
+  local function jump(to)
+    local need = to - 1 - i -- the indexes passed over
+    while need > 0 do
+      local range = ranges[r]
+      if not range then return end
+      local left = range[2] - s -- the serials of range r after s
+      if need <= left then
+        s, i = s + need, i + need
+        return
+      end
+      i, need, r = i + left, need - left, r + 1
+      if ranges[r] then s = ranges[r][1] - 1 end
+    end
+  end
+  return step, jump
 end
 
 function Serials:contains(serial)

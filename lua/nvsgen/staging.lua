@@ -15,7 +15,6 @@ local core = require("nvsgen.core")
 
 local format = string.format
 local lstat = lfs.symlinkattributes
-local write_keys, write_file = core.write_keys, core.write_file
 
 local M = {}
 
@@ -29,10 +28,11 @@ Stage.__index = Stage
 
 --- A stage for the files of one batch in `folder` (core.folder), named in
 -- messages with `prefix`; `manifest` (nvsgen.manifest) takes the records.
--- With `replace` (--force) names are taken over.
+-- With `replace` (--force) names are taken over. The names and records
+-- of the units staged are kept in C (core.stage): a unit costs one call.
 function M.new(folder, prefix, manifest, replace)
   return setmetatable({ folder = folder, prefix = prefix, manifest = manifest, replace = replace,
-    pending = {}, finals = {}, lines = {}, ends = {}, units = 0, files = 0 }, Stage)
+    staged = core.stage(folder), units = 0 }, Stage)
 end
 
 --- A unit's files: image name, keys file name (or nil) and CSV name (or
@@ -92,72 +92,65 @@ function Stage:status(serial, names, recorded, image_size)
 end
 
 --- Writes a unit's pending files: `key` (a key per unit, or nil), `csv`
--- (the CSV text, or nil), the image from `partition`; the unit's manifest
--- record is made of `fields` (serial, image, -, -, keys file: the image's
--- size and SHA-256 are filled in here) and `exported` (Manifest:record).
--- Returns the bytes the unit takes on the disk, or nil, message, errno
--- (its pending files removed).
-function Stage:stage(names, partition, key, csv, fields, exported)
-  local folder, n, i = self.folder, #names, 1
-  local bytes = 0
+-- (the CSV text, or nil), the image from `partition`, and stages its
+-- manifest record: serial, image, size, SHA-256, `keys_name`, then the
+-- values of `exported` in the manifest's columns. Returns true, or nil,
+-- message, errno (its pending files removed), or false and an export that
+-- is not a column of the manifest (nothing written).
+function Stage:stage(names, partition, key, csv, serial, keys_name, exported)
+  local i = 1
   if key then
-    local ok, err, code = write_keys(names[i] .. M.PENDING, key, "new", folder)
-    if not ok then return self:unstage(names, err, code) end
+    local ok, err, code = self:keys(names[i], key)
+    if not ok then return ok, err, code end
     i = i + 1
-    bytes = bytes + 4096
   end
   if csv then
     -- Every value of the unit in clear (private keys, passwords), encrypted
     -- batch or not: readable by its owner only, as keys files.
-    local ok, err, code = write_file(names[i] .. M.PENDING, csv, M.KEYS_MODE, false, folder)
-    if not ok then return self:unstage(names, err, code) end
-    bytes = bytes + #csv
+    local ok, err, code = self.staged:file(names[i], csv, M.KEYS_MODE)
+    if not ok then return self:unstage(err, code) end
   end
-  local image_pending = names[n] .. M.PENDING
-  local size, hash, code = partition:write_image(image_pending, "new", M.IMAGE_MODE, true, folder)
-  if not size then return self:unstage(names, hash, code) end
-  fields[3], fields[4] = size, hash
-  local record = self.manifest:record(fields, exported)
-  local pending, finals, files = self.pending, self.finals, self.files
-  for k = 1, n - 1 do
-    files = files + 1
-    pending[files], finals[files] = names[k] .. M.PENDING, names[k]
-  end
-  files = files + 1
-  pending[files], finals[files] = image_pending, names[n]
-  self.files = files
-  self.units = self.units + 1
-  self.lines[self.units] = record
-  self.ends[self.units] = files
-  return bytes + size + #record
+  local units, err, code = self:image(partition.encoder, names[#names], partition.xts, serial, keys_name,
+    exported)
+  if not units then return units, err, code end
+  return true
+end
+
+--- Writes the unit's keys file `name` for `key` (the first of its files).
+-- true, or nil, message, errno (the unit's pending files removed).
+function Stage:keys(name, key)
+  local ok, err, code = self.staged:keys(name, key)
+  if not ok then return self:unstage(err, code) end
+  return true
+end
+
+--- Ends the unit with its image, from `encoder` (encrypted with `xts`, or
+-- not), written as `name`, and its record (Stage:stage). Returns the
+-- number of units staged; or nil, message, errno, or false and an export
+-- that is not a column (the unit's pending files removed).
+function Stage:image(encoder, name, xts, serial, keys_name, exported)
+  local units, err, code = self.staged:image(encoder, name, xts, serial, keys_name, exported,
+    self.manifest.columns)
+  if units then self.units = units end
+  return units, err, code
 end
 
 --- Writes the pending files of a unit made of several (nvsgen.unit_layout):
--- `files`, a list of { name, data, mode } (`names` the same names);
--- `record` is the unit's manifest record. Returns the bytes the unit takes
--- on the disk, or nil, message, errno (its pending files removed).
-function Stage:stage_files(names, files, record)
-  local folder, bytes = self.folder, #record
+-- `files`, a list of { name, data, mode }; `record` is the unit's manifest
+-- record. Returns true, or nil, message, errno (its pending files removed).
+function Stage:stage_files(files, record)
+  local staged = self.staged
   for _, f in ipairs(files) do
-    local ok, err, code = write_file(f.name .. M.PENDING, f.data, f.mode, "new", folder)
-    if not ok then return self:unstage(names, err, code) end
-    bytes = bytes + #f.data
+    local ok, err, code = staged:file(f.name, f.data, f.mode)
+    if not ok then return self:unstage(err, code) end
   end
-  local pending, finals, n = self.pending, self.finals, self.files
-  for _, f in ipairs(files) do
-    n = n + 1
-    pending[n], finals[n] = f.name .. M.PENDING, f.name
-  end
-  self.files = n
-  self.units = self.units + 1
-  self.lines[self.units] = record
-  self.ends[self.units] = n
-  return bytes
+  self.units = staged:record(record)
+  return true
 end
 
 -- Removes the pending files of a unit that failed half-way.
-function Stage:unstage(names, err, code)
-  for _, name in ipairs(names) do self.folder:remove(name .. M.PENDING) end
+function Stage:unstage(err, code)
+  self.staged:abandon()
   return nil, err, code
 end
 
@@ -165,48 +158,42 @@ end
 -- committed (and, when a full disk left room for only some, a message and
 -- ENOSPC), or nil, message, errno; the units not recorded have no file left.
 function Stage:commit()
-  local units = self.units
+  local staged, units = self.staged, self.units
   if units == 0 then return 0 end
-  local staged = units
   local folder = self.folder
+  self.units = 0
   local ok, err, code = folder:sync()
-  if ok then ok, err, code = self.manifest:append(table.concat(self.lines, "", 1, units)) end
+  if ok then ok, err, code = self.manifest:append(staged:records(units)) end
   -- On a full disk the newest units make room for the records of the
   -- others (their files removed; the rerun makes them).
+  local dropped = 0
   while not ok and M.is_full(code) and units > 1 do
-    for k = self.ends[units - 1] + 1, self.ends[units] do folder:remove(self.pending[k]) end
-    units = units - 1
-    self.files = self.ends[units]
+    staged:drop_newest()
+    units, dropped = units - 1, dropped + 1
     ok, err, code = folder:sync()
-    if ok then ok, err, code = self.manifest:append(table.concat(self.lines, "", 1, units)) end
+    if ok then ok, err, code = self.manifest:append(staged:records(units)) end
   end
   if not ok then
-    for k = 1, self.files do folder:remove(self.pending[k]) end
-    self.units, self.files = 0, 0
+    staged:discard()
     return nil, err, code
   end
-  local pending, finals, replace = self.pending, self.finals, self.replace
-  for k = 1, self.files do
-    ok, err, code = folder:rename_new(pending[k], finals[k], replace)
-    if not ok then
-      -- Recorded, pending under its name: a rerun completes what it can.
-      self.units, self.files = 0, 0
-      if code == 17 then
-        err = format("%s%s already exists and is not the batch's own; remove it and run again",
-          self.prefix, finals[k])
-      end
-      return nil, err, code
+  local name
+  ok, err, code, name = staged:put_in_place(self.replace)
+  if not ok then
+    -- Recorded, pending under its name: a rerun completes what it can.
+    if code == 17 then
+      err = format("%s%s already exists and is not the batch's own; remove it and run again", self.prefix, name)
     end
+    return nil, err, code
   end
-  self.units, self.files = 0, 0
-  if units < staged then return units, "disk full", M.ENOSPC end
+  if dropped > 0 then return units, "disk full", M.ENOSPC end
   return units
 end
 
 --- Drops the staged units without recording them (their files removed).
 function Stage:discard()
-  for k = 1, self.files do self.folder:remove(self.pending[k]) end
-  self.units, self.files = 0, 0
+  self.staged:discard()
+  self.units = 0
 end
 
 --- True for the errno of a full disk or quota.

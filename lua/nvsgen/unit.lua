@@ -10,7 +10,7 @@ local core = require("nvsgen.core")
 
 local type, error, setmetatable, ipairs, pairs = type, error, setmetatable, ipairs, pairs
 local format = string.format
-local random_bytes, random_hex = core.random_bytes, core.random_hex
+local random_bytes = core.random_bytes
 
 local M = {}
 
@@ -31,6 +31,8 @@ function M.context(recipe, partition, random, partitions)
     random = random, dir = recipe.dir, params = recipe.params,
     serial = nil, index = 0, values = nil, exported = {}, rows = nil,
     ns = nil,
+    -- The OS CSPRNG's digits in one C call (the batch's hot path).
+    random_hex = random == random_bytes and core.unit_random_hex or nil,
   }, Unit)
 end
 
@@ -49,17 +51,9 @@ local function raise(msg)
   error(msg, 3)
 end
 
-function Unit:namespace(name)
-  if type(name) ~= "string" then
-    raise(format("namespace name must be a string, got %s", type(name)))
-  end
-  local ok, err = self.encoder:namespace(name)
-  if not ok then raise(format("namespace '%s': %s", name, err)) end
-  self.ns = name
-  local rows = self.rows
-  if rows then rows[#rows + 1] = { name, "namespace" } end
-  return self
-end
+--- u:namespace(name): the items that follow go to namespace `name`. One
+-- C call (the batch's hot path), as the item methods below.
+Unit.namespace = core.unit_namespace()
 
 --- Writes what follows into the unit's partition labelled `label` (a
 -- recipe with `partitions`); each unit starts in the first one.
@@ -113,8 +107,7 @@ function Unit:random_hex(n)
   if math.type(n) ~= "integer" or n < 0 or n > RANDOM_MAX then
     raise(format("random_hex: an integer count from 0 to %d expected", RANDOM_MAX))
   end
-  -- The OS CSPRNG's digits in one call; another source (a test's) as bytes.
-  if self.random == random_bytes then return random_hex(n) end
+  -- (A unit of the OS CSPRNG has core.unit_random_hex instead.)
   local hex = core.hex_encode(self.random((n + 1) // 2))
   if n % 2 == 1 then hex = hex:sub(1, n) end
   return hex
@@ -165,18 +158,10 @@ function Unit:ca(cert, key)
   return ca
 end
 
---- Records `value` (a string or number) for the manifest's column `name`
--- and returns it, so `u:string("K", u:export("K", v))` reads naturally.
-function Unit:export(name, value)
-  if type(name) ~= "string" then raise("export: name must be a string") end
-  local t = type(value)
-  if t ~= "string" and t ~= "number" then
-    raise(format("export '%s': a string or number expected, got %s", name, t))
-  end
-  if self.exported[name] ~= nil then raise(format("export '%s' is set twice", name)) end
-  self.exported[name] = value
-  return value
-end
+--- u:export(name, value): records `value` (a string or number) for the
+-- manifest's column `name` and returns it, so `u:string("K", u:export("K",
+-- v))` reads naturally. One C call, as the item methods.
+Unit.export = core.unit_export()
 
 --- The unit's value in column `name` of the values table; raises when the
 -- table or the value is missing.
