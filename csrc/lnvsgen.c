@@ -1220,18 +1220,31 @@ static void stop_running_unit(int sig)
 
 static int run_units_from(lua_State *L, lua_Integer done);
 
+/* A unit function's error (at the top of the stack) as core.run_units
+ * gives it: raised, or, when called protected (argument 3), returned after
+ * false. */
+static int units_failed(lua_State *L)
+{
+    if (!lua_toboolean(L, 3))
+        return lua_error(L);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
 /* Where core.run_units goes on once the unit function it called (through
  * lua_pcallk) has yielded and then returned or raised. */
 static int run_units_k(lua_State *L, int status, lua_KContext done)
 {
     if (status != LUA_OK && status != LUA_YIELD) {
         units_running--;
-        return lua_error(L);
+        return units_failed(L);
     }
     return run_units_from(L, (lua_Integer)done);
 }
 
-/* Calls units[done + 1](u), ... units[#units](u), and leaves the count. */
+/* Calls units[done + 1](u), ... units[#units](u); true when called
+ * protected, else nothing. */
 static int run_units_from(lua_State *L, lua_Integer done)
 {
     lua_Integer i, n = luaL_len(L, 1);
@@ -1241,25 +1254,31 @@ static int run_units_from(lua_State *L, lua_Integer done)
         /* A unit may yield (a batch run in a coroutine), as through pcall. */
         if (lua_pcallk(L, 1, 0, 0, (lua_KContext)i, run_units_k) != LUA_OK) {
             units_running--;
-            return lua_error(L);
+            return units_failed(L);
         }
     }
     units_running--;
-    return 0;
+    if (!lua_toboolean(L, 3))
+        return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
-/* core.run_units(units, u): calls units[1](u), ..., units[#units](u) (a
- * recipe's unit functions); what they raise is raised. While it runs, a
- * stop request (core.stop_units) raises the stop value inside it. */
+/* core.run_units(units, u [, protected]): calls units[1](u), ...,
+ * units[#units](u) (a recipe's unit functions); what they raise is raised,
+ * or with `protected` returned after false (true when none raised), as
+ * pcall would give it, without the cost of a pcall around the call.
+ * While it runs, a stop request (core.stop_units) raises the stop value
+ * inside it. */
 static int l_run_units(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 2);
+    lua_settop(L, 3);
     if (units_thread == L && nvs_stop_signal() != 0) {
         /* The request came after the batch last looked, and the hook it
          * set may have removed itself since, between units. */
         lua_rawgetp(L, LUA_REGISTRYINDEX, &unit_stop_key);
-        return lua_error(L);
+        return units_failed(L);
     }
     units_running++;
     return run_units_from(L, 0);
@@ -2095,12 +2114,15 @@ static int l_stage_image(lua_State *L)
         }
     }
     luaL_addlstring(&b, "\r\n", 2);
-    luaL_pushresult(&b);
-    record = lua_tolstring(L, -1, &record_len);
+    /* The record is copied from the buffer: no Lua string is made of it
+     * (the buffer's stack slot is dropped with the arguments). */
+    record = luaL_buffaddr(&b);
+    record_len = luaL_bufflen(&b);
     if (nvs_stage_end_unit(s, record, record_len) != 0) {
         nvs_stage_abandon(s);
         return luaL_error(L, "not enough memory");
     }
+    lua_settop(L, 8);
     lua_pushinteger(L, (lua_Integer)nvs_stage_units(s));
     return 1;
 }

@@ -63,6 +63,22 @@ describe("recipe", function()
     assert.equal(p:image(), helper.read(tmp .. "/unit-2.bin"))
   end)
 
+  it("names the unit whose function raises after it yielded, in a coroutine", function()
+    local r = recipe.define{ size = 0x3000, unit = function(u)
+      local v = coroutine.yield(u.serial)
+      if u.serial == 2 then error("no value for 2", 0) end
+      u:namespace("n"):u32("v", v)
+    end }
+    local run = coroutine.wrap(function()
+      return "done", batch.run{ recipe = r, serials = batch.serials("1-3"), outdir = tmp }
+    end)
+    local what, summary, err = run()
+    while what ~= "done" do what, summary, err = run(what) end
+    assert.is_nil(summary)
+    assert.equal("unit 2: no value for 2", err)
+    assert.is_nil(helper.read(tmp .. "/unit-2.bin"))
+  end)
+
   it("places an item's mistake at the recipe's line that wrote it", function()
     local line
     local _, err = dry(recipe.define{ size = 0x3000, unit = function(u)

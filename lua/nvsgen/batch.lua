@@ -197,8 +197,9 @@ end
 -- binding raises it inside build_unit once a request comes (core.stop_units).
 local STOP = setmetatable({}, { __tostring = function() return "stopped" end })
 
--- Runs every unit function of the recipe on `u` (called through pcall):
--- the binding's runner, which a stop request raises STOP in.
+-- Runs every unit function of the recipe on `u` (called protected: true,
+-- or false and what a unit function raised): the binding's runner, which
+-- a stop request raises STOP in.
 local build_unit = core.run_units
 
 local function size_text(bytes)
@@ -382,7 +383,7 @@ local function build(b, serial, index)
   u:begin(serial, index, vrow, b.want_csv)
   if vline then u.values_where = format("%s:%d", b.values_path, vline) end
   local ok
-  ok, err = pcall(build_unit, b.r.units, u)
+  ok, err = build_unit(b.r.units, u, true)
   if not ok then return nil, recipe_failure(b, serial, err) end
   return key or true
 end
@@ -507,20 +508,22 @@ local function new_image_unit(b, serial, index)
     partition:set_key(key)
   end
   u:begin(serial, index)
-  local ok, err = pcall(build_unit, b.units, u)
+  local ok, err = build_unit(b.units, u, true)
   if not ok then return nil, recipe_failure(b, serial, err) end
-  local files, keys_name = b.stage, b.keys_name
+  local keys_name = b.keys_name
   if key then
     keys_name = image:sub(1, -5) .. "-keys.bin"
-    local written, problem, errno = files:keys(keys_name, key)
+    local written, problem, errno = b.stage:keys(keys_name, key)
     if not written then return nil, problem, errno end
   end
+  -- Stage:image, called straight
   local staged, code
-  staged, err, code = files:image(encoder, image, partition.xts, serial, keys_name, u.exported)
+  staged, err, code = b.staged:image(encoder, image, partition.xts, serial, keys_name, u.exported, b.columns)
   if not staged then
     if staged == false then return nil, not_a_column(b.manifest, serial, err) end
     return nil, err, code
   end
+  if staged < M.GROUP then return true end
   return commit_if_due(b, staged)
 end
 
@@ -557,7 +560,7 @@ local function unit(b, serial, index)
   local ok, code
   ok, err, code = stage(b, serial, names, stem, key)
   if not ok then return nil, err, code end
-  return commit_if_due(b, b.stage.units)
+  return commit_if_due(b, b.stage:units())
 end
 
 ---------------------------------------------------------------------------
@@ -591,6 +594,8 @@ local function units_loop(b)
   -- The common case's units, once the manifest's header is written.
   local common = not b.dry and b.fresh and not b.layout and not b.want_csv and not next_values
   b.units, b.keys_name = b.r.units, b.inputkey or ""
+  -- (The manifest keeps its columns table from its opening on: new columns go into it.)
+  b.staged, b.columns = b.stage and b.stage.staged, b.manifest and b.manifest.columns
   local step, jump = b.serials:each()
   b.skip_to = 0
   for index, serial in step do
@@ -613,7 +618,7 @@ local function units_loop(b)
       break
     end
     if progress and not passed then
-      progress(b.written + (b.stage and b.stage.units or 0) + b.skipped + b.finished, total)
+      progress(b.written + (b.stage and b.stage:units() or 0) + b.skipped + b.finished, total)
     end
   end
 end

@@ -29,10 +29,11 @@ Stage.__index = Stage
 --- A stage for the files of one batch in `folder` (core.folder), named in
 -- messages with `prefix`; `manifest` (nvsgen.manifest) takes the records.
 -- With `replace` (--force) names are taken over. The names and records
--- of the units staged are kept in C (core.stage): a unit costs one call.
+-- of the units staged are kept in C: `staged` (core.stage), whose image
+-- method the batch's hot path calls itself (Stage:image says what it does).
 function M.new(folder, prefix, manifest, replace)
   return setmetatable({ folder = folder, prefix = prefix, manifest = manifest, replace = replace,
-    staged = core.stage(folder), units = 0 }, Stage)
+    staged = core.stage(folder) }, Stage)
 end
 
 --- A unit's files: image name, keys file name (or nil) and CSV name (or
@@ -129,10 +130,12 @@ end
 -- number of units staged; or nil, message, errno, or false and an export
 -- that is not a column (the unit's pending files removed).
 function Stage:image(encoder, name, xts, serial, keys_name, exported)
-  local units, err, code = self.staged:image(encoder, name, xts, serial, keys_name, exported,
-    self.manifest.columns)
-  if units then self.units = units end
-  return units, err, code
+  return self.staged:image(encoder, name, xts, serial, keys_name, exported, self.manifest.columns)
+end
+
+--- The number of units staged.
+function Stage:units()
+  return self.staged:units()
 end
 
 --- Writes the pending files of a unit made of several (nvsgen.unit_layout):
@@ -144,7 +147,7 @@ function Stage:stage_files(files, record)
     local ok, err, code = staged:file(f.name, f.data, f.mode)
     if not ok then return self:unstage(err, code) end
   end
-  self.units = staged:record(record)
+  staged:record(record)
   return true
 end
 
@@ -158,10 +161,10 @@ end
 -- committed (and, when a full disk left room for only some, a message and
 -- ENOSPC), or nil, message, errno; the units not recorded have no file left.
 function Stage:commit()
-  local staged, units = self.staged, self.units
+  local staged = self.staged
+  local units = staged:units()
   if units == 0 then return 0 end
   local folder = self.folder
-  self.units = 0
   local ok, err, code = folder:sync()
   if ok then ok, err, code = self.manifest:append(staged:records(units)) end
   -- On a full disk the newest units make room for the records of the
@@ -193,7 +196,6 @@ end
 --- Drops the staged units without recording them (their files removed).
 function Stage:discard()
   self.staged:discard()
-  self.units = 0
 end
 
 --- True for the errno of a full disk or quota.

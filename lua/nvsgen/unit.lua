@@ -25,7 +25,7 @@ Unit.__name = "nvsgen.recipe.unit"
 -- `partitions` (a recipe with several): the unit's partitions by label,
 -- for u:partition(label); each unit starts in `partition`.
 function M.context(recipe, partition, random, partitions)
-  return setmetatable({
+  local u = setmetatable({
     recipe = recipe, current = partition, first = partition, partitions = partitions,
     encoder = partition.encoder,
     random = random, dir = recipe.dir, params = recipe.params,
@@ -34,6 +34,12 @@ function M.context(recipe, partition, random, partitions)
     -- The OS CSPRNG's digits in one C call (the batch's hot path).
     random_hex = random == random_bytes and core.unit_random_hex or nil,
   }, Unit)
+  -- Its methods in the context itself: a recipe's every call then finds
+  -- its method at the first lookup, not through the metatable.
+  for name, method in pairs(Unit) do
+    if type(method) == "function" and rawget(u, name) == nil then u[name] = method end
+  end
+  return u
 end
 
 --- Starts unit `serial` (the batch's `index`-th) with `values` (its row of
