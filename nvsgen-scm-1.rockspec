@@ -47,7 +47,7 @@ build = {
       sources = {
         "csrc/nvs_format.c", "csrc/nvs_encoder.c", "csrc/nvs_codec.c", "csrc/nvs_file.c", "csrc/nvs_proc.c",
         "csrc/nvs_crypto.c", "csrc/nvs_reader.c", "csrc/nvs_csv.c", "csrc/nvs_keymap.c",
-        "csrc/nvs_identity.c", "csrc/nvs_matter.c", "csrc/nvs_mfg.c",
+        "csrc/nvs_identity.c", "csrc/nvs_matter.c", "csrc/nvs_mfg.c", "csrc/nvs_stage.c",
         "csrc/lnvsgen.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
