@@ -29,10 +29,11 @@
 local lfs = require("lfs")
 local core = require("nvsgen.core")
 local nvsgen = require("nvsgen")
-local csv = require("nvsgen.csv")
 local serials_mod = require("nvsgen.serials")
 local unit_mod = require("nvsgen.unit")
-local unit_csv = require("nvsgen.unit_csv")
+-- nvsgen.unit_csv (and nvsgen.csv) are loaded only by a batch with --csv
+-- or a values table: a batch of plain units starts without parsing them.
+local function unit_csv_text(rows, command) return require("nvsgen.unit_csv").text(rows, command) end
 local manifest_mod = require("nvsgen.manifest")
 local staging = require("nvsgen.staging")
 local workers = require("nvsgen.workers")
@@ -46,7 +47,7 @@ local stop_signal = core.stop_signal
 local M = {}
 
 M.serials = serials_mod.parse
-M.unit_csv = unit_csv.text
+M.unit_csv = unit_csv_text
 M.MANIFEST = manifest_mod.NAME
 M.COLUMNS = manifest_mod.COLUMNS
 M.LOCK = workers.LOCK
@@ -102,7 +103,8 @@ end
 -- Rows must follow the batch's order; rows of other serials are passed
 -- over; a serial with two rows is refused.
 local function values_source(path, column)
-  local reader, err = csv.open_dict(path, { required = { column }, comments = true })
+  -- (nvsgen.csv is loaded only by a batch with a values table.)
+  local reader, err = require("nvsgen.csv").open_dict(path, { required = { column }, comments = true })
   if not reader then return nil, err end
   local row, line
   local seen = {}
@@ -416,7 +418,7 @@ local function stage(b, serial, names, stem, key)
       and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
         stem, image, b.size, b.version, keys_name)
       or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d", stem, image, b.size, b.version)
-    text, err = unit_csv.text(u.rows, command)
+    text, err = unit_csv_text(u.rows, command)
     if not text then return nil, format("unit %d: %s", serial, err) end
   end
   local ok, code
@@ -466,7 +468,7 @@ local function dry_unit(b, serial, index)
   if not ok then return nil, err end
   b.partition:image() -- what an image would be made of is checked
   if b.want_csv then
-    ok, err = unit_csv.text(b.u.rows, "dry run")
+    ok, err = unit_csv_text(b.u.rows, "dry run")
     if not ok then return nil, format("unit %d: %s", serial, err) end
   end
   b.written = b.written + 1

@@ -14,7 +14,9 @@ local files = require("nvsgen.files")
 local core = require("nvsgen.core")
 local lfs = require("lfs")
 local options = require("nvsgen.options")
-local pages = require("nvsgen.pages")
+-- nvsgen.pages is loaded at the first check of an image: a batch never
+-- needs it.
+local function pages() return require("nvsgen.pages") end
 
 
 local M = {}
@@ -128,7 +130,7 @@ function M.write_keys(path, key, opts)
 end
 
 --- Checks the item headers of a plain image (nvsgen.pages.check_items).
-M.check_items = pages.check_items
+function M.check_items(...) return pages().check_items(...) end
 
 --- Decrypts an encrypted image with its 64-byte key, entry by entry as the
 -- bitmaps say. A wrong key shows as item headers that all fail their CRC
@@ -139,7 +141,7 @@ function M.decrypt_image(image, key)
   if type(image) == "string" and #image == 0 then return nil, "image is empty (0 bytes)" end
   local plain, err = core.decrypt_image(key, image)
   if not plain then return nil, err end
-  local wrong = pages.wrong_key(plain)
+  local wrong = pages().wrong_key(plain)
   if wrong then return nil, wrong end
   return plain
 end

@@ -13,7 +13,6 @@
 -- secrets.
 
 local core = require("nvsgen.core")
-local csv = require("nvsgen.csv")
 
 local format, concat, sub, find = string.format, table.concat, string.sub, string.find
 local tostring, ipairs = tostring, ipairs
@@ -93,7 +92,11 @@ function M.records(text)
 end
 
 --- One record as the manifest writes it (CRLF, fields quoted as needed).
-M.format_record = csv.format_row
+-- (nvsgen.csv is loaded at the first use: a batch of plain units never
+-- needs it, its records made by core.stage.)
+function M.format_record(fields)
+  return require("nvsgen.csv").format_row(fields)
+end
 
 --- Opens the manifest of the folder `folder` (core.folder) whose files
 -- messages name with `prefix`, for a batch with `exports` (the recipe's
@@ -223,7 +226,7 @@ function Manifest:write_header()
   local base = self.base
   local cols = table.move(base, 1, #base, 1, {})
   for _, c in ipairs(self.columns) do cols[#cols + 1] = c end
-  local ok, err = self.file:append(M.format_record(cols), true)
+  local ok, err = self.file:append(csv_row(cols) or M.format_record(cols), true)
   if not ok then return nil, err end
   self.header_written = true
   return true
