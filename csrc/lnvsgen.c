@@ -2100,17 +2100,29 @@ static int l_stage_image(lua_State *L)
     {
         lua_Integer i, n = (lua_Integer)lua_rawlen(L, 8);
         for (i = 1; i <= n; i++) {
+            /* A number's text (as tostring writes it) is copied out: the
+             * value is popped before the buffer is added to, which may
+             * move the buffer onto the stack's top (a string stays alive
+             * in `exported`). */
+            char number[64];
+            const char *v = NULL;
+            size_t vlen = 0;
             luaL_addchar(&b, ',');
             lua_rawgeti(L, 8, i);
-            /* the column's value: a string, a number (as tostring writes
-             * it) or nothing */
+            /* the column's value: a string, a number or nothing */
             if (lua_rawget(L, 7) != LUA_TNIL) {
-                size_t vlen;
-                const char *v = lua_tolstring(L, -1, &vlen);
-                if (v != NULL)
-                    add_csv_field(&b, v, vlen);
+                int is_number = lua_type(L, -1) == LUA_TNUMBER;
+                v = lua_tolstring(L, -1, &vlen);
+                if (v != NULL && is_number) {
+                    if (vlen >= sizeof number)
+                        vlen = sizeof number - 1;
+                    memcpy(number, v, vlen);
+                    v = number;
+                }
             }
             lua_pop(L, 1);
+            if (v != NULL)
+                add_csv_field(&b, v, vlen);
         }
     }
     luaL_addlstring(&b, "\r\n", 2);

@@ -161,6 +161,39 @@ describe("batch", function()
     assert.matches('\r\n1,"u,1%.bin",12288,' .. sha .. ',,plain,1\r\n$', helper.read(tmp .. "/n/manifest.csv"))
   end)
 
+  it("records exports longer than a buffer's first kilobyte whole (a PEM certificate's)", function()
+    -- In a process of its own: the record was once built with the stack
+    -- unbalanced, which a long field turned into a crash or garbage.
+    local script = tmp .. "/long.lua"
+    helper.write(script, ([[
+package.path = %q .. "/lua/?.lua;" .. %q .. "/lua/?/init.lua;" .. package.path
+package.cpath = %q .. "/build/?.so;" .. package.cpath
+return require("nvsgen.recipe").run{
+  size = 0x3000, exports = { "A", "N", "B" },
+  unit = function(u)
+    u:namespace("n"):u32("s", u.serial)
+    u:export("A", string.rep(string.char(96 + u.serial), 1500))
+    u:export("N", u.serial + 0.5)
+    u:export("B", string.rep('say "x",\n', 200) .. u.serial)
+  end,
+}
+]]):format(helper.ROOT, helper.ROOT, helper.ROOT))
+    for _, jobs in ipairs({ "1", "2" }) do
+      local out = tmp .. "/o" .. jobs
+      local p = io.popen(("lua5.4 %s --serial-range 1-4 --jobs %s --outdir %s 2>&1"):format(script, jobs, out))
+      local said = p:read("a")
+      assert.is_true(p:close(), said)
+      local expected = { "serial,image,size,sha256,keys,A,N,B\r\n" }
+      for serial = 1, 4 do
+        local image = ("unit-%d.bin"):format(serial)
+        expected[#expected + 1] = ('%d,%s,12288,%s,,%s,%d.5,"%s%d"\r\n'):format(serial, image,
+          crypto.sha256_hex(helper.read(out .. "/" .. image)), string.rep(string.char(96 + serial), 1500),
+          serial, string.rep('say ""x"",\n', 200), serial)
+      end
+      assert.equal(table.concat(expected), helper.read(out .. "/manifest.csv"))
+    end
+  end)
+
   it("writes nothing on a dry run", function()
     local status, out = recipes.run(GEN, { "--serial-range", "1-4", "--outdir", tmp .. "/o", "--dry-run" })
     assert.equal(0, status)
