@@ -22,32 +22,31 @@ struct nvs_stage {
     /* The records, one after the other. */
     char *records;
     size_t records_len, records_cap;
-    /* Per unit ended: the number of files and of record bytes staged up
-     * to its end. */
-    size_t *unit_files, *unit_records;
+    /* Per unit ended: the files and record bytes staged up to its end. */
+    struct unit_end {
+        size_t files, records;
+    } *ends;
     size_t units, units_cap;
 };
 
-/* Makes room for `more` items of `size` bytes in *items (holding `used`
- * of *cap): 0 or -ENOMEM. */
-static int reserve(void *items, size_t *cap, size_t used, size_t more, size_t size)
+/* `items`, a block of *cap items of `size` bytes, with room for `need`:
+ * the same block, or a larger one (*cap updated); NULL when out of memory
+ * (`items` is then left as it was). */
+static void *room(void *items, size_t *cap, size_t need, size_t size)
 {
-    void **p = (void **)items;
     size_t want = *cap ? *cap : 64;
     void *grown;
-    if (used + more <= *cap)
-        return 0;
-    while (want < used + more) {
+    if (need <= *cap)
+        return items;
+    while (want < need) {
         if (want > (size_t)-1 / 2 / size)
-            return -ENOMEM;
+            return NULL;
         want *= 2;
     }
-    grown = realloc(*p, want * size);
-    if (grown == NULL)
-        return -ENOMEM;
-    *p = grown;
-    *cap = want;
-    return 0;
+    grown = realloc(items, want * size);
+    if (grown != NULL)
+        *cap = want;
+    return grown;
 }
 
 nvs_stage *nvs_stage_new(int folder)
@@ -65,8 +64,7 @@ void nvs_stage_free(nvs_stage *s)
     free(s->names);
     free(s->name_at);
     free(s->records);
-    free(s->unit_files);
-    free(s->unit_records);
+    free(s->ends);
     free(s);
 }
 
@@ -94,10 +92,20 @@ int nvs_stage_write(nvs_stage *s, const char *name, const void *data, size_t len
     size_t name_len = strlen(name) + 1;
     int rc = pending_name(name, pending);
     /* Room first: a file written is always one the stage can remove. */
-    if (rc == 0)
-        rc = reserve(&s->names, &s->names_cap, s->names_len, name_len, 1);
-    if (rc == 0)
-        rc = reserve(&s->name_at, &s->files_cap, s->files, 1, sizeof *s->name_at);
+    if (rc == 0) {
+        char *names = (char *)room(s->names, &s->names_cap, s->names_len + name_len, 1);
+        if (names == NULL)
+            rc = -ENOMEM;
+        else
+            s->names = names;
+    }
+    if (rc == 0) {
+        size_t *name_at = (size_t *)room(s->name_at, &s->files_cap, s->files + 1, sizeof *s->name_at);
+        if (name_at == NULL)
+            rc = -ENOMEM;
+        else
+            s->name_at = name_at;
+    }
     if (rc == 0) {
         rc = nvs_write_direct_at(s->folder, pending, data, len, mode, 1);
         /* A file cut short (a full disk) is removed; one that was there
@@ -115,21 +123,19 @@ int nvs_stage_write(nvs_stage *s, const char *name, const void *data, size_t len
 
 int nvs_stage_end_unit(nvs_stage *s, const char *record, size_t len)
 {
-    if (reserve(&s->records, &s->records_cap, s->records_len, len, 1) != 0)
+    char *records = (char *)room(s->records, &s->records_cap, s->records_len + len, 1);
+    struct unit_end *ends;
+    if (records == NULL)
         return -ENOMEM;
-    if (s->units == s->units_cap) {
-        size_t cap = s->units_cap;
-        if (reserve(&s->unit_files, &cap, s->units, 1, sizeof *s->unit_files) != 0)
-            return -ENOMEM;
-        cap = s->units_cap;
-        if (reserve(&s->unit_records, &cap, s->units, 1, sizeof *s->unit_records) != 0)
-            return -ENOMEM;
-        s->units_cap = cap;
-    }
+    s->records = records;
+    ends = (struct unit_end *)room(s->ends, &s->units_cap, s->units + 1, sizeof *s->ends);
+    if (ends == NULL)
+        return -ENOMEM;
+    s->ends = ends;
     memcpy(s->records + s->records_len, record, len);
     s->records_len += len;
-    s->unit_files[s->units] = s->files;
-    s->unit_records[s->units] = s->records_len;
+    s->ends[s->units].files = s->files;
+    s->ends[s->units].records = s->records_len;
     s->units++;
     return 0;
 }
@@ -149,7 +155,7 @@ static void remove_from(nvs_stage *s, size_t from)
 
 void nvs_stage_abandon(nvs_stage *s)
 {
-    remove_from(s, s->units ? s->unit_files[s->units - 1] : 0);
+    remove_from(s, s->units ? s->ends[s->units - 1].files : 0);
 }
 
 size_t nvs_stage_units(const nvs_stage *s)
@@ -161,7 +167,7 @@ const char *nvs_stage_records(const nvs_stage *s, size_t units, size_t *len)
 {
     if (units > s->units)
         units = s->units;
-    *len = units ? s->unit_records[units - 1] : 0;
+    *len = units ? s->ends[units - 1].records : 0;
     return s->records;
 }
 
@@ -171,8 +177,8 @@ void nvs_stage_drop_newest(nvs_stage *s)
         return;
     /* The unit being staged, if any, goes with it. */
     s->units--;
-    remove_from(s, s->units ? s->unit_files[s->units - 1] : 0);
-    s->records_len = s->units ? s->unit_records[s->units - 1] : 0;
+    remove_from(s, s->units ? s->ends[s->units - 1].files : 0);
+    s->records_len = s->units ? s->ends[s->units - 1].records : 0;
 }
 
 static void clear(nvs_stage *s)
