@@ -128,10 +128,17 @@ end
 -- How a rerun's parameters are told apart from a record's.
 local HINT = "run with the same options, use another --outdir, or --force to make the units again"
 
-local function describe_keys(keys, stem)
+local function describe_keys(keys, image)
   if keys == "" then return "unencrypted" end
-  if keys == stem .. "-keys.bin" then return "encrypted with a key per unit (--keygen)" end
+  if keys == staging.keys_name(image) then return "encrypted with a key per unit (--keygen)" end
   return format("encrypted with --inputkey %s", keys)
+end
+
+-- The keys file the record of the unit whose image is `image` names: its
+-- own (--keygen), the batch's (--inputkey), or "" (unencrypted).
+local function keys_name(b, image)
+  if b.keygen then return staging.keys_name(image) end
+  return b.inputkey or ""
 end
 
 -- check(fields) for the manifest: nil, or what differs between a record
@@ -150,11 +157,10 @@ local function record_check(b)
       return format("unit %d was made as %s, this run's name pattern '%s' gives %s; %s",
         serial, fields[2], b.name, image, HINT)
     end
-    local stem = image:sub(1, -5)
-    local keys = b.keygen and stem .. "-keys.bin" or b.inputkey or ""
+    local keys = keys_name(b, image)
     if fields[5] ~= keys then
       return format("unit %d was made %s, this run asks for it %s; %s", serial,
-        describe_keys(fields[5], stem), describe_keys(keys, stem), HINT)
+        describe_keys(fields[5], image), describe_keys(keys, image), HINT)
     end
     if not version_checked then
       -- The page header's version byte (0xFE: version 2, 0xFF: version 1)
@@ -411,18 +417,18 @@ local function stage(b, serial, names, stem, key)
   end
   if b.layout then return stage_layout(b, serial, key) end
   local image = names[#names]
-  local keys_name = b.keygen and stem .. "-keys.bin" or b.inputkey or ""
+  local keys = keys_name(b, image)
   local text, err
   if b.want_csv then
     local command = b.encrypted
       and format("nvs_partition_gen encrypt %s.csv %s 0x%X --version %d --inputkey %s",
-        stem, image, b.size, b.version, keys_name)
+        stem, image, b.size, b.version, keys)
       or format("nvs_partition_gen generate %s.csv %s 0x%X --version %d", stem, image, b.size, b.version)
     text, err = unit_csv_text(u.rows, command)
     if not text then return nil, format("unit %d: %s", serial, err) end
   end
   local ok, code
-  ok, err, code = b.stage:stage(names, b.partition, key ~= true and key or nil, text, serial, keys_name,
+  ok, err, code = b.stage:stage(names, b.partition, key ~= true and key or nil, text, serial, keys,
     u.exported)
   if not ok then
     if ok == false then return nil, not_a_column(m, serial, err) end
@@ -510,22 +516,20 @@ local function new_image_unit(b, serial, index)
     partition:set_key(key)
   end
   u:begin(serial, index)
-  local ok, err = build_unit(b.units, u, true)
+  local ok, err = build_unit(b.r.units, u, true)
   if not ok then return nil, recipe_failure(b, serial, err) end
-  local keys_name = b.keys_name
+  local keys = keys_name(b, image)
   if key then
-    keys_name = image:sub(1, -5) .. "-keys.bin"
-    local written, problem, errno = b.stage:keys(keys_name, key)
+    local written, problem, errno = b.stage:keys(keys, key)
     if not written then return nil, problem, errno end
   end
   -- Stage:image, called straight
   local staged, code
-  staged, err, code = b.staged:image(encoder, image, partition.xts, serial, keys_name, u.exported, b.columns)
+  staged, err, code = b.staged:image(encoder, image, partition.xts, serial, keys, u.exported, b.columns)
   if not staged then
     if staged == false then return nil, not_a_column(b.manifest, serial, err) end
     return nil, err, code
   end
-  if staged < M.GROUP then return true end
   return commit_if_due(b, staged)
 end
 
@@ -595,7 +599,6 @@ local function units_loop(b)
   local next_values = b.next_values
   -- The common case's units, once the manifest's header is written.
   local common = not b.dry and b.fresh and not b.layout and not b.want_csv and not next_values
-  b.units, b.keys_name = b.r.units, b.inputkey or ""
   -- (The manifest keeps its columns table from its opening on: new columns go into it.)
   b.staged, b.columns = b.stage and b.stage.staged, b.manifest and b.manifest.columns
   local step, jump = b.serials:each()

@@ -36,12 +36,17 @@ function M.new(folder, prefix, manifest, replace)
     staged = core.stage(folder) }, Stage)
 end
 
+--- The name of the keys file (--keygen) of the unit whose image is `image`.
+function M.keys_name(image)
+  return image:sub(1, -5) .. "-keys.bin"
+end
+
 --- A unit's files: image name, keys file name (or nil) and CSV name (or
 -- nil), as a list with the image last (it is what marks a unit done).
 function M.names(image, keygen, want_csv)
   local stem = image:sub(1, -5)
   local list = {}
-  if keygen then list[#list + 1] = stem .. "-keys.bin" end
+  if keygen then list[#list + 1] = M.keys_name(image) end
   if want_csv then list[#list + 1] = stem .. ".csv" end
   list[#list + 1] = image
   return list, stem
