@@ -352,7 +352,10 @@ static int raise_where(lua_State *L)
 
 /* The unit's encoder: self.encoder (self at 1), checked against the
  * encoders' metatable.  Upvalues 2 and 3 of the calling method hold the
- * key "encoder" and that metatable (no registry lookup on the hot path). */
+ * key "encoder" and that metatable (no registry lookup on the hot path).
+ * Leaves the encoder and its metatable on the stack: the methods address
+ * their arguments by position and return a value they push last, and
+ * popping costs a stack reset on every item of every unit. */
 static nvs_encoder *unit_encoder(lua_State *L)
 {
     nvs_encoder *e;
@@ -361,7 +364,6 @@ static nvs_encoder *unit_encoder(lua_State *L)
     e = (nvs_encoder *)lua_touserdata(L, -1);
     if (e == NULL || !lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
         luaL_error(L, "the unit has no encoder");
-    lua_pop(L, 2);
     if (e->image == NULL)
         luaL_error(L, "the unit's encoder is closed");
     return e;
@@ -378,7 +380,8 @@ static int l_item_method_call(lua_State *L)
     nvs_encoder *e;
     size_t klen;
     const char *key;
-    lua_settop(L, 3);
+    if (lua_gettop(L) != 3)
+        lua_settop(L, 3);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "%s: key must be a string, got %s", kind_names[k], luaL_typename(L, 2));
     key = lua_tolstring(L, 2, &klen);
@@ -403,7 +406,7 @@ static int l_item_method_call(lua_State *L)
         lua_rawseti(L, -2, 3);
         lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     }
-    lua_settop(L, 1);
+    lua_pushvalue(L, 1);
     return 1;
 }
 
@@ -463,7 +466,8 @@ static int l_unit_namespace_call(lua_State *L)
     size_t len;
     const char *name;
     int rc;
-    lua_settop(L, 2);
+    if (lua_gettop(L) != 2)
+        lua_settop(L, 2);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "namespace name must be a string, got %s", luaL_typename(L, 2));
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -486,7 +490,7 @@ static int l_unit_namespace_call(lua_State *L)
         lua_rawseti(L, -2, 2);
         lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     }
-    lua_settop(L, 1);
+    lua_pushvalue(L, 1);
     return 1;
 }
 
@@ -497,7 +501,8 @@ static int l_unit_export_call(lua_State *L)
 {
     const char *name;
     int t;
-    lua_settop(L, 3);
+    if (lua_gettop(L) != 3)
+        lua_settop(L, 3);
     luaL_checktype(L, 1, LUA_TTABLE);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "export: name must be a string");
@@ -512,11 +517,10 @@ static int l_unit_export_call(lua_State *L)
     lua_pushvalue(L, 2);
     if (lua_rawget(L, 4) != LUA_TNIL)
         return luaL_error(L, "export '%s' is set twice", name);
-    lua_pop(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_rawset(L, 4);
-    lua_settop(L, 3);
+    lua_pushvalue(L, 3);
     return 1;
 }
 
@@ -1716,17 +1720,14 @@ static int l_random_bytes(lua_State *L)
     return 1;
 }
 
-/* core.random_hex(n) -> n lowercase hex digits from the CSPRNG (what
- * hex_encode(random_bytes(ceil(n / 2))) cut to n gives, in one call: a
- * recipe's per-unit secrets) */
-static int l_random_hex(lua_State *L)
+/* Pushes n (0 to 2^30) random hex digits from the OS CSPRNG, or fail and
+ * a message. */
+static int push_random_hex(lua_State *L, lua_Integer n)
 {
-    lua_Integer n = luaL_checkinteger(L, 1);
     size_t bytes;
     luaL_Buffer b;
     uint8_t random[256];
     char *out;
-    luaL_argcheck(L, n >= 0 && n <= 0x40000000, 1, "out of range");
     bytes = ((size_t)n + 1) / 2;
     out = luaL_buffinitsize(L, &b, 2 * bytes + 1);
     while (bytes > 0) {
@@ -1745,6 +1746,16 @@ static int l_random_hex(lua_State *L)
     return 1;
 }
 
+/* core.random_hex(n) -> n lowercase hex digits from the CSPRNG (what
+ * hex_encode(random_bytes(ceil(n / 2))) cut to n gives, in one call: a
+ * recipe's per-unit secrets) */
+static int l_random_hex(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 0x40000000, 1, "out of range");
+    return push_random_hex(L, n);
+}
+
 /* u:random_hex(n) for a unit whose random source is the OS CSPRNG: n
  * random hex digits; a count that is not an integer from 0 to 2^30
  * raises at the recipe's line. */
@@ -1753,9 +1764,7 @@ static int l_unit_random_hex(lua_State *L)
     lua_Integer n;
     if (!lua_isinteger(L, 2) || (n = lua_tointeger(L, 2)) < 0 || n > 0x40000000)
         return luaL_error(L, "random_hex: an integer count from 0 to %d expected", 0x40000000);
-    lua_settop(L, 2);
-    lua_remove(L, 1);
-    return l_random_hex(L);
+    return push_random_hex(L, n);
 }
 
 /* core.sha256(data [, hex]) -> 32 raw bytes, or 64 hex digits if hex */

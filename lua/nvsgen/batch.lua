@@ -518,7 +518,8 @@ local function new_image_unit(b, serial, index)
   u:begin(serial, index)
   local ok, err = build_unit(b.r.units, u, true)
   if not ok then return nil, recipe_failure(b, serial, err) end
-  local keys = keys_name(b, image)
+  -- keys_name(b, image); the batch's own, worked out once, with no key per unit
+  local keys = key and keys_name(b, image) or b.batch_keys
   if key then
     local written, problem, errno = b.stage:keys(keys, key)
     if not written then return nil, problem, errno end
@@ -601,11 +602,21 @@ local function units_loop(b)
   local common = not b.dry and b.fresh and not b.layout and not b.want_csv and not next_values
   -- (The manifest keeps its columns table from its opening on: new columns go into it.)
   b.staged, b.columns = b.stage and b.stage.staged, b.manifest and b.manifest.columns
+  b.batch_keys = not b.keygen and keys_name(b) or nil
   local step, jump = b.serials:each()
   b.skip_to = 0
+  -- The units up to this index are this process's (the rest of its chunk,
+  -- or all with no chunks): others() is asked only past it.
+  local mine_to, size = -1, chunks.SIZE
   for index, serial in step do
-    local passed = index < b.skip_to or others(b, index)
-    if passed == nil then break end
+    local passed = false
+    if index <= mine_to then
+      if stop_signal() then break end
+    else
+      passed = index < b.skip_to or others(b, index)
+      if passed == nil then break end
+      if not passed then mine_to = b.mine and ((index - 1) // size + 1) * size or math.huge end
+    end
     local ok, err, code = true, nil, nil
     if not passed then
       if common and b.manifest.header_written then

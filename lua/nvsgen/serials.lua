@@ -38,32 +38,35 @@ end
 -- iteration gives is `index` (a later one): a process passes over the
 -- chunks of units other processes make without stepping through them.
 function Serials:each()
+  -- s: the last serial given, of range r (whose last serial is hi); i: its index.
   local ranges, r, s, i = self.ranges, 1, self.ranges[1][1] - 1, 0
+  local hi = ranges[1][2]
   local function step()
+    if s < hi then
+      s, i = s + 1, i + 1
+      return i, s
+    end
+    r = r + 1
     local range = ranges[r]
     if not range then return nil end
-    s = s + 1
-    if s > range[2] then
-      r = r + 1
-      range = ranges[r]
-      if not range then return nil end
-      s = range[1]
-    end
-    i = i + 1
+    s, hi, i = range[1], range[2], i + 1
     return i, s
   end
   local function jump(to)
     local need = to - 1 - i -- the indexes passed over
     while need > 0 do
-      local range = ranges[r]
-      if not range then return end
-      local left = range[2] - s -- the serials of range r after s
+      local left = hi - s -- the serials of range r after s
       if need <= left then
         s, i = s + need, i + need
         return
       end
       i, need, r = i + left, need - left, r + 1
-      if ranges[r] then s = ranges[r][1] - 1 end
+      local range = ranges[r]
+      if not range then
+        s = hi -- past the last range: step() ends
+        return
+      end
+      s, hi = range[1] - 1, range[2]
     end
   end
   return step, jump

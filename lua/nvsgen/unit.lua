@@ -8,7 +8,7 @@ local files = require("nvsgen.files")
 local nvsgen = require("nvsgen")
 local core = require("nvsgen.core")
 
-local type, error, setmetatable, ipairs, pairs = type, error, setmetatable, ipairs, pairs
+local type, error, setmetatable, ipairs, pairs, next = type, error, setmetatable, ipairs, pairs, next
 local format = string.format
 local random_bytes = core.random_bytes
 
@@ -47,7 +47,7 @@ end
 function Unit:begin(serial, index, values, record)
   self.serial, self.index, self.values = serial, index, values
   local exported = self.exported
-  for k in pairs(exported) do exported[k] = nil end
+  for k in next, exported do exported[k] = nil end
   self.rows = record and {} or nil
   self.ns = nil
   if self.partitions then self.current, self.encoder = self.first, self.first.encoder end

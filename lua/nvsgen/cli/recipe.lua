@@ -208,7 +208,8 @@ end
 
 local function stderr_is_terminal()
   if common.stderr ~= io.stderr then return false end
-  local has_term, term = pcall(require, "term")
+  -- lua-term's C part alone: its Lua part (colors, cursor) is not needed here.
+  local has_term, term = pcall(require, "term.core")
   return has_term and term.isatty(io.stderr)
 end
 
