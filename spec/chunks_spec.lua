@@ -10,6 +10,12 @@ describe("nvsgen.chunks", function()
   end)
   after_each(function() helper.cleanup(tmp) end)
 
+  it("says the last index of the chunk that holds an index", function()
+    assert.same({ 32, 32, 32, 64, 64, 96 },
+      { chunks.last_of(1), chunks.last_of(31), chunks.last_of(32), chunks.last_of(33), chunks.last_of(64),
+        chunks.last_of(65) })
+  end)
+
   it("gives each chunk to the one process that asks first, and records who took it", function()
     assert.equal(32, chunks.SIZE)
     local a, b = assert(chunks.open(path)), assert(chunks.open(path))

@@ -607,7 +607,7 @@ local function units_loop(b)
   b.skip_to = 0
   -- The units up to this index are this process's (the rest of its chunk,
   -- or all with no chunks): others() is asked only past it.
-  local mine_to, size = -1, chunks.SIZE
+  local mine_to = -1
   for index, serial in step do
     local passed = false
     if index <= mine_to then
@@ -615,7 +615,7 @@ local function units_loop(b)
     else
       passed = index < b.skip_to or others(b, index)
       if passed == nil then break end
-      if not passed then mine_to = b.mine and ((index - 1) // size + 1) * size or math.huge end
+      if not passed then mine_to = b.mine and chunks.last_of(index) or math.huge end
     end
     local ok, err, code = true, nil, nil
     if not passed then

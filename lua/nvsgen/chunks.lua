@@ -38,6 +38,12 @@ function M.reset(path)
   return true
 end
 
+--- The last index of the chunk that holds batch index `index` (from 1):
+-- chunks are SIZE indexes each, the first starting at index 1.
+function M.last_of(index)
+  return ((index - 1) // M.SIZE + 1) * M.SIZE
+end
+
 -- mine(index) for process `process`, taking chunks with take(byte): the
 -- file's size once `byte` is appended (the chunk's number), or nil and a
 -- message.
@@ -49,7 +55,7 @@ local function taker_with(take, path, process)
       local taken, err = take(byte)
       if not taken then return nil, format("%s: cannot take a chunk of units (%s)", path, err) end
       first = (taken - 1) * M.SIZE + 1
-      last = first + M.SIZE - 1
+      last = M.last_of(first)
     end
     if index >= first then return true end
     return false, first
