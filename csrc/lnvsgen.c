@@ -105,9 +105,23 @@ static int l_encoder_new(lua_State *L)
     return 1;
 }
 
+/* The encoder unit_encoder last checked against the encoders' metatable.
+ * A recipe's unit writes item after item to the same encoder: while the
+ * userdata at this address lives it stays that encoder, so finding it
+ * again needs no new test; the encoders' __gc (and __close) forget it
+ * before its memory can be another object's. */
+static const nvs_encoder *checked_encoder;
+
+static void forget_checked_encoder(const nvs_encoder *e)
+{
+    if (e == checked_encoder)
+        checked_encoder = NULL;
+}
+
 static int l_encoder_gc(lua_State *L)
 {
     nvs_encoder *e = (nvs_encoder *)luaL_checkudata(L, 1, ENCODER_MT);
+    forget_checked_encoder(e);
     nvs_encoder_free(e);
     return 0;
 }
@@ -351,19 +365,24 @@ static int raise_where(lua_State *L)
 }
 
 /* The unit's encoder: self.encoder (self at 1), checked against the
- * encoders' metatable.  Upvalues 2 and 3 of the calling method hold the
- * key "encoder" and that metatable (no registry lookup on the hot path).
- * Leaves the encoder and its metatable on the stack: the methods address
- * their arguments by position and return a value they push last, and
- * popping costs a stack reset on every item of every unit. */
+ * encoders' metatable unless it is the one checked last.  Upvalues 2 and 3
+ * of the calling method hold the key "encoder" and that metatable (no
+ * registry lookup on the hot path).  Leaves what it pushed on the stack:
+ * the methods address their arguments by position and return a value
+ * they push last, and popping costs a stack reset on every item of every
+ * unit. */
 static nvs_encoder *unit_encoder(lua_State *L)
 {
     nvs_encoder *e;
     lua_pushvalue(L, lua_upvalueindex(2));
-    lua_rawget(L, 1);
-    e = (nvs_encoder *)lua_touserdata(L, -1);
-    if (e == NULL || !lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
+    if (lua_rawget(L, 1) != LUA_TUSERDATA)
         luaL_error(L, "the unit has no encoder");
+    e = (nvs_encoder *)lua_touserdata(L, -1);
+    if (e != checked_encoder) {
+        if (!lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
+            luaL_error(L, "the unit has no encoder");
+        checked_encoder = e;
+    }
     if (e->image == NULL)
         luaL_error(L, "the unit's encoder is closed");
     return e;
@@ -596,12 +615,12 @@ static int l_hex_encode(lua_State *L)
  * one pass (a batch writes one per unit): a field is quoted only when it
  * holds ',', '"', CR or LF, quotes doubled, the line ending in CRLF.
  * nil for a field of another type: format_row then names it. */
-/* Adds integer v in decimal to b (what snprintf's %lld writes, without
- * its cost: a batch writes two per record). */
-static void add_integer(luaL_Buffer *b, lua_Integer v)
+/* Writes integer v in decimal at the end of text[24] (what snprintf's
+ * %lld writes, without its cost: a batch writes several per unit) and
+ * returns where it starts. */
+static size_t decimal_at(char text[24], lua_Integer v)
 {
-    char text[24];
-    size_t at = sizeof text;
+    size_t at = 24;
     /* The magnitude as unsigned: -v would overflow for the smallest. */
     lua_Unsigned m = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
     do {
@@ -610,10 +629,47 @@ static void add_integer(luaL_Buffer *b, lua_Integer v)
     } while (m != 0);
     if (v < 0)
         text[--at] = '-';
+    return at;
+}
+
+/* Adds integer v in decimal to b. */
+static void add_integer(luaL_Buffer *b, lua_Integer v)
+{
+    char text[24];
+    size_t at = decimal_at(text, v);
     luaL_addlstring(b, text + at, sizeof text - at);
 }
 
 static void add_csv_field(luaL_Buffer *b, const char *s, size_t len);
+
+/* core.decimal_name(prefix, n, suffix) -> prefix .. n .. suffix, n an
+ * integer in decimal: what string.format gives for a name pattern
+ * prefix%dsuffix, without the cost of its parsing and snprintf (a batch
+ * names every unit so). */
+static int l_decimal_name(lua_State *L)
+{
+    size_t plen, slen;
+    const char *prefix = luaL_checklstring(L, 1, &plen);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *suffix = luaL_checklstring(L, 3, &slen);
+    char digits[24], name[256];
+    size_t at = decimal_at(digits, n), dlen = sizeof digits - at;
+    if (plen + dlen + slen <= sizeof name) {
+        /* The usual name, made on the C stack: one string pushed. */
+        memcpy(name, prefix, plen);
+        memcpy(name + plen, digits + at, dlen);
+        memcpy(name + plen + dlen, suffix, slen);
+        lua_pushlstring(L, name, plen + dlen + slen);
+    } else {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addlstring(&b, prefix, plen);
+        luaL_addlstring(&b, digits + at, dlen);
+        luaL_addlstring(&b, suffix, slen);
+        luaL_pushresult(&b);
+    }
+    return 1;
+}
 
 static int l_csv_row(lua_State *L)
 {
@@ -1724,24 +1780,27 @@ static int l_random_bytes(lua_State *L)
  * a message. */
 static int push_random_hex(lua_State *L, lua_Integer n)
 {
-    size_t bytes;
+    size_t bytes, used;
     luaL_Buffer b;
     uint8_t random[256];
     char *out;
     bytes = ((size_t)n + 1) / 2;
+    /* What of `random` is ever written, wiped after (all of it, unit after
+     * unit, for a 16-byte secret would cost more than making it). */
+    used = bytes < sizeof random ? bytes : sizeof random;
     out = luaL_buffinitsize(L, &b, 2 * bytes + 1);
     while (bytes > 0) {
         size_t step = bytes < sizeof random ? bytes : sizeof random;
         int rc = nvs_random_bytes(random, step);
         if (rc != NVS_CRYPTO_OK) {
-            nvs_wipe(random, sizeof random);
+            nvs_wipe(random, used);
             return push_crypto_error(L, rc);
         }
         nvs_hex_encode(random, step, out);
         out += 2 * step;
         bytes -= step;
     }
-    nvs_wipe(random, sizeof random);
+    nvs_wipe(random, used);
     luaL_pushresultsize(&b, (size_t)n);
     return 1;
 }
@@ -3872,7 +3931,7 @@ static const luaL_Reg core_functions[] = {
     {"item_method", l_item_method},
     {"encoder", l_encoder_new},         {"hex_decode", l_hex_decode},
     {"hex_encode", l_hex_encode},       {"base64_decode", l_base64_decode},
-    {"csv_row", l_csv_row},
+    {"csv_row", l_csv_row},             {"decimal_name", l_decimal_name},
     {"base64_encode", l_base64_encode}, {"crc32", l_crc32},
     {"write_file", l_write_file},
     {"read_file", l_read_file},

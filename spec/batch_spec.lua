@@ -59,6 +59,33 @@ describe("batch", function()
       "unit-1004.bin" }, files(tmp))
   end)
 
+  it("names units by the pattern as string.format does, plain %d made in C", function()
+    local core = require("nvsgen.core")
+    assert.equal("unit-1234.bin", core.decimal_name("unit-", 1234, ".bin"))
+    assert.equal("-9223372036854775808", core.decimal_name("", math.mininteger, ""))
+    assert.equal("a0b", core.decimal_name("a", 0, "b"))
+    local long = ("x"):rep(300)
+    assert.equal(long .. "77" .. long, core.decimal_name(long, 77, long))
+    local cases = {
+      { "n%d.bin", { "n98.bin", "n99.bin", "n100.bin" } },
+      { "%d.bin", { "98.bin", "99.bin", "100.bin" } },
+      { "n%05d.bin", { "n00098.bin", "n00099.bin", "n00100.bin" } },
+      { "n%d%%.bin", { "n98%.bin", "n99%.bin", "n100%.bin" } },
+      { "n%x.bin", { "n62.bin", "n63.bin", "n64.bin" } },
+    }
+    for i, case in ipairs(cases) do
+      local out = tmp .. "/" .. i
+      local status, _, err = recipes.run(GEN, { "--serial-range", "98-100", "--outdir", out, "--name", case[1] })
+      assert.equal(0, status, err)
+      local names = {}
+      for _, row in ipairs(recipes.manifest(out .. "/manifest.csv")) do names[#names + 1] = row.image end
+      assert.same(case[2], names)
+      local all = { "manifest.csv", table.unpack(case[2]) }
+      table.sort(all)
+      assert.same(all, files(out))
+    end
+  end)
+
   it("refuses to overwrite an image it did not record, and --force redoes it", function()
     helper.write(tmp .. "/unit-2.bin", "mine")
     local status, _, err = recipes.run(GEN, { "--serial-range", "1-3", "--outdir", tmp })

@@ -162,6 +162,37 @@ describe("recipe", function()
       fails(function(u) u:value("gain") end))
   end)
 
+  it("writes where u.encoder points, checking it again once it is not the encoder last checked", function()
+    local core = require("nvsgen.core")
+    local p = nvsgen.partition{ size = 0x3000 }
+    local other = nvsgen.partition{ size = 0x3000 }
+    local u = recipe.unit_context(recipe.define{ size = 0x3000, unit = function() end }, p, core.random_bytes)
+    u:begin(1, 1, nil, true)
+    u:namespace("ns"):u8("A", 1)
+    u.encoder = other.encoder
+    u:namespace("side"):u8("B", 2)
+    u.encoder = p.encoder
+    u:u8("C", 3)
+    local want = nvsgen.partition{ size = 0x3000 }
+    want:namespace("ns"):u8("A", 1):u8("C", 3)
+    assert.equal(want:image(), p:image())
+    local side = nvsgen.partition{ size = 0x3000 }
+    side:namespace("side"):u8("B", 2)
+    assert.equal(side:image(), other:image())
+    assert.same({ { "ns", "namespace" }, { "A", "u8", 1 }, { "side", "namespace" }, { "B", "u8", 2 },
+      { "C", "u8", 3 } }, u.rows)
+    -- Another userdata, or none, right after the encoder was found; then a
+    -- closed encoder: each told, nothing written.
+    for _, wrong in ipairs({ io.stdout, "x", false }) do
+      u.encoder = wrong
+      assert.has_error(function() u:u8("D", 4) end, "the unit has no encoder")
+    end
+    u.encoder = other.encoder
+    getmetatable(other.encoder).__close(other.encoder)
+    assert.has_error(function() u:u8("D", 4) end, "the unit's encoder is closed")
+    assert.equal(want:image(), p:image())
+  end)
+
   it("gives random hex digits of the length asked, different per unit", function()
     local seen = {}
     local r = recipe.define{ size = 0x3000, unit = function(u)

@@ -41,6 +41,7 @@ local chunks = require("nvsgen.chunks")
 local outdir_mod = require("nvsgen.outdir")
 
 local format = string.format
+local decimal_name = core.decimal_name
 local tostring, type, pcall = tostring, type, pcall
 local stop_signal = core.stop_signal
 
@@ -250,6 +251,8 @@ local function parameters(opts)
   if problem then return nil, problem end
   local ok, err = check_name(b.name)
   if not ok then return nil, err end
+  -- A pattern whose one conversion is a plain %d names units in one C call.
+  b.name_head, b.name_tail = b.name:match("^([^%%]*)%%d([^%%]*)$")
   b.prefix = outdir_mod.prefix(b.outdir)
   b.crypto = opts.crypto or require("nvsgen.crypto")
   if layout then
@@ -507,7 +510,8 @@ end
 -- calls per unit: at thousands of units a second they are what the batch
 -- costs beyond the recipe.
 local function new_image_unit(b, serial, index)
-  local image = format(b.name, serial)
+  local head = b.name_head
+  local image = head and decimal_name(head, serial, b.name_tail) or format(b.name, serial)
   local partition, u, key = b.partition, b.u, nil
   local encoder = partition.encoder
   encoder:reset()
@@ -531,12 +535,14 @@ local function new_image_unit(b, serial, index)
     if staged == false then return nil, not_a_column(b.manifest, serial, err) end
     return nil, err, code
   end
+  if staged < M.GROUP then return true end -- (commit_if_due's first test, without the call)
   return commit_if_due(b, staged)
 end
 
 -- Makes (or skips, or finishes) unit `serial`. true, or nil, message, errno.
 local function unit(b, serial, index)
-  local image = format(b.name, serial)
+  local head = b.name_head
+  local image = head and decimal_name(head, serial, b.name_tail) or format(b.name, serial)
   local names, stem
   if b.layout then
     names = b.layout:file_names(serial)

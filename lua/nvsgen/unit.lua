@@ -26,7 +26,9 @@ Unit.__name = "nvsgen.recipe.unit"
 -- for u:partition(label); each unit starts in `partition`.
 function M.context(recipe, partition, random, partitions)
   local u = setmetatable({
-    recipe = recipe, current = partition, first = partition, partitions = partitions,
+    -- (false rather than nil for a field begin() reads per unit: a field
+    -- absent from the context is looked for in Unit too.)
+    recipe = recipe, current = partition, first = partition, partitions = partitions or false,
     encoder = partition.encoder,
     random = random, dir = recipe.dir, params = recipe.params,
     serial = nil, index = 0, values = nil, exported = {}, rows = nil,
