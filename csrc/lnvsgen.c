@@ -105,11 +105,11 @@ static int l_encoder_new(lua_State *L)
     return 1;
 }
 
-/* The encoder unit_encoder last checked against the encoders' metatable.
- * A recipe's unit writes item after item to the same encoder: while the
- * userdata at this address lives it stays that encoder, so finding it
- * again needs no new test; the encoders' __gc (and __close) forget it
- * before its memory can be another object's. */
+/* The open encoder unit_encoder last checked against the encoders'
+ * metatable.  A recipe's unit writes item after item to the same encoder:
+ * while the userdata at this address lives it stays that encoder, so
+ * finding it again needs no new test; closing it (its __gc or __close)
+ * forgets it, before its memory can be another object's. */
 static const nvs_encoder *checked_encoder;
 
 static void forget_checked_encoder(const nvs_encoder *e)
@@ -381,10 +381,13 @@ static nvs_encoder *unit_encoder(lua_State *L)
     if (e != checked_encoder) {
         if (!lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
             luaL_error(L, "the unit has no encoder");
+        if (e->image == NULL)
+            luaL_error(L, "the unit's encoder is closed");
+        /* Only an open encoder is remembered: its __gc, which forgets it,
+         * is still to come (a closed one may be freed without it, once
+         * something resurrected it). */
         checked_encoder = e;
     }
-    if (e->image == NULL)
-        luaL_error(L, "the unit's encoder is closed");
     return e;
 }
 
