@@ -105,23 +105,9 @@ static int l_encoder_new(lua_State *L)
     return 1;
 }
 
-/* The open encoder unit_encoder last checked against the encoders'
- * metatable.  A recipe's unit writes item after item to the same encoder:
- * while the userdata at this address lives it stays that encoder, so
- * finding it again needs no new test; closing it (its __gc or __close)
- * forgets it, before its memory can be another object's. */
-static const nvs_encoder *checked_encoder;
-
-static void forget_checked_encoder(const nvs_encoder *e)
-{
-    if (e == checked_encoder)
-        checked_encoder = NULL;
-}
-
 static int l_encoder_gc(lua_State *L)
 {
     nvs_encoder *e = (nvs_encoder *)luaL_checkudata(L, 1, ENCODER_MT);
-    forget_checked_encoder(e);
     nvs_encoder_free(e);
     return 0;
 }
@@ -365,29 +351,24 @@ static int raise_where(lua_State *L)
 }
 
 /* The unit's encoder: self.encoder (self at 1), checked against the
- * encoders' metatable unless it is the one checked last.  Upvalues 2 and 3
- * of the calling method hold the key "encoder" and that metatable (no
- * registry lookup on the hot path).  Leaves what it pushed on the stack:
- * the methods address their arguments by position and return a value
- * they push last, and popping costs a stack reset on every item of every
- * unit. */
+ * encoders' metatable on every call.  (Remembering the last encoder that
+ * passed is not safe: a recipe can take __gc out of that metatable, and the
+ * encoder is then freed unnoticed, another userdata taking its address.)
+ * Upvalues 2 and 3 of the calling method hold the key "encoder" and that
+ * metatable (no registry lookup on the hot path).  Leaves what it pushed
+ * on the stack: the methods address their arguments by position and return
+ * a value they push last, and popping costs a stack reset on every item of
+ * every unit. */
 static nvs_encoder *unit_encoder(lua_State *L)
 {
     nvs_encoder *e;
     lua_pushvalue(L, lua_upvalueindex(2));
-    if (lua_rawget(L, 1) != LUA_TUSERDATA)
+    if (lua_rawget(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
+        !lua_rawequal(L, -1, lua_upvalueindex(3)))
         luaL_error(L, "the unit has no encoder");
-    e = (nvs_encoder *)lua_touserdata(L, -1);
-    if (e != checked_encoder) {
-        if (!lua_getmetatable(L, -1) || !lua_rawequal(L, -1, lua_upvalueindex(3)))
-            luaL_error(L, "the unit has no encoder");
-        if (e->image == NULL)
-            luaL_error(L, "the unit's encoder is closed");
-        /* Only an open encoder is remembered: its __gc, which forgets it,
-         * is still to come (a closed one may be freed without it, once
-         * something resurrected it). */
-        checked_encoder = e;
-    }
+    e = (nvs_encoder *)lua_touserdata(L, -2);
+    if (e->image == NULL)
+        luaL_error(L, "the unit's encoder is closed");
     return e;
 }
 

@@ -193,6 +193,26 @@ describe("recipe", function()
     assert.equal(want:image(), p:image())
   end)
 
+  it("checks the unit's encoder on every item, even the one it found just before", function()
+    local core = require("nvsgen.core")
+    local p = nvsgen.partition{ size = 0x3000 }
+    local u = recipe.unit_context(recipe.define{ size = 0x3000, unit = function() end }, p, core.random_bytes)
+    u:begin(1, 1, nil, true)
+    u:namespace("ns"):u8("A", 1)
+    -- The same userdata, no longer an encoder by its metatable (what a
+    -- recipe may also do to the encoders' metatable, __gc removed, lets
+    -- another userdata come to the freed encoder's address).
+    local mt = debug.getmetatable(p.encoder)
+    debug.setmetatable(p.encoder, nil)
+    local ok, err = pcall(u.u8, u, "B", 2)
+    debug.setmetatable(p.encoder, mt)
+    assert.is_false(ok)
+    assert.matches("the unit has no encoder$", err)
+    local want = nvsgen.partition{ size = 0x3000 }
+    want:namespace("ns"):u8("A", 1)
+    assert.equal(want:image(), p:image())
+  end)
+
   it("gives random hex digits of the length asked, different per unit", function()
     local seen = {}
     local r = recipe.define{ size = 0x3000, unit = function(u)
