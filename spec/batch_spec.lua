@@ -429,11 +429,25 @@ end
 
   for _, case in ipairs({ { "the batch and its worker", "-" }, { "only the main process", "" } }) do
     it("completes a batch after a SIGKILL of " .. case[1] .. ", images and manifest agreeing", function()
-      local run = ("cd %s && exec lua5.4 gen.lua --serial-range 1-1500 --outdir %s"):format(helper.ROOT, tmp)
+      -- gen.lua's units, each taking 2 ms more: the batch lasts well past
+      -- its first commit (half a second in), so the kill below lands in
+      -- its middle however fast or loaded the machine is.
+      local dir = helper.tmpdir()
+      local slow = dir .. "/slow.lua"
+      helper.write(slow, ([[
+package.path = %q .. package.path
+package.cpath = %q .. package.cpath
+local sleep = require("system").sleep
+local recipe = require("nvsgen.recipe")
+return recipe.run(recipe.load(%q):extend{ unit = function() sleep(0.002) end })
+]]):format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;", helper.ROOT .. "/build/?.so;",
+        helper.ROOT .. "/gen.lua"))
+      finally(function() helper.cleanup(dir) end)
+      local run = ("cd %s && exec lua5.4 %s --serial-range 1-1500 --outdir %s"):format(helper.ROOT, slow, tmp)
       -- The batch in a process group of its own, killed once some units
       -- are recorded; a worker left alone stops by itself, and the rerun
       -- waits for it on the folder's lock.
-      assert(os.execute(("setsid sh -c '%s' >/dev/null 2>&1 & pid=$!; i=0; while [ $i -lt 200 ]; do"
+      assert(os.execute(("setsid sh -c '%s' >/dev/null 2>&1 & pid=$!; i=0; while [ $i -lt 500 ]; do"
         .. " [ $(cat %s/manifest.csv 2>/dev/null | wc -l) -gt 100 ] && break; sleep 0.02; i=$((i+1)); done;"
         .. " kill -9 %s$pid"):format(run, tmp, case[2])))
       local p = io.popen(run .. " 2>&1")
