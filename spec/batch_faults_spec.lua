@@ -46,15 +46,8 @@ end
 
 -- A recipe script in `dir` from the lines of its `unit` body.
 local function script(dir, name, fields)
-  local path = dir .. "/" .. name
-  helper.write(path, ([[
-package.path = %q .. package.path
-package.cpath = %q .. package.cpath
-local recipe = require("nvsgen.recipe")
-return recipe.run{ %s }
-]]):format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;",
-    helper.ROOT .. "/build/?.so;", fields))
-  return path
+  return recipes.script(dir .. "/" .. name, ("local recipe = require(\"nvsgen.recipe\")\nreturn recipe.run{ %s }\n")
+    :format(fields))
 end
 
 local PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUYd,\"quoted\"\n"
@@ -451,9 +444,7 @@ describe("batch under faults", function()
       -- The request comes in the key generation of unit 2, after the batch last looked at it between
       -- units and before unit 2's function runs (which then loops forever).
       local path = tmp .. "/prepared.lua"
-      helper.write(path, ([[
-package.path = %q .. package.path
-package.cpath = %q .. package.cpath
+      recipes.script(path, [[
 local batch, recipe, serials = require("nvsgen.batch"), require("nvsgen.recipe"), require("nvsgen.serials")
 local crypto = require("nvsgen.crypto")
 local pid = io.open("/proc/self/stat"):read("n")
@@ -470,7 +461,7 @@ end }
 local ok, err, summary = batch.run{ recipe = r, serials = serials.parse("1-3"), outdir = arg[1], keygen = true,
   crypto = signalling }
 print(ok, err, summary.signal)
-]]):format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;", helper.ROOT .. "/build/?.so;"))
+]])
       local out = tmp .. "/o"
       local status, _, err = sh(("lua5.4 %s %s >%s/out 2>&1 & pid=$!; sleep 3;"
         .. " if kill -0 $pid 2>/dev/null; then echo running >%s/left; kill -KILL $pid;"

@@ -192,9 +192,7 @@ describe("batch", function()
     -- In a process of its own: the record was once built with the stack
     -- unbalanced, which a long field turned into a crash or garbage.
     local script = tmp .. "/long.lua"
-    helper.write(script, ([[
-package.path = %q .. "/lua/?.lua;" .. %q .. "/lua/?/init.lua;" .. package.path
-package.cpath = %q .. "/build/?.so;" .. package.cpath
+    recipes.script(script, [[
 return require("nvsgen.recipe").run{
   size = 0x3000, exports = { "A", "N", "B" },
   unit = function(u)
@@ -204,7 +202,7 @@ return require("nvsgen.recipe").run{
     u:export("B", string.rep('say "x",\n', 200) .. u.serial)
   end,
 }
-]]):format(helper.ROOT, helper.ROOT, helper.ROOT))
+]])
     for _, jobs in ipairs({ "1", "2" }) do
       local out = tmp .. "/o" .. jobs
       local p = io.popen(("lua5.4 %s --serial-range 1-4 --jobs %s --outdir %s 2>&1"):format(script, jobs, out))
@@ -433,15 +431,11 @@ end
       -- its first commit (half a second in), so the kill below lands in
       -- its middle however fast or loaded the machine is.
       local dir = helper.tmpdir()
-      local slow = dir .. "/slow.lua"
-      helper.write(slow, ([[
-package.path = %q .. package.path
-package.cpath = %q .. package.cpath
+      local slow = recipes.script(dir .. "/slow.lua", ([[
 local sleep = require("system").sleep
 local recipe = require("nvsgen.recipe")
 return recipe.run(recipe.load(%q):extend{ unit = function() sleep(0.002) end })
-]]):format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;", helper.ROOT .. "/build/?.so;",
-        helper.ROOT .. "/gen.lua"))
+]]):format(helper.ROOT .. "/gen.lua"))
       finally(function() helper.cleanup(dir) end)
       local run = ("cd %s && exec lua5.4 %s --serial-range 1-1500 --outdir %s"):format(helper.ROOT, slow, tmp)
       -- The batch in a process group of its own, killed once some units

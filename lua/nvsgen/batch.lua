@@ -91,6 +91,15 @@ local function check_name(pattern)
   return true
 end
 
+-- The image name of unit `serial`: the batch's name pattern applied, in
+-- one C call when its one conversion is a plain %d (b.name_head, set with
+-- the pattern).
+local function image_name(b, serial)
+  local head = b.name_head
+  if head then return decimal_name(head, serial, b.name_tail) end
+  return format(b.name, serial)
+end
+
 --- Checks a partition size for a batch: nil, or a message.
 function M.check_size(size)
   if math.type(size) ~= "integer" or size < 4096 or size % 4096 ~= 0 then
@@ -153,7 +162,7 @@ local function record_check(b)
     if made ~= b.size and not (b.size < 0x3000 and made <= b.size) then
       return format("unit %d was made with size 0x%X, this run asks for 0x%X; %s", serial, made, b.size, HINT)
     end
-    local image = format(b.name, serial)
+    local image = image_name(b, serial)
     if fields[2] ~= image then
       return format("unit %d was made as %s, this run's name pattern '%s' gives %s; %s",
         serial, fields[2], b.name, image, HINT)
@@ -510,8 +519,7 @@ end
 -- calls per unit: at thousands of units a second they are what the batch
 -- costs beyond the recipe.
 local function new_image_unit(b, serial, index)
-  local head = b.name_head
-  local image = head and decimal_name(head, serial, b.name_tail) or format(b.name, serial)
+  local image = image_name(b, serial)
   local partition, u, key = b.partition, b.u, nil
   local encoder = partition.encoder
   encoder:reset()
@@ -535,14 +543,12 @@ local function new_image_unit(b, serial, index)
     if staged == false then return nil, not_a_column(b.manifest, serial, err) end
     return nil, err, code
   end
-  if staged < M.GROUP then return true end -- (commit_if_due's first test, without the call)
   return commit_if_due(b, staged)
 end
 
 -- Makes (or skips, or finishes) unit `serial`. true, or nil, message, errno.
 local function unit(b, serial, index)
-  local head = b.name_head
-  local image = head and decimal_name(head, serial, b.name_tail) or format(b.name, serial)
+  local image = image_name(b, serial)
   local names, stem
   if b.layout then
     names = b.layout:file_names(serial)
@@ -713,7 +719,7 @@ local function run(opts)
   local summary = {
     total = b.total, written = b.written, skipped = b.skipped, finished = b.finished,
     seconds = M.clock() - started, outdir = b.outdir,
-    first = b.prefix .. (b.layout and b.layout:file_names(b.serials:first())[1] or format(b.name, b.serials:first())),
+    first = b.prefix .. (b.layout and b.layout:file_names(b.serials:first())[1] or image_name(b, b.serials:first())),
     manifest = b.manifest and b.manifest.path, size = b.size, version = b.version, encrypted = b.encrypted,
     signal = b.signal,
     flash_args = b.layout and b.layout:flash_args_name(b.serials:first())

@@ -1,10 +1,19 @@
 --- Spec helpers for recipes: run a recipe's command line in-process, read
--- a manifest.
+-- a manifest, write a recipe script run as a process of its own.
 local helper = require("spec.support.helper")
 local recipe = require("nvsgen.recipe")
 local csv = require("nvsgen.csv")
 
 local M = {}
+
+--- Writes a script at `path` that finds the checkout's modules (lua/ and
+-- build/) and then runs the Lua code `body`. Returns `path`.
+function M.script(path, body)
+  helper.write(path, ("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n%s")
+    :format(helper.ROOT .. "/lua/?.lua;" .. helper.ROOT .. "/lua/?/init.lua;", helper.ROOT .. "/build/?.so;",
+      body))
+  return path
+end
 
 --- Runs the command line of recipe `r` (a recipe, or the path of a recipe
 -- script) with `argv`, in folder `dir`. Returns status, stdout, stderr.
